@@ -1,0 +1,64 @@
+"""The ``cnnzoo`` command line.
+
+Each subcommand lives in its own module under :mod:`cnnzoo.commands` and exposes ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; this file only discovers and dispatches them, so
+adding a command never touches a shared file. Command modules import torch lazily (inside ``run``) to keep
+``cnnzoo --help`` fast.
+
+Errors: argparse's usage errors and :class:`cnnzoo.errors.CnnzooError` exit with code 2 and a one-line
+message; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands
+from .errors import CnnzooError
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnzoo",
+        description="The classic CNNs (LeNet-5, AlexNet, VGG, ResNet, 1x1 convs), faithful to the papers.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except CnnzooError as e:
+        if args.debug:
+            raise
+        print(f"cnnzoo {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `cnnzoo summary vgg16 | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

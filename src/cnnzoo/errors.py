@@ -1,0 +1,41 @@
+"""cnnzoo's user-facing errors.
+
+Every problem a user can cause (a wrong shape, a corrupt file, an unknown name) raises a subclass of
+:class:`CnnzooError`. The CLI prints its message on one line and exits with code 2, never a traceback;
+library users can catch the base class.
+"""
+
+from __future__ import annotations
+
+
+class CnnzooError(Exception):
+    """Base class: a clear, one-line problem the user can fix."""
+
+    exit_code = 2
+
+
+class UnknownModelError(CnnzooError, KeyError):
+    """A model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(CnnzooError, ValueError):
+    """An input the model cannot take: a feature map collapses, or channels/features do not match."""
+
+
+class DataError(CnnzooError):
+    """A dataset file that is missing, truncated, corrupt or inconsistent."""
+
+
+class ChecksumError(DataError):
+    """A file whose checksum differs from the published one."""
+
+
+class CheckpointError(CnnzooError):
+    """A checkpoint or weights file that cannot be read safely."""
+
+
+class ConversionError(CnnzooError):
+    """A model that cannot be converted (e.g. to fully convolutional form)."""
