@@ -175,7 +175,7 @@ def _digit_codes(num_classes: int, features: int) -> torch.Tensor:
         rows = [[1.0 if ch == "#" else -1.0 for ch in "".join(bm)] for bm in RBF_DIGIT_BITMAPS]
         return torch.tensor(rows[:num_classes])
     g = torch.Generator().manual_seed(1998)  # fixed: the codes are part of the architecture
-    return torch.randint(0, 2, (num_classes, features), generator=g).float() * 2 - 1
+    return torch.randint(0, 2, (num_classes, features), generator=g, device="cpu").float() * 2 - 1
 
 
 class RBFOutput(nn.Module):

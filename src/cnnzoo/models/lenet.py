@@ -14,13 +14,21 @@ document recognition" (Proc. IEEE), Fig. 2 — as the paper builds it, not as tu
                                                   60,000 trainable, 340,908 connections
 
 Every layer up to F6 is followed by the scaled tanh ``1.7159·tanh(2a/3)``.
+
+The variants the seeds describe (``lenet5_ng``, ``lenet_d2l``, ``keras_mnist_cnn``, ``keras_three_conv``,
+``lenet5_modern``) are one table-driven :class:`SmallCNN` each, at the end of this file.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from ..analysis.arithmetic import conv_output_size, min_input_for_chain, pair, pool_output_size
+from ..errors import CnnzooError, ShapeError
 from ..layers import LENET5_C3_TABLE, RBFOutput, ScaledTanh, SparseConv2d, Subsampling
 from ..registry import register_model
 
@@ -93,3 +101,154 @@ def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3 (Table I), RBF output."""
     return LeNet5(num_classes=num_classes, in_channels=in_channels)
 
+
+
+# --- The variants the seeds describe -----------------------------------------------------------------------
+# All are "conv -> activation -> pool" stages followed by fully connected layers, so one table-driven class
+# builds them; each variant is one config line.
+
+NG_COURSE = "Ng, Deep Learning Specialization (course 4): LeNet-5 as taught (seed 000)"
+D2L = "Zhang et al., Dive into Deep Learning (MXNet), ch. 5 LeNet (seed 002)"
+KERAS_MNIST = "Keras MNIST CNN tutorial (seed 003)"
+KERAS_THREE_CONV = "TensorFlow/Keras three-conv CNN (seed 004)"
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+_POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+@dataclass(frozen=True)
+class SmallCNNConfig:
+    """A LeNet-style network as data: each conv is followed by the activation and a ``pool_kernel`` pool
+    (stride = kernel, as in Keras and the tutorials), then ``hidden`` fully connected layers."""
+
+    convs: tuple[tuple[int, int, int], ...]  # (out_channels, kernel, padding) per stage
+    hidden: tuple[int, ...]  # fully connected widths before the output layer
+    activation: str = "relu"  # "relu" | "tanh" | "sigmoid"
+    pool: str = "max"  # "max" | "avg"
+    pool_kernel: int = 2
+    xavier_init: bool = False  # Keras's glorot_uniform / d2l's Xavier, zero biases
+
+
+class SmallCNN(nn.Module):
+    """conv-act-pool stages, flatten, FC layers. Layer names: ``features.conv1/act1/pool1 …``,
+    ``classifier.fc1/act_fc1 … fc_out``. The flatten size follows ``input_size`` (no lazy layers)."""
+
+    def __init__(
+        self, cfg: SmallCNNConfig, num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)
+    ) -> None:
+        super().__init__()
+        if cfg.activation not in _ACTIVATIONS:
+            raise CnnzooError(f"activation must be one of {sorted(_ACTIVATIONS)}, not {cfg.activation!r}")
+        if cfg.pool not in _POOLS:
+            raise CnnzooError(f"pool must be one of {sorted(_POOLS)}, not {cfg.pool!r}")
+        self.cfg = cfg
+        act, pool = _ACTIVATIONS[cfg.activation], _POOLS[cfg.pool]
+        h, w = _input_hw(input_size)
+        layers: dict[str, nn.Module] = {}
+        c = in_channels
+        for i, (out, k, pad) in enumerate(cfg.convs, start=1):
+            layers[f"conv{i}"] = nn.Conv2d(c, out, kernel_size=k, padding=pad)
+            layers[f"act{i}"] = act()
+            layers[f"pool{i}"] = pool(cfg.pool_kernel)  # stride = kernel: Keras's and the seeds' pooling
+            h, w = (pool_output_size(conv_output_size(n, k, padding=pad), cfg.pool_kernel) for n in (h, w))
+            if h < 1 or w < 1:
+                raise ShapeError(
+                    f"input {_input_hw(input_size)} is too small: the map collapses at features.pool{i}; "
+                    f"use at least {self.min_input_size(cfg)}×{self.min_input_size(cfg)}"
+                )
+            c = out
+        self.features = nn.Sequential(OrderedDict(layers))
+        head: dict[str, nn.Module] = {"flatten": nn.Flatten()}
+        features = c * h * w  # e.g. 16×5×5 = 400 for LeNet-5
+        for j, width in enumerate(cfg.hidden, start=1):
+            head[f"fc{j}"] = nn.Linear(features, width)
+            head[f"act_fc{j}"] = act()
+            features = width
+        head["fc_out"] = nn.Linear(features, num_classes)
+        self.classifier = nn.Sequential(OrderedDict(head))
+        if cfg.xavier_init:
+            self.init_paper_()
+
+    @staticmethod
+    def min_input_size(cfg: SmallCNNConfig) -> int:
+        chain = []
+        for _, k, pad in cfg.convs:
+            chain += [dict(kernel=k, padding=pad), dict(kernel=cfg.pool_kernel, stride=cfg.pool_kernel)]
+        return min_input_for_chain(chain)
+
+    @torch.no_grad()
+    def init_paper_(self) -> None:
+        """Glorot/Xavier uniform weights and zero biases (Keras's defaults; d2l's ``init.Xavier()``)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))  # (N, C, H, W) -> (N, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        old = self.classifier.fc_out
+        self.classifier.fc_out = nn.Linear(old.in_features, num_classes).to(old.weight.device)
+
+
+def _input_hw(size) -> tuple[int, int]:
+    """``28`` or ``(28, 28)`` or ``(1, 28, 28)`` -> ``(28, 28)``."""
+    return pair(size) if isinstance(size, int) else pair(tuple(size)[-2:])
+
+
+@register_model(input_size=(1, 32, 32), family="lenet", paper=NG_COURSE)
+def lenet5_ng(num_classes: int = 10, in_channels: int = 1, input_size=(32, 32)) -> SmallCNN:
+    """LeNet-5 as Ng's course draws it: 32×32, conv6 5×5, avgpool, conv16 5×5, avgpool, 400-120-84-10 (61,706).
+
+    Plain tanh (the course says only "sigmoid/tanh"), average pooling, a softmax output instead of the
+    paper's RBF units, and a full C3 (2,416 weights instead of Table I's 1,516)."""
+    cfg = SmallCNNConfig(convs=((6, 5, 0), (16, 5, 0)), hidden=(120, 84), activation="tanh", pool="avg")
+    return SmallCNN(cfg, num_classes, in_channels, input_size)
+
+
+@register_model(input_size=(1, 28, 28), family="lenet", paper=D2L)
+def lenet_d2l(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> SmallCNN:
+    """d2l's LeNet: 28×28, sigmoid, conv6 5×5 -> maxpool (6×12×12) -> conv16 5×5 (16×8×8) -> maxpool
+    (16×4×4) -> 120 -> 84 -> 10; 44,426 params; Xavier init."""
+    cfg = SmallCNNConfig(
+        convs=((6, 5, 0), (16, 5, 0)), hidden=(120, 84), activation="sigmoid", pool="max", xavier_init=True
+    )
+    return SmallCNN(cfg, num_classes, in_channels, input_size)
+
+
+@register_model(input_size=(1, 28, 28), family="lenet", paper=KERAS_MNIST)
+def keras_mnist_cnn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> SmallCNN:
+    """Keras MNIST CNN: Conv(32, 4×4) -> MaxPool 3×3 -> Conv(64, 4×4) -> MaxPool 3×3 -> 64 -> 10 (38,186).
+
+    28 -> 25 -> 8 -> 5 -> 1: the flatten has 64 features."""
+    cfg = SmallCNNConfig(
+        convs=((32, 4, 0), (64, 4, 0)), hidden=(64,), activation="relu", pool_kernel=3, xavier_init=True
+    )
+    return SmallCNN(cfg, num_classes, in_channels, input_size)
+
+
+@register_model(input_size=(1, 28, 28), family="lenet", paper=KERAS_THREE_CONV)
+def keras_three_conv(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> SmallCNN:
+    """Three-conv Keras CNN: 32-64-128 3×3 convs, each + maxpool 2, -> 64 -> 10 (320, 18,496, 73,856, 8,256, 650).
+
+    28 -> 26 -> 13 -> 11 -> 5 -> 3 -> 1: the flatten has 128 features."""
+    cfg = SmallCNNConfig(
+        convs=((32, 3, 0), (64, 3, 0), (128, 3, 0)), hidden=(64,), activation="relu", xavier_init=True
+    )
+    return SmallCNN(cfg, num_classes, in_channels, input_size)
+
+
+@register_model(input_size=(1, 28, 28), family="lenet", paper=LECUN_1998)
+def lenet5_modern(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    input_size=(28, 28),
+    activation: str = "relu",
+    pool: str = "max",
+) -> SmallCNN:
+    """LeNet-5 as trained today: 28×28 with padding 2 on conv1 (= the paper's 32×32), ReLU, max pool (61,706).
+
+    ``activation`` ("relu" | "tanh" | "sigmoid") and ``pool`` ("max" | "avg") are for the experiments."""
+    cfg = SmallCNNConfig(convs=((6, 5, 2), (16, 5, 0)), hidden=(120, 84), activation=activation, pool=pool)
+    return SmallCNN(cfg, num_classes, in_channels, input_size)

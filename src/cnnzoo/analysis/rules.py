@@ -1,0 +1,163 @@
+"""Cost rules: MACs, FLOPs and connections of one layer call, from its hyper-parameters and shapes.
+
+Conventions (stated in every summary's header, REFERENCE.md):
+
+- **MACs**: multiply-accumulates against weights — conv and linear layers (torchvision's ``_ops``, fvcore,
+  torchinfo's "Mult-Adds", the ResNet paper's "FLOPs"); also LeNet's weighted subsampling (one per output)
+  and RBF units (one per input-centre pair).
+- **FLOPs**: ``2 × MACs`` + one per bias add, plus elementwise work: activations 1 per element (scaled tanh 3),
+  batch norm 2 per element (folded to scale + shift), LRN ``2·size + 2`` per element, max-pool ``k² − 1``
+  comparisons per output, average pool ``k²`` per output, adaptive average pool one add per input element and
+  one divide per output, residual additions and other elementwise ops 1 per element, dropout/reshape 0.
+- **Connections** (LeCun 1998): each input-to-output link, the bias counted as one input:
+  conv ``(k·k·c_in_connected + 1)·c_out·h·w``; subsampling ``(window + 1)·maps·h·w``; full ``(in + 1)·out``;
+  RBF ``in·out``; parameter-free pooling ``window·out``; elementwise layers 0 (they belong to their unit).
+
+All counts are per image (batch 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..layers import RBFOutput, ScaledTanh, SparseConv2d, Subsampling
+from .arithmetic import pair
+
+CONVENTIONS = (
+    "MACs = multiply-accumulates with weights (conv, linear; LeNet subsampling and RBF); "
+    "FLOPs = 2×MACs + bias adds + activations/pooling/normalisation/additions (rules: docs/analyzer.md); "
+    "connections by LeCun's rule (bias = one input); per image."
+)
+
+
+@dataclass
+class Cost:
+    macs: int = 0
+    flops: int = 0
+    connections: int = 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding window's geometry, for the receptive field and the collapse check."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+
+    def describe(self) -> str:
+        k, s, p = self.kernel, self.stride, self.padding
+        txt = f"{k[0]}×{k[1]}" if k[0] != k[1] else f"{k[0]}×{k[0]}"
+        if s != (1, 1):
+            txt += f" s{s[0]}" if s[0] == s[1] else f" s{s[0]},{s[1]}"
+        if p != (0, 0):
+            txt += f" p{p[0]}" if p[0] == p[1] else f" p{p[0]},{p[1]}"
+        if self.dilation != (1, 1):
+            txt += f" d{self.dilation[0]}"
+        return txt
+
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardtanh,
+               nn.Softmax, nn.LogSoftmax)  # fmt: skip
+POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _padding_pair(padding, kernel, dilation, stride) -> tuple[int, int]:
+    if isinstance(padding, str):  # Conv2d(padding="same") is stride 1 only in PyTorch: symmetric (k-1)/2
+        if padding == "valid":
+            return (0, 0)
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True))  # type: ignore[return-value]
+    return pair(padding)
+
+
+def window_of(module: nn.Module, in_hw: tuple[int, int] | None = None) -> Window | None:
+    """The sliding window of conv/pool-like modules (None for anything else)."""
+    if isinstance(module, (nn.Conv2d, SparseConv2d)):
+        k, s, d = pair(module.kernel_size), pair(module.stride), pair(module.dilation)
+        return Window(k, s, _padding_pair(module.padding, k, d, s), d)
+    if isinstance(module, Subsampling):
+        k = pair(module.kernel_size)
+        return Window(k, k, (0, 0))
+    if isinstance(module, POOLS):
+        k = pair(module.kernel_size)
+        s = pair(module.stride or module.kernel_size)
+        d = pair(getattr(module, "dilation", 1))
+        return Window(k, s, pair(module.padding), d, bool(module.ceil_mode))
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and in_hw is not None:
+        return adaptive_window(in_hw, module.output_size)
+    return None
+
+
+def adaptive_window(in_hw: tuple[int, int], output_size) -> Window:
+    """Adaptive pooling as a fixed window: exact when the input divides evenly, else the largest window."""
+    out = pair(output_size) if not isinstance(output_size, int) else (output_size, output_size)
+    out = tuple(in_hw[i] if o is None else o for i, o in enumerate(out))
+    k = tuple(math.ceil(in_hw[i] / out[i]) for i in range(2))
+    s = tuple(max(in_hw[i] // out[i], 1) for i in range(2))
+    return Window(k, s, (0, 0))  # type: ignore[arg-type]
+
+
+def _numel(shape) -> int:
+    return math.prod(shape[1:]) if len(shape) > 1 else 1  # per image: drop the batch dimension
+
+
+def module_cost(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Cost:
+    """MACs, FLOPs and connections of one call of a leaf module."""
+    out_n, in_n = _numel(out_shape), _numel(in_shape)
+    if isinstance(module, nn.Conv2d):
+        kh, kw = pair(module.kernel_size)
+        per_out = module.in_channels // module.groups * kh * kw
+        bias = module.bias is not None
+        macs = out_n * per_out
+        return Cost(macs, 2 * macs + (out_n if bias else 0), (per_out + bias) * out_n)
+    if isinstance(module, SparseConv2d):
+        k2 = module.kernel_size**2
+        hw = out_n // module.out_channels
+        macs = sum(module.connections_per_output) * k2 * hw
+        return Cost(macs, 2 * macs + out_n, sum(c * k2 + 1 for c in module.connections_per_output) * hw)
+    if isinstance(module, nn.Linear):
+        rows = out_n // module.out_features  # leading dims other than batch
+        bias = module.bias is not None
+        macs = rows * module.in_features * module.out_features
+        return Cost(macs, 2 * macs + (out_n if bias else 0), rows * (module.in_features + bias) * module.out_features)
+    if isinstance(module, Subsampling):
+        return Cost(out_n, (module.window + 1) * out_n, (module.window + 1) * out_n)
+    if isinstance(module, RBFOutput):
+        links = module.in_features * module.out_features * (out_n // module.out_features)
+        return Cost(links, 3 * links, links)
+    if isinstance(module, POOLS):
+        k = pair(module.kernel_size)
+        window = k[0] * k[1]
+        flops = (window - 1) * out_n if isinstance(module, nn.MaxPool2d) else window * out_n
+        return Cost(0, flops, window * out_n)
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return Cost(0, in_n + out_n if isinstance(module, nn.AdaptiveAvgPool2d) else in_n, in_n)
+    if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)):
+        return Cost(0, 2 * out_n, 0)
+    if isinstance(module, nn.LocalResponseNorm):
+        return Cost(0, (2 * module.size + 2) * out_n, 0)
+    if isinstance(module, ScaledTanh):
+        return Cost(0, 3 * out_n, 0)
+    if isinstance(module, ACTIVATIONS):
+        return Cost(0, out_n, 0)
+    return Cost()  # Dropout, Identity, Flatten, unknown parameter-free layers: no arithmetic counted
+
+
+ELEMENTWISE_OPS = {
+    "add", "add_", "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__isub__", "__rsub__",
+    "mul", "mul_", "__mul__", "__imul__", "__rmul__", "div", "div_", "__truediv__", "__itruediv__",
+    "relu", "relu_", "tanh", "sigmoid", "gelu", "silu", "leaky_relu", "hardtanh", "elu", "clamp", "neg", "exp",
+    "softmax", "log_softmax",
+}  # fmt: skip
+
+
+def functional_cost(op: str, out_shape: tuple[int, ...]) -> Cost:
+    """Ops called in a forward() outside any leaf module (residual additions, F.relu, …)."""
+    if op in ELEMENTWISE_OPS:
+        return Cost(0, _numel(out_shape), 0)
+    return Cost()

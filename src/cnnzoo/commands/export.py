@@ -1,0 +1,44 @@
+"""``cnnzoo export CKPT_OR_MODEL --format onnx|safetensors|torchscript --out PATH``.
+
+CKPT is a run directory or ``.safetensors`` file from ``cnnzoo train``; MODEL is a registered name (random
+weights, with a warning). ONNX exports are checked on the spot with onnxruntime against PyTorch.
+"""
+
+NAME = "export"
+HELP = "export a checkpoint or model to ONNX, safetensors or TorchScript (ONNX checked with onnxruntime)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("source", metavar="CKPT_OR_MODEL", help="run directory, .safetensors file or model name")
+    p.add_argument("--format", choices=("onnx", "safetensors", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, metavar="PATH", help="output file")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--static-batch", action="store_true", help="ONNX: fix the batch size to 1")
+    p.add_argument("--atol", type=float, default=1e-4, help="ONNX/TorchScript check tolerance (default 1e-4)")
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from ..export import export_onnx, export_safetensors, export_torchscript
+    from ..inference import load_model_or_checkpoint
+
+    err = Console(stderr=True)
+    model, meta = load_model_or_checkpoint(args.source, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+    size = meta.input_size
+    if args.format == "onnx":
+        result = export_onnx(
+            model, args.out, size, dynamic_batch=not args.static_batch, opset=args.opset, atol=args.atol
+        )
+    elif args.format == "torchscript":
+        result = export_torchscript(model, args.out, size, atol=args.atol)
+    else:
+        info = meta.raw or {"model": meta.model, "input_size": list(size), "classes": meta.classes}
+        result = export_safetensors(model, args.out, metadata=info)
+    shape = "x".join(map(str, size))
+    line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {meta.model} {shape})"
+    if result.max_abs_diff is not None:
+        checked = "onnxruntime" if args.format == "onnx" else "reloaded TorchScript"
+        line += f"; {checked} vs PyTorch max abs diff {result.max_abs_diff:.2e} (tolerance {args.atol:g})"
+    Console(soft_wrap=True).print(line, highlight=False)
+    return 0

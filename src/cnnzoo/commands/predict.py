@@ -1,0 +1,105 @@
+"""``cnnzoo predict CHECKPOINT IMAGE... [--top-k K] [--backend torch|onnxruntime]``.
+
+Prints each image's most probable classes. ``--dense`` evaluates VGG-style: the classifier turned fully
+convolutional, applied at several scales (``--scales``), optionally with the mirrored image (``--flip``),
+posteriors averaged; ``--heatmap`` saves the top class's score map over the first image.
+"""
+
+NAME = "predict"
+HELP = "classify image files with a trained checkpoint"
+
+
+def add_arguments(p) -> None:
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="run directory or .safetensors from `cnnzoo train`"
+    )
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG/BMP/GIF/WebP files")
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes shown per image (default 3)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="grayscale models: invert dark-on-light drawings (auto: when the image border is light)",
+    )
+    p.add_argument(
+        "--dense", action="store_true", help="VGG dense evaluation (fully convolutional, multi-scale)"
+    )
+    p.add_argument("--scales", type=_scales, default=None, help="dense: smaller-side sizes, e.g. 256,384,512")
+    p.add_argument("--flip", action="store_true", help="dense: also average the mirrored image")
+    p.add_argument("--heatmap", metavar="OUT.png", help="dense: save the top class's score map (first image)")
+
+
+def _scales(text: str) -> tuple[int, ...]:
+    import argparse
+
+    try:
+        scales = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"scales must be integers separated by commas, not {text!r}"
+        ) from None
+    if not scales or min(scales) < 1:
+        raise argparse.ArgumentTypeError(f"scales must be positive integers, not {text!r}")
+    return scales
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import CnnzooError
+    from ..inference import Predictor, load_model_or_checkpoint
+
+    if args.top_k < 1:
+        raise CnnzooError(f"--top-k must be at least 1, not {args.top_k}")
+    if not args.dense and (args.scales or args.flip or args.heatmap):
+        raise CnnzooError("--scales, --flip and --heatmap need --dense")
+    err = Console(stderr=True)
+    model, meta = load_model_or_checkpoint(
+        args.checkpoint, warn=lambda m: err.print(f"[yellow]warning:[/] {m}")
+    )
+    invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
+    if args.dense:
+        results = _dense(model, meta, args, invert)
+    else:
+        predictor = Predictor(model, meta, backend=args.backend)
+        results = predictor.topk(predictor.load_images(args.images, invert=invert), k=args.top_k)
+
+    table = Table("image", "rank", "class", "probability", box=None)
+    for path, best in zip(args.images, results, strict=True):
+        for rank, (name, prob) in enumerate(best, 1):
+            table.add_row(path if rank == 1 else "", str(rank), name, f"{prob:.4f}")
+    Console().print(table)
+    return 0
+
+
+def _dense(model, meta, args, invert) -> list[list[tuple[str, float]]]:
+    """VGG's test-time evaluation through ``cnnzoo.convert`` (images loaded square at the largest scale)."""
+    import torch
+    from rich.console import Console
+
+    from ..convert import dense_predict, save_heatmap
+    from ..errors import CnnzooError
+    from ..inference import load_image
+
+    if args.backend != "torch":
+        raise CnnzooError("--dense runs on the torch backend only")
+    c, h, w = meta.input_size
+    side = max(args.scales or (min(h, w),))
+    images = torch.stack([load_image(p, c, (side, side), invert=invert) for p in args.images])
+    x = images.float() / 255.0  # (N, C, side, side); dense_predict resizes to each scale itself
+    if meta.mean is not None and meta.std is not None:
+        x = (x - torch.tensor(meta.mean).view(1, -1, 1, 1)) / torch.tensor(meta.std).view(1, -1, 1, 1)
+    result = dense_predict(model, x, scales=args.scales, flip=args.flip)
+    values, indices = result.scores.topk(min(args.top_k, result.scores.shape[1]), dim=1)
+    if args.heatmap and result.maps:
+        top = int(indices[0, 0])
+        path = save_heatmap(
+            x[0], result.maps[-1][0], top, args.heatmap, title=f"{meta.classes[top]} ({args.images[0]})"
+        )
+        Console(stderr=True).print(f"wrote {path}", highlight=False)
+    return [
+        [(meta.classes[i], float(v)) for v, i in zip(vs, ix, strict=True)]
+        for vs, ix in zip(values.tolist(), indices.tolist(), strict=True)
+    ]

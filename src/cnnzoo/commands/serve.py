@@ -1,0 +1,31 @@
+"""``cnnzoo serve``: the web app (draw a digit, watch LeNet-5 see it; explore any architecture)."""
+
+NAME = "serve"
+HELP = "serve the web app: draw and predict, feature maps, architecture explorer"
+DESCRIPTION = (
+    "Serve the web app. Without --checkpoint it uses the newest LeNet run under --runs-dir, else an untrained "
+    "LeNet (with a warning on the page). Binds to 127.0.0.1 unless --host says otherwise."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoint", metavar="CKPT_OR_RUN_DIR", help="a run directory or its model.safetensors")
+    p.add_argument("--runs-dir", default="runs", help="where to look for the newest run (default: runs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from ..web import create_app, load_engine
+
+    engine = load_engine(args.checkpoint, args.runs_dir)
+    print(f"model: {engine.meta.get('model')} from {engine.source}")
+    if engine.warning:
+        print(f"warning: {engine.warning}")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: other machines on the network can reach this server")
+    print(f"open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/")
+    uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level="warning")
+    return 0

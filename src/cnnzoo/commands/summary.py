@@ -1,0 +1,55 @@
+"""``cnnzoo summary NAME [--input CxHxW] [--format table|json|markdown|csv] [--trace]``."""
+
+NAME = "summary"
+HELP = "layer table: shapes, parameters, MACs/FLOPs, connections, receptive fields"
+DESCRIPTION = (
+    "Analyse a registered model without running it on data (PyTorch's meta device): one row per layer "
+    "with output shape, parameters, MACs, FLOPs, LeCun's connections and the receptive field."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="registered model name (see `cnnzoo models`)")
+    p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
+    p.add_argument("--format", choices=["table", "json", "markdown", "csv"], default="table")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--trace", action="store_true", help="also walk a real tensor through and print each shape")
+    p.add_argument(
+        "--fully-convolutional",
+        action="store_true",
+        help="analyse the fully convolutional form (FC layers as convs): any input size gives a score map",
+    )
+
+
+def run(args) -> int:
+    from ..analysis import render
+    from ..analysis.summary import summary, trace
+
+    model = args.model
+    if args.fully_convolutional:
+        import torch
+
+        from ..convert import to_fully_convolutional
+        from ..registry import create_model, get_model_info
+
+        get_model_info(model)
+        with torch.device("meta"):
+            model = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
+        model.model_name = f"{args.model} (fully convolutional)"
+    kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
+    s = summary(model, args.input, **kwargs)
+    if args.format == "json":
+        print(s.to_json())
+    elif args.format == "markdown":
+        print(render.to_markdown(s), end="")
+    elif args.format == "csv":
+        print(render.to_csv(s), end="")
+    else:
+        from rich.console import Console
+
+        Console().print(s)
+    if args.trace:
+        print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
+        for name, kind, shape in trace(args.model, s.input, **kwargs):
+            print(f"{name:<24} {kind:<18} output shape: {tuple(shape)}")
+    return 0

@@ -1,0 +1,142 @@
+"""Where each dataset's files come from: names, checksums, mirrors, and the places searched for them.
+
+Search order (first hit wins): the ``data_dir`` argument, the cache (``$CNNZOO_DATA`` or
+``~/.cache/cnnzoo/data``), system copies (Debian's ``/usr/share/datasets/...``), then a download into
+``data_dir`` (when given) or the cache. The URLs and ``.gz`` MD5s of the MNIST family are read from
+torchvision's dataset classes, so they stay in one place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+
+__all__ = ["DatasetSpec", "FileSpec", "SPECS", "DEFAULT_DATASET", "cache_root", "get_spec", "mirror_urls"]
+
+DEFAULT_DATASET = "fashion-mnist"
+CACHE_ENV = "CNNZOO_DATA"
+MIRROR_ENV = "CNNZOO_MIRROR"  # a base URL that replaces every dataset's mirrors (tests, local mirrors)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    filename: str  # as published, e.g. "train-images-idx3-ubyte.gz"
+    md5: str  # MD5 of the published file (torchvision's / the authors')
+    raw_md5: str | None = None  # MD5 of the decompressed bytes, where known (survives re-compression)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    kind: str  # "idx" (MNIST family: 4 gzip files) or "cifar" (one binary tar.gz)
+    files: tuple[FileSpec, ...]
+    mirrors: tuple[str, ...]
+    classes: tuple[str, ...]
+    dirnames: tuple[str, ...]  # sub-folders of a data_dir also searched (torchvision's layout)
+    system_dirs: tuple[str, ...] = ()
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _mnist_family(cls_name: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], list[str]]:
+    from torchvision import datasets
+
+    cls = getattr(datasets, cls_name)
+    return tuple(cls.mirrors), tuple(cls.resources), list(cls.classes)
+
+
+# Decompressed-file MD5s of Fashion-MNIST (REFERENCE.md): Debian re-gzipped its copies, so their .gz MD5s
+# differ from upstream's while the decompressed bytes are the same.
+FASHION_RAW_MD5 = {
+    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# The *binary* archives (fixed-size records, no pickle). MD5s: the download table of
+# https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version (suitable for C programs)"),
+# also used by tensorflow-datasets' cifar builders and e.g. dataeval's CIFAR10 (_resources md5).
+CIFAR_HOST = "https://www.cs.toronto.edu/~kriz/"  # torchvision's CIFAR10.url host
+CIFAR10_BINARY = FileSpec("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")
+CIFAR100_BINARY = FileSpec("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")
+
+
+def _build_specs() -> dict[str, DatasetSpec]:
+    specs = {}
+    for name, cls_name, raw_md5, system, desc in (
+        ("mnist", "MNIST", {}, (), "handwritten digits, 28x28 grey (LeCun et al. 1998)"),
+        ("fashion-mnist", "FashionMNIST", FASHION_RAW_MD5, ("/usr/share/datasets/fashion-mnist",),
+         "Zalando clothing, 28x28 grey (Xiao et al. 2017)"),
+        ("kmnist", "KMNIST", {}, (), "Kuzushiji (cursive Japanese), 28x28 grey (Clanuwat et al. 2018)"),
+    ):
+        mirrors, resources, classes = _mnist_family(cls_name)
+        files = tuple(FileSpec(f, md5, raw_md5.get(f)) for f, md5 in resources)
+        specs[name] = DatasetSpec(name, "idx", files, mirrors, tuple(classes), (cls_name, name), system, desc)
+    specs["cifar10"] = DatasetSpec(
+        "cifar10", "cifar", (CIFAR10_BINARY,), (CIFAR_HOST,), CIFAR10_CLASSES,
+        ("cifar-10-batches-bin", "cifar10", "CIFAR10"), (), "32x32 colour, 10 classes (Krizhevsky 2009)",
+    )
+    specs["cifar100"] = DatasetSpec(
+        "cifar100", "cifar", (CIFAR100_BINARY,), (CIFAR_HOST,), (),  # classes: fine_label_names.txt
+        ("cifar-100-binary", "cifar100", "CIFAR100"), (), "32x32 colour, 100 classes (Krizhevsky 2009)",
+    )
+    return specs
+
+
+_SPECS: dict[str, DatasetSpec] | None = None
+
+
+def specs() -> dict[str, DatasetSpec]:
+    global _SPECS
+    if _SPECS is None:  # built lazily: importing torchvision costs a second
+        _SPECS = _build_specs()
+    return _SPECS
+
+
+SPECS = ("mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100")
+
+
+def get_spec(name: str) -> DatasetSpec:
+    key = name.lower()
+    if key in SPECS:
+        return specs()[key]
+    choices = [*SPECS, "imagefolder:PATH"]
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    hint = f" — did you mean {close[0]!r}?" if close else f" (known: {', '.join(choices)})"
+    raise DataError(f"unknown dataset {name!r}{hint}")
+
+
+def cache_root() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "cnnzoo" / "data"
+
+
+def mirror_urls(spec: DatasetSpec, filename: str, mirrors: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """Candidate URLs for ``filename``: ``mirrors`` if given, else ``$CNNZOO_MIRROR``, else the spec's."""
+    env = os.environ.get(MIRROR_ENV)
+    bases = list(mirrors) if mirrors else ([env] if env else list(spec.mirrors))
+    return [b.rstrip("/") + "/" + filename for b in bases]
+
+
+def candidate_dirs(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> list[tuple[str, Path]]:
+    """(label, directory) pairs in search order; download target is the first writable-place one."""
+    out: list[tuple[str, Path]] = []
+    if data_dir is not None:
+        d = Path(data_dir).expanduser()
+        out.append(("data-dir", d))
+        for sub in spec.dirnames:
+            out.append(("data-dir", d / sub))
+            out.append(("data-dir", d / sub / "raw"))  # torchvision's root/FashionMNIST/raw
+    out.append(("cache", cache_root() / spec.name))
+    out.extend(("system", Path(p)) for p in spec.system_dirs)
+    return out
+
+
+def download_dir(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir is not None else cache_root() / spec.name

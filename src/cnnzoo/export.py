@@ -1,0 +1,210 @@
+"""Export a model to ONNX, safetensors or TorchScript; every ONNX export is checked with onnxruntime.
+
+Exporter choice (torch 2.14): ``torch.onnx.export(..., dynamo=True)``, the torch.export-based exporter.
+The older TorchScript-based one (``dynamo=False``) is deprecated, and it cannot export
+``AdaptiveAvgPool2d`` when the output size does not divide the input size — exactly what AlexNet/VGG heads
+do at any input other than 224 — so it fails on half the zoo. The dynamo exporter handles every model here,
+including LeNet-5's custom layers (the C3 placement matmul, subsampling, RBF), with a symbolic batch
+dimension. It is slower (about 1.5–4 s per model instead of 0.05–0.5 s), which does not matter for an export.
+The example input has batch 2, not 1: torch.export specialises sizes 0 and 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ConversionError
+
+__all__ = [
+    "ExportResult",
+    "export_onnx",
+    "export_safetensors",
+    "export_torchscript",
+    "load_safetensors",
+    "onnx_bytes",
+    "verify_onnx",
+    "DEFAULT_OPSET",
+    "ONNX_ATOL",
+]
+
+DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime ≥ 1.14 runs it
+ONNX_ATOL = 1e-4  # max |onnxruntime − PyTorch| on the logits, float32
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str  # "onnx" | "safetensors" | "torchscript"
+    max_abs_diff: float | None  # vs PyTorch on random inputs (None where not checked)
+    bytes: int
+
+
+def _input_size(model: nn.Module, input_size: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    size = input_size or getattr(model, "default_input_size", None)
+    if size is None or len(size) != 3:
+        raise ConversionError("give input_size=(C, H, W): the model has no default_input_size")
+    return tuple(int(s) for s in size)
+
+
+def _name(model: nn.Module) -> str:
+    return getattr(model, "model_name", type(model).__name__)
+
+
+def onnx_bytes(
+    model: nn.Module,
+    input_size: tuple[int, int, int] | None = None,
+    dynamic_batch: bool = True,
+    opset: int = DEFAULT_OPSET,
+) -> bytes:
+    """The serialised ONNX model: input ``images`` (batch, C, H, W) float32 -> ``logits`` (batch, classes)."""
+    c, h, w = _input_size(model, input_size)
+    model = model.eval()
+    example = torch.zeros(2 if dynamic_batch else 1, c, h, w, device=next(model.parameters()).device)
+    dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
+    try:
+        # The exporter logs progress on stdout and warns about its internals; neither helps a user.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                dynamo=True,
+                opset_version=opset,
+                input_names=["images"],
+                output_names=["logits"],
+                dynamic_shapes=dynamic,
+                verbose=False,
+            )
+    except Exception as e:  # noqa: BLE001 — torch.export raises many kinds; all mean "cannot export"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"{_name(model)}: ONNX export failed: {first}") from e
+    return program.model_proto.SerializeToString()
+
+
+def verify_onnx(
+    model: nn.Module,
+    session,
+    input_size: tuple[int, int, int],
+    batch_sizes: tuple[int, ...] = (1, 3),
+    atol: float = ONNX_ATOL,
+    name: str | None = None,
+) -> float:
+    """Run the onnxruntime ``session`` and the PyTorch ``model`` on the same random inputs (seeded) and
+    return the largest absolute difference of the logits; raise :class:`ConversionError` above ``atol``."""
+    g = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for n in batch_sizes:
+        x = torch.randn(n, *input_size, generator=g)
+        with torch.inference_mode():
+            expected = model.eval()(x.to(next(model.parameters()).device)).float().cpu()
+        got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+        if got.shape != expected.shape:
+            raise ConversionError(
+                f"{name or _name(model)}: onnxruntime output {tuple(got.shape)} != PyTorch {tuple(expected.shape)}"
+            )
+        worst = max(worst, (got - expected).abs().max().item())
+    if not worst <= atol:  # also catches NaN
+        raise ConversionError(
+            f"{name or _name(model)}: onnxruntime differs from PyTorch by {worst:.3g} (tolerance {atol:g})"
+        )
+    return worst
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int, int] | None = None,
+    dynamic_batch: bool = True,
+    opset: int = DEFAULT_OPSET,
+    atol: float = ONNX_ATOL,
+) -> ExportResult:
+    """Write ``model`` as one self-contained ONNX file and check it with onnxruntime at batch 1 and 3
+    (batch 1 only when ``dynamic_batch=False``). Raises :class:`ConversionError` if they differ by > atol."""
+    import onnxruntime as ort
+
+    size = _input_size(model, input_size)
+    proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, proto)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    diff = verify_onnx(model, session, size, batch_sizes=(1, 3) if dynamic_batch else (1,), atol=atol)
+    return ExportResult(path, "onnx", diff, path.stat().st_size)
+
+
+def export_safetensors(model: nn.Module, path: str | Path, metadata: dict | None = None) -> ExportResult:
+    """The weights as safetensors (no code, no pickle). ``metadata`` (e.g. the checkpoint's JSON) is stored
+    in the header under ``"cnnzoo"``. Tied weights are stored once (safetensors' ``save_model``)."""
+    from safetensors.torch import save_model
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": "pt", "cnnzoo": json.dumps(metadata or {"model": _name(model)}, default=list)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_model(model, str(tmp), metadata=header)
+    tmp.replace(path)
+    return ExportResult(path, "safetensors", None, path.stat().st_size)
+
+
+def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a safetensors file: (tensors, cnnzoo metadata). Pickle-based files are refused unopened."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    from .inference import refuse_pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    refuse_pickle(path)
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    return tensors, json.loads(header.get("cnnzoo", "{}"))
+
+
+def export_torchscript(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int, int] | None = None,
+    atol: float = ONNX_ATOL,
+) -> ExportResult:
+    """A traced TorchScript file (``torch.jit.load``-able from C++). TorchScript is deprecated in torch 2.x:
+    prefer ONNX or safetensors. Checked by reloading it and comparing with the model at batch 3."""
+    c, h, w = _input_size(model, input_size)
+    model = model.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecation notice; the docstring says it
+        with torch.no_grad():
+            traced = torch.jit.trace(model, torch.randn(2, c, h, w, generator=g))
+        traced.save(str(path))
+        reloaded = torch.jit.load(str(path))  # our own file, just written
+    x = torch.randn(3, c, h, w, generator=g)
+    with torch.no_grad():
+        diff = (reloaded(x) - model(x)).abs().max().item()
+    if not diff <= atol:
+        raise ConversionError(
+            f"{_name(model)}: TorchScript output differs by {diff:.3g} (tolerance {atol:g})"
+        )
+    return ExportResult(path, "torchscript", diff, path.stat().st_size)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

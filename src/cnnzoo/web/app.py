@@ -1,0 +1,261 @@
+"""The FastAPI app behind ``cnnzoo serve``: two static pages and a small JSON API.
+
+    GET  /                         the predict page (draw, gallery, upload -> prediction + feature maps)
+    GET  /explore                  the architecture explorer (analyzer table + layer diagram)
+    GET  /api/info                 which checkpoint is loaded, its classes and input size
+    GET  /api/models               the registered models
+    GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
+    GET  /api/gallery, /api/gallery/{i}.png   a few test images per class of the checkpoint's dataset
+    POST /api/predict              multipart, image in field ``file``: class probabilities
+    POST /api/feature-maps         same input: probabilities plus every layer's feature maps
+    GET  /docs                     OpenAPI (Swagger UI; its assets come from a CDN, so it needs internet)
+
+Every problem a client can cause answers 4xx with ``{"error": "one clear line"}``; the server keeps
+serving. Request bodies are capped at ``MAX_UPLOAD_BYTES`` while they are read (:class:`BodyLimit`), not
+after: a declared Content-Length over the cap is refused before a byte is read, and a chunked body is
+cut off as soon as it passes the cap.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, File, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import CnnzooError, ShapeError, UnknownModelError
+from .engine import Engine
+from .images import ImageInputError, decode_image, png_bytes
+
+STATIC = Path(__file__).parent / "static"
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB for the whole multipart body
+MAX_SIDE, MAX_CHANNELS = 1024, 16  # the explorer's input sizes; bigger ones are refused, not computed
+_SIZE = re.compile(r"^\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*$")
+# The pages load nothing from elsewhere: no CDN, no external fonts (a classroom may be offline).
+_CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
+
+
+class ApiError(CnnzooError):
+    """A request the API cannot serve; ``status`` is the HTTP code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with a JSON 413, counting as they stream.
+
+    (FastAPI's own ``max_body_size`` answers in plain text when Content-Length is too big; the API promises
+    JSON errors.) Past the cap, ``receive`` raises an HTTPException, which FastAPI's body parsing re-raises
+    to the app's handler, so the client gets the same ``{"error": ...}`` as for every other problem.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _message(self) -> str:
+        return f"upload too large: the limit is {self.max_bytes / 2**20:g} MiB"
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse({"error": self._message()}, status_code=413, headers={"Connection": "close"})
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    """'3x224x224' -> (3, 224, 224); nonsense and sizes beyond the caps raise ApiError(422)."""
+    m = _SIZE.match(text or "")
+    if not m:
+        raise ApiError(422, f"input {text!r} is not a size: write CxHxW, e.g. 3x224x224")
+    c, h, w = (int(v) for v in m.groups())
+    if min(c, h, w) < 1:
+        raise ApiError(422, f"input {text!r}: channels, height and width must all be at least 1")
+    if c > MAX_CHANNELS or max(h, w) > MAX_SIDE:
+        raise ApiError(
+            422, f"input {text!r} is too large: at most {MAX_CHANNELS} channels and {MAX_SIDE}×{MAX_SIDE} pixels"
+        )
+    return c, h, w
+
+
+@lru_cache(maxsize=64)
+def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
+    """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
+    from ..registry import get_model_info
+
+    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    try:
+        from ..analysis.summary import summary
+    except ImportError:  # pragma: no cover - until the analyzer lands
+        raise ApiError(503, "the analyzer (cnnzoo.analysis.summary) is not available in this install") from None
+    return summary(name, input_size=input_size).to_dict()
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(
+        title="cnnzoo",
+        description="Draw a digit and watch LeNet-5 see it; explore the classic CNNs layer by layer.",
+        version=_version(),
+    )
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
+
+    @app.middleware("http")
+    async def security_headers(request, call_next):
+        response = await call_next(request)
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            response.headers["Content-Security-Policy"] = _CSP
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def predict_page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/explore", include_in_schema=False)
+    def explore_page() -> FileResponse:
+        return FileResponse(STATIC / "explore.html")
+
+    @app.get("/api/info", summary="The loaded checkpoint")
+    def info() -> dict:
+        return engine.info()
+
+    @app.get("/api/models", summary="Registered models")
+    def models() -> dict:
+        from ..registry import get_model_info, list_models
+
+        rows = []
+        for name in list_models():
+            i = get_model_info(name)
+            rows.append({"name": name, "input_size": list(i.input_size), "family": i.family, "paper": i.paper,
+                         "num_classes": i.num_classes, "description": i.description})  # fmt: skip
+        return {"models": rows}
+
+    @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
+    def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
+        from ..registry import get_model_info
+
+        size = parse_input_size(input) if input else tuple(get_model_info(name).input_size)
+        return model_summary(name, size)
+
+    @app.get("/api/gallery", summary="Test images of the checkpoint's dataset, a few per class")
+    def gallery() -> dict:
+        items = engine.gallery()
+        classes = engine.classes
+        return {
+            "dataset": engine.dataset,
+            "note": engine.gallery_note(),
+            "items": [{"id": i, "label": g.label, "class": classes[g.label] if g.label < len(classes) else str(g.label),
+                       "url": f"/api/gallery/{i}.png"} for i, g in enumerate(items)],
+        }  # fmt: skip
+
+    @app.get("/api/gallery/{index}.png", summary="One gallery image, exactly as in the test set")
+    def gallery_image(index: int) -> Response:
+        items = engine.gallery()
+        if not 0 <= index < len(items):
+            raise ApiError(404, f"no gallery image {index}: there are {len(items)}")
+        from PIL import Image
+
+        arr = items[index].image.permute(1, 2, 0).numpy()
+        img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+        return Response(png_bytes(img), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    Invert = Literal["auto", "yes", "no"]
+    file_doc = "the image (PNG, JPEG, …); at most 10 MiB"
+    invert_doc = "auto: invert when the background differs from the dataset's (black-on-white drawings)"
+    fit_doc = "crop to the strokes and centre them as the dataset's images are (for drawings)"
+
+    async def _read(file: UploadFile) -> bytes:
+        # BodyLimit has already held: the multipart parser could not read more than 10 MiB.
+        return await file.read()
+
+    @app.post("/api/predict", summary="Class probabilities for one image")
+    async def predict(
+        file: UploadFile = File(..., description=file_doc),
+        invert: Invert = Form("auto", description=invert_doc),
+        fit: bool = Form(False, description=fit_doc),
+    ) -> dict:
+        data, name = await _read(file), file.filename or "upload"
+
+        def work() -> dict:
+            return engine.predict(engine.prepare(decode_image(data, name), invert, fit))
+
+        return await run_in_threadpool(work)
+
+    @app.post("/api/feature-maps", summary="Probabilities and every layer's feature maps")
+    async def feature_maps(
+        file: UploadFile = File(..., description=file_doc),
+        invert: Invert = Form("auto", description=invert_doc),
+        fit: bool = Form(False, description=fit_doc),
+    ) -> dict:
+        data, name = await _read(file), file.filename or "upload"
+
+        def work() -> dict:
+            prepared = engine.prepare(decode_image(data, name), invert, fit)
+            return {**engine.predict(prepared), "layers": engine.feature_maps(prepared)}
+
+        return await run_in_threadpool(work)
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(CnnzooError)
+    async def cnnzoo_error(request, exc: CnnzooError):
+        if isinstance(exc, ApiError):
+            return error(exc.status, str(exc))
+        if isinstance(exc, UnknownModelError):
+            return error(404, str(exc))
+        if isinstance(exc, ShapeError):
+            return error(422, str(exc))
+        if isinstance(exc, ImageInputError):
+            return error(400, str(exc))
+        return error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid"))
+        return error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request, exc: Exception):  # a bug, not the client's fault; say so, keep serving
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

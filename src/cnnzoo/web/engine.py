@@ -1,0 +1,359 @@
+"""The model behind the predict page: which checkpoint, how a drawing becomes the network's input,
+and what each layer makes of it.
+
+A drawing is black ink on a white canvas; MNIST and Fashion-MNIST are light on dark. ``prepare`` inverts
+the image when its background disagrees with the dataset's (``invert="auto"``), crops a drawing to its ink
+and centres it the way the dataset's images are framed (``fit=True``), and resizes it to the dataset's
+native size; ``preprocess`` (the checkpoint contract) then pads/normalises it to the model's input size.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import nn
+
+from ..errors import CheckpointError, CnnzooError
+from .images import png_data_url, to_channels
+
+try:  # the real contracts (docs/architecture.md); the fallbacks only while they are absent
+    from ..checkpoint import load_checkpoint, preprocess
+except ImportError:  # pragma: no cover - depends on what has landed
+    from ._fallbacks import load_checkpoint, preprocess
+
+# Native image sizes of the datasets `cnnzoo train` knows, so a drawing is scaled the way training images
+# were (LeNet-5 pads MNIST's 28×28 to 32×32 rather than stretching it).
+NATIVE_HW = {"mnist": (28, 28), "fashion-mnist": (28, 28), "kmnist": (28, 28), "cifar10": (32, 32),
+             "cifar100": (32, 32)}  # fmt: skip
+# MNIST centres each digit's 20×20 box in 28×28 (4 px margin); Fashion-MNIST's items fill the frame.
+FIT_MARGIN = {"mnist": 4 / 28, "kmnist": 2 / 28}
+DEFAULT_FIT_MARGIN = 1 / 28
+GALLERY_PER_CLASS = 3
+
+# Layers shown on the page: modules of these kinds get a row; activations, norms and dropout that follow
+# them replace the row's tensor (the page shows what the next layer reads), so "C1" shows tanh(conv).
+_FOLLOWERS = ("ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "BatchNorm", "Dropout", "LocalResponseNorm")
+_SKIPPED = ("Flatten", "Identity", "Unflatten")
+MAX_LAYERS, MAX_MAPS, MAX_SIDE, MAX_VECTOR = 40, 32, 64, 1024
+
+
+@dataclass
+class Prepared:
+    """An uploaded image made ready: ``u8`` (C, h, w) at the dataset's size, ``x`` (1, C, H, W) normalised."""
+
+    u8: torch.Tensor
+    x: torch.Tensor
+    inverted: bool
+
+
+@dataclass
+class GalleryItem:
+    label: int
+    image: torch.Tensor  # (C, h, w) uint8, exactly as in the test set
+
+
+@dataclass
+class Engine:
+    model: nn.Module
+    meta: dict
+    source: str  # the run directory, or "untrained"
+    warning: str | None = None
+    _gallery: list[GalleryItem] | None = field(default=None, repr=False)
+    _gallery_note: str = ""
+    _gallery_classes: list[str] = field(default_factory=list, repr=False)
+    _num_classes: int = 0
+    _extractor: nn.Module | None = field(default=None, repr=False)
+    _layers: list[tuple[str, str, str]] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # --- what the checkpoint says -------------------------------------------------------------------
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.meta["input_size"])
+
+    @property
+    def channels(self) -> int:
+        return self.input_size[0]
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.get("dataset", "")
+
+    @property
+    def num_classes(self) -> int:
+        if not self._num_classes:  # one dummy forward: the head's width, whatever kind of head it is
+            with torch.no_grad():
+                self._num_classes = int(self.model(torch.zeros(1, *self.input_size)).shape[1])
+        return self._num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        for classes in (self.meta.get("classes") or [], self._gallery_classes if self.gallery() else []):
+            if len(classes) == self.num_classes:
+                return list(classes)
+        return [str(i) for i in range(self.num_classes)]
+
+    @property
+    def light_on_dark(self) -> bool:
+        """True for MNIST-like data (dark background): the mean pixel is below mid-grey."""
+        return float(np.mean(self.meta.get("mean", [0.5]))) < 0.5
+
+    @property
+    def native_hw(self) -> tuple[int, int]:
+        gallery = self.gallery()
+        if gallery:
+            return tuple(gallery[0].image.shape[-2:])
+        return NATIVE_HW.get(self.dataset, self.input_size[1:])
+
+    def info(self) -> dict:
+        return {
+            "model": self.meta.get("model"),
+            "source": self.source,
+            "warning": self.warning,
+            "dataset": self.dataset,
+            "classes": self.classes,
+            "input_size": list(self.input_size),
+            "native_size": list(self.native_hw),
+            "light_on_dark": self.light_on_dark,
+            "epoch": self.meta.get("epoch"),
+            "metrics": self.meta.get("metrics", {}),
+        }
+
+    # --- gallery: a few test images per class ------------------------------------------------------
+    def gallery(self) -> list[GalleryItem]:
+        with self._lock:
+            if self._gallery is None:
+                self._gallery, self._gallery_classes, self._gallery_note = _load_gallery(
+                    self.dataset, self.channels
+                )
+            return self._gallery
+
+    def gallery_note(self) -> str:
+        self.gallery()
+        return self._gallery_note
+
+    # --- from an uploaded image to the network's input ---------------------------------------------
+    def prepare(self, img: Image.Image, invert: str = "auto", fit: bool = False) -> Prepared:
+        img = to_channels(img, self.channels)
+        if invert == "auto":
+            # Only grey datasets: a photo's bright sky is no reason to invert it for CIFAR.
+            inverted = self.channels == 1 and _border_is_light(img) == self.light_on_dark
+        else:
+            inverted = invert == "yes"
+        if inverted:
+            img = ImageOps.invert(img)
+        if fit and self.channels == 1:
+            img = _fit_to_ink(img, FIT_MARGIN.get(self.dataset, DEFAULT_FIT_MARGIN), self.light_on_dark)
+        h, w = self.native_hw
+        if img.size != (w, h):
+            # BOX averages the pixels each output pixel covers, like the anti-aliased scans of MNIST.
+            img = img.resize((w, h), Image.Resampling.BOX if img.width >= w else Image.Resampling.BILINEAR)
+        arr = np.asarray(img, dtype=np.uint8)
+        u8 = torch.from_numpy(arr.copy()).reshape(h, w, self.channels).permute(2, 0, 1).contiguous()
+        x = preprocess(u8[None], self.meta)  # (1, C, H, W) float, as in training
+        return Prepared(u8, x, inverted)
+
+    def seen_png(self, p: Prepared) -> str:
+        """The input as the network sees it (after padding/resizing), mapped back to 0..255."""
+        mean = torch.tensor(self.meta["mean"]).view(-1, 1, 1)
+        std = torch.tensor(self.meta["std"]).view(-1, 1, 1)
+        img = ((p.x[0] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+        arr = img.permute(1, 2, 0).numpy()
+        return png_data_url(Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr))
+
+    # --- the network's answers -----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, p: Prepared, top: int = 5) -> dict:
+        probs = torch.softmax(self.model(p.x)[0].float(), dim=0)
+        classes = self.classes
+        order = torch.argsort(probs, descending=True).tolist()
+        ranked = [{"index": i, "class": classes[i], "probability": float(probs[i])} for i in order]
+        return {
+            "model": self.meta.get("model"),
+            "prediction": ranked[0],
+            "top": ranked[:top],
+            "probabilities": [float(v) for v in probs],
+            "classes": classes,
+            "inverted": p.inverted,
+            "input_png": self.seen_png(p),
+            "input_size": list(self.input_size),
+        }
+
+    @torch.no_grad()
+    def feature_maps(self, p: Prepared) -> list[dict]:
+        """Every shown layer's output for this input, as 8-bit maps the page draws on canvases."""
+        layers, extractor = self._feature_extractor()
+        out = extractor(p.x)
+        return [_encode_layer(label, kind, out[node][0]) for label, kind, node in layers if node in out]
+
+    def _feature_extractor(self):
+        with self._lock:
+            if self._extractor is None:
+                from torchvision.models.feature_extraction import create_feature_extractor
+
+                self._layers = shown_layers(self.model)
+                nodes = {node: node for _, _, node in self._layers}
+                # Traced once and cached: tracing costs far more than a LeNet forward pass.
+                self._extractor = create_feature_extractor(self.model, return_nodes=nodes).eval()
+            return self._layers, self._extractor
+
+
+def shown_layers(model: nn.Module) -> list[tuple[str, str, str]]:
+    """(label, layer type, node whose output to show) for the model's layers, in definition order.
+
+    ``c1`` followed by ``act1`` becomes ``("C1", "Conv2d", "act1")``: the row shows the activation.
+    """
+    rows: list[list[str]] = []
+    for name, m in model.named_modules():
+        if not name or any(True for _ in m.children()):
+            continue
+        kind = type(m).__name__
+        if kind.startswith(_SKIPPED):
+            continue
+        if rows and kind.startswith(_FOLLOWERS):
+            rows[-1][2] = name
+        elif not kind.startswith(_FOLLOWERS):
+            rows.append([_label(name), kind, name])
+    return [tuple(r) for r in rows[:MAX_LAYERS]]
+
+
+def _label(name: str) -> str:
+    """LeNet-5's own names (c1, s2, f6) in the paper's capitals; other names as they are."""
+    return name.upper() if len(name) <= 3 and name[:1].isalpha() and name[1:].isdigit() else name
+
+
+def _encode_layer(label: str, kind: str, t: torch.Tensor) -> dict:
+    """(C, H, W) or (F,) -> {"maps", "h", "w", "data": 8-bit values, "signed"}; big layers are subsampled.
+
+    Signed activations (tanh) map 0 to mid-grey (128) so the page can colour negative and positive apart;
+    non-negative ones (ReLU) map 0..max to 0..255.
+    """
+    shape = list(t.shape)
+    t = t.float()
+    if t.dim() == 3 and t.shape[1] * t.shape[2] == 1:
+        t = t.flatten()  # C5's 120 maps of 1×1 are a vector
+    if t.dim() == 3:
+        t = t[:MAX_MAPS]
+        if max(t.shape[1:]) > MAX_SIDE:
+            t = torch.nn.functional.adaptive_avg_pool2d(t[None], MAX_SIDE)[0]
+        maps, h, w = t.shape
+    else:
+        t = t.flatten()[:MAX_VECTOR]
+        maps, h, w = 1, 1, t.numel()
+        if w == 84:  # F6: 84 = 7×12, the size of the RBF output's digit bitmaps (paper Fig. 3)
+            h, w = 12, 7
+    lo, hi = float(t.min()), float(t.max())
+    signed = lo < 0
+    if signed:
+        scale = max(-lo, hi) or 1.0
+        u8 = ((t / scale) * 127.5 + 127.5).clamp(0, 255)
+    else:
+        u8 = (t / (hi or 1.0)) * 255
+    data = u8.round().to(torch.uint8).flatten().tolist()
+    return {"label": label, "type": kind, "shape": shape, "maps": maps, "h": h, "w": w, "data": data,
+            "signed": signed, "min": lo, "max": hi}  # fmt: skip
+
+
+def _border_is_light(img: Image.Image) -> bool:
+    """Is the outer frame of the image (its background, usually) brighter than mid-grey?"""
+    a = np.asarray(img.convert("L"), dtype=np.float32)
+    frame = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    return float(np.median(frame)) > 127
+
+
+def _fit_to_ink(img: Image.Image, margin: float, light_on_dark: bool) -> Image.Image:
+    """Crop a drawing to its strokes and centre them in a square with the dataset's margin."""
+    ink = img if light_on_dark else ImageOps.invert(img)
+    box = ink.point(lambda v: 255 if v > 32 else 0).getbbox()
+    if box is None:  # an empty canvas stays empty
+        return img
+    crop = img.crop(box)
+    side = max(crop.size)
+    total = max(1, round(side / (1 - 2 * margin)))
+    square = Image.new("L", (total, total), 0 if light_on_dark else 255)
+    square.paste(crop, ((total - crop.width) // 2, (total - crop.height) // 2))
+    return square
+
+
+def _load_gallery(dataset: str, channels: int) -> tuple[list[GalleryItem], list[str], str]:
+    """The first few test images of each class, the class names, or [] and a note saying why not."""
+    try:
+        try:
+            from ..data import load_dataset
+        except ImportError:  # pragma: no cover - until cnnzoo.data lands
+            from ._fallbacks import load_test_images
+
+            images, labels, classes = load_test_images(dataset)
+        else:
+            ds = load_dataset(dataset, download=False)
+            images, labels, classes = ds.test_images, ds.test_labels, list(ds.classes)
+    except (CnnzooError, OSError, ValueError) as e:
+        return [], [], f"no gallery: {e}"
+    if images.shape[1] != channels:
+        return [], [], f"no gallery: {dataset} has {images.shape[1]} channels, the model takes {channels}"
+    items: list[GalleryItem] = []
+    for c in sorted(set(labels.tolist())):
+        idx = (labels == c).nonzero().flatten()[:GALLERY_PER_CLASS]
+        items += [GalleryItem(int(c), images[i].clone()) for i in idx.tolist()]
+    return items, classes, f"{len(items)} test images from {dataset}"
+
+
+# --- choosing the checkpoint ---------------------------------------------------------------------------
+def find_latest_run(runs_dir: str | Path = "runs", prefix: str = "lenet") -> Path | None:
+    """The newest run directory under ``runs_dir`` whose model name starts with ``prefix``."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return None
+    found = []
+    for meta_path in [*root.glob("*/checkpoint.json"), *root.glob("*/*/checkpoint.json")]:
+        weights = meta_path.parent / "model.safetensors"
+        try:
+            model = json.loads(meta_path.read_text()).get("model", "")
+        except (OSError, ValueError):
+            continue  # a run still being written, or a broken one: not worth failing the server for
+        if weights.is_file() and str(model).startswith(prefix):
+            found.append((weights.stat().st_mtime, meta_path.parent))
+    return max(found)[1] if found else None
+
+
+def untrained_engine() -> Engine:
+    """An untrained LeNet for Fashion-MNIST: the page works, with a banner saying it only guesses."""
+    from ..registry import create_model, list_models
+
+    name = "lenet5_modern" if "lenet5_modern" in list_models() else "lenet5"
+    model = create_model(name).eval()
+    meta = {
+        "model": name,
+        "model_kwargs": {},
+        "input_size": list(model.default_input_size),
+        "dataset": "fashion-mnist",
+        "classes": [],
+        # Fashion-MNIST's training-set statistics (0.2860, 0.3530), so inputs look like training data.
+        "mean": [0.2860],
+        "std": [0.3530],
+    }
+    engine = Engine(model, meta, "untrained")
+    engine.warning = (
+        f"No trained checkpoint found: this is an untrained {name} with random weights, so its guesses "
+        "mean nothing. Train one with `cnnzoo train` and restart `cnnzoo serve`."
+    )
+    return engine
+
+
+def load_engine(checkpoint: str | Path | None = None, runs_dir: str | Path = "runs") -> Engine:
+    """The checkpoint given, else the newest LeNet run under ``runs_dir``, else an untrained LeNet."""
+    path = Path(checkpoint) if checkpoint else find_latest_run(runs_dir)
+    if path is None:
+        return untrained_engine()
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run directory")
+    model, meta = load_checkpoint(path)
+    if len(meta.get("input_size", [])) != 3 or meta["input_size"][0] not in (1, 3):
+        raise CheckpointError(f"{path}: the web app needs a 1- or 3-channel image model, got {meta.get('input_size')}")
+    return Engine(model.eval(), meta, str(path))

@@ -1,0 +1,213 @@
+"""The analyzer against the papers' numbers (REFERENCE.md), torchvision's published op counts, and
+brute-force receptive fields measured with gradients on real tensors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import cnnzoo
+from cnnzoo.analysis.summary import summary, trace
+from cnnzoo.errors import ShapeError
+
+# REFERENCE.md, LeNet-5 table: (layer, trainable params, connections, output shape)
+LENET5_TABLE = [
+    ("c1", 156, 122_304, [6, 28, 28]),
+    ("s2", 12, 5_880, [6, 14, 14]),
+    ("c3", 1_516, 151_600, [16, 10, 10]),
+    ("s4", 32, 2_000, [16, 5, 5]),
+    ("c5", 48_120, 48_120, [120, 1, 1]),
+    ("f6", 10_164, 10_164, [84]),
+    ("output", 0, 840, [10]),
+]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_lenet5_json_matches_the_paper_table():
+    proc = _cli("summary", "lenet5", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    weighted = [row for row in data["layers"] if row["params"] > 0]
+    got = [(r["name"], r["trainable_params"], r["connections"], r["output_shape"]) for r in weighted]
+    assert got == LENET5_TABLE
+    assert data["total"]["trainable_params"] == 60_000
+    assert data["total"]["connections"] == 340_908
+    assert data["total"]["params"] == 60_000 + 840  # the RBF's fixed ±1 bitmaps are parameters too
+    assert data["input"] == [1, 32, 32]
+
+
+def test_lenet5_model_parameters():
+    model = cnnzoo.create_model("lenet5")
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 60_000
+
+
+def test_json_schema():
+    data = summary("lenet5").to_dict()
+    assert set(data) >= {"model", "input", "layers", "blocks", "total"}
+    keys = {"name", "type", "output_shape", "params", "trainable_params", "macs", "flops", "connections",
+            "receptive_field", "activation_bytes"}  # fmt: skip
+    for row in data["layers"]:
+        assert keys <= set(row)
+        assert set(row["receptive_field"]) == {"size", "jump", "start"}
+        assert row["activation_bytes"] == 4 * torch.Size(row["output_shape"]).numel()
+    assert set(data["total"]) >= {"params", "trainable_params", "macs", "flops", "connections", "activation_bytes"}
+    json.dumps(data)  # serialisable as is
+
+
+@pytest.mark.parametrize(
+    "name, weights",
+    [("alexnet", "AlexNet_Weights"), ("vgg11", "VGG11_Weights"), ("vgg16", "VGG16_Weights"),
+     ("vgg19_bn", "VGG19_BN_Weights"), ("resnet18", "ResNet18_Weights"), ("resnet50", "ResNet50_Weights"),
+     ("resnet152", "ResNet152_Weights")],
+)  # fmt: skip
+def test_torchvision_models_match_published_ops(name, weights):
+    # torchvision records each architecture's parameter count and GMACs ("_ops") in its weights' metadata.
+    meta = getattr(torchvision.models, weights).IMAGENET1K_V1.meta
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)()
+    s = summary(model, (3, 224, 224))
+    assert s.total["params"] == meta["num_params"]
+    assert s.total["macs"] / 1e9 == pytest.approx(meta["_ops"], abs=0.0005)
+
+
+def test_vgg16_receptive_fields():
+    # REFERENCE.md: conv5_3 sees 196 pixels, pool5 212, effective stride 32.
+    s = summary(torchvision.models.vgg16(), (3, 224, 224))
+    conv5_3, pool5 = s.layer("features.28"), s.layer("features.30")
+    assert conv5_3.receptive_field.to_dict()["size"] == 196
+    assert pool5.receptive_field.to_dict() == {"size": 212, "jump": 32, "start": 16}
+    assert [b.output_shape for b in s.blocks] == [[64, 112, 112], [128, 56, 56], [256, 28, 28], [512, 14, 14],
+                                                  [512, 7, 7]]  # fmt: skip
+
+
+def _measured_rf(model: nn.Module, input_size, layer: str) -> int:
+    """Receptive field measured on real tensors: which input pixels move the centre unit's gradient."""
+    # A max-pool passes gradient to one winner per window; an average pool of the same geometry has the same
+    # receptive field and passes it to every input, so swap them for the measurement.
+    for name, m in list(model.named_modules()):
+        if isinstance(m, nn.MaxPool2d):
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(parent, name.rpartition(".")[2], nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode))
+    captured = {}
+    model.get_submodule(layer).register_forward_hook(lambda m, a, out: captured.setdefault("out", out))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.01)  # positive weights: no accidental cancellation
+    x = torch.zeros(1, *input_size, requires_grad=True)
+    model.eval()
+    model(x)
+    out = captured["out"]
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = x.grad[0].abs().sum(0).sum(1).nonzero()
+    return int(rows.max() - rows.min() + 1)
+
+
+@pytest.mark.parametrize(
+    "build, input_size, layer",
+    [
+        (lambda: nn.Sequential(nn.Conv2d(1, 2, 5), nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, dilation=2), nn.AvgPool2d(3, 2),
+                               nn.Conv2d(2, 2, 3)), (1, 64, 64), "4"),
+        (lambda: torchvision.models.vgg11(), (3, 224, 224), "features.15"),
+        (lambda: torchvision.models.alexnet(), (3, 224, 224), "features.10"),
+    ],
+)  # fmt: skip
+def test_receptive_field_matches_gradient_measurement(build, input_size, layer):
+    model = build()
+    predicted = summary(model, input_size).layer(layer).receptive_field.to_dict()["size"]
+    measured = _measured_rf(model, input_size, layer)
+    # padding can clip the field at the border; the centre unit of these maps sees the whole field
+    assert predicted == measured
+
+
+def test_residual_paths_take_the_larger_field_and_adds_are_counted():
+    s = summary(torchvision.models.resnet18(), (3, 224, 224))
+    block = s.blocks[0]
+    assert block.name == "layer1.0" and block.type == "BasicBlock"
+    add = s.layer("layer1.0.add")
+    assert add.flops == 64 * 56 * 56  # one FLOP per element, stated rule
+    # main path: stem (11, jump 4) + two 3×3 convs at jump 4 -> 27; the identity path is smaller
+    assert add.receptive_field.to_dict()["size"] == 27
+    # relu is one module called twice in BasicBlock: two rows, no double-counted parameters
+    assert s.layer("layer1.0.relu#2").params == 0
+    assert len(s.blocks) == 8
+
+
+def test_grouped_conv_and_shared_modules():
+    shared = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    s = summary(model, (8, 10, 10))
+    params = sum(p.numel() for p in model.parameters())
+    assert s.total["params"] == params == 8 * 2 * 9 + 8
+    assert s.total["macs"] == 2 * (8 * 10 * 10) * (2 * 9)  # two calls of a groups=4 conv
+
+
+def test_meta_analysis_cost_does_not_grow_with_input():
+    import time
+
+    model = torchvision.models.vgg16()
+    times = []
+    for side in (224, 1024):
+        start = time.perf_counter()
+        s = summary(model, (3, side, side))
+        times.append(time.perf_counter() - start)
+    assert s.total["macs"] > 20 * 15.47e9  # the work counted grows ~21×...
+    assert times[1] < 5 * times[0] + 0.05  # ...the time to count it does not (no real arithmetic runs)
+
+
+def test_analyzing_a_real_model_leaves_it_untouched():
+    model = cnnzoo.create_model("lenet5")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    summary(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_too_small_input_names_layer_and_minimum():
+    with pytest.raises(ShapeError, match=r"collapses at layer 'c5'.*smallest input that works is 1×32×32"):
+        summary("lenet5", (1, 16, 16))
+    with pytest.raises(ShapeError, match=r"features.12.*3×63×63"):
+        summary(torchvision.models.alexnet(), (3, 32, 32))
+
+
+def test_wrong_channels_and_head_size():
+    with pytest.raises(ShapeError, match=r"'c1'.*expects 1 input channel\(s\) but got 3"):
+        summary("lenet5", (3, 32, 32))
+    with pytest.raises(ShapeError, match=r"'f6'.*expects 120 input features"):
+        summary("lenet5", (1, 64, 64))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "lenet5", "--input", "1x16x16"], "smallest input that works is 1×32×32"),
+        (["summary", "lenet5", "--input", "3x32x32"], "expects 1 input channel"),
+        (["summary", "lenet5", "--input", "abc"], "not of the form CxHxW"),
+        (["summary", "lenet5", "--input", "0x32x32"], "three positive integers"),
+        (["summary", "lenet", "--input", "1x32x32"], "did you mean 'lenet5'"),
+        (["summary", "lenet5", "--format", "xml"], "invalid choice"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args, message):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_trace_walks_real_tensors():
+    shapes = trace("lenet5")
+    assert ("c3", "SparseConv2d", (1, 16, 10, 10)) in shapes
+    assert shapes[-1] == ("output", "RBFOutput", (1, 10))
+
+
+def test_markdown_and_csv_formats():
+    for fmt, needle in (("markdown", "| c3 | SparseConv2d |"), ("csv", "c3,SparseConv2d,5×5,16x10x10,1516,1516")):
+        proc = _cli("summary", "lenet5", "--format", fmt)
+        assert proc.returncode == 0 and needle in proc.stdout, proc.stdout[:500]
