@@ -5,8 +5,9 @@ Each subcommand lives in its own module under :mod:`cnnzoo.commands` and exposes
 adding a command never touches a shared file. Command modules import torch lazily (inside ``run``) to keep
 ``cnnzoo --help`` fast.
 
-Errors: argparse's usage errors and :class:`cnnzoo.errors.CnnzooError` exit with code 2 and a one-line
-message; ``--debug`` shows the traceback instead.
+Errors: argparse's usage errors, :class:`cnnzoo.errors.CnnzooError` and OS errors (missing files, full disk)
+exit with code 2 and a one-line message; anything else is a bug and exits 1, still on one line;
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `cnnzoo summary vgg16 | head`
         return 0
+    except OSError as e:  # a path that does not exist, is not readable, a full disk…
+        if args.debug:
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"cnnzoo {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug of ours: still one line, with the way to see more
+        if args.debug:
+            raise
+        print(
+            f"cnnzoo {args.command}: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":
