@@ -8,8 +8,10 @@ def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="datasets and where each would load from")
     ls.add_argument("--data-dir", help="also look in this folder")
-    for action, help_ in (("fetch", "find or download a dataset, check it and cache its tensors"),
-                          ("info", "counts, shapes, classes, mean/std, source and checksum status")):
+    for action, help_ in (
+        ("fetch", "find or download a dataset, check it and cache its tensors"),
+        ("info", "counts, shapes, classes, mean/std, source and checksum status"),
+    ):
         q = sub.add_parser(action, help=help_)
         q.add_argument("name", help="mnist, fashion-mnist, kmnist, cifar10, cifar100 or imagefolder:PATH")
         q.add_argument("--data-dir", help="folder holding the files you brought (searched first)")
@@ -45,13 +47,19 @@ def _show(ds, console) -> None:
     for split in ("train", "test"):
         images, labels = getattr(ds, f"{split}_images"), getattr(ds, f"{split}_labels")
         counts = labels.bincount(minlength=ds.num_classes).tolist() if labels.numel() else []
-        t.add_row(split, f"{images.shape[0]:,} images", "x".join(map(str, images.shape[1:])),
-                  f"per class min {min(counts, default=0):,} max {max(counts, default=0):,}")
+        t.add_row(
+            split,
+            f"{images.shape[0]:,} images",
+            "x".join(map(str, images.shape[1:])),
+            f"per class min {min(counts, default=0):,} max {max(counts, default=0):,}",
+        )
     console.print(f"[bold]{ds.name}[/]  source: {ds.source}")
     console.print(t)
     shown = ", ".join(ds.classes[:12]) + (f", ... ({ds.num_classes} in all)" if ds.num_classes > 12 else "")
     console.print(f"classes ({ds.num_classes}): {shown}")
-    console.print("mean: " + ", ".join(f"{m:.4f}" for m in ds.mean) + "   std: " + ", ".join(f"{s:.4f}" for s in ds.std))
+    console.print(
+        "mean: " + ", ".join(f"{m:.4f}" for m in ds.mean) + "   std: " + ", ".join(f"{s:.4f}" for s in ds.std)
+    )
     console.print(f"checksum: {ds.checksum}")
 
 

@@ -39,8 +39,14 @@ class CifarLayout:
 
 
 LAYOUTS = {
-    "cifar10": CifarLayout("cifar-10-batches-bin", tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
-                           ("test_batch.bin",), 1, 0, "batches.meta.txt"),
+    "cifar10": CifarLayout(
+        "cifar-10-batches-bin",
+        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        ("test_batch.bin",),
+        1,
+        0,
+        "batches.meta.txt",
+    ),
     "cifar100": CifarLayout("cifar-100-binary", ("train.bin",), ("test.bin",), 2, 1, "fine_label_names.txt"),
 }
 MAX_MEMBER_BYTES = 512 << 20  # the largest real member (CIFAR-100 train.bin) is 153.7 MB

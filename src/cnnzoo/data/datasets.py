@@ -77,9 +77,12 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 
 def _file_md5(path: Path) -> str:
-    from torchvision.datasets.utils import calculate_md5
-
-    return calculate_md5(path)
+    """Same as torchvision's ``calculate_md5``, without importing torchvision (seconds) on every load."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            md5.update(chunk)
+    return md5.hexdigest()
 
 
 # ---------------------------------------------------------------- finding files
@@ -157,19 +160,37 @@ def _load_cached(path: Path, name: str) -> ImageDataset | None:
             t = {k: f.get_tensor(k) for k in ("train_images", "train_labels", "test_images", "test_labels")}
     except (OSError, SafetensorError, KeyError, ValueError):
         return None  # missing or damaged cache: rebuild it from the source files
-    return ImageDataset(name, t["train_images"], t["train_labels"], t["test_images"], t["test_labels"],
-                        meta["classes"], tuple(meta["mean"]), tuple(meta["std"]), meta["source"],
-                        meta["checksum"])
+    return ImageDataset(
+        name,
+        t["train_images"],
+        t["train_labels"],
+        t["test_images"],
+        t["test_labels"],
+        meta["classes"],
+        tuple(meta["mean"]),
+        tuple(meta["std"]),
+        meta["source"],
+        meta["checksum"],
+    )
 
 
 def _save_cached(path: Path, ds: ImageDataset) -> None:
     """Atomic write (temp file + rename); a read-only cache is not an error, just slower next time."""
     from safetensors.torch import save_file
 
-    tensors = {"train_images": ds.train_images, "train_labels": ds.train_labels,
-               "test_images": ds.test_images, "test_labels": ds.test_labels}
-    meta = {"classes": ds.classes, "mean": ds.mean, "std": ds.std, "source": ds.source,
-            "checksum": ds.checksum}
+    tensors = {
+        "train_images": ds.train_images,
+        "train_labels": ds.train_labels,
+        "test_images": ds.test_images,
+        "test_labels": ds.test_labels,
+    }
+    meta = {
+        "classes": ds.classes,
+        "mean": ds.mean,
+        "std": ds.std,
+        "source": ds.source,
+        "checksum": ds.checksum,
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tensors.", suffix=".part", dir=path.parent)
@@ -189,20 +210,24 @@ def _save_cached(path: Path, ds: ImageDataset) -> None:
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, img_path: Path, lbl_path: Path, n_classes: int):
     if images.shape[0] != labels.shape[0]:
-        raise DataError(f"{img_path}: {images.shape[0]} images but {lbl_path.name} has {labels.shape[0]} labels")
+        raise DataError(
+            f"{img_path}: {images.shape[0]} images but {lbl_path.name} has {labels.shape[0]} labels"
+        )
     if labels.size and int(labels.max()) >= n_classes:
         raise DataError(f"{lbl_path}: label {int(labels.max())} out of range for {n_classes} classes")
 
 
 def _build_idx(spec: DatasetSpec, paths: dict[str, Path], md5s: list[str]) -> tuple[dict, str]:
-    arrays, statuses = {}, []
-    for f, md5 in zip(spec.files, md5s):
-        is_images = "images" in f.filename
-        idx = read_idx(paths[f.filename], expect_ndim=3 if is_images else 1)
-        statuses.append(_verify(f, paths[f.filename], md5, idx.md5))
+    arrays = {}
+    for f in spec.files:  # structure first: a truncated file says "truncated", not "checksum mismatch"
+        idx = read_idx(paths[f.filename], expect_ndim=3 if "images" in f.filename else 1)
         if idx.array.dtype != np.uint8:
             raise DataError(f"{idx.path}: expected unsigned byte data, the header says {idx.array.dtype}")
         arrays[f.filename] = idx
+    statuses = [
+        _verify(f, paths[f.filename], md5, arrays[f.filename].md5)
+        for f, md5 in zip(spec.files, md5s, strict=True)
+    ]
     tensors = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         img = arrays[f"{prefix}-images-idx3-ubyte.gz"]
@@ -219,7 +244,9 @@ def _load_spec(spec: DatasetSpec, data_dir, download: bool) -> ImageDataset:
     if found is None:
         if not download:
             places = ", ".join(str(d) for _, d in candidate_dirs(spec, data_dir))
-            raise DataError(f"{spec.name}: files not found (looked in {places}); allow download or pass --data-dir")
+            raise DataError(
+                f"{spec.name}: files not found (looked in {places}); allow download or pass --data-dir"
+            )
         found = _fetch(spec, data_dir)
     source, paths = found
     # Key the cache on the source files' MD5s (directories: their .bin files' sizes and names).
@@ -227,6 +254,7 @@ def _load_spec(spec: DatasetSpec, data_dir, download: bool) -> ImageDataset:
     cache = _cache_path(spec.name, md5s)
     ds = _load_cached(cache, spec.name)
     if ds is not None:
+        ds.source = source  # the same bytes may have moved (e.g. copied into a data_dir)
         return ds
     if spec.kind == "idx":
         tensors, status = _build_idx(spec, paths, md5s)
@@ -242,8 +270,18 @@ def _load_spec(spec: DatasetSpec, data_dir, download: bool) -> ImageDataset:
         else:
             status = "not verified (extracted files; structure checked)"
     mean, std = channel_stats(tensors["train_images"])
-    ds = ImageDataset(spec.name, tensors["train_images"], tensors["train_labels"], tensors["test_images"],
-                      tensors["test_labels"], classes, mean, std, source, status)
+    ds = ImageDataset(
+        spec.name,
+        tensors["train_images"],
+        tensors["train_labels"],
+        tensors["test_images"],
+        tensors["test_labels"],
+        classes,
+        mean,
+        std,
+        source,
+        status,
+    )
     _save_cached(cache, ds)
     return ds
 
@@ -256,8 +294,9 @@ def _dir_key(d: Path) -> str:
     return h.hexdigest()
 
 
-def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None,
-                 download: bool = True) -> ImageDataset:
+def load_dataset(
+    name: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> ImageDataset:
     """Load a whole dataset into memory.
 
     ``name``: ``mnist``, ``fashion-mnist`` (default), ``kmnist``, ``cifar10``, ``cifar100`` or

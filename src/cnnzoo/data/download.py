@@ -72,11 +72,17 @@ def download_file(
                 )
                 errors.append(str(checksum_error))
                 continue
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dataset file is not a secret
             os.replace(tmp, dest)
             return dest
         except DataError as e:
             errors.append(str(e))
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:  # timeouts: OSError
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            OSError,
+            ValueError,
+        ) as e:  # timeouts: OSError
             reason = getattr(e, "reason", None) or e
             errors.append(f"{url}: {type(e).__name__}: {reason}")
         finally:

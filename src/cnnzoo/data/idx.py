@@ -40,6 +40,7 @@ MAX_NDIM = 4  # MNIST-style sets use 1 (labels) or 3 (images); anything above 4 
 # bytes; a header claiming more is corrupt and is refused before allocating.
 MAX_DEFLATE_RATIO = 1100
 CHUNK = 1 << 20
+MAX_BYTES = 1 << 62  # even with a zero dimension, the others must describe an array numpy can hold
 
 
 @dataclass
@@ -87,6 +88,8 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> IdxFile
             if expect_ndim is not None and len(shape) != expect_ndim:
                 raise DataError(f"{path}: expected {expect_ndim} dimensions, the header has shape {shape}")
             nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on absurd headers
+            if math.prod(max(d, 1) for d in shape) * dtype.itemsize > MAX_BYTES:  # numpy refuses such shapes
+                raise DataError(f"{path}: impossible IDX shape {shape} in the header")
             # Check the claimed size against what the file can hold, before allocating it.
             if not gz and nbytes != size_on_disk - len(header):
                 raise DataError(

@@ -92,7 +92,9 @@ def _collect(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, int]],
         if extra:
             raise DataError(f"{test_dir}: classes {extra} have no training folder in {train_dir}")
         train = [(p, i) for i, c in enumerate(classes) for p in _images_in(train_dir / c)]
-        test = [(p, i) for i, c in enumerate(classes) if (test_dir / c).is_dir() for p in _images_in(test_dir / c)]
+        test = [
+            (p, i) for i, c in enumerate(classes) if (test_dir / c).is_dir() for p in _images_in(test_dir / c)
+        ]
     else:
         classes = [p.name for p in _class_dirs(root)]
         rng = np.random.default_rng(cfg.seed)
@@ -110,7 +112,9 @@ def _collect(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, int]],
     return classes, train, test
 
 
-def _decode(items: list[tuple[Path, int]], size_hw: tuple[int, int], mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode(
+    items: list[tuple[Path, int]], size_hw: tuple[int, int], mode: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
     c = 1 if mode == "L" else 3
@@ -148,5 +152,15 @@ def load_imagefolder(spec: str | ImageFolderConfig):
     train_x, train_y = _decode(train, size, mode)
     test_x, test_y = _decode(test, size, mode)
     mean, std = channel_stats(train_x)
-    return ImageDataset(f"imagefolder:{cfg.root}", train_x, train_y, test_x, test_y, classes, mean, std,
-                        f"imagefolder: {cfg.root}", "not applicable (your own files)")
+    return ImageDataset(
+        f"imagefolder:{cfg.root}",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        classes,
+        mean,
+        std,
+        f"imagefolder: {cfg.root}",
+        "not applicable (your own files)",
+    )

@@ -2,15 +2,14 @@
 
 Search order (first hit wins): the ``data_dir`` argument, the cache (``$CNNZOO_DATA`` or
 ``~/.cache/cnnzoo/data``), system copies (Debian's ``/usr/share/datasets/...``), then a download into
-``data_dir`` (when given) or the cache. The URLs and ``.gz`` MD5s of the MNIST family are read from
-torchvision's dataset classes, so they stay in one place.
+``data_dir`` (when given) or the cache. The datasets are data tables below.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
@@ -39,14 +38,6 @@ class DatasetSpec:
     dirnames: tuple[str, ...]  # sub-folders of a data_dir also searched (torchvision's layout)
     system_dirs: tuple[str, ...] = ()
     description: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-def _mnist_family(cls_name: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], list[str]]:
-    from torchvision import datasets
-
-    cls = getattr(datasets, cls_name)
-    return tuple(cls.mirrors), tuple(cls.resources), list(cls.classes)
 
 
 # Decompressed-file MD5s of Fashion-MNIST (REFERENCE.md): Debian re-gzipped its copies, so their .gz MD5s
@@ -58,6 +49,46 @@ FASHION_RAW_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
 }
 
+
+def _idx_files(md5s: tuple[str, str, str, str], raw: dict[str, str] | None = None) -> tuple[FileSpec, ...]:
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+    return tuple(FileSpec(n, m, (raw or {}).get(n)) for n, m in zip(names, md5s, strict=True))
+
+
+# The MNIST family: mirrors, .gz MD5s and classes exactly as torchvision's MNIST / FashionMNIST / KMNIST
+# classes (torchvision/datasets/mnist.py) declare them. They are copied, not imported, because importing
+# torchvision costs seconds and a warm load must not; tests/test_data.py checks they stay equal.
+MNIST_CLASSES = (
+    "0 - zero",
+    "1 - one",
+    "2 - two",
+    "3 - three",
+    "4 - four",
+    "5 - five",
+    "6 - six",
+    "7 - seven",
+    "8 - eight",
+    "9 - nine",
+)
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # The *binary* archives (fixed-size records, no pickle). MD5s: the download table of
 # https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version (suitable for C programs)"),
@@ -66,46 +97,90 @@ CIFAR_HOST = "https://www.cs.toronto.edu/~kriz/"  # torchvision's CIFAR10.url ho
 CIFAR10_BINARY = FileSpec("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")
 CIFAR100_BINARY = FileSpec("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")
 
-
-def _build_specs() -> dict[str, DatasetSpec]:
-    specs = {}
-    for name, cls_name, raw_md5, system, desc in (
-        ("mnist", "MNIST", {}, (), "handwritten digits, 28x28 grey (LeCun et al. 1998)"),
-        ("fashion-mnist", "FashionMNIST", FASHION_RAW_MD5, ("/usr/share/datasets/fashion-mnist",),
-         "Zalando clothing, 28x28 grey (Xiao et al. 2017)"),
-        ("kmnist", "KMNIST", {}, (), "Kuzushiji (cursive Japanese), 28x28 grey (Clanuwat et al. 2018)"),
-    ):
-        mirrors, resources, classes = _mnist_family(cls_name)
-        files = tuple(FileSpec(f, md5, raw_md5.get(f)) for f, md5 in resources)
-        specs[name] = DatasetSpec(name, "idx", files, mirrors, tuple(classes), (cls_name, name), system, desc)
-    specs["cifar10"] = DatasetSpec(
-        "cifar10", "cifar", (CIFAR10_BINARY,), (CIFAR_HOST,), CIFAR10_CLASSES,
-        ("cifar-10-batches-bin", "cifar10", "CIFAR10"), (), "32x32 colour, 10 classes (Krizhevsky 2009)",
+_SPECS = {
+    s.name: s
+    for s in (
+        DatasetSpec(
+            "mnist",
+            "idx",
+            _idx_files(
+                (
+                    "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                    "d53e105ee54ea40749a09fcbcd1e9432",
+                    "9fb629c4189551a2d022fa330f9573f3",
+                    "ec29112dd5afa0611ce80d1b7f02629c",
+                )
+            ),
+            ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+            MNIST_CLASSES,
+            ("MNIST", "mnist"),
+            (),
+            "handwritten digits, 28x28 grey (LeCun et al. 1998)",
+        ),
+        DatasetSpec(
+            "fashion-mnist",
+            "idx",
+            _idx_files(
+                (
+                    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                    "25c81989df183df01b3e8a0aad5dffbe",
+                    "bef4ecab320f06d8554ea6380940ec79",
+                    "bb300cfdad3c16e7a12a480ee83cd310",
+                ),
+                FASHION_RAW_MD5,
+            ),
+            ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+            FASHION_CLASSES,
+            ("FashionMNIST", "fashion-mnist"),
+            ("/usr/share/datasets/fashion-mnist",),
+            "Zalando clothing, 28x28 grey (Xiao et al. 2017)",
+        ),
+        DatasetSpec(
+            "kmnist",
+            "idx",
+            _idx_files(
+                (
+                    "bdb82020997e1d708af4cf47b453dcf7",
+                    "e144d726b3acfaa3e44228e80efcd344",
+                    "5c965bf0a639b31b8f53240b1b52f4d7",
+                    "7320c461ea6c1c855c0b718fb2a4b134",
+                )
+            ),
+            ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+            KMNIST_CLASSES,
+            ("KMNIST", "kmnist"),
+            (),
+            "Kuzushiji (cursive Japanese), 28x28 grey (Clanuwat et al. 2018)",
+        ),
+        DatasetSpec(
+            "cifar10",
+            "cifar",
+            (CIFAR10_BINARY,),
+            (CIFAR_HOST,),
+            CIFAR10_CLASSES,
+            ("cifar-10-batches-bin", "cifar10", "CIFAR10"),
+            (),
+            "32x32 colour, 10 classes (Krizhevsky 2009)",
+        ),
+        DatasetSpec(
+            "cifar100",
+            "cifar",
+            (CIFAR100_BINARY,),
+            (CIFAR_HOST,),
+            (),  # classes: fine_label_names.txt
+            ("cifar-100-binary", "cifar100", "CIFAR100"),
+            (),
+            "32x32 colour, 100 classes (Krizhevsky 2009)",
+        ),
     )
-    specs["cifar100"] = DatasetSpec(
-        "cifar100", "cifar", (CIFAR100_BINARY,), (CIFAR_HOST,), (),  # classes: fine_label_names.txt
-        ("cifar-100-binary", "cifar100", "CIFAR100"), (), "32x32 colour, 100 classes (Krizhevsky 2009)",
-    )
-    return specs
-
-
-_SPECS: dict[str, DatasetSpec] | None = None
-
-
-def specs() -> dict[str, DatasetSpec]:
-    global _SPECS
-    if _SPECS is None:  # built lazily: importing torchvision costs a second
-        _SPECS = _build_specs()
-    return _SPECS
-
-
-SPECS = ("mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100")
+}
+SPECS = tuple(_SPECS)
 
 
 def get_spec(name: str) -> DatasetSpec:
     key = name.lower()
     if key in SPECS:
-        return specs()[key]
+        return _SPECS[key]
     choices = [*SPECS, "imagefolder:PATH"]
     close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
     hint = f" — did you mean {close[0]!r}?" if close else f" (known: {', '.join(choices)})"
@@ -117,7 +192,9 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cnnzoo" / "data"
 
 
-def mirror_urls(spec: DatasetSpec, filename: str, mirrors: tuple[str, ...] | list[str] | None = None) -> list[str]:
+def mirror_urls(
+    spec: DatasetSpec, filename: str, mirrors: tuple[str, ...] | list[str] | None = None
+) -> list[str]:
     """Candidate URLs for ``filename``: ``mirrors`` if given, else ``$CNNZOO_MIRROR``, else the spec's."""
     env = os.environ.get(MIRROR_ENV)
     bases = list(mirrors) if mirrors else ([env] if env else list(spec.mirrors))
