@@ -14,7 +14,10 @@ def run(args) -> int:
 
     from ..registry import get_model_info, list_models
 
-    table = Table("name", "input", "family", "description", box=None)
+    table = Table(box=None)
+    for col in ("name", "input", "family"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", ratio=1)
     for name in list_models(args.pattern):
         info = get_model_info(name)
         table.add_row(name, "x".join(map(str, info.input_size)), info.family, info.description)

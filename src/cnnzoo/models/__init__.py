@@ -1,3 +1,3 @@
 """The model zoo: importing this package registers every model (one module per family)."""
 
-from . import alexnet, lenet, vgg  # noqa: F401
+from . import alexnet, bottleneck, lenet, resnet, vgg  # noqa: F401

@@ -16,7 +16,6 @@ GPU; conv3 and the FC layers cross between them. ``alexnet`` keeps torchvision's
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -82,10 +81,15 @@ class AlexNet(nn.Module):
         layers: list[nn.Module] = []
         c = in_channels
         for out, k, s, p, groups, lrn, pool in cfg.convs:
-            layers += [nn.Conv2d(c, out, kernel_size=k, stride=s, padding=p, groups=groups), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c, out, kernel_size=k, stride=s, padding=p, groups=groups),
+                nn.ReLU(inplace=True),
+            ]
             h, w = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
             if lrn:  # after the ReLU, before the pool (paper §3.3)
-                layers.append(nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K))
+                layers.append(
+                    nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+                )
             if pool:  # overlapping pooling: 3×3 windows, stride 2 (paper §3.4)
                 layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
                 h, w = pool_output_size(h, 3, 2), pool_output_size(w, 3, 2)

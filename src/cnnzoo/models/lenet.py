@@ -61,8 +61,11 @@ class LeNet5(nn.Module):
     def init_paper_(self) -> None:
         """Paper appendix C: weights uniform in ±2.4/F_i (F_i = fan-in); biases alike; coefficients 1."""
         for m in (self.c1, self.c3, self.c5, self.f6):
-            fan_in = m.weight[0].numel() if not isinstance(m, SparseConv2d) else (
-                sum(m.connections_per_output) / m.out_channels * m.kernel_size**2)
+            fan_in = (
+                m.weight[0].numel()
+                if not isinstance(m, SparseConv2d)
+                else (sum(m.connections_per_output) / m.out_channels * m.kernel_size**2)
+            )
             bound = 2.4 / fan_in
             m.weight.uniform_(-bound, bound)
             m.bias.uniform_(-bound, bound)
@@ -98,9 +101,10 @@ def lenet5_loss(logits: torch.Tensor, target: torch.Tensor, j: float = 0.1) -> t
 
 @register_model(input_size=(1, 32, 32), family="lenet", paper=LECUN_1998)
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
-    """LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3 (Table I), RBF output."""
-    return LeNet5(num_classes=num_classes, in_channels=in_channels)
+    """LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3 (Table I), RBF output.
 
+    Input 1×32×32; 60,000 trainable parameters (+840 fixed RBF centres), 340,908 connections."""
+    return LeNet5(num_classes=num_classes, in_channels=in_channels)
 
 
 # --- The variants the seeds describe -----------------------------------------------------------------------

@@ -29,7 +29,9 @@ from torch import nn
 from ..analysis.arithmetic import pair
 from ..registry import register_model
 
-SIMONYAN_2014 = "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
+SIMONYAN_2014 = (
+    "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
+)
 
 # Paper Table 1. An int is a 3×3 conv with that many maps; (c, k) a k×k conv; "M" a 2×2 max-pool;
 # "LRN" local response normalisation (A-LRN, after the first conv's ReLU).
@@ -37,9 +39,50 @@ CFGS: dict[str, list] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "C": [64, 64, "M", 128, 128, "M", 256, 256, (256, 1), "M", 512, 512, (512, 1), "M", 512, 512, (512, 1), "M"],
+    "C": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        (256, 1),
+        "M",
+        512,
+        512,
+        (512, 1),
+        "M",
+        512,
+        512,
+        (512, 1),
+        "M",
+    ],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "E": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -136,14 +179,18 @@ def _register(name: str, config: str, batch_norm: bool, doc: str) -> None:
         dropout: float = 0.5,
         paper_init: bool = False,
     ) -> VGG:
-        model = VGG(CFGS[config], num_classes, in_channels, input_size, batch_norm, width, fc_features, dropout)
+        model = VGG(
+            CFGS[config], num_classes, in_channels, input_size, batch_norm, width, fc_features, dropout
+        )
         if paper_init:
             model.init_paper_()
         return model
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
-    register_model(name, input_size=(3, 224, 224), family="vgg", paper=SIMONYAN_2014, num_classes=1000)(builder)
+    register_model(name, input_size=(3, 224, 224), family="vgg", paper=SIMONYAN_2014, num_classes=1000)(
+        builder
+    )
     globals()[name] = builder
 
 
