@@ -11,16 +11,28 @@ DESCRIPTION = (
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", metavar="CKPT_OR_RUN_DIR", help="a run directory or its model.safetensors")
     p.add_argument("--runs-dir", default="runs", help="where to look for the newest run (default: runs)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
+    )
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per request (default: 1; requests already run in parallel, and small nets gain "
+        "nothing from more, while a busy machine makes them wait on each other)",
+    )
 
 
 def run(args) -> int:
+    import torch
     import uvicorn
 
     from ..web import create_app, load_engine
 
+    torch.set_num_threads(max(1, args.threads))
     engine = load_engine(args.checkpoint, args.runs_dir)
+    engine.warm_up()  # load the gallery and trace the feature extractor now, not on the first visitor's click
     print(f"model: {engine.meta.get('model')} from {engine.source}")
     if engine.warning:
         print(f"warning: {engine.warning}")

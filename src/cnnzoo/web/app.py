@@ -39,6 +39,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB for the whole multipart body
 MAX_SIDE, MAX_CHANNELS = 1024, 16  # the explorer's input sizes; bigger ones are refused, not computed
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*$")
 # The pages load nothing from elsewhere: no CDN, no external fonts (a classroom may be offline).
+Invert = Literal["auto", "yes", "no"]
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 
 
@@ -69,7 +70,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"error": self._message()}, status_code=413, headers={"Connection": "close"})
+            response = JSONResponse(
+                {"error": self._message()}, status_code=413, headers={"Connection": "close"}
+            )
             return await response(scope, receive, send)
         seen = 0
 
@@ -94,7 +97,8 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
         raise ApiError(422, f"input {text!r}: channels, height and width must all be at least 1")
     if c > MAX_CHANNELS or max(h, w) > MAX_SIDE:
         raise ApiError(
-            422, f"input {text!r} is too large: at most {MAX_CHANNELS} channels and {MAX_SIDE}×{MAX_SIDE} pixels"
+            422,
+            f"input {text!r} is too large: at most {MAX_CHANNELS} channels and {MAX_SIDE}×{MAX_SIDE} pixels",
         )
     return c, h, w
 
@@ -102,13 +106,10 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 @lru_cache(maxsize=64)
 def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
+    from ..analysis.summary import summary
     from ..registry import get_model_info
 
     get_model_info(name)  # unknown names fail here with the registry's "did you mean"
-    try:
-        from ..analysis.summary import summary
-    except ImportError:  # pragma: no cover - until the analyzer lands
-        raise ApiError(503, "the analyzer (cnnzoo.analysis.summary) is not available in this install") from None
     return summary(name, input_size=input_size).to_dict()
 
 
@@ -183,7 +184,6 @@ def create_app(engine: Engine) -> FastAPI:
         img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
         return Response(png_bytes(img), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
-    Invert = Literal["auto", "yes", "no"]
     file_doc = "the image (PNG, JPEG, …); at most 10 MiB"
     invert_doc = "auto: invert when the background differs from the dataset's (black-on-white drawings)"
     fit_doc = "crop to the strokes and centre them as the dataset's images are (for drawings)"

@@ -19,13 +19,9 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
+from ..checkpoint import load_checkpoint, preprocess
 from ..errors import CheckpointError, CnnzooError
 from .images import png_data_url, to_channels
-
-try:  # the real contracts (docs/architecture.md); the fallbacks only while they are absent
-    from ..checkpoint import load_checkpoint, preprocess
-except ImportError:  # pragma: no cover - depends on what has landed
-    from ._fallbacks import load_checkpoint, preprocess
 
 # Native image sizes of the datasets `cnnzoo train` knows, so a drawing is scaled the way training images
 # were (LeNet-5 pads MNIST's 28×28 to 32×32 rather than stretching it).
@@ -138,6 +134,12 @@ class Engine:
         self.gallery()
         return self._gallery_note
 
+    def warm_up(self) -> None:
+        """Do the one-time work (dataset for the gallery, tracing the feature extractor) before serving."""
+        self.gallery()
+        blank = Image.new("L" if self.channels == 1 else "RGB", self.native_hw[::-1])
+        self.feature_maps(self.prepare(blank))
+
     # --- from an uploaded image to the network's input ---------------------------------------------
     def prepare(self, img: Image.Image, invert: str = "auto", fit: bool = False) -> Prepared:
         img = to_channels(img, self.channels)
@@ -214,11 +216,12 @@ def shown_layers(model: nn.Module) -> list[tuple[str, str, str]]:
         if not name or any(True for _ in m.children()):
             continue
         kind = type(m).__name__
-        if kind.startswith(_SKIPPED):
+        follower = any(word in kind for word in _FOLLOWERS)  # "ScaledTanh" follows like "Tanh"
+        if kind in _SKIPPED:
             continue
-        if rows and kind.startswith(_FOLLOWERS):
+        if follower and rows:
             rows[-1][2] = name
-        elif not kind.startswith(_FOLLOWERS):
+        elif not follower:
             rows.append([_label(name), kind, name])
     return [tuple(r) for r in rows[:MAX_LAYERS]]
 
@@ -283,16 +286,11 @@ def _fit_to_ink(img: Image.Image, margin: float, light_on_dark: bool) -> Image.I
 
 def _load_gallery(dataset: str, channels: int) -> tuple[list[GalleryItem], list[str], str]:
     """The first few test images of each class, the class names, or [] and a note saying why not."""
-    try:
-        try:
-            from ..data import load_dataset
-        except ImportError:  # pragma: no cover - until cnnzoo.data lands
-            from ._fallbacks import load_test_images
+    from ..data import load_dataset
 
-            images, labels, classes = load_test_images(dataset)
-        else:
-            ds = load_dataset(dataset, download=False)
-            images, labels, classes = ds.test_images, ds.test_labels, list(ds.classes)
+    try:
+        ds = load_dataset(dataset, download=False)  # never download from a web request
+        images, labels, classes = ds.test_images, ds.test_labels, list(ds.classes)
     except (CnnzooError, OSError, ValueError) as e:
         return [], [], f"no gallery: {e}"
     if images.shape[1] != channels:
@@ -354,6 +352,9 @@ def load_engine(checkpoint: str | Path | None = None, runs_dir: str | Path = "ru
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
     model, meta = load_checkpoint(path)
+    meta = meta.to_dict()  # CheckpointMeta -> the plain dict the API also returns
     if len(meta.get("input_size", [])) != 3 or meta["input_size"][0] not in (1, 3):
-        raise CheckpointError(f"{path}: the web app needs a 1- or 3-channel image model, got {meta.get('input_size')}")
+        raise CheckpointError(
+            f"{path}: the web app needs a 1- or 3-channel image model, got {meta.get('input_size')}"
+        )
     return Engine(model.eval(), meta, str(path))

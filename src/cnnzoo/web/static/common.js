@@ -93,6 +93,7 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "class") node.className = v;
     else if (k === "text") node.textContent = v;
+    else if (k === "style") node.style.cssText = v; // CSSOM: allowed by the pages' CSP, style attributes are not
     else node.setAttribute(k, v);
   }
   for (const c of children) node.append(c);

@@ -152,12 +152,23 @@ function renderLayers(layers) {
     const lut = layer.signed ? LUT_SIGNED : LUT_POSITIVE;
     const tiles = el("div", { class: "tiles" });
     const size = layer.h * layer.w;
-    // Spatial maps are shown about 80 px tall; vectors as strips of 8 px cells.
-    const scale = layer.h > 1 && layer.w > 1 ? Math.max(2, Math.floor(80 / Math.max(layer.h, layer.w))) : 8;
-    for (let m = 0; m < layer.maps; m++) {
+    // Spatial maps are shown about 80 px tall, whatever their size in pixels.
+    const scale = Math.max(2, Math.floor(80 / Math.max(layer.h, layer.w)));
+    if (layer.h === 1) {
+      // A vector (F6, a classifier's units): its values as a grid of cells, 30 to a row, one cell a unit.
+      const cols = Math.min(layer.w, 30);
+      const rows = Math.ceil(layer.w / cols);
+      const cells = Array.from({ length: rows * cols }, (_, i) => (i < layer.w ? layer.data[i] : 0));
+      const canvas = el("canvas", { title: `${layer.label}: ${layer.w} units, row by row` });
+      paintCanvas(canvas, cells, 0, rows, cols, lut);
+      canvas.style.width = `${cols * 12}px`;
+      canvas.style.height = `${rows * 12}px`;
+      tiles.append(canvas);
+    }
+    for (let m = 0; layer.h > 1 && m < layer.maps; m++) {
       const canvas = el("canvas", { title: `${layer.label} map ${m}` });
       paintCanvas(canvas, layer.data, m * size, layer.h, layer.w, lut);
-      canvas.style.width = `${Math.min(layer.w * scale, 1000)}px`;
+      canvas.style.width = `${layer.w * scale}px`;
       canvas.style.height = `${layer.h * scale}px`;
       tiles.append(canvas);
     }
