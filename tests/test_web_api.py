@@ -394,3 +394,12 @@ def test_serve_command_refuses_a_missing_checkpoint(tmp_path, capsys):
     assert cli.main(["serve", "--checkpoint", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cnnzoo serve: error:") and "nope" in err and "\n" not in err
+
+
+def test_openapi_docs_are_served_without_a_cdn(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert "cdn." not in page.text and "https://" not in page.text.split("<body>")[0]
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert "/api/predict" in client.get("/openapi.json").json()["paths"]

@@ -26,7 +26,7 @@ from typing import Literal
 from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -113,11 +113,32 @@ def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     return summary(name, input_size=input_size).to_dict()
 
 
+def _add_offline_docs(app: FastAPI) -> None:
+    """OpenAPI docs at /docs with Swagger UI's files from the swagger-ui-bundle package (FastAPI's default
+    loads them from a CDN, which a machine without internet — or a strict CSP — cannot reach)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="cnnzoo API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(
         title="cnnzoo",
         description="Draw a digit and watch LeNet-5 see it; explore the classic CNNs layer by layer.",
         version=_version(),
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN
+        redoc_url=None,
     )
     _add_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
@@ -131,6 +152,7 @@ def create_app(engine: Engine) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_offline_docs(app)
 
     @app.get("/", include_in_schema=False)
     def predict_page() -> FileResponse:
