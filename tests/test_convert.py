@@ -52,12 +52,14 @@ def _arith_map_size(model: nn.Module, n: int) -> int:
 
 @pytest.mark.parametrize("name", list_models())
 def test_registered_model_converts_exactly(name):
-    torch.manual_seed(0)
-    model = _build_small(name).eval()
     if _pools_globally(name):
+        with torch.device("meta"):  # only shapes matter for the refusal: skip initialising big ResNets
+            model = create_model(name)
         with pytest.raises(ConversionError, match="pools globally"):
             to_fully_convolutional(model)
         return
+    torch.manual_seed(0)
+    model = _build_small(name).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fc = to_fully_convolutional(model).eval()
     c, h, w = model.default_input_size
@@ -93,9 +95,13 @@ def vgg16_tv_weights():
     return model.eval()
 
 
-def test_vgg16_torchvision_weights_at_224(vgg16_tv_weights):
-    model = vgg16_tv_weights
-    fc = to_fully_convolutional(model).eval()
+@pytest.fixture(scope="module")
+def vgg16_fc(vgg16_tv_weights):
+    return to_fully_convolutional(vgg16_tv_weights).eval()
+
+
+def test_vgg16_torchvision_weights_at_224(vgg16_tv_weights, vgg16_fc):
+    model, fc = vgg16_tv_weights, vgg16_fc
     # FC6 is a 7×7 conv over 512 maps, FC7/FC8 1×1 convs: the paper's test-time net, weights only reshaped.
     fc6, fc7, fc8 = (fc.get_submodule(f"classifier.{i}") for i in (0, 3, 6))
     assert (fc6.in_channels, fc6.out_channels, fc6.kernel_size) == (512, 4096, (7, 7))
@@ -109,37 +115,66 @@ def test_vgg16_torchvision_weights_at_224(vgg16_tv_weights):
 
 
 @pytest.mark.parametrize("side, expected", [(224, 1), (256, 2), (384, 6), (512, 10)])
-def test_vgg16_score_map_size_follows_the_arithmetic(vgg16_tv_weights, side, expected):
-    fc = to_fully_convolutional(vgg16_tv_weights)
+def test_vgg16_score_map_size_follows_the_arithmetic(vgg16_fc, side, expected):
     # pool5 has stride 32; FC6 as a 7×7 conv leaves (side/32 − 7) + 1 positions: 384 -> 12 − 7 + 1 = 6.
     assert (side // 32 - 7) + 1 == expected
-    assert _arith_map_size(fc, side) == expected
-    assert score_map_size(fc, (3, side, side)) == (expected, expected)
-    assert score_map_size(fc, (3, 384, 512)) == (6, 10)
+    assert _arith_map_size(vgg16_fc, side) == expected
+    assert score_map_size(vgg16_fc, (3, side, side)) == (expected, expected)
 
 
-def test_vgg16_too_small_input_names_the_smallest(vgg16_tv_weights):
+def test_vgg16_too_small_input_names_the_smallest(vgg16_fc):
+    assert score_map_size(vgg16_fc, (3, 384, 512)) == (6, 10)
     with pytest.raises(ShapeError, match="smallest input that works is 3×224×224"):
-        score_map_size(vgg16_tv_weights, (3, 200, 224))
+        score_map_size(vgg16_fc, (3, 200, 224))
 
 
-def test_torchvision_vgg_at_32_folds_the_replicating_avgpool():
-    # At 32×32 torchvision's VGG features give 1×1, which AdaptiveAvgPool2d((7, 7)) copies 49 times; FC6 then
-    # equals a 1×1 conv whose kernel is FC6's 7×7 kernel summed over space.
+class _MiniTorchvisionVGG(nn.Module):
+    """torchvision's VGG layout (features -> AdaptiveAvgPool2d((7, 7)) -> torch.flatten -> classifier) at toy
+    widths: stride 8, so 8×8 inputs give a 1×1 map, 16×16 a 2×2 one and 56×56 exactly 7×7."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        blocks = [
+            [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            for cin, cout in ((3, 4), (4, 8), (8, 8))
+        ]
+        self.features = nn.Sequential(*sum(blocks, []))
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(nn.Linear(8 * 7 * 7, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def test_torchvision_layout_identity_avgpool_is_dropped():
     torch.manual_seed(0)
-    model = torchvision.models.vgg11(num_classes=10).eval()
-    fc = to_fully_convolutional(model, input_size=(3, 32, 32)).eval()
-    assert fc.get_submodule("classifier.0").kernel_size == (1, 1)
-    x = torch.randn(2, 3, 32, 32)
+    model = _MiniTorchvisionVGG().eval()
+    fc = to_fully_convolutional(model, input_size=(3, 56, 56)).eval()
+    assert fc.get_submodule("classifier.0").kernel_size == (7, 7)
+    assert not any(isinstance(m, nn.AdaptiveAvgPool2d) for m in fc.modules())
+    x = torch.randn(2, 3, 56, 56)
     with torch.no_grad():
         torch.testing.assert_close(fc(x).flatten(1), model(x), rtol=1e-5, atol=1e-5)
-        assert fc(torch.randn(1, 3, 96, 96)).shape == (1, 10, 3, 3)
+        assert fc(torch.randn(1, 3, 112, 112)).shape == (1, 5, 8, 8)  # 14 − 7 + 1
+
+
+def test_torchvision_layout_at_1x1_folds_the_replicating_avgpool():
+    # At 32×32 torchvision's VGG features give 1×1, which AdaptiveAvgPool2d((7, 7)) copies 49 times; FC6 then
+    # equals a 1×1 conv whose kernel is FC6's 7×7 kernel summed over space. (Here: 8×8 toy input.)
+    torch.manual_seed(0)
+    model = _MiniTorchvisionVGG().eval()
+    fc = to_fully_convolutional(model, input_size=(3, 8, 8)).eval()
+    assert fc.get_submodule("classifier.0").kernel_size == (1, 1)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(fc(x).flatten(1), model(x), rtol=1e-5, atol=1e-5)
+        assert fc(torch.randn(1, 3, 24, 24)).shape == (1, 5, 3, 3)
 
 
 def test_adaptive_pool_that_resizes_is_refused():
-    model = torchvision.models.vgg11(num_classes=10).eval()  # at 64: a 2×2 map stretched to 7×7
+    model = _MiniTorchvisionVGG().eval()  # at 16×16: a 2×2 map stretched to 7×7
     with pytest.raises(ConversionError, match="resizes the 2×2 feature map to 7×7"):
-        to_fully_convolutional(model, input_size=(3, 64, 64))
+        to_fully_convolutional(model, input_size=(3, 16, 16))
 
 
 def test_alexnet_fc6_is_a_6x6_conv():

@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 import torch
@@ -16,10 +17,11 @@ from cnnzoo.cli import main
 from cnnzoo.errors import CheckpointError, ConversionError
 from cnnzoo.export import export_onnx, export_safetensors, export_torchscript, load_safetensors
 from cnnzoo.inference import load_model_or_checkpoint
+from cnnzoo.layers import LENET5_C3_TABLE
 from cnnzoo.registry import create_model, get_model_info, list_models
 
-# Models whose export takes more than a few seconds at their smallest input on one thread.
-HEAVY = ("alexnet*", "vgg*", "resnet1[05]*", "resnet50*")
+# Models whose export takes more than ~1.5 s of CPU at their smallest input (deep or wide nets).
+HEAVY = ("alexnet*", "vgg*", "resnet*", "plain*")
 
 
 def small_model(name: str) -> tuple[torch.nn.Module, tuple[int, int, int]]:
@@ -28,21 +30,27 @@ def small_model(name: str) -> tuple[torch.nn.Module, tuple[int, int, int]]:
     info = get_model_info(name)
     c, h, w = info.input_size
     takes_size = "input_size" in inspect.signature(info.builder).parameters
-    torch.manual_seed(0)
     model = None
     for s in (32, 48, 64, 96, 128, 160, 224, 227):
         if s > max(h, w):
             break
-        if takes_size or model is None:
-            kwargs = {"input_size": (s, s)} if takes_size else {}
-            model = create_model(name, num_classes=3, **kwargs).eval()
         try:
+            if takes_size or model is None:
+                torch.manual_seed(0)
+                model = create_model(
+                    name, num_classes=3, **({"input_size": (s, s)} if takes_size else {})
+                ).eval()
             with torch.inference_mode():
                 model(torch.zeros(1, c, s, s))
             return model, (c, s, s)
-        except Exception:  # too small for this network: the next size
+        except Exception:  # too small for this network (ShapeError at build or forward): the next size
             continue
     return create_model(name, num_classes=3).eval(), (c, h, w)
+
+
+def _logit_scale(model, size) -> float:
+    with torch.no_grad():
+        return model(torch.randn(3, *size, generator=torch.Generator().manual_seed(0))).abs().max().item()
 
 
 def _marks(name: str):
@@ -55,8 +63,11 @@ def _marks(name: str):
 def test_every_model_exports_to_onnx_and_matches_pytorch(name, tmp_path):
     model, size = small_model(name)
     path = tmp_path / f"{name}.onnx"
-    result = export_onnx(model, path, input_size=size)
-    assert result.max_abs_diff <= 1e-4
+    # Heavy models skip the exporter's optional graph optimiser (half the export time; onnxruntime folds
+    # the same constants itself). The light ones, LeNet-5's custom layers among them, go through it.
+    heavy = bool(_marks(name))
+    result = export_onnx(model, path, input_size=size, optimize=not heavy)
+    assert result.max_abs_diff <= 1e-4 * max(1.0, _logit_scale(model, size))
 
     # Check independently of export_onnx's own check: fresh session, other inputs, batch 1 and 3.
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -70,7 +81,8 @@ def test_every_model_exports_to_onnx_and_matches_pytorch(name, tmp_path):
             expected = model(x).numpy()
         got = session.run(None, {inp.name: x.numpy()})[0]
         assert got.shape == expected.shape == (batch, 3)
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+        # 1e-4, relative once logits exceed ±1 (random-init deep ResNets reach ~10²; see verify_onnx)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * max(1.0, np.abs(expected).max()))
 
 
 def test_lenet5_custom_layers_export_as_standard_onnx_ops(tmp_path):
@@ -82,9 +94,14 @@ def test_lenet5_custom_layers_export_as_standard_onnx_ops(tmp_path):
     ops = {(n.domain or "ai.onnx", n.op_type) for n in proto.graph.node}
     assert {d for d, _ in ops} <= {"ai.onnx"}, ops
     assert ("ai.onnx", "Conv") in ops and ("ai.onnx", "Tanh") in ops
-    # The sparse C3 keeps its 1,516 connected weights (1,500 + 16 biases), not a dense 2,416 table.
-    sizes = sorted(int(np.prod(t.dims)) for t in proto.graph.initializer)
-    assert 1500 in sizes and 16 * 6 * 25 not in sizes
+    # The exporter folds C3's placement matmul into one dense (16, 6, 5, 5) kernel: zero exactly where the
+    # paper's Table I has no connection, the stored weights elsewhere.
+    (c3,) = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer if list(t.dims) == [16, 6, 5, 5]]
+    for o, row in enumerate(LENET5_C3_TABLE):
+        for i in range(6):
+            assert (c3[o, i] != 0).any() == (i in row), (o, i)
+    assert np.count_nonzero(c3) == 1500  # 60 connected 5×5 kernels
+    np.testing.assert_array_equal(np.sort(c3[c3 != 0]), np.sort(model.c3.weight.detach().numpy().ravel()))
 
 
 def test_static_batch_export(tmp_path):
@@ -122,6 +139,7 @@ def test_safetensors_round_trip_is_bitwise_exact(name, tmp_path):
         assert value.numpy().tobytes() == original[key].numpy().tobytes(), key
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit")  # TorchScript's own deprecation notice
 def test_torchscript_export_matches(tmp_path):
     model = create_model("lenet5")
     result = export_torchscript(model, tmp_path / "m.pt")
@@ -173,8 +191,11 @@ def test_cli_export_onnx_from_a_model_name(tmp_path, capsys):
     assert session.run(None, {"images": np.zeros((5, 1, 32, 32), np.float32)})[0].shape == (5, 10)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit")
 def test_cli_export_safetensors_and_torchscript(tmp_path):
-    assert main(["export", "lenet5", "--format", "safetensors", "--out", str(tmp_path / "w.safetensors")]) == 0
+    assert (
+        main(["export", "lenet5", "--format", "safetensors", "--out", str(tmp_path / "w.safetensors")]) == 0
+    )
     tensors, meta = load_safetensors(tmp_path / "w.safetensors")
     assert meta["model"] == "lenet5" and meta["input_size"] == [1, 32, 32]
     assert tensors["c3.weight"].shape == (60, 5, 5)  # Table I: 6·3 + 6·4 + 3·4 + 6 = 60 connected kernels
@@ -187,3 +208,36 @@ def test_cli_export_unknown_model_suggests_names(tmp_path, capsys):
     assert "did you mean" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_export_from_a_run_directory(tmp_path):
+    """A `cnnzoo train` run directory exports to ONNX and to a standalone .safetensors that is itself a
+    loadable checkpoint (metadata in the header), both giving the trained model's outputs."""
+    from cnnzoo.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(3)
+    model = create_model("lenet5_modern", num_classes=4).eval()
+    meta = CheckpointMeta(
+        model="lenet5_modern",
+        model_kwargs={"num_classes": 4},
+        input_size=[1, 28, 28],
+        dataset="fashion-mnist",
+        classes=["a", "b", "c", "d"],
+        mean=[0.5],
+        std=[0.25],
+    )
+    run = save_checkpoint(tmp_path / "run", model, meta)
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(x)
+
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"images": x.numpy()})[0], expected.numpy(), atol=1e-5)
+
+    alone = tmp_path / "elsewhere" / "weights.safetensors"  # no checkpoint.json beside it
+    assert main(["export", str(run), "--format", "safetensors", "--out", str(alone)]) == 0
+    reloaded, reloaded_meta = load_checkpoint(alone)
+    assert reloaded_meta.classes == ["a", "b", "c", "d"] and reloaded_meta.mean == [0.5]
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), expected)

@@ -128,7 +128,7 @@ def _fake_forward(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[int, ...]
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     param = next(gm.parameters(), None)
-    dtype = param.dtype if param is not None else torch.float32
+    dtype, device = (param.dtype, param.device) if param is not None else (torch.float32, None)
     # A too-small input makes a meta kernel fail; we turn that into a ShapeError, so fake_tensor's own
     # logging of the failure (a full traceback at ERROR level) is only noise.
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
@@ -136,7 +136,7 @@ def _fake_forward(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[int, ...]
     fake_log.setLevel(logging.CRITICAL)
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):
-            out = _ShapeRecorder(gm).run(torch.empty(shape, dtype=dtype))
+            out = _ShapeRecorder(gm).run(torch.empty(shape, dtype=dtype, device=device))
     finally:
         fake_log.setLevel(level)
     return tuple(out.shape)

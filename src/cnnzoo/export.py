@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime ≥ 1.14 runs it
-ONNX_ATOL = 1e-4  # max |onnxruntime − PyTorch| on the logits, float32
+ONNX_ATOL = 1e-4  # max |onnxruntime − PyTorch| on the logits, float32, × max(1, max |logit|)
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,14 @@ def onnx_bytes(
     input_size: tuple[int, int, int] | None = None,
     dynamic_batch: bool = True,
     opset: int = DEFAULT_OPSET,
+    optimize: bool = True,
 ) -> bytes:
-    """The serialised ONNX model: input ``images`` (batch, C, H, W) float32 -> ``logits`` (batch, classes)."""
+    """The serialised ONNX model: input ``images`` (batch, C, H, W) float32 -> ``logits`` (batch, classes).
+
+    ``optimize`` runs the exporter's graph optimiser (constant folding: e.g. LeNet-5's C3 placement matmul
+    becomes one dense kernel). onnxruntime folds the same constants when it loads a model, so for an
+    in-memory onnxruntime session ``optimize=False`` gives the same speed and halves the export time
+    (VGG-16: 2.9 s instead of 6.7 s); files on disk are optimised for other runtimes' sake."""
     c, h, w = _input_size(model, input_size)
     model = model.eval()
     example = torch.zeros(2 if dynamic_batch else 1, c, h, w, device=next(model.parameters()).device)
@@ -82,6 +88,7 @@ def onnx_bytes(
                 input_names=["images"],
                 output_names=["logits"],
                 dynamic_shapes=dynamic,
+                optimize=optimize,
                 verbose=False,
             )
     except Exception as e:  # noqa: BLE001 — torch.export raises many kinds; all mean "cannot export"
@@ -99,9 +106,10 @@ def verify_onnx(
     name: str | None = None,
 ) -> float:
     """Run the onnxruntime ``session`` and the PyTorch ``model`` on the same random inputs (seeded) and
-    return the largest absolute difference of the logits; raise :class:`ConversionError` above ``atol``."""
+    return the largest absolute difference of the logits; raise :class:`ConversionError` above
+    ``atol × max(1, max |logit|)``."""
     g = torch.Generator().manual_seed(0)
-    worst = 0.0
+    worst, scale = 0.0, 1.0
     for n in batch_sizes:
         x = torch.randn(n, *input_size, generator=g)
         with torch.inference_mode():
@@ -112,9 +120,14 @@ def verify_onnx(
                 f"{name or _name(model)}: onnxruntime output {tuple(got.shape)} != PyTorch {tuple(expected.shape)}"
             )
         worst = max(worst, (got - expected).abs().max().item())
-    if not worst <= atol:  # also catches NaN
+        scale = max(scale, expected.abs().max().item())
+    # float32 rounding grows with the logits' size: a deep random-init ResNet-101 gives logits near 180, and
+    # 100 layers of reordered sums differ by ~1e-6 of that. So the tolerance is absolute for logits within
+    # ±1 and relative beyond.
+    if not worst <= atol * scale:  # also catches NaN
         raise ConversionError(
-            f"{name or _name(model)}: onnxruntime differs from PyTorch by {worst:.3g} (tolerance {atol:g})"
+            f"{name or _name(model)}: onnxruntime differs from PyTorch by {worst:.3g} "
+            f"(tolerance {atol:g} × max(1, max |logit|) = {atol * scale:.3g})"
         )
     return worst
 
@@ -126,13 +139,14 @@ def export_onnx(
     dynamic_batch: bool = True,
     opset: int = DEFAULT_OPSET,
     atol: float = ONNX_ATOL,
+    optimize: bool = True,
 ) -> ExportResult:
     """Write ``model`` as one self-contained ONNX file and check it with onnxruntime at batch 1 and 3
     (batch 1 only when ``dynamic_batch=False``). Raises :class:`ConversionError` if they differ by > atol."""
     import onnxruntime as ort
 
     size = _input_size(model, input_size)
-    proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset)
+    proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset, optimize=optimize)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, proto)
@@ -142,15 +156,18 @@ def export_onnx(
 
 
 def export_safetensors(model: nn.Module, path: str | Path, metadata: dict | None = None) -> ExportResult:
-    """The weights as safetensors (no code, no pickle). ``metadata`` (e.g. the checkpoint's JSON) is stored
-    in the header under ``"cnnzoo"``. Tied weights are stored once (safetensors' ``save_model``)."""
-    from safetensors.torch import save_model
+    """The weights (state_dict) as safetensors: no code, no pickle. ``metadata`` (a checkpoint's JSON: model,
+    model_kwargs, input_size, classes, mean, std) goes into the header under ``"cnnzoo"``, which is where
+    ``cnnzoo.checkpoint.load_checkpoint`` looks for it, so the file alone is a loadable checkpoint."""
+    from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # clone: safetensors refuses tensors that share storage (tied weights); state_dict() names them all
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     header = {"format": "pt", "cnnzoo": json.dumps(metadata or {"model": _name(model)}, default=list)}
     tmp = path.with_name(path.name + ".tmp")
-    save_model(model, str(tmp), metadata=header)
+    save_file(tensors, str(tmp), metadata=header)
     tmp.replace(path)
     return ExportResult(path, "safetensors", None, path.stat().st_size)
 

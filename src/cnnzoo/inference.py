@@ -5,22 +5,26 @@
     probs = predictor.predict(images)           # float32 (N, num_classes), rows sum to 1
     predictor.topk(images, k=3)                 # [[("7", 0.98), ("1", 0.01), ...], ...]
 
-Images go in as uint8 tensors; the checkpoint's own preprocessing (``cnnzoo.checkpoint.preprocess``: /255,
-pad or resize to the model's input size, normalise with the training mean/std) turns them into the model's
-float input, so a prediction sees exactly what training saw.
+Images go in as uint8 tensors; the checkpoint's own preprocessing (``cnnzoo.checkpoint.preprocess``: pad or
+resize to the model's input size, /255, normalise with the training mean/std) turns them into the model's
+float input, so a prediction sees exactly what training saw. A bare model (random weights) gets /255 only.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError, DataError, ShapeError
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointMeta
 
 __all__ = ["Predictor", "load_image", "load_model_or_checkpoint", "ModelMeta", "IMAGE_FORMATS"]
 
@@ -131,7 +135,7 @@ def _as_array(im):
 
 @dataclass
 class ModelMeta:
-    """What a prediction needs besides the weights (a subset of a checkpoint's ``checkpoint.json``)."""
+    """What a prediction needs besides the weights (from a checkpoint's ``checkpoint.json``, or defaults)."""
 
     model: str
     input_size: tuple[int, int, int]  # (C, H, W) the network takes
@@ -139,26 +143,33 @@ class ModelMeta:
     mean: list[float] | None = None  # per channel, 0..1 units; None = no normalisation
     std: list[float] | None = None
     dataset: str | None = None
-    raw: dict = field(default_factory=dict)  # the full checkpoint.json, for checkpoint.preprocess
+    checkpoint: CheckpointMeta | None = None  # None for a bare model (random weights)
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(H, W) to load user images at: the dataset's own size where known (MNIST-style 28×28 digits are
-        padded to LeNet-5's 32×32 by preprocessing, as in training), else the model's input size."""
-        size = self.raw.get("image_size")
-        if size:
-            return tuple(size[-2:])
+        """(H, W) to load user images at: 28×28 for MNIST-style datasets (preprocessing pads them to
+        LeNet-5's 32×32 field, as in training), else the model's input size."""
         if self.dataset in _LIGHT_ON_DARK:
             return (28, 28)
         return tuple(self.input_size[1:])
+
+    def preprocessing(self) -> dict:
+        """The dict ``cnnzoo.checkpoint.preprocess`` takes: pad/resize, /255, normalise."""
+        c = self.input_size[0]
+        mean = list(self.mean) if self.mean is not None else [0.0] * c
+        std = list(self.std) if self.std is not None else [1.0] * c
+        return {"model": self.model, "input_size": list(self.input_size), "mean": mean, "std": std}
 
 
 def refuse_pickle(path: Path) -> None:
     """Raise :class:`CheckpointError` for pickle-based weights (``torch.save``, ``.pkl``): unpickling runs
     arbitrary code, so cnnzoo never opens them. Checked by suffix and by the file's first bytes."""
     if path.is_file():
-        with open(path, "rb") as f:
-            head = f.read(4)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
         # torch.save writes a zip ("PK\x03\x04"); a raw pickle starts with the PROTO opcode 0x80.
         if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" or path.suffix.lower() in _PICKLE_SUFFIXES:
             raise CheckpointError(
@@ -171,32 +182,31 @@ def refuse_pickle(path: Path) -> None:
 def load_model_or_checkpoint(spec: str | Path, warn=None) -> tuple[nn.Module, ModelMeta]:
     """``spec`` is a run directory or ``.safetensors`` file from ``cnnzoo train``, or a registered model name
     (random weights: ``warn`` is called with a message). Returns the model in eval mode and its meta."""
-    from .registry import create_model, list_models
+    from .registry import create_model, get_model_info, list_models
 
     path = Path(spec)
     if path.exists():
         refuse_pickle(path)
         from .checkpoint import load_checkpoint  # the training engineer's contract (docs/architecture.md)
 
-        model, raw = load_checkpoint(path)
-        c, h, w = raw.get("input_size") or model.default_input_size
+        model, ckpt = load_checkpoint(path)
+        c, h, w = ckpt.input_size
         meta = ModelMeta(
-            model=raw.get("model", getattr(model, "model_name", "model")),
+            model=ckpt.model,
             input_size=(c, h, w),
-            classes=list(raw.get("classes") or _numbered(model)),
-            mean=raw.get("mean"),
-            std=raw.get("std"),
-            dataset=raw.get("dataset"),
-            raw=dict(raw),
+            classes=list(ckpt.classes) or _numbered(model),
+            mean=list(ckpt.mean),
+            std=list(ckpt.std),
+            dataset=ckpt.dataset or None,
+            checkpoint=ckpt,
         )
         return model.eval(), meta
     if str(spec) in list_models():
         model = create_model(str(spec))
         if warn is not None:
             warn(f"{spec!r} is a model name, not a checkpoint: its weights are random")
-        meta = ModelMeta(
-            model=str(spec), input_size=tuple(model.default_input_size), classes=_numbered(model)
-        )
+        classes = [str(i) for i in range(get_model_info(str(spec)).num_classes)]
+        meta = ModelMeta(model=str(spec), input_size=tuple(model.default_input_size), classes=classes)
         return model.eval(), meta
     if path.suffix or "/" in str(spec):
         raise CheckpointError(f"{spec}: no such checkpoint (a run directory or a .safetensors file)")
@@ -205,6 +215,7 @@ def load_model_or_checkpoint(spec: str | Path, warn=None) -> tuple[nn.Module, Mo
 
 
 def _numbered(model: nn.Module) -> list[str]:
+    """Class names "0", "1", ... for a model without a checkpoint (one forward pass finds how many)."""
     return [str(i) for i in range(_num_outputs(model))]
 
 
@@ -220,7 +231,9 @@ def _num_outputs(model: nn.Module) -> int:
 class Predictor:
     """Batched inference for one model.
 
-    ``backend="torch"``: ``torch.inference_mode``, eval mode, optionally channels_last memory format.
+    ``backend="torch"``: eval mode, ``torch.inference_mode`` and, by default, the channels_last (NHWC) memory
+    format, with which oneDNN's convolutions ran LeNet-5, ResNet-18 and VGG-16 1.15–1.37× faster than the
+    default NCHW here (docs/benchmarks.md, "Inference"). It converts ``model``'s weights in place.
     ``backend="onnxruntime"``: the model is exported to ONNX in memory (dynamic batch) and run by an
     onnxruntime CPU session using as many threads as torch does; the export is checked against PyTorch.
     """
@@ -231,7 +244,7 @@ class Predictor:
         meta: ModelMeta | None = None,
         backend: str = "torch",
         batch_size: int = 64,
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         if backend not in ("torch", "onnxruntime"):
             raise ValueError(f"backend must be 'torch' or 'onnxruntime', not {backend!r}")
@@ -241,9 +254,10 @@ class Predictor:
             input_size=tuple(model.default_input_size),
             classes=_numbered(model),
         )
-        self.backend, self.batch_size, self.channels_last = backend, batch_size, channels_last
+        self.backend, self.batch_size = backend, batch_size
+        self.channels_last = channels_last and backend == "torch"
         self._session = None
-        if channels_last:
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if backend == "onnxruntime":
             self._session = _ort_session(self.model, self.meta.input_size)
@@ -269,25 +283,21 @@ class Predictor:
             raise DataError(f"images must be uint8 tensors (0..255), got {images.dtype}")
         if images.ndim == 3:
             images = images.unsqueeze(0)
-        c, h, w = self.meta.input_size
+        c = self.meta.input_size[0]
         if images.ndim != 4 or images.shape[1] != c:
             raise ShapeError(
                 f"{self.meta.model} takes {c}-channel images (N, {c}, H, W); got {tuple(images.shape)}"
             )
-        if self.meta.raw:  # a real checkpoint: its own preprocessing, the one training used
-            from .checkpoint import preprocess
+        from .checkpoint import preprocess  # the training run's own preprocessing
 
-            return preprocess(images, self.meta.raw).float()
-        x = images.float() / 255.0  # a bare model (random weights): scale only, resize if needed
-        if tuple(x.shape[-2:]) != (h, w):
-            x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True)
-        return x
+        return preprocess(images, self.meta.preprocessing()).float()
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float32 logits (N, num_classes), in batches of ``batch_size``."""
         x = self.preprocess(images)
-        outs = [self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
-        return torch.cat(outs) if outs else torch.empty(0, len(self.classes))
+        if len(x) <= self.batch_size:  # the common case: one batch, no copy into a result tensor
+            return self._run(x)
+        return torch.cat([self._run(chunk) for chunk in x.split(self.batch_size)])
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, C, H, W) -> class probabilities (N, num_classes), softmax of the logits."""
@@ -318,7 +328,7 @@ def _ort_session(model: nn.Module, input_size: tuple[int, int, int]):
 
     from .export import onnx_bytes, verify_onnx
 
-    proto = onnx_bytes(model, input_size, dynamic_batch=True)
+    proto = onnx_bytes(model, input_size, dynamic_batch=True, optimize=False)  # onnxruntime folds
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # same CPU budget as the torch backend
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -10,8 +10,11 @@ HELP = "reproduce a claim of the papers/seeds (list, degradation, lrn, small-ker
 
 def add_arguments(p) -> None:
     p.add_argument("name", help="experiment name, or 'list' to show them all")
-    p.add_argument("--quick", action="store_true", help="a small version that finishes in about a minute on a CPU")
+    p.add_argument(
+        "--quick", action="store_true", help="a small version that finishes in about a minute on a CPU"
+    )
     p.add_argument("--seeds", type=int, default=1, help="repeat training with N seeds; report mean ± std")
+    p.add_argument("--epochs", type=int, default=None, help="override the experiment's number of epochs")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--out", default=None, help="output folder (default runs/experiments/NAME)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (searched first)")
@@ -37,6 +40,10 @@ def run(args) -> int:
 
         os.environ[DATA_DIR_ENV] = args.data_dir
     out = args.out or os.path.join("runs", "experiments", args.name)
-    doc = run_experiment(args.name, out, quick=args.quick, seeds=args.seeds, device=args.device)
-    console.print(f"{args.name}: done in {doc.get('seconds', 0):.1f} s; report: {os.path.join(out, 'report.md')}")
+    doc = run_experiment(
+        args.name, out, quick=args.quick, seeds=args.seeds, device=args.device, epochs=args.epochs
+    )
+    console.print(
+        f"{args.name}: done in {doc.get('seconds', 0):.1f} s; report: {os.path.join(out, 'report.md')}"
+    )
     return 0

@@ -33,7 +33,17 @@ def run(args) -> int:
     elif args.format == "torchscript":
         result = export_torchscript(model, args.out, size, atol=args.atol)
     else:
-        info = meta.raw or {"model": meta.model, "input_size": list(size), "classes": meta.classes}
+        if (
+            meta.checkpoint is not None
+        ):  # keep the checkpoint's metadata: the file stays a loadable checkpoint
+            info = meta.checkpoint.to_dict()
+        else:
+            info = {
+                "model": meta.model,
+                "model_kwargs": {},
+                "input_size": list(size),
+                "classes": meta.classes,
+            }
         result = export_safetensors(model, args.out, metadata=info)
     shape = "x".join(map(str, size))
     line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {meta.model} {shape})"

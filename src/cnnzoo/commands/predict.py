@@ -45,6 +45,8 @@ def _scales(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
@@ -66,10 +68,13 @@ def run(args) -> int:
         predictor = Predictor(model, meta, backend=args.backend)
         results = predictor.topk(predictor.load_images(args.images, invert=invert), k=args.top_k)
 
+    # File names when they are unique (long temporary paths would squeeze the table), else the paths.
+    names = [Path(p).name for p in args.images]
+    shown = names if len(set(names)) == len(names) else args.images
     table = Table("image", "rank", "class", "probability", box=None)
-    for path, best in zip(args.images, results, strict=True):
+    for label, best in zip(shown, results, strict=True):
         for rank, (name, prob) in enumerate(best, 1):
-            table.add_row(path if rank == 1 else "", str(rank), name, f"{prob:.4f}")
+            table.add_row(label if rank == 1 else "", str(rank), name, f"{prob:.4f}")
     Console().print(table)
     return 0
 

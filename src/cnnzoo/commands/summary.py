@@ -13,7 +13,9 @@ def add_arguments(p) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
     p.add_argument("--format", choices=["table", "json", "markdown", "csv"], default="table")
     p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--trace", action="store_true", help="also walk a real tensor through and print each shape")
+    p.add_argument(
+        "--trace", action="store_true", help="also walk a real tensor through and print each shape"
+    )
     p.add_argument(
         "--fully-convolutional",
         action="store_true",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -70,7 +71,7 @@ _TABLE = [
     ExperimentInfo("bottleneck-1x1", "bottleneck_1x1", "seed 000; Szegedy et al. 2014 (Inception), Ng's course",
                    "a 1×1 bottleneck cuts the 5×5 conv's cost from 120,422,400 to 12,443,648 MACs (~10×)"),
     ExperimentInfo("lenet-activations", "lenet_activations", "seed 002; LeCun et al. 1998, d2l",
-                   "in LeNet-5, ReLU trains faster than tanh and sigmoid; max pooling vs average pooling"),
+                   "in LeNet-5, ReLU trains faster than sigmoid (vanishing gradients); tanh, max vs average pooling"),
     ExperimentInfo("dense-evaluation", "dense_evaluation", "seed 001; Simonyan & Zisserman 2014, Sec. 3.2",
                    "VGG's test-time FC→conv conversion gives the same scores and takes any input size"),
 ]  # fmt: skip
@@ -94,16 +95,29 @@ def get_experiment(name: str) -> ExperimentInfo:
 
 
 def run_experiment(
-    name: str, out_dir: str | Path | None = None, quick: bool = False, seeds: int = 1, device: str = "auto"
+    name: str,
+    out_dir: str | Path | None = None,
+    quick: bool = False,
+    seeds: int = 1,
+    device: str = "auto",
+    epochs: int | None = None,
 ) -> dict:
-    """Run experiment ``name``; ``out_dir`` defaults to ``runs/experiments/NAME``."""
+    """Run experiment ``name``; ``out_dir`` defaults to ``runs/experiments/NAME``. ``epochs`` overrides a
+    training experiment's default number of epochs (only experiments whose ``run`` takes it)."""
     info = get_experiment(name)
     if seeds < 1:
         raise CnnzooError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out_dir) if out_dir else Path("runs") / "experiments" / name
     out.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(f"{__package__}.{info.module}")
-    return module.run(out, quick=quick, seeds=seeds, device=device)
+    extra = {}
+    if epochs is not None:
+        if epochs < 1 or "epochs" not in inspect.signature(module.run).parameters:
+            raise CnnzooError(
+                f"experiment {name!r} does not take --epochs {epochs} (it trains nothing or epochs < 1)"
+            )
+        extra["epochs"] = epochs
+    return module.run(out, quick=quick, seeds=seeds, device=device, **extra)
 
 
 # ---------------------------------------------------------------------------------------------- reports
@@ -163,7 +177,9 @@ def pct(stats: dict) -> str:
     return f"{100 * stats['mean']:.2f}%"
 
 
-def write_results(out_dir: Path, name: str, settings: dict, results: dict, started: float, device: str) -> dict:
+def write_results(
+    out_dir: Path, name: str, settings: dict, results: dict, started: float, device: str
+) -> dict:
     """Save ``results.json``: experiment name, settings, hardware, wall time and the results."""
     doc = {
         "experiment": name,
@@ -267,7 +283,9 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], parallel: int = 1) -
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=min(parallel, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(parallel, len(jobs)), mp_context=mp.get_context("spawn")
+    ) as pool:
         futures = [pool.submit(fn, *job) for job in jobs]
         return [f.result() for f in futures]
 
@@ -328,7 +346,9 @@ def _augment(x, pad: int = 4):
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
 
-def train_curves(model, data, settings: TrainSettings, device: str = "cpu", seed: int = 0) -> dict:
+def train_curves(
+    model, data, settings: TrainSettings, device: str = "cpu", seed: int = 0, label: str = ""
+) -> dict:
     """Train ``model`` on ``data`` (a :class:`cnnzoo.data.ImageDataset`) and record, per epoch, the training
     loss/error (averaged over the epoch's batches, in training mode, as He et al. plot it) and the test
     loss/error. The whole dataset sits on ``device`` as tensors: no DataLoader workers to start.
@@ -352,6 +372,7 @@ def train_curves(model, data, settings: TrainSettings, device: str = "cpu", seed
     model = model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest conv algorithms
     if settings.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     else:
@@ -368,7 +389,9 @@ def train_curves(model, data, settings: TrainSettings, device: str = "cpu", seed
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
-    hist: dict[str, list] = {k: [] for k in ("train_loss", "train_error", "test_loss", "test_error", "epoch_seconds")}
+    hist: dict[str, list] = {
+        k: [] for k in ("train_loss", "train_error", "test_loss", "test_error", "epoch_seconds")
+    }
     gen = torch.Generator(device="cpu").manual_seed(seed)
     for _ in range(settings.epochs):
         t0 = time.time()
@@ -401,6 +424,10 @@ def train_curves(model, data, settings: TrainSettings, device: str = "cpu", seed
         hist["test_loss"].append(test_loss)
         hist["test_error"].append(test_err)
         hist["epoch_seconds"].append(time.time() - t0)
+        if label:  # one progress line per epoch (long runs; workers print to the same console)
+            print(f"  {label} seed {seed} epoch {len(hist['test_error'])}/{settings.epochs}: train error "
+                  f"{100 * hist['train_error'][-1]:.2f}%, test error {100 * test_err:.2f}% "
+                  f"({hist['epoch_seconds'][-1]:.1f} s)", flush=True)  # fmt: skip
     hist["params"] = sum(p.numel() for p in model.parameters())
     return hist
 
@@ -442,13 +469,29 @@ def train_job(builder: Callable, kwargs: dict, settings: TrainSettings, device: 
               dataset: str = "fashion-mnist") -> dict:  # fmt: skip
     """One training run as a picklable job for :func:`run_jobs`: build with ``builder(**kwargs)`` (a
     module-level function, e.g. :func:`cnnzoo.create_model`), train, return the curves."""
-    import torch
-
-    if device == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads()))
     seed_everything(seed)  # the same seed gives the same initial weights
     model = builder(**kwargs)
-    return train_curves(model, load_data(dataset), settings, device=device, seed=seed)
+    # progress lines name the net and what varies, e.g. "lenet5_modern activation=relu,pool=max"
+    varies = ",".join(
+        f"{k}={v}" for k, v in kwargs.items() if k not in ("name", "in_channels", "num_classes")
+    )
+    label = f"{getattr(model, 'model_name', '') or builder.__name__}{' ' + varies if varies else ''}"
+    return train_curves(model, load_data(dataset), settings, device=device, seed=seed, label=label)
+
+
+def train_variants(variants: dict[str, tuple[Callable, dict]], settings: TrainSettings, device: str, seeds: int,
+                   dataset: str = "fashion-mnist", last: int = 3) -> dict[str, dict]:  # fmt: skip
+    """Train each ``name -> (builder, kwargs)`` with ``seeds`` seeds and return ``name -> aggregate(...)``.
+
+    On a GPU all runs go side by side in worker processes (a small net alone leaves the GPU mostly idle);
+    on a CPU they run one after another. The final errors average the ``last`` epochs."""
+    load_data(dataset)  # once here, so the workers find the tensors cached
+    jobs = [(b, kw, settings, device, seed, dataset) for b, kw in variants.values() for seed in range(seeds)]
+    histories = run_jobs(train_job, jobs, parallel=len(jobs) if device.startswith("cuda") else 1)
+    last = min(last, settings.epochs)
+    return {
+        name: aggregate(histories[i * seeds : (i + 1) * seeds], last=last) for i, name in enumerate(variants)
+    }
 
 
 def aggregate(histories: Sequence[dict], last: int = 1) -> dict:

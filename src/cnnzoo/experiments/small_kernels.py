@@ -19,8 +19,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .runner import Report, TrainSettings, aggregate, get_experiment, hardware_info, new_figure, pct
-from .runner import resolve_device, run_jobs, save_figure, train_job, write_results
+from .runner import (
+    Report,
+    TrainSettings,
+    get_experiment,
+    hardware_info,
+    new_figure,
+    pct,
+    resolve_device,
+    save_figure,
+    train_variants,
+    write_results,
+)
 
 NAME = "small-kernels"
 
@@ -73,7 +83,9 @@ def analyse_blocks(channels: int = 64, size: int = 28) -> dict:
     return out
 
 
-def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto") -> dict:
+def run(
+    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
+) -> dict:
     from ..analysis import summary
 
     started = time.time()
@@ -85,6 +97,7 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
         optimizer="adam", milestones=(0.67,), augment=False, train_subset=1024 if quick else None,
         test_subset=500 if quick else None,
     )  # fmt: skip
+    train.epochs = epochs or train.epochs
     settings = {"channels C (analysis)": 64, "width C (nets)": width, "epochs": train.epochs,
                 "optimizer": f"Adam lr {train.lr:g}, /10 at 67%", "batch": train.batch_size,
                 "train images": train.train_subset or "all 60,000", "test images": train.test_subset or "all 10,000",
@@ -104,11 +117,10 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
             "fewer_macs_pct": 100 * (1 - a["macs"] / b["macs"]),
         })  # fmt: skip
 
-    jobs = [(small_net, {"block_name": n, "width": width}, train, device, seed) for n in BLOCKS for seed in range(seeds)]
-    histories = run_jobs(train_job, jobs, parallel=len(jobs) if device.startswith("cuda") else 1)
-    nets = {}
-    for i, n in enumerate(BLOCKS):
-        nets[n] = aggregate(histories[i * seeds : (i + 1) * seeds])
+    nets = train_variants(
+        {n: (small_net, {"block_name": n, "width": width}) for n in BLOCKS}, train, device, seeds
+    )
+    for n in BLOCKS:
         nets[n]["macs"] = summary(small_net(n, width), input_size=(1, 28, 28)).to_dict()["total"]["macs"]
     for c in comparisons:
         c["small_test_error"] = nets[c["small"]]["final_test_error"]["mean"]
@@ -120,8 +132,16 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     for ax, (small, big, *_) in zip(axes, PAIRS, strict=True):
         for n, color in ((small, "tab:blue"), (big, "tab:red")):
             epochs = range(1, train.epochs + 1)
-            ax.plot(epochs, [100 * e for e in nets[n]["test_error_curve"]], color=color, lw=2, label=f"{n} test")
-            ax.plot(epochs, [100 * e for e in nets[n]["train_error_curve"]], color=color, ls="--", label=f"{n} train")
+            ax.plot(
+                epochs, [100 * e for e in nets[n]["test_error_curve"]], color=color, lw=2, label=f"{n} test"
+            )
+            ax.plot(
+                epochs,
+                [100 * e for e in nets[n]["train_error_curve"]],
+                color=color,
+                ls="--",
+                label=f"{n} train",
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("error (%)")
         ax.set_title(f"{small} vs {big} (width {width})")

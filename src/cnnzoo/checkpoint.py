@@ -1,0 +1,354 @@
+"""Checkpoints: safetensors weights + JSON metadata, written atomically, loaded without pickle.
+
+A run directory holds::
+
+    model.safetensors   the weights (state_dict), with the metadata also embedded in the header
+    checkpoint.json     model name + kwargs, input_size [C,H,W], dataset, classes, mean/std, epoch, metrics
+    train_state.pt      optimizer / scheduler / RNG state and the history, for ``--resume``
+                        (tensors and plain containers only: read with ``torch.load(weights_only=True)``)
+
+Atomic commit: the three files are first written as ``NAME.pending`` (each flushed and fsync'ed);
+``checkpoint.json.pending`` is written last, via a ``.partial`` file and a rename, so its existence means
+"the new set is complete". Then the pending files are renamed over the old ones, JSON last. A crash (even
+``kill -9`` or a power cut) at any moment leaves either the old checkpoint or a complete pending set, which
+the next save, resume or load finishes ("rolls forward"); an incomplete set is discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ShapeError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointMeta",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_meta",
+    "load_train_state",
+    "preprocess",
+    "check_writable",
+    "recover",
+]
+
+FORMAT_VERSION = 1
+WEIGHTS, META, TRAIN_STATE = "model.safetensors", "checkpoint.json", "train_state.pt"
+PENDING, PARTIAL = ".pending", ".partial"
+# Pickle-based formats: loading one runs whatever code its author put in it.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+
+
+@dataclass
+class CheckpointMeta:
+    model: str  # registry name, rebuilt with create_model(model, **model_kwargs)
+    model_kwargs: dict  # num_classes, in_channels, ...
+    input_size: list[int]  # [C, H, W] the model takes
+    dataset: str = ""
+    classes: list[str] = field(default_factory=list)
+    mean: list[float] = field(default_factory=lambda: [0.0])  # per channel, 0..1 units
+    std: list[float] = field(default_factory=lambda: [1.0])
+    epoch: int = 0  # epochs completed
+    metrics: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "checkpoint metadata") -> CheckpointMeta:
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        missing = [
+            f.name
+            for f in fields(cls)
+            if f.name in ("model", "model_kwargs", "input_size") and f.name not in d
+        ]
+        if missing:
+            raise CheckpointError(f"{source}: missing {', '.join(missing)}")
+        version = d.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source}: format_version {version!r} is newer than this cnnzoo ({FORMAT_VERSION})"
+            )
+        known = {f.name for f in fields(cls)}
+        meta = cls(**{k: v for k, v in d.items() if k in known})
+        if not isinstance(meta.model, str) or not isinstance(meta.model_kwargs, dict):
+            raise CheckpointError(f"{source}: 'model' must be a string and 'model_kwargs' an object")
+        if not (isinstance(meta.input_size, list) and len(meta.input_size) == 3):
+            raise CheckpointError(f"{source}: 'input_size' must be [C, H, W], got {meta.input_size!r}")
+        return meta
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some filesystems do not let a directory be opened; the renames are still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it; on failure (full disk, no permission) remove the partial file."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def check_writable(run_dir: str | os.PathLike, need_bytes: int = 0) -> Path:
+    """Fail before training, not after an hour: create ``run_dir``, write and delete a probe file, and check
+    that ``need_bytes`` (about two checkpoints) fit on the disk."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create output directory {run_dir}: {e.strerror or e}") from None
+    probe = run_dir / ".write-probe"
+    _write_durable(probe, b"\0" * 4096)
+    probe.unlink(missing_ok=True)
+    free = shutil.disk_usage(run_dir).free
+    if free < need_bytes:
+        raise CheckpointError(
+            f"not enough space in {run_dir}: {free / 1e6:.1f} MB free, need {need_bytes / 1e6:.1f} MB"
+        )
+    return run_dir
+
+
+def _state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    model = getattr(model, "module", model)  # DDP / compiled wrappers
+    # clone: safetensors refuses tensors that share storage (tied weights), and the copy is on the CPU anyway
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike, model: nn.Module, meta: CheckpointMeta, train_state: dict | None = None
+) -> Path:
+    """Atomically replace the checkpoint in ``run_dir`` (see the module docstring). Returns ``run_dir``."""
+    from safetensors.torch import save
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recover(run_dir)
+    meta_json = json.dumps(meta.to_dict(), indent=2)
+    weights = save(_state_tensors(model), metadata={"cnnzoo": meta_json})
+    _write_durable(run_dir / (WEIGHTS + PENDING), weights)
+    if train_state is not None:
+        buf = io.BytesIO()
+        torch.save(train_state, buf)
+        _write_durable(run_dir / (TRAIN_STATE + PENDING), buf.getvalue())
+    record = meta.to_dict() | {"weights_sha256": hashlib.sha256(weights).hexdigest()}
+    _write_durable(run_dir / (META + PARTIAL), (json.dumps(record, indent=2) + "\n").encode())
+    os.replace(run_dir / (META + PARTIAL), run_dir / (META + PENDING))  # the commit point
+    _fsync_dir(run_dir)
+    _roll_forward(run_dir)
+    if train_state is None:
+        (run_dir / TRAIN_STATE).unlink(missing_ok=True)  # a stale state would resume the wrong epoch
+    return run_dir
+
+
+def _roll_forward(run_dir: Path) -> None:
+    for name in (WEIGHTS, TRAIN_STATE, META):  # JSON last
+        pending = run_dir / (name + PENDING)
+        if pending.exists():
+            os.replace(pending, run_dir / name)
+    _fsync_dir(run_dir)
+
+
+def recover(run_dir: str | os.PathLike) -> None:
+    """Finish a checkpoint commit a crash interrupted, or discard an incomplete one."""
+    run_dir = Path(run_dir)
+    if (run_dir / (META + PENDING)).exists():
+        _roll_forward(run_dir)
+        return
+    for name in (WEIGHTS, TRAIN_STATE, META):
+        for suffix in (PENDING, PARTIAL):
+            (run_dir / (name + suffix)).unlink(missing_ok=True)
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def _committed(run_dir: Path, name: str) -> Path:
+    """The file of the newest complete checkpoint: a pending one when its commit is under way (read-only)."""
+    pending = run_dir / (name + PENDING)
+    if (run_dir / (META + PENDING)).exists() and pending.exists():
+        return pending
+    return run_dir / name
+
+
+def _locate(path: str | os.PathLike) -> tuple[Path, Path | None]:
+    """(weights file, metadata JSON or None) for a run directory or a .safetensors file."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES and not path.is_dir():
+        raise CheckpointError(
+            f"{path}: refusing a pickle-based weights file ({path.suffix}); loading one can run arbitrary code. "
+            "Use a cnnzoo run directory or a .safetensors file"
+        )
+    if path.is_dir():
+        weights, meta = _committed(path, WEIGHTS), _committed(path, META)
+        if not weights.exists():
+            raise CheckpointError(f"{path}: no {WEIGHTS} in this directory (is it a cnnzoo run directory?)")
+        return weights, meta if meta.exists() else None
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{path}: not a .safetensors file or a run directory")
+    meta = path.with_name(META)
+    return path, meta if meta.exists() else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable or corrupt JSON ({e})") from None
+
+
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Tensors and the embedded cnnzoo metadata (or None) of a safetensors file; any defect -> CheckpointError."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # SafetensorError, OSError, ValueError...: all mean "not a sound safetensors file"
+        raise CheckpointError(
+            f"{path}: corrupt or truncated safetensors file ({type(e).__name__}: {e})"
+        ) from None
+    embedded = None
+    if "cnnzoo" in header:
+        try:
+            embedded = json.loads(header["cnnzoo"])
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{path}: corrupt metadata in the safetensors header ({e})") from None
+    return tensors, embedded
+
+
+def load_meta(path: str | os.PathLike) -> CheckpointMeta:
+    """The metadata alone (no weights read beyond the header when a checkpoint.json exists)."""
+    weights, meta_path = _locate(path)
+    if meta_path is not None:
+        return CheckpointMeta.from_dict(_read_json(meta_path), str(meta_path))
+    _, embedded = _read_weights(weights)
+    if embedded is None:
+        raise CheckpointError(f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header")
+    return CheckpointMeta.from_dict(embedded, str(weights))
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CheckpointMeta]:
+    """Rebuild the model of a run directory or ``.safetensors`` file: ``(model in eval mode, meta)``."""
+    from .registry import create_model
+
+    weights, meta_path = _locate(path)
+    tensors, embedded = _read_weights(weights)
+    if meta_path is not None:
+        record = _read_json(meta_path)
+        meta = CheckpointMeta.from_dict(record, str(meta_path))
+        expected = record.get("weights_sha256") if isinstance(record, dict) else None
+        if expected and expected != hashlib.sha256(weights.read_bytes()).hexdigest():
+            raise CheckpointError(
+                f"{weights}: does not match {meta_path} (checksum differs; file changed or corrupt)"
+            )
+    elif embedded is not None:
+        meta = CheckpointMeta.from_dict(embedded, str(weights))
+    else:
+        raise CheckpointError(f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header")
+    try:
+        model = create_model(meta.model, **meta.model_kwargs)
+    except TypeError as e:
+        raise CheckpointError(
+            f"{weights}: cannot rebuild {meta.model!r} with {meta.model_kwargs}: {e}"
+        ) from None
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise CheckpointError(f"{weights}: weights do not fit model {meta.model!r}: {detail}") from None
+    # what predict/evaluate need to preprocess uint8 images like the training run did
+    model.preprocessing = {
+        "input_size": list(meta.input_size),
+        "mean": list(meta.mean),
+        "std": list(meta.std),
+    }
+    return model.to(device).eval(), meta
+
+
+def load_train_state(run_dir: str | os.PathLike) -> dict:
+    """The resume state; read with ``weights_only=True``, so a tampered file cannot run code."""
+    path = _committed(Path(run_dir), TRAIN_STATE)
+    if not path.exists():
+        raise CheckpointError(
+            f"{path}: missing; this run cannot be resumed (was it finished without a train state?)"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for forbidden globals, EOFError/RuntimeError for truncation
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: unreadable resume state ({type(e).__name__}: {first[:200]})"
+        ) from None
+
+
+# --- preprocessing ---------------------------------------------------------------------------------------
+
+
+def _get(meta, key):
+    return meta[key] if isinstance(meta, dict) else getattr(meta, key)
+
+
+def preprocess(images: torch.Tensor, meta: CheckpointMeta | dict) -> torch.Tensor:
+    """uint8 images (N, C, H, W) or (C, H, W) -> the float batch the checkpoint's model takes:
+    padded or resized to ``input_size``, / 255, normalised with the training set's ``mean``/``std``."""
+    from .train.augment import fit_to_size, normalize, to_float
+
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ShapeError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
+    c, h, w = _get(meta, "input_size")
+    if images.shape[1] != c:
+        raise ShapeError(
+            f"images have {images.shape[1]} channel(s) but model {_get(meta, 'model')!r} takes {c}"
+        )
+    x = to_float(fit_to_size(images, (h, w)))
+    return normalize(x, _get(meta, "mean"), _get(meta, "std"))
+
+
+def load_weights_into(model: nn.Module, path: str | os.PathLike) -> CheckpointMeta | None:
+    """Copy a checkpoint's weights into an already built ``model`` (used by ``--resume``); returns its
+    embedded metadata, if any."""
+    weights, _ = _locate(path)
+    tensors, embedded = _read_weights(weights)
+    try:
+        getattr(model, "module", model).load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(line.strip() for line in str(e).strip().splitlines()[:3])
+        raise CheckpointError(f"{weights}: weights do not fit this model: {detail}") from None
+    return CheckpointMeta.from_dict(embedded, str(weights)) if embedded else None

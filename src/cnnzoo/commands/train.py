@@ -1,0 +1,170 @@
+"""``cnnzoo train [MODEL]``: train a model on a dataset; prints the layer table, progress and test accuracy.
+
+Settings come, in order of precedence, from the command line, then (with ``--resume``) the run's saved
+config.json, then the model's recipe (:mod:`cnnzoo.train.recipes`), then TrainConfig's defaults. With
+``--nproc N`` the command re-launches itself under ``torchrun`` (N processes, DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train"
+HELP = "train a model (default lenet5_modern on Fashion-MNIST)"
+DEFAULT_MODEL = "lenet5_modern"
+
+# CLI option -> TrainConfig field, for the options that map one to one
+_FIELDS = {
+    "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
+    "schedule": "schedule", "warmup_epochs": "warmup_epochs", "weight_decay": "weight_decay",
+    "momentum": "momentum", "label_smoothing": "label_smoothing", "loss": "loss",
+    "crop_padding": "crop_padding", "hflip": "hflip", "validation_split": "validation_split",
+    "limit": "limit", "seed": "seed", "device": "device", "channels_last": "channels_last", "bf16": "bf16",
+}  # fmt: skip
+
+
+# the same as cnnzoo.train.optim's (not imported: that would load torch for `cnnzoo --help`)
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", nargs="?", help=f"registered model name (default {DEFAULT_MODEL})")
+    p.add_argument(
+        "--dataset", help="mnist, fashion-mnist (default), kmnist, cifar10, cifar100, imagefolder:PATH"
+    )
+    p.add_argument("--data-dir", help="where the dataset files are (or go)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="the global batch (all processes together)")
+    p.add_argument("--lr", type=float, help="peak learning rate for this batch size")
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--loss", choices=("ce", "lenet5"), help="lenet5: the 1998 paper's MAP criterion")
+    p.add_argument("--crop-padding", type=int, help="random shifts of up to ±N pixels (0: none)")
+    p.add_argument(
+        "--hflip", action=argparse.BooleanOptionalAction, help="random mirroring (default: not for digits)"
+    )
+    p.add_argument(
+        "--validation-split", type=float, help="fraction of the training set held out (default 0.1)"
+    )
+    p.add_argument("--limit", type=int, help="use at most N training and N test images (quick runs)")
+    p.add_argument("--seed", type=int, help="makes the run repeatable (default 0)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="default: on for CUDA only")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 autocast; default: CUDA only")
+    p.add_argument("--threads", type=int, help="torch intra-op threads per process")
+    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no layer table or progress; final lines only")
+    p.add_argument("--nproc", type=int, help="train with N processes (DDP) via torchrun on this machine")
+
+
+def _default_out(model: str) -> str:
+    import time
+
+    return f"runs/{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _launch(args, argv: list[str]) -> int:
+    """Re-run this command under torchrun with N processes (``--nproc`` removed, ``--out`` fixed)."""
+    import subprocess
+
+    from ..train.distributed import torchrun_command
+
+    rest, it = [], iter(argv)
+    for a in it:
+        if a == "--nproc":
+            next(it, None)  # and its value
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if not args.out:
+        rest += ["--out", _default_out(args.model or DEFAULT_MODEL)]
+    return subprocess.call(torchrun_command(args.nproc, rest))
+
+
+def run(args) -> int:
+    import json
+    import os
+    import sys
+    from dataclasses import fields
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import CnnzooError
+    from ..registry import create_model
+    from ..train import TrainConfig, fit
+    from ..train.recipes import recipe_for
+
+    if args.nproc and "WORLD_SIZE" not in os.environ:
+        argv = sys.argv[sys.argv.index("train") :] if "train" in sys.argv else ["train"]
+        return _launch(args, argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    saved: dict = {}
+    if args.resume:
+        if not args.out:
+            raise CnnzooError("--resume needs --out DIR (the run to continue)")
+        cfg_path = Path(args.out) / "config.json"
+        if cfg_path.exists():
+            try:
+                saved = json.loads(cfg_path.read_text())
+            except json.JSONDecodeError as e:
+                raise CnnzooError(f"{cfg_path}: corrupt JSON ({e})") from None
+    model_name = args.model or saved.get("model") or DEFAULT_MODEL
+    dataset = args.dataset or saved.get("dataset") or "fashion-mnist"
+
+    known = {f.name for f in fields(TrainConfig)}
+    options = recipe_for(model_name)
+    options |= {k: v for k, v in saved.items() if k in known}
+    options |= {f: getattr(args, a) for a, f in _FIELDS.items() if getattr(args, a) is not None}
+    options["out"] = args.out or saved.get("out") or _default_out(model_name)
+    options["resume"] = args.resume
+    if args.quiet:
+        options["progress"] = "quiet"
+    elif options.get("progress") == "quiet":
+        options["progress"] = None
+    options.setdefault("seed", 0)
+
+    from ..data import load_dataset
+
+    ds = load_dataset(dataset, data_dir=args.data_dir)
+    torch.manual_seed(options["seed"])  # the initial weights follow --seed too
+    model = create_model(model_name, num_classes=len(ds.classes), in_channels=ds.image_size[0])
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main and not args.quiet:
+        _print_table(model)
+        n = (
+            len(ds.train_images)
+            if options.get("limit") is None
+            else min(options["limit"], len(ds.train_images))
+        )
+        print(f"training {model_name} on {ds.name} ({n:,} training images, {ds.image_size[0]}×{ds.image_size[1]}"
+              f"×{ds.image_size[2]}) -> {options['out']}", flush=True)  # fmt: skip
+
+    history = fit(model, ds, TrainConfig(), **options)
+    if main:
+        r = history.result
+        print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
+              f"({r['epochs']} epochs, {r['train_seconds']:.1f} s training, "
+              f"{r['train_images_per_second']:,.0f} img/s, {r['world_size']} process(es))")  # fmt: skip
+        out = history.out
+        print(
+            f"run directory {out}: curves.png, confusion.png, metrics.jsonl, result.json, model.safetensors"
+        )
+    return 0
+
+
+def _print_table(model) -> None:
+    try:
+        from rich.console import Console
+
+        from ..analysis.summary import summary
+    except ImportError:
+        return
+    Console().print(summary(model, input_size=tuple(model.default_input_size)))

@@ -1,0 +1,217 @@
+"""Seed 000 / He et al. 2015, Fig. 1 and 6: the degradation problem and how residual connections fix it.
+
+Seed 000: "for a plain network, in theory the training error should keep falling as layers are added, but in
+practice it rises once the net is deep enough; for a residual network the training error keeps falling".
+He et al. show it on CIFAR-10 with 6n+2-layer nets of 16-32-64 filters: plain-56 has *higher training and
+test error* than plain-20, while ResNet-56 is below ResNet-20.
+
+Here: plain-20, plain-56, ResNet-20 and ResNet-56 (the zoo's CIFAR-style nets, 1 input channel) trained on
+Fashion-MNIST padded to 32×32 with the paper's recipe (SGD 0.1, momentum 0.9, weight decay 1e-4, batch
+128, lr /10 at 50% and 75% of training, 4-pixel random crops and flips), plus CIFAR-10 when its files are
+present. The verdict compares the final training error (mean of the last 3 epochs, mean over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from ..errors import DataError
+from .runner import (
+    Report,
+    TrainSettings,
+    get_experiment,
+    hardware_info,
+    load_data,
+    new_figure,
+    pct,
+    resolve_device,
+    save_figure,
+    train_variants,
+    write_results,
+)
+
+NAME = "degradation"
+MODELS = ["plain20", "plain56", "resnet20", "resnet56"]
+COLORS = {"20": "tab:orange", "56": "tab:red"}
+PAPER_CIFAR10_TEST_ERROR = {"resnet20": 8.75, "resnet56": 6.97}  # He et al. Table 6, %
+
+
+def build(name: str, in_channels: int):
+    from ..registry import create_model
+
+    return create_model(name, num_classes=10, in_channels=in_channels)
+
+
+def settings_for(quick: bool, dataset: str) -> TrainSettings:
+    if quick:  # exercises every code path; the numbers mean nothing
+        return TrainSettings(epochs=1, batch_size=64, train_subset=128, test_subset=128, warmup_epochs=0.5,
+                             pad_to=None, extra={"note": "quick: 128 images, 1 epoch"})  # fmt: skip
+    # He et al. train 64k iterations (~164 epochs); 30 epochs already separate the curves on Fashion-MNIST.
+    # One epoch of linear warm-up keeps the 56-layer plain net from blowing up at lr 0.1 in the first steps.
+    return TrainSettings(epochs=30, batch_size=128, warmup_epochs=1.0,
+                         pad_to=32 if dataset == "fashion-mnist" else None)  # fmt: skip
+
+
+def run_dataset(dataset: str, quick: bool, seeds: int, device: str, epochs: int | None = None) -> dict:
+    train = settings_for(quick, dataset)
+    train.epochs = epochs or train.epochs
+    channels = load_data(dataset).train_images.shape[1]
+    variants = {m: (build, {"name": m, "in_channels": channels}) for m in MODELS}
+    models = train_variants(variants, train, device, seeds, dataset)
+    return {"settings": train, "models": models, "verdict": judge(models)}
+
+
+def judge(models: dict) -> dict:
+    """The claim, from the final errors (mean over seeds)."""
+    tr = {m: models[m]["final_train_error"]["mean"] for m in MODELS}
+    te = {m: models[m]["final_test_error"]["mean"] for m in MODELS}
+    verdict = {
+        "plain56_trains_worse_than_plain20": tr["plain56"] > tr["plain20"],
+        "plain56_tests_worse_than_plain20": te["plain56"] > te["plain20"],
+        "resnet56_trains_at_least_as_well_as_resnet20": tr["resnet56"] <= tr["resnet20"],
+        "resnet56_tests_at_least_as_well_as_resnet20": te["resnet56"] <= te["resnet20"],
+    }
+    verdict["claim_holds"] = (
+        verdict["plain56_trains_worse_than_plain20"]
+        and verdict["resnet56_trains_at_least_as_well_as_resnet20"]
+    )
+    return verdict
+
+
+def plot(result: dict, dataset: str, out_dir: Path) -> str:
+    """He et al. Fig. 1/6 style: plain nets left, ResNets right; training error dashed, test error bold."""
+    fig, axes = new_figure(2, width=5.2, height=3.8)
+    models = result["models"]
+    for ax, family in zip(axes, ("plain", "resnet"), strict=True):
+        for depth in ("20", "56"):
+            m = models[f"{family}{depth}"]
+            epochs = range(1, len(m["test_error_curve"]) + 1)
+            label = f"{'plain' if family == 'plain' else 'ResNet'}-{depth}"
+            ax.plot(epochs, [100 * e for e in m["train_error_curve"]], ls="--", lw=1, color=COLORS[depth],
+                    label=f"{label} train")  # fmt: skip
+            ax.plot(epochs, [100 * e for e in m["test_error_curve"]], lw=2.2, color=COLORS[depth],
+                    label=f"{label} test")  # fmt: skip
+        ax.set_title(f"{'plain' if family == 'plain' else 'residual'} nets on {dataset}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("error (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    # same y-range on both panels, so they compare at a glance; like He et al.'s Fig. 6, 0-20% for long runs
+    hi = max(a.get_ylim()[1] for a in axes)
+    for a in axes:
+        a.set_ylim(0, min(hi, 20) if len(epochs) > 5 else hi)
+    return save_figure(fig, out_dir, f"exp-degradation-{dataset}.png")
+
+
+def run(
+    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
+) -> dict:
+    started = time.time()
+    out_dir = Path(out_dir)
+    device = resolve_device(device)
+    datasets = ["fashion-mnist"]
+    if not quick:
+        try:  # CIFAR-10 only where its files already are (experiments never download)
+            load_data("cifar10")
+            datasets.append("cifar10")
+        except DataError:
+            pass
+    results = {ds: run_dataset(ds, quick, seeds, device, epochs) for ds in datasets}
+    return write_outputs(out_dir, results, seeds, quick, started, device)
+
+
+def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started: float, device: str,
+                  note: str = "", hardware: dict | None = None) -> dict:  # fmt: skip
+    """report.md, the plots and results.json for ``results = {dataset: {"settings", "models", "verdict"}}``."""
+    datasets = list(results)
+    plots = {ds: plot(results[ds], ds, out_dir) for ds in datasets}
+    settings = {"models": ", ".join(MODELS), "datasets": ", ".join(datasets), "seeds": seeds, "quick": quick,
+                "recipe": "SGD momentum 0.9, wd 1e-4, lr 0.1 (/10 at 50%, 75%), 1 epoch warm-up, bf16 on GPU",
+                **{f"{k} ({ds})": v for ds in datasets for k, v in vars(results[ds]["settings"]).items()
+                   if k in ("epochs", "batch_size", "pad_to", "augment", "train_subset", "test_subset")}}  # fmt: skip
+
+    report = Report("Degradation: plain vs residual nets at depth 20 and 56", get_experiment(NAME))
+    if note:
+        report.para(note)
+    for ds in datasets:
+        r = results[ds]
+        report.heading(f"{ds}")
+        report.table(
+            ["model", "params", "final training error", "final test error", "s/epoch"],
+            [(m, r["models"][m]["params"], pct(r["models"][m]["final_train_error"]),
+              pct(r["models"][m]["final_test_error"]), r["models"][m]["seconds_per_epoch"]) for m in MODELS],
+        )  # fmt: skip
+        report.image(plots[ds], f"training (dashed) and test (bold) error on {ds}")
+        v = r["verdict"]
+        report.para(
+            f"plain-56 {'trains worse' if v['plain56_trains_worse_than_plain20'] else 'does NOT train worse'} "
+            f"than plain-20 and {'tests worse' if v['plain56_tests_worse_than_plain20'] else 'does not test worse'}; "
+            f"ResNet-56 {'trains at least as well' if v['resnet56_trains_at_least_as_well_as_resnet20'] else 'trains WORSE'}"
+            f" as ResNet-20 and {'tests at least as well' if v['resnet56_tests_at_least_as_well_as_resnet20'] else 'tests worse'}."
+        )  # fmt: skip
+        report.para(f"**Verdict ({ds}):** the degradation claim {'shows' if v['claim_holds'] else 'does NOT show'}"
+                    " in the training error.")  # fmt: skip
+    report.para("Final error = mean of the last 3 epochs (training error: averaged over each epoch's batches in "
+                "training mode, with augmentation, as He et al. plot it). Paper, CIFAR-10 test error: ResNet-20 "
+                "8.75%, ResNet-56 6.97%; plain-56 above plain-20 in both training and test error.")  # fmt: skip
+    if quick:
+        report.para(
+            "Quick mode: 128 images and one epoch, to test the pipeline; the errors say nothing about the claim."
+        )
+    for ds in datasets:  # the per-seed histories stay in results.json; the settings go in as dicts
+        results[ds]["settings"] = vars(results[ds]["settings"])
+    doc = write_results(out_dir, NAME, settings, results, started, device)
+    if hardware:  # a run rebuilt from its log: the hardware and time of the run, not of the rebuild
+        doc["hardware"], doc["seconds"] = hardware, hardware.get("seconds", doc["seconds"])
+        (Path(out_dir) / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    report.settings(settings, hardware or hardware_info(device), doc["seconds"])
+    report.write(out_dir)
+    return doc
+
+
+# "  plain56 seed 1 epoch 14/30: train error 10.79%, test error 17.90% (13.5 s)", printed by train_curves
+_PROGRESS = re.compile(
+    r"^\s*(\w+) seed (\d+) epoch (\d+)/(\d+): train error ([\d.]+)%, test error ([\d.]+)% \(([\d.]+) s\)"
+)
+
+
+def rebuild_from_log(log: Path, out_dir: Path, settings: TrainSettings, device: str, hardware: dict) -> dict:
+    """Write the outputs of a run that was stopped (e.g. by a time limit) from its per-epoch progress lines.
+
+    Every model is cut to the epochs that all its seeds *and* all the other models reached, so the final
+    errors compare the nets at the same point of the same schedule. The losses are not in the log."""
+    import numpy as np
+
+    from ..registry import create_model
+    from .runner import mean_std
+
+    runs: dict[tuple[str, int], dict[str, list]] = {}
+    for line in Path(log).read_text().splitlines():
+        if (m := _PROGRESS.match(line)) and m[1] in MODELS:
+            h = runs.setdefault((m[1], int(m[2])), {"train_error": [], "test_error": [], "epoch_seconds": []})
+            h["train_error"].append(float(m[5]) / 100)
+            h["test_error"].append(float(m[6]) / 100)
+            h["epoch_seconds"].append(float(m[7]))
+    common = min(len(h["test_error"]) for h in runs.values())
+    seeds = len({s for _, s in runs})
+    models = {}
+    for name in MODELS:
+        hs = [{k: v[:common] for k, v in runs[(name, s)].items()} for s in range(seeds)]
+        model = {"seeds": seeds, "params": sum(p.numel() for p in create_model(name, 10, 1).parameters())}
+        for key in ("train_error", "test_error"):
+            curves = np.array([h[key] for h in hs])  # (seeds, epochs)
+            model[f"{key}_curve"] = curves.mean(0).tolist()
+            model[f"final_{key}"] = mean_std(curves[:, -3:].mean(1))
+        model["seconds_per_epoch"] = float(np.mean([h["epoch_seconds"] for h in hs]))
+        model["histories"] = hs
+        models[name] = model
+    note = (f"Rebuilt from the progress log of a run stopped by its time limit: all nets are compared over the "
+            f"{common} epochs that every run reached (of {settings.epochs} planned; the learning rate had "
+            f"already dropped at {int(settings.milestones[0] * settings.epochs)} and "
+            f"{int(settings.milestones[1] * settings.epochs)}).")  # fmt: skip
+    settings.extra["epochs_reached"] = common
+    results = {"fashion-mnist": {"settings": settings, "models": models, "verdict": judge(models)}}
+    return write_outputs(Path(out_dir), results, seeds, False, time.time(), device, note, hardware)

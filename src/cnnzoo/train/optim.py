@@ -1,0 +1,98 @@
+"""Optimizers and learning-rate schedules, stepped once per batch.
+
+``make_optimizer`` builds SGD (momentum, Nesterov), Adam or AdamW with weight decay kept off biases and
+normalisation parameters (decaying a BatchNorm scale toward 0 only hurts). ``make_scheduler`` returns a
+``LambdaLR`` whose factor is :func:`lr_factor`: a linear warmup, then constant, step, cosine or one-cycle.
+A plain function of the step makes the schedule easy to plot, test and resume (the scheduler's state is
+just its step count).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import CnnzooError
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer", "make_scheduler", "lr_factor", "param_groups"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights of convs/linears (decayed) and 1-D parameters: biases, norm scales (not)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(
+    model: nn.Module,
+    name: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    nesterov: bool = True,
+) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    if name == "adam":  # Adam's weight decay is an L2 term in the gradient
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
+        return torch.optim.AdamW(groups, lr=lr)
+    raise CnnzooError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def lr_factor(
+    step: int,
+    total_steps: int,
+    schedule: str = "onecycle",
+    warmup_steps: int = 0,
+    step_every: int = 0,
+    gamma: float = 0.1,
+    final_factor: float = 0.0,
+) -> float:
+    """The multiplier of the base LR at optimizer step ``step`` (0-based) of ``total_steps``.
+
+    - warmup: linear from 1/(warmup_steps+1) up to 1 over ``warmup_steps`` (all schedules).
+    - ``constant``: 1.
+    - ``step``: × ``gamma`` every ``step_every`` steps (default: a third of the run).
+    - ``cosine``: half a cosine from 1 down to ``final_factor`` after the warmup.
+    - ``onecycle``: Smith's one cycle: linear warmup over 25% of the run when no warmup is given, then
+      cosine annealing to ``final_factor``.
+    """
+    if schedule not in SCHEDULES:
+        raise CnnzooError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if schedule == "onecycle" and warmup_steps == 0:
+        warmup_steps = max(1, round(0.25 * total_steps))
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":
+        every = step_every or max(1, total_steps // 3)
+        return gamma ** ((step - warmup_steps) // every)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    schedule: str,
+    warmup_steps: int = 0,
+    step_every: int = 0,
+    gamma: float = 0.1,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    lr_factor(0, total_steps, schedule)  # validates the name before any training starts
+
+    def factor(step: int) -> float:
+        return lr_factor(step, total_steps, schedule, warmup_steps, step_every, gamma)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

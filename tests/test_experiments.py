@@ -1,0 +1,190 @@
+"""The experiments in --quick mode: each writes report.md, its PNG and results.json holding the numbers.
+
+The analysis experiments must give the published figures exactly (REFERENCE.md, seed 000 and 001); the
+training experiments run on a small subset of the real Fashion-MNIST (skipped where its files are absent),
+so only their plumbing and the parameter counts (against the papers) are asserted, never their accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnzoo.cli import main
+from cnnzoo.errors import CnnzooError
+from cnnzoo.experiments import list_experiments, run_experiment, runner
+
+
+def _have_fashion_mnist() -> bool:
+    try:
+        runner.load_data("fashion-mnist")
+        return True
+    except CnnzooError:
+        return False
+
+
+needs_data = pytest.mark.skipif(not _have_fashion_mnist(), reason="Fashion-MNIST files not on this machine")
+
+
+def _outputs(out: Path, png: str) -> tuple[dict, str]:
+    """results.json and report.md of a finished run; the report links the PNG, which exists and is a PNG."""
+    doc = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({png})" in report
+    assert doc["seconds"] > 0 and doc["hardware"]["device"] == "cpu" and doc["settings"]["quick"] is True
+    return doc, report
+
+
+def test_list_and_cli(capsys):
+    names = [e.name for e in list_experiments()]
+    assert names[:5] == ["degradation", "lrn", "small-kernels", "bottleneck-1x1", "lenet-activations"]
+    assert main(["experiment", "list"]) == 0
+    assert "small-kernels" in capsys.readouterr().out
+
+
+def test_unknown_experiment_and_bad_options_exit_2(tmp_path, capsys):
+    assert main(["experiment", "degradaton", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment 'degradaton'" in capsys.readouterr().err
+    # bottleneck-1x1 trains nothing: --epochs is refused in one line, before any work
+    assert main(["experiment", "bottleneck-1x1", "--epochs", "3", "--out", str(tmp_path)]) == 2
+    assert "does not take --epochs" in capsys.readouterr().err
+    with pytest.raises(CnnzooError, match="seeds"):
+        run_experiment("lrn", tmp_path, quick=True, seeds=0)
+    assert main(["experiment", "bottleneck-1x1", "--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # asking for a GPU that is not there: one line, exit 2
+        assert main(["experiment", "bottleneck-1x1", "--device", "cuda", "--out", str(tmp_path)]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_bottleneck_1x1_gives_the_seed_figures(tmp_path):
+    assert main(["experiment", "bottleneck-1x1", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    doc, report = _outputs(tmp_path, "exp-bottleneck-1x1.png")
+    r = doc["results"]
+    # seed 000: 120,422,400 vs 2,408,448 + 10,035,200 = 12,443,648 MACs; 1×1 conv: 6,176 params, 4,816,896 MACs
+    assert r["naive"]["macs"] == 120_422_400
+    assert r["bottleneck"]["layer_macs"] == [2_408_448, 10_035_200]
+    assert r["bottleneck"]["macs"] == 12_443_648
+    assert (r["conv1x1"]["params"], r["conv1x1"]["macs"]) == (6_176, 4_816_896)
+    assert r["conv1x1"]["output_shape"] == [32, 28, 28]
+    assert r["mac_ratio"] == pytest.approx(120_422_400 / 12_443_648)
+    assert r["claim_holds"] is True
+    assert "120,422,400" in report and "12,443,648" in report and "6,176" in report
+    assert r["naive"]["time"]["min_ms"] > 0
+
+
+def test_bottleneck_macs_agree_with_fvcore():
+    """A second, independent counter (fvcore counts one 'flop' per multiply-accumulate of a conv)."""
+    fvcore = pytest.importorskip("fvcore.nn")
+    from cnnzoo.experiments.bottleneck_1x1 import CASES, INPUT, build
+
+    for case in CASES:
+        model, _ = build(case)
+        counted = fvcore.FlopCountAnalysis(model.eval(), torch.zeros(1, *INPUT))
+        counted.unsupported_ops_warnings(False)
+        counted.uncalled_modules_warnings(False)
+        conv_macs = sum(v for k, v in counted.by_operator().items() if k == "conv")
+        assert conv_macs == case.seed_macs
+
+
+@needs_data
+def test_small_kernels(tmp_path):
+    doc = run_experiment("small-kernels", tmp_path, quick=True, device="cpu")
+    doc, report = _outputs(tmp_path, "exp-small-kernels.png")
+    blocks = doc["results"]["blocks"]
+    # seed 001: 2·3·3·C² = 18C² vs 25C²; 3·3·3·C² = 27C² vs 49C²; equal receptive fields 5 and 7
+    assert [blocks[b]["params_per_c2"] for b in ("2×3×3", "1×5×5", "3×3×3", "1×7×7")] == [18, 25, 27, 49]
+    assert [blocks[b]["receptive_field"] for b in ("2×3×3", "1×5×5", "3×3×3", "1×7×7")] == [5, 5, 7, 7]
+    small5, small7 = doc["results"]["comparisons"]
+    assert round(small5["fewer_params_pct"]) == 28 and round(small7["fewer_params_pct"]) == 45
+    assert small5["same_receptive_field"] and small7["same_receptive_field"]
+    assert "28.0% fewer" in report and "44.9% fewer" in report
+    for net in doc["results"]["nets"].values():
+        assert len(net["test_error_curve"]) == 1 and 0 <= net["final_test_error"]["mean"] <= 1
+
+
+@needs_data
+@pytest.mark.slow
+def test_degradation_quick(tmp_path):
+    doc = run_experiment("degradation", tmp_path, quick=True, device="cpu")
+    doc, report = _outputs(tmp_path, "exp-degradation-fashion-mnist.png")
+    models = doc["results"]["fashion-mnist"]["models"]
+    # He et al. Table 6: ResNet-20 269,722 and ResNet-56 853,018 params with 3 input channels; one channel
+    # (Fashion-MNIST) saves the stem's 16·3·3·2 = 288 weights. Plain nets drop only parameter-free shortcuts.
+    assert models["resnet20"]["params"] == models["plain20"]["params"] == 269_722 - 288
+    assert models["resnet56"]["params"] == models["plain56"]["params"] == 853_018 - 288
+    for m in models.values():
+        assert len(m["train_error_curve"]) == len(m["test_error_curve"]) == 1
+        assert 0 <= m["final_train_error"]["mean"] <= 1
+    assert set(doc["results"]["fashion-mnist"]["verdict"]) >= {
+        "claim_holds",
+        "plain56_trains_worse_than_plain20",
+    }
+    assert "Verdict (fashion-mnist)" in report and "Quick mode" in report
+
+
+@needs_data
+@pytest.mark.slow
+def test_lrn_quick(tmp_path):
+    doc = run_experiment("lrn", tmp_path, quick=True, device="cpu")
+    doc, report = _outputs(tmp_path, "exp-lrn.png")
+    models = doc["results"]["models"]
+    assert models["vgg11"]["params"] == models["vgg11_lrn"]["params"]  # LRN has no parameters
+    assert "One seed cannot separate" in report  # a single seed gives no verdict, and says so
+    assert doc["results"]["claim_holds"] is None
+
+
+@needs_data
+@pytest.mark.slow
+def test_lenet_activations_quick(tmp_path):
+    doc = run_experiment("lenet-activations", tmp_path, quick=True, device="cpu")
+    doc, report = _outputs(tmp_path, "exp-lenet-activations.png")
+    runs = doc["results"]["runs"]
+    assert sorted(runs) == sorted(f"{a}-{p}" for a in ("sigmoid", "tanh", "relu") for p in ("avg", "max"))
+    # seed 000 / REFERENCE.md: LeNet-5 as Ng draws it has 61,706 parameters, whatever the activation/pool
+    assert {r["params"] for r in runs.values()} == {61_706}
+    assert "relu | max" in report
+
+
+def test_mean_std_and_augment():
+    s = runner.mean_std([1.0, 2.0, 3.0])
+    assert (s["mean"], s["std"], s["n"]) == (2.0, 1.0, 3)
+    assert runner.mean_std([0.5])["std"] == 0.0
+    # a crop of the 4-pixel-padded image, maybe flipped: a single bright pixel moves by at most 4 pixels
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 16, 16)
+    x[:, :, 8, 5] = 1.0
+    y = runner._augment(x)
+    assert y.shape == x.shape and torch.all(y.sum((1, 2, 3)) <= 1)
+    for img in y[y.sum((1, 2, 3)) == 1]:
+        r, c = (img[0] == 1).nonzero()[0].tolist()
+        assert abs(r - 8) <= 4 and (abs(c - 5) <= 4 or abs(c - (15 - 5)) <= 4)
+    assert len({tuple((img[0] == 1).nonzero()[0].tolist()) for img in y if img.sum() == 1}) > 5  # per image
+
+
+def test_degradation_rebuilt_from_a_stopped_runs_log(tmp_path):
+    """The progress lines train_curves prints are enough to write the report of a run cut short."""
+    from cnnzoo.experiments.degradation import rebuild_from_log, settings_for
+
+    final = {"plain20": 5.0, "plain56": 7.0, "resnet20": 4.5, "resnet56": 4.0}  # % at the last epoch
+    lines = []
+    for name, err in final.items():
+        reached = 3 if name == "resnet56" else 4  # resnet56 was stopped one epoch early
+        for e in range(1, reached + 1):
+            lines.append(
+                f"  {name} seed 0 epoch {e}/4: train error {err + 4 - e:.2f}%, test error {err + 5:.2f}% (1.0 s)"
+            )
+    log = tmp_path / "run.log"
+    log.write_text("\n".join(["noise", *lines]) + "\n")
+    doc = rebuild_from_log(log, tmp_path, settings_for(False, "fashion-mnist"), "cpu", {"device": "cuda"})
+    r = doc["results"]["fashion-mnist"]
+    assert all(len(m["train_error_curve"]) == 3 for m in r["models"].values())  # cut to the common 3 epochs
+    assert r["models"]["plain56"]["final_train_error"]["mean"] == pytest.approx(
+        (7 + 2) / 100
+    )  # mean of 3,2,1 offsets
+    assert r["verdict"]["claim_holds"] is True
+    assert "Rebuilt from the progress log" in (tmp_path / "report.md").read_text()
