@@ -44,7 +44,9 @@ def main() -> None:
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
+    )
     print(f"# {platform.node()}: {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"torchinfo {torchinfo.__version__}")  # fmt: skip
     header = ("model", "input", "cnnzoo s", "torchinfo s", "fvcore s", "torchinfo/cnnzoo", "fvcore/cnnzoo",
@@ -55,11 +57,11 @@ def main() -> None:
         model = getattr(torchvision.models, name)().eval()
         for side in map(int, args.sizes.split(",")):
             size = (3, side, side)
-            t_ours, ours = _time(lambda: summary(model, size), args.repeat)
+            t_ours, ours = _time(lambda m=model, s=size: summary(m, s), args.repeat)
             rep = 1 if side > 224 else args.repeat  # the others run the real network: once is enough at 1024
-            t_ti, ti = _time(lambda: torchinfo.summary(model, (1, *size), verbose=0), rep)
+            t_ti, ti = _time(lambda m=model, s=size: torchinfo.summary(m, (1, *s), verbose=0), rep)
             with torch.no_grad():
-                t_fv, fv = _time(lambda: FlopCountAnalysis(model, torch.zeros(1, *size)).unsupported_ops_warnings(False)
+                t_fv, fv = _time(lambda m=model, s=size: FlopCountAnalysis(m, torch.zeros(1, *s)).unsupported_ops_warnings(False)
                                  .uncalled_modules_warnings(False).total(), rep)  # fmt: skip
             print(
                 f"| {name} | {side} | {t_ours:.3f} | {t_ti:.3f} | {t_fv:.3f} | {t_ti / t_ours:.0f}× | "

@@ -48,7 +48,9 @@ def test_conv_matches_torch(n, k, s, d, p):
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(1, 80), k=st.integers(1, 7), s=st.integers(1, 5), p=st.integers(0, 3), ceil=st.booleans())
+@given(
+    n=st.integers(1, 80), k=st.integers(1, 7), s=st.integers(1, 5), p=st.integers(0, 3), ceil=st.booleans()
+)
 def test_maxpool_matches_torch_including_ceil_mode(n, k, s, p, ceil):
     if p > k // 2:  # torch's own constraint on pooling padding
         return

@@ -15,11 +15,15 @@ def _commands() -> list[str]:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_issue_command_is_there():
-    assert {"summary", "models", "train", "eval", "predict", "data", "export", "serve", "experiment"} <= set(_commands())
+    assert {"summary", "models", "train", "eval", "predict", "data", "export", "serve", "experiment"} <= set(
+        _commands()
+    )
 
 
 @pytest.mark.parametrize("command", _commands())

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from helpers import fashion_available
 
 import cnnzoo
 from cnnzoo.train import make_prepare, train_one_epoch
@@ -69,18 +70,8 @@ def test_one_ddp_step_equals_one_process_with_the_global_batch(tmp_path):
         torch.testing.assert_close(ddp_params[k], v, atol=1e-6, rtol=0)
 
 
-def _fashion_available() -> bool:
-    try:
-        from cnnzoo.data import load_dataset
-
-        load_dataset("fashion-mnist", download=False)
-        return True
-    except Exception:
-        return False
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST files not found")
+@pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
 def test_cli_nproc_2_writes_result_with_world_size_2(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "cnnzoo", "train", "lenet5_modern", "--nproc", "2", "--limit", "512",

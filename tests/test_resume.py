@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import synthetic as _synthetic
 
 import cnnzoo
 from cnnzoo import checkpoint as ckpt
-from cnnzoo.data import ImageDataset, channel_stats
+from cnnzoo.data import ImageDataset
 
 
-def synthetic(n_train=768, n_test=256, channels=1, size=28, seed=0) -> ImageDataset:
-    """10 classes: a bright 6×6 square whose position is the class, on noise. Learnable in an epoch or two."""
-    g = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = torch.randint(0, 60, (n, channels, size, size), generator=g, dtype=torch.uint8)
-        for i, c in enumerate(y.tolist()):
-            r, col = 2 + (c // 5) * 12, 2 + (c % 5) * 5
-            x[i, :, r : r + 6, col : col + 6] = 230
-        return x, y
-
-    tx, ty = make(n_train)
-    vx, vy = make(n_test)
-    mean, std = channel_stats(tx)
-    return ImageDataset("synthetic", tx, ty, vx, vy, [f"c{i}" for i in range(10)], mean, std)
+def synthetic(n_train=768, **kw) -> ImageDataset:
+    return _synthetic(n_train=n_train, **kw)
 
 
 # CPU: bit-exact resume needs deterministic kernels (CUDA: see docs/training.md)

@@ -27,7 +27,9 @@ LENET5_TABLE = [
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_lenet5_json_matches_the_paper_table():
@@ -57,7 +59,14 @@ def test_json_schema():
         assert keys <= set(row)
         assert set(row["receptive_field"]) == {"size", "jump", "start"}
         assert row["activation_bytes"] == 4 * torch.Size(row["output_shape"]).numel()
-    assert set(data["total"]) >= {"params", "trainable_params", "macs", "flops", "connections", "activation_bytes"}
+    assert set(data["total"]) >= {
+        "params",
+        "trainable_params",
+        "macs",
+        "flops",
+        "connections",
+        "activation_bytes",
+    }
     json.dumps(data)  # serialisable as is
 
 
@@ -94,7 +103,9 @@ def _measured_rf(model: nn.Module, input_size, layer: str) -> int:
     for name, m in list(model.named_modules()):
         if isinstance(m, nn.MaxPool2d):
             parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(parent, name.rpartition(".")[2], nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode))
+            setattr(
+                parent, name.rpartition(".")[2], nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode)
+            )
     captured = {}
     model.get_submodule(layer).register_forward_hook(lambda m, a, out: captured.setdefault("out", out))
     with torch.no_grad():
@@ -208,6 +219,9 @@ def test_trace_walks_real_tensors():
 
 
 def test_markdown_and_csv_formats():
-    for fmt, needle in (("markdown", "| c3 | SparseConv2d |"), ("csv", "c3,SparseConv2d,5×5,16x10x10,1516,1516")):
+    for fmt, needle in (
+        ("markdown", "| c3 | SparseConv2d |"),
+        ("csv", "c3,SparseConv2d,5×5,16x10x10,1516,1516"),
+    ):
         proc = _cli("summary", "lenet5", "--format", fmt)
         assert proc.returncode == 0 and needle in proc.stdout, proc.stdout[:500]

@@ -7,32 +7,13 @@ import math
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
+from helpers import synthetic
 
 import cnnzoo
 from cnnzoo.checkpoint import load_checkpoint, preprocess
 from cnnzoo.cli import main
-from cnnzoo.data import ImageDataset, channel_stats
 from cnnzoo.errors import CnnzooError, ShapeError
 from cnnzoo.train import fit_to_size, lr_factor, make_optimizer, make_scheduler, random_crop, random_hflip
-
-
-def synthetic(n_train=512, n_test=256, channels=1, size=28, seed=0, name="synthetic") -> ImageDataset:
-    """10 classes: a bright 6×6 square whose position is the class, on noise."""
-    g = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = torch.randint(0, 60, (n, channels, size, size), generator=g, dtype=torch.uint8)
-        for i, c in enumerate(y.tolist()):
-            r, col = 2 + (c // 5) * 12, 2 + (c % 5) * 5
-            x[i, :, r : r + 6, col : col + 6] = 230
-        return x, y
-
-    tx, ty = make(n_train)
-    vx, vy = make(n_test)
-    mean, std = channel_stats(tx)
-    return ImageDataset(name, tx, ty, vx, vy, [f"c{i}" for i in range(10)], mean, std)
-
 
 # --- augmentation ------------------------------------------------------------------------------------------
 

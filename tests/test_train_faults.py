@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from helpers import fashion_available
 
 import cnnzoo
 from cnnzoo import checkpoint as ckpt
@@ -30,16 +31,6 @@ def synthetic(n_train=256, n_test=64) -> ImageDataset:
     )
 
 
-def _fashion_available() -> bool:
-    try:
-        from cnnzoo.data import load_dataset
-
-        load_dataset("fashion-mnist", download=False)
-        return True
-    except Exception:
-        return False
-
-
 def _assert_intact(out) -> int:
     """The run directory holds a whole checkpoint (or none yet); returns its epoch."""
     if not any((out / n).exists() for n in ("checkpoint.json", "checkpoint.json.pending")):
@@ -51,7 +42,7 @@ def _assert_intact(out) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST files not found")
+@pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
 def test_kill_9_at_random_moments_then_resume_finishes(tmp_path):
     out = tmp_path / "run"
     epochs = 40  # enough that three kills (each after >= 1 new epoch + <= 1.5 s) come before the end

@@ -28,8 +28,12 @@ _EXPORTS = {
     "load_dataset": "data",
     "dense_predict": "convert",
     "to_fully_convolutional": "convert",
+    "score_map_size": "convert",
+    "save_heatmap": "convert",
+    "load_checkpoint": "checkpoint",
     "Predictor": "inference",
     "export_onnx": "export",
+    "export_safetensors": "export",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

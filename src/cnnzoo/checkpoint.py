@@ -81,11 +81,50 @@ class CheckpointMeta:
             )
         known = {f.name for f in fields(cls)}
         meta = cls(**{k: v for k, v in d.items() if k in known})
-        if not isinstance(meta.model, str) or not isinstance(meta.model_kwargs, dict):
-            raise CheckpointError(f"{source}: 'model' must be a string and 'model_kwargs' an object")
-        if not (isinstance(meta.input_size, list) and len(meta.input_size) == 3):
-            raise CheckpointError(f"{source}: 'input_size' must be [C, H, W], got {meta.input_size!r}")
+        meta._validate(source)
         return meta
+
+    def _validate(self, source: str) -> None:
+        """Type- and range-check every field, so a hand-edited or hostile JSON file gives one clear error
+        here instead of a crash (or a huge allocation) later."""
+
+        def bad(what: str, value) -> CheckpointError:
+            return CheckpointError(f"{source}: {what}, got {value!r}"[:300])
+
+        def is_int(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v) -> bool:
+            return (is_int(v) or isinstance(v, float)) and v == v and abs(v) != float("inf")
+
+        if not isinstance(self.model, str) or not self.model:
+            raise bad("'model' must be a model name", self.model)
+        if not isinstance(self.model_kwargs, dict):
+            raise bad("'model_kwargs' must be an object", self.model_kwargs)
+        for key in ("num_classes", "in_channels"):
+            if key in self.model_kwargs:
+                v = self.model_kwargs[key]
+                if not is_int(v) or not 1 <= v <= 100_000:
+                    raise bad(f"model_kwargs.{key} must be an integer in 1..100000", v)
+        size = self.input_size
+        if not (isinstance(size, list) and len(size) == 3 and all(is_int(v) for v in size)):
+            raise bad("'input_size' must be [C, H, W] (integers)", size)
+        if not (1 <= size[0] <= 64 and 1 <= size[1] <= 8192 and 1 <= size[2] <= 8192):
+            raise bad("'input_size' out of range (C in 1..64, H and W in 1..8192)", size)
+        if not isinstance(self.dataset, str):
+            raise bad("'dataset' must be a string", self.dataset)
+        if not (isinstance(self.classes, list) and all(isinstance(c, str) for c in self.classes)):
+            raise bad("'classes' must be a list of strings", self.classes)
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if not (isinstance(v, list) and len(v) in (1, size[0]) and all(is_num(x) for x in v)):
+                raise bad(f"'{key}' must be 1 or {size[0]} finite numbers", v)
+        if any(x <= 0 for x in self.std):
+            raise bad("'std' values must be positive", self.std)
+        if not is_int(self.epoch) or self.epoch < 0:
+            raise bad("'epoch' must be a non-negative integer", self.epoch)
+        if not isinstance(self.metrics, dict):
+            raise bad("'metrics' must be an object", self.metrics)
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -263,7 +302,6 @@ def load_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model of a run directory or ``.safetensors`` file: ``(model in eval mode, meta)``."""
-    from .registry import create_model
 
     weights, meta_path = _locate(path)
     tensors, embedded = _read_weights(weights)
@@ -279,12 +317,7 @@ def load_checkpoint(
         meta = CheckpointMeta.from_dict(embedded, str(weights))
     else:
         raise CheckpointError(f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header")
-    try:
-        model = create_model(meta.model, **meta.model_kwargs)
-    except TypeError as e:
-        raise CheckpointError(
-            f"{weights}: cannot rebuild {meta.model!r} with {meta.model_kwargs}: {e}"
-        ) from None
+    model = _rebuild(meta, weights, tensors)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -298,6 +331,59 @@ def load_checkpoint(
         "std": list(meta.std),
     }
     return model.to(device).eval(), meta
+
+
+def _rebuild(meta: CheckpointMeta, weights: Path, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """Build the checkpoint's model on the meta device first (no memory), check that the stored tensors
+    fit it, then build it for real. Every failure names the checkpoint."""
+    from .errors import CnnzooError, UnknownModelError
+    from .registry import create_model
+
+    def build(device: str) -> nn.Module:
+        try:
+            with torch.device(device):
+                return create_model(meta.model, **meta.model_kwargs)
+        except UnknownModelError as e:
+            raise CheckpointError(f"{weights}: {e}") from None
+        except (TypeError, ValueError, RuntimeError, CnnzooError) as e:
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(
+                f"{weights}: cannot rebuild {meta.model!r} with {meta.model_kwargs}: {detail[:200]}"
+            ) from None
+
+    skeleton = build("meta")
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    missing, unexpected = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{weights}: weights do not fit model {meta.model!r}: "
+            f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
+    wrong = [k for k in expected if expected[k] != got[k]]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(
+            f"{weights}: weights do not fit model {meta.model!r}: {k} has shape {list(got[k])}, "
+            f"the model expects {list(expected[k])} ({len(wrong)} tensor(s) differ)"
+        )
+    if meta.classes:
+        outputs = _num_outputs(skeleton, meta)
+        if outputs is not None and outputs != len(meta.classes):
+            raise CheckpointError(
+                f"{weights}: {len(meta.classes)} class names but the model has {outputs} outputs"
+            )
+    return build("cpu")
+
+
+def _num_outputs(skeleton: nn.Module, meta: CheckpointMeta) -> int | None:
+    """The model's number of output classes, from a forward pass on the meta device (None if it fails)."""
+    try:
+        with torch.no_grad():
+            out = skeleton.eval()(torch.empty(1, *meta.input_size, device="meta"))
+        return int(out.shape[1]) if out.ndim >= 2 else None
+    except Exception:  # the shape check proper happens on the real model; this is only a cross-check
+        return None
 
 
 def load_train_state(run_dir: str | os.PathLike) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,6 @@ def export_onnx(
     size = _input_size(model, input_size)
     proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset, optimize=optimize)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, proto)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     diff = verify_onnx(model, session, size, batch_sizes=(1, 3) if dynamic_batch else (1,), atol=atol)
@@ -159,16 +159,13 @@ def export_safetensors(model: nn.Module, path: str | Path, metadata: dict | None
     """The weights (state_dict) as safetensors: no code, no pickle. ``metadata`` (a checkpoint's JSON: model,
     model_kwargs, input_size, classes, mean, std) goes into the header under ``"cnnzoo"``, which is where
     ``cnnzoo.checkpoint.load_checkpoint`` looks for it, so the file alone is a loadable checkpoint."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # clone: safetensors refuses tensors that share storage (tied weights); state_dict() names them all
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     header = {"format": "pt", "cnnzoo": json.dumps(metadata or {"model": _name(model)}, default=list)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=header)
-    tmp.replace(path)
+    _atomic_write(path, save(tensors, metadata=header))  # serialised in memory: a full disk loses nothing
     return ExportResult(path, "safetensors", None, path.stat().st_size)
 
 
@@ -189,7 +186,11 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    return tensors, json.loads(header.get("cnnzoo", "{}"))
+    try:
+        meta = json.loads(header.get("cnnzoo", "{}"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: corrupt cnnzoo metadata in the safetensors header ({e})") from None
+    return tensors, meta if isinstance(meta, dict) else {}
 
 
 def export_torchscript(
@@ -203,14 +204,15 @@ def export_torchscript(
     c, h, w = _input_size(model, input_size)
     model = model.eval()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the deprecation notice; the docstring says it
         with torch.no_grad():
             traced = torch.jit.trace(model, torch.randn(2, c, h, w, generator=g))
-        traced.save(str(path))
-        reloaded = torch.jit.load(str(path))  # our own file, just written
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
+        _atomic_write(path, buf.getvalue())
+        reloaded = torch.jit.load(io.BytesIO(buf.getvalue()))  # our own bytes, just written
     x = torch.randn(3, c, h, w, generator=g)
     with torch.no_grad():
         diff = (reloaded(x) - model(x)).abs().max().item()
@@ -222,6 +224,18 @@ def export_torchscript(
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file + rename: an old file at ``path`` survives a full disk
+    or a crash, and no half-written temp file is left behind."""
+    from .errors import CnnzooError
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CnnzooError(f"cannot write {path}: {e.strerror or e}") from None

@@ -97,8 +97,8 @@ def create_model(
     **overrides,
 ) -> nn.Module:
     """Build a registered model. ``num_classes``/``in_channels`` are passed only when given, so each
-    builder keeps its paper's defaults. The model gets ``default_input_size`` (C, H, W) and ``name``
-    attributes, which the analyzer, trainer and web app read."""
+    builder keeps its paper's defaults. The model gets ``default_input_size`` (C, H, W), ``model_name``
+    and ``model_kwargs`` attributes, which the analyzer, trainer, checkpoints and web app read."""
     info = get_model_info(name)
     kwargs = dict(overrides)
     if num_classes is not None:
@@ -112,4 +112,5 @@ def create_model(
         h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
     model.default_input_size = (in_channels or c, h, w)
     model.model_name = name
+    model.model_kwargs = kwargs  # how to rebuild it; checkpoints store this
     return model

@@ -131,7 +131,12 @@ def conv_output_size(
 
 
 def pool_output_size(
-    n: int, kernel: int, stride: int | None = None, padding: Padding = 0, dilation: int = 1, ceil_mode: bool = False
+    n: int,
+    kernel: int,
+    stride: int | None = None,
+    padding: Padding = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
 ) -> int:
     """Same arithmetic as a convolution; the stride defaults to the kernel size, as in PyTorch and Keras.
 
@@ -160,7 +165,12 @@ def output_shape_2d(
 
 
 def min_input_size(
-    kernel: int, stride: int = 1, padding: Padding = 0, dilation: int = 1, ceil_mode: bool = False, out: int = 1
+    kernel: int,
+    stride: int = 1,
+    padding: Padding = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+    out: int = 1,
 ) -> int:
     """Smallest input length whose output length is at least ``out``.
 

@@ -49,7 +49,9 @@ def _totals(s) -> str:
 def rich_table(s) -> Group:
     table = Table(title=f"{s.model} — input {_shape(s.input)}", title_justify="left", header_style="bold")
     for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("params", "MACs", "FLOPs", "connections") else "left")
+        table.add_column(
+            col, justify="right" if col in ("params", "MACs", "FLOPs", "connections") else "left"
+        )
     for row in s.layers:
         table.add_row(*_cells(row))
     parts = [table, Text(_totals(s), style="bold")]

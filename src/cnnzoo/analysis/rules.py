@@ -124,7 +124,9 @@ def module_cost(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[i
         rows = out_n // module.out_features  # leading dims other than batch
         bias = module.bias is not None
         macs = rows * module.in_features * module.out_features
-        return Cost(macs, 2 * macs + (out_n if bias else 0), rows * (module.in_features + bias) * module.out_features)
+        return Cost(
+            macs, 2 * macs + (out_n if bias else 0), rows * (module.in_features + bias) * module.out_features
+        )
     if isinstance(module, Subsampling):
         return Cost(out_n, (module.window + 1) * out_n, (module.window + 1) * out_n)
     if isinstance(module, RBFOutput):

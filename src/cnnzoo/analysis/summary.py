@@ -384,7 +384,14 @@ def _default_input(model: nn.Module, name: str) -> tuple[int, int, int]:
 
 # Normalisation layers keep their input's shape, but PyTorch's meta kernels for them run Python
 # decompositions (batch norm is ~75% of a ResNet-152 analysis). Their output shape is known: skip the op.
-_SHAPE_KEEPING = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LocalResponseNorm, nn.GroupNorm, nn.LayerNorm)
+_SHAPE_KEEPING = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LocalResponseNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+)
 
 
 def _same_shape(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -414,7 +421,9 @@ def _run(model: nn.Module, input_size: tuple[int, int, int]) -> _Tracer:
         raise
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ShapeError(f"the forward pass fails at layer {tracer.current!r} for input {_fmt(input_size)}: {first}") from None
+        raise ShapeError(
+            f"the forward pass fails at layer {tracer.current!r} for input {_fmt(input_size)}: {first}"
+        ) from None
     finally:
         for h in handles:
             h.remove()
@@ -488,9 +497,14 @@ def _blocks(model: nn.Module, rows: list[LayerInfo]) -> list[BlockInfo]:
     for name, kind, members, module in groups:
         if not members:
             continue
-        params = sum(r.params for r in members) if module is None else sum(p.numel() for p in module.parameters())
-        trainable = sum(r.trainable_params for r in members) if module is None else sum(
-            p.numel() for p in module.parameters() if p.requires_grad)
+        params = (
+            sum(r.params for r in members) if module is None else sum(p.numel() for p in module.parameters())
+        )
+        trainable = (
+            sum(r.trainable_params for r in members)
+            if module is None
+            else sum(p.numel() for p in module.parameters() if p.requires_grad)
+        )
         out.append(BlockInfo(
             name, kind, [members[0].name, members[-1].name], members[-1].output_shape, params, trainable,
             sum(r.macs for r in members), sum(r.flops for r in members), sum(r.connections for r in members),
@@ -556,7 +570,9 @@ def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> li
     device = next(model.parameters()).device
     shapes: list[tuple[str, str, tuple]] = []
     handles = [
-        m.register_forward_hook(lambda mod, a, out, n=n: shapes.append((n, type(mod).__name__, tuple(out.shape))))
+        m.register_forward_hook(
+            lambda mod, a, out, n=n: shapes.append((n, type(mod).__name__, tuple(out.shape)))
+        )
         for n, m in model.named_modules()
         if next(m.children(), None) is None and n
     ]
@@ -570,5 +586,3 @@ def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> li
             h.remove()
         model.train(was_training)
     return shapes
-
-

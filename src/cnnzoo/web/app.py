@@ -8,7 +8,7 @@
     GET  /api/gallery, /api/gallery/{i}.png   a few test images per class of the checkpoint's dataset
     POST /api/predict              multipart, image in field ``file``: class probabilities
     POST /api/feature-maps         same input: probabilities plus every layer's feature maps
-    GET  /docs                     OpenAPI (Swagger UI; its assets come from a CDN, so it needs internet)
+    GET  /docs                     OpenAPI (Swagger UI, its files served from the swagger-ui-bundle package: works offline)
 
 Every problem a client can cause answers 4xx with ``{"error": "one clear line"}``; the server keeps
 serving. Request bodies are capped at ``MAX_UPLOAD_BYTES`` while they are read (:class:`BodyLimit`), not

@@ -1,0 +1,36 @@
+"""Shared test fixtures that are plain functions: small learnable datasets, and what is on this machine."""
+
+from __future__ import annotations
+
+import torch
+
+from cnnzoo.data import ImageDataset, channel_stats
+
+
+def synthetic(n_train=512, n_test=256, channels=1, size=28, seed=0, name="synthetic") -> ImageDataset:
+    """10 classes: a bright 6×6 square whose position is the class, on noise. Learnable in an epoch or two."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randint(0, 60, (n, channels, size, size), generator=g, dtype=torch.uint8)
+        for i, c in enumerate(y.tolist()):
+            r, col = 2 + (c // 5) * 12, 2 + (c % 5) * 5
+            x[i, :, r : r + 6, col : col + 6] = 230
+        return x, y
+
+    tx, ty = make(n_train)
+    vx, vy = make(n_test)
+    mean, std = channel_stats(tx)
+    return ImageDataset(name, tx, ty, vx, vy, [f"c{i}" for i in range(10)], mean, std)
+
+
+def fashion_available() -> bool:
+    """Whether the real Fashion-MNIST files are on this machine (Debian's package or the cache)."""
+    try:
+        from cnnzoo.data import load_dataset
+
+        load_dataset("fashion-mnist", download=False)
+        return True
+    except Exception:
+        return False
