@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
 import tempfile
 import time
@@ -90,15 +91,19 @@ def main() -> None:
 
 
 def _write(path: Path, tut: float, our: float, threads: int) -> None:
-    import platform
-
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    try:
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        bf16 = False
+    defaults = "bf16 + channels_last" if bf16 else "fp32 + channels_last: no bf16 units on this CPU"
     section = (
         "## Training throughput\n\n"
         "`benchmarks/train_throughput.py`: lenet5_modern on Fashion-MNIST, batch 256, SGD, one epoch of 60,000 "
-        f"images, {threads} torch threads, {platform.processor() or platform.machine()}, one run.\n\n"
+        f"images, {threads} torch threads, {cpu} ({os.cpu_count()} cores), torch {torch.__version__}, one run.\n\n"
         "| pipeline | img/s |\n|---|---|\n"
         f"| tutorial: torchvision `FashionMNIST` + `ToTensor` + `DataLoader(num_workers=2)` + plain loop | {tut:,.0f} |\n"
-        f"| cnnzoo `fit` (uint8 tensor in memory, batched preprocessing, bf16 + channels_last) | {our:,.0f} |\n"
+        f"| cnnzoo `fit` (uint8 tensor in memory, batched preprocessing, {defaults}) | {our:,.0f} |\n"
         f"| **ratio** | **{our / tut:.1f}×** |\n\n"
         "The tutorial pipeline spends its time building one PIL image and one tensor per sample and collating "
         "them in worker processes that compete with the training loop for the same cores.\n"

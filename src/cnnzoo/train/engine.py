@@ -71,7 +71,7 @@ class TrainConfig:
     limit: int | None = None  # use at most this many training and test images (smoke tests)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    channels_last: bool | None = None  # None: on (CUDA; CPUs with bf16 units: measured 1.3x for LeNet-5)
+    channels_last: bool | None = None  # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5, docs/training.md)
     bf16: bool | None = None  # bf16 autocast; None: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)
     eval_batch_size: int = 1024
     out: str | None = None  # run directory; None writes nothing
@@ -169,9 +169,10 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def _fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast + channels_last pay off here. Measured on this project's Xeon (AMX-BF16), one
-    thread, LeNet-5 on Fashion-MNIST: fp32 4,432 img/s, bf16 6,288, channels_last 5,907, both 8,404; on a CPU
-    without bf16 units oneDNN emulates bf16 and it is slower, so they stay off there."""
+    """Whether bf16 autocast pays off here. Measured, LeNet-5 on Fashion-MNIST, batch 128:
+    - Intel Xeon with AMX-BF16, one thread: fp32 4,432 img/s, bf16 6,288, channels_last 5,907, both 8,404;
+    - AMD EPYC (Zen 3, no bf16 units), two threads: fp32 6,385, channels_last 7,478, channels_last + bf16
+      1,117 (oneDNN emulates bf16). So bf16 only where the CPU has bf16 units; channels_last everywhere."""
     if device.type == "cuda":
         return True
     try:
@@ -388,7 +389,7 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> Histor
     if cfg.batch_size % info.world_size:
         raise CnnzooError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} processes")
     fast_bf16 = _fast_bf16(device)
-    channels_last = fast_bf16 if cfg.channels_last is None else cfg.channels_last
+    channels_last = True if cfg.channels_last is None else cfg.channels_last
     bf16 = fast_bf16 if cfg.bf16 is None else cfg.bf16
     name = getattr(model, "model_name", type(model).__name__)
     ds = _resolve_data(data)
