@@ -54,8 +54,16 @@ def add_arguments(p) -> None:
     p.add_argument("--limit", type=int, help="use at most N training and N test images (quick runs)")
     p.add_argument("--seed", type=int, help="makes the run repeatable (default 0)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="default: on (faster on CPUs and GPUs, measured)")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 autocast; default: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        help="default: on (faster on CPUs and GPUs, measured)",
+    )
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="bf16 autocast; default: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)",
+    )
     p.add_argument("--threads", type=int, help="torch intra-op threads per process")
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

@@ -71,7 +71,9 @@ class TrainConfig:
     limit: int | None = None  # use at most this many training and test images (smoke tests)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    channels_last: bool | None = None  # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5, docs/training.md)
+    channels_last: bool | None = (
+        None  # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5, docs/training.md)
+    )
     bf16: bool | None = None  # bf16 autocast; None: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)
     eval_batch_size: int = 1024
     out: str | None = None  # run directory; None writes nothing
