@@ -204,3 +204,49 @@ def test_preprocess_resizes_like_torchvision():
     ref = TF.resize(x.float(), [64, 64], antialias=True).clamp(0, 255) / 255
     ref = TF.normalize(ref, [0.5] * 3, [0.25] * 3)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_model_kwargs_are_recorded_and_rebuild_the_same_model(tmp_path):
+    """A non-default build (option-B shortcuts, 7 classes, 3 channels) comes back as that build, not the
+    registry's default: the checkpoint stores what create_model was given."""
+    torch.manual_seed(0)
+    model = cnnzoo.create_model("resnet20", num_classes=7, shortcut="B")
+    assert model.model_kwargs == {"num_classes": 7, "shortcut": "B"}
+    meta = ckpt.CheckpointMeta(model="resnet20", model_kwargs=model.model_kwargs, input_size=[3, 32, 32],
+                               classes=list("abcdefg"), mean=[0.5] * 3, std=[0.25] * 3)  # fmt: skip
+    ckpt.save_checkpoint(tmp_path / "run", model, meta)
+    loaded, _ = ckpt.load_checkpoint(tmp_path / "run")
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
+    # the default build (option A: no projection weights) does not fit these weights: one clear line
+    record = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    record["model_kwargs"] = {"num_classes": 7}
+    (tmp_path / "run" / "checkpoint.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match=r"run.*resnet20.*unexpected") as e:
+        ckpt.load_checkpoint(tmp_path / "run")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("input_size", [1, 28]), ("input_size", [1, 10**9, 28]), ("mean", ["x"]), ("std", [0.0]),
+     ("epoch", -1), ("classes", "abc"), ("model_kwargs", {"num_classes": 10**12})],
+)  # fmt: skip
+def test_out_of_range_metadata_is_refused_before_building(run_dir, field, value):
+    record = json.loads((run_dir / "checkpoint.json").read_text())
+    if field == "model_kwargs":
+        record["model_kwargs"].update(value)
+    else:
+        record[field] = value
+    (run_dir / "checkpoint.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match=field.split("_")[0]) as e:
+        ckpt.load_checkpoint(run_dir)
+    assert "checkpoint.json" in str(e.value)
+
+
+def test_class_names_must_match_the_outputs(run_dir):
+    record = json.loads((run_dir / "checkpoint.json").read_text())
+    record["classes"] = ["a", "b", "c"]
+    (run_dir / "checkpoint.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="3 class names but the model has 10 outputs"):
+        ckpt.load_checkpoint(run_dir)
