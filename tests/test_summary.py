@@ -225,3 +225,20 @@ def test_markdown_and_csv_formats():
     ):
         proc = _cli("summary", "lenet5", "--format", fmt)
         assert proc.returncode == 0 and needle in proc.stdout, proc.stdout[:500]
+
+
+@pytest.mark.parametrize(
+    "name, input_size",
+    [("lenet5", None), ("alexnet_paper", None), ("vgg11_bn", (3, 64, 80)), ("resnet18", (3, 97, 97)),
+     ("resnet20", None), ("inception_bottleneck_5x5", None), ("keras_three_conv", None)],
+)  # fmt: skip
+def test_analyzer_shapes_equal_a_real_forward(name, input_size):
+    """The analyzer computes conv/pool output shapes by arithmetic instead of running meta kernels; every
+    leaf's shape must still be what a real forward pass on real tensors produces (odd sizes included)."""
+    torch.manual_seed(0)
+    model = cnnzoo.create_model(name)
+    s = cnnzoo.summary(model, input_size)
+    real = {n: list(shape[1:]) for n, _, shape in trace(model, input_size)}
+    ours = {r.name: r.output_shape for r in s.layers if r.name in real}
+    assert len(ours) >= len(real) - 1 and ours  # every real leaf (a reused one is counted once) has a row
+    assert ours == {n: real[n] for n in ours}

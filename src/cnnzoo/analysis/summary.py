@@ -176,6 +176,15 @@ class _Tracer(TorchFunctionMode):
         self.seen_params: set[int] = set()
         self.calls: Counter[str] = Counter()
         self.current = ""
+        # Inside a leaf module nothing functional is recorded, so torch-function interception is switched off
+        # from its pre-hook to its post-hook: otherwise every ``x.shape`` and ``numel()`` of the bookkeeping
+        # (and every op of the leaf) went through ``__torch_function__`` (ResNet-152: ~7,600 calls).
+        self.quiet: torch._C.DisableTorchFunction | None = None
+
+    def _unquiet(self) -> None:
+        if self.quiet is not None:
+            self.quiet.__exit__(None, None, None)
+            self.quiet = None
 
     # -- receptive-field bookkeeping
     def _rf_of(self, t: torch.Tensor) -> ReceptiveField | None:
@@ -225,6 +234,8 @@ class _Tracer(TorchFunctionMode):
             if leaf:
                 self.leaf_depth += 1
                 self.current = name
+                self.quiet = torch._C.DisableTorchFunction()
+                self.quiet.__enter__()
                 _check_input(name, module, args)
 
         return hook
@@ -235,10 +246,12 @@ class _Tracer(TorchFunctionMode):
             if not leaf:
                 return
             self.leaf_depth -= 1
-            x = next(_tensors(args), None)
-            if not isinstance(out, torch.Tensor):
-                return
-            self._leaf_row(name, module, x, out)
+            try:
+                x = next(_tensors(args), None)
+                if isinstance(out, torch.Tensor):
+                    self._leaf_row(name, module, x, out)
+            finally:
+                self._unquiet()
 
         return hook
 
@@ -261,8 +274,8 @@ class _Tracer(TorchFunctionMode):
         self.calls[name] += 1
         row_name = name if self.calls[name] == 1 else f"{name}#{self.calls[name]}"
         params = trainable = 0
-        for p in module.parameters(recurse=False):
-            if id(p) not in self.seen_params:
+        for p in module._parameters.values():  # = parameters(recurse=False), without its generator machinery
+            if p is not None and id(p) not in self.seen_params:
                 self.seen_params.add(id(p))
                 params += p.numel()
                 trainable += p.numel() if p.requires_grad else 0
@@ -348,16 +361,19 @@ def _meta_copy(model: nn.Module, memo: dict[int, object] | None = None) -> nn.Mo
         if t is None:
             return None
         if id(t) not in memo:
-            m = torch.empty_like(t, device="meta")
+            # empty_strided, not empty_like: the latter runs a Python decomposition on meta (~10x slower)
+            m = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device="meta")
             memo[id(t)] = nn.Parameter(m, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else m
         return memo[id(t)]
 
-    new._parameters = {k: meta(v) for k, v in model._parameters.items()}
-    new._buffers = {k: meta(v) for k, v in model._buffers.items()}
-    new._modules = {k: None if v is None else _meta_copy(v, memo) for k, v in model._modules.items()}
+    # straight into __dict__: Module.__setattr__'s checks cost more than the copy itself
+    d = new.__dict__
+    d["_parameters"] = {k: meta(v) for k, v in model._parameters.items()}
+    d["_buffers"] = {k: meta(v) for k, v in model._buffers.items()}
+    d["_modules"] = {k: None if v is None else _meta_copy(v, memo) for k, v in model._modules.items()}
     for attr in _HOOK_DICTS:  # hooks we add to the copy must not reach the original
-        if attr in vars(model):
-            setattr(new, attr, type(getattr(model, attr))(getattr(model, attr)))
+        if attr in d:
+            d[attr] = type(d[attr])(d[attr])
     return new
 
 
@@ -395,7 +411,27 @@ _SHAPE_KEEPING = (
 
 
 def _same_shape(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    return torch.empty_like(x)
+    return torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device=x.device)
+
+
+# Plain convolutions and pools: their meta kernels are Python too (ResNet-152: ~40% of what remained after
+# the norm layers). The output shape is the arithmetic's, which the tests check against torch's real layers;
+# the pre-hook has already rejected a wrong channel count or a collapsed map. Only the exact classes with
+# their own forward are replaced, so a subclass with a custom forward still runs for real.
+_SHAPE_ARITHMETIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _arithmetic_forward(module: nn.Module):
+    out_channels = getattr(module, "out_channels", None)
+
+    def forward(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if x.dim() != 4:  # unbatched or odd input: let the real meta kernel decide (and raise)
+            return type(module).forward(module, x, *args, **kwargs)
+        w = window_of(module, tuple(x.shape[-2:]))
+        hw = output_shape_2d(x.shape[-2:], w.kernel, w.stride, w.padding, w.dilation, w.ceil_mode)
+        return torch.empty((x.shape[0], out_channels or x.shape[1], *hw), dtype=x.dtype, device=x.device)
+
+    return forward
 
 
 def _run(model: nn.Module, input_size: tuple[int, int, int]) -> _Tracer:
@@ -407,6 +443,14 @@ def _run(model: nn.Module, input_size: tuple[int, int, int]) -> _Tracer:
             continue
         if isinstance(m, _SHAPE_KEEPING) and "forward" not in vars(m):
             m.forward = _same_shape
+            patched.append(m)
+        elif (
+            type(m) in _SHAPE_ARITHMETIC
+            and "forward" not in vars(m)
+            and not getattr(m, "return_indices", False)
+            and not isinstance(m.padding, str)  # 'same' may pad unevenly: the real kernel knows how
+        ):
+            m.forward = _arithmetic_forward(m)
             patched.append(m)
         handles.append(m.register_forward_pre_hook(tracer.pre_hook(name or type(m).__name__, leaf)))
         handles.append(m.register_forward_hook(tracer.post_hook(name or type(m).__name__, leaf)))
@@ -425,6 +469,7 @@ def _run(model: nn.Module, input_size: tuple[int, int, int]) -> _Tracer:
             f"the forward pass fails at layer {tracer.current!r} for input {_fmt(input_size)}: {first}"
         ) from None
     finally:
+        tracer._unquiet()  # a leaf that raised never reached its post-hook
         for h in handles:
             h.remove()
         for m in patched:
@@ -497,14 +542,11 @@ def _blocks(model: nn.Module, rows: list[LayerInfo]) -> list[BlockInfo]:
     for name, kind, members, module in groups:
         if not members:
             continue
-        params = (
-            sum(r.params for r in members) if module is None else sum(p.numel() for p in module.parameters())
-        )
-        trainable = (
-            sum(r.trainable_params for r in members)
-            if module is None
-            else sum(p.numel() for p in module.parameters() if p.requires_grad)
-        )
+        if module is None:
+            params, trainable = sum(r.params for r in members), sum(r.trainable_params for r in members)
+        else:
+            ps = list(module.parameters())
+            params, trainable = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
         out.append(BlockInfo(
             name, kind, [members[0].name, members[-1].name], members[-1].output_shape, params, trainable,
             sum(r.macs for r in members), sum(r.flops for r in members), sum(r.connections for r in members),
