@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import write_durable
 from .errors import CheckpointError, ShapeError
 
 __all__ = [
@@ -38,13 +39,15 @@ __all__ = [
     "preprocess",
     "check_writable",
     "recover",
+    "refuse_pickle",
+    "read_safetensors",
 ]
 
 FORMAT_VERSION = 1
 WEIGHTS, META, TRAIN_STATE = "model.safetensors", "checkpoint.json", "train_state.pt"
 PENDING, PARTIAL = ".pending", ".partial"
 # Pickle-based formats: loading one runs whatever code its author put in it.
-PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".zip")
 
 
 @dataclass
@@ -144,15 +147,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it; on failure (full disk, no permission) remove the partial file."""
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        path.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from None
+    write_durable(path, data, CheckpointError)
 
 
 def check_writable(run_dir: str | os.PathLike, need_bytes: int = 0) -> Path:
@@ -238,14 +233,31 @@ def _committed(run_dir: Path, name: str) -> Path:
     return run_dir / name
 
 
+def refuse_pickle(path: Path) -> None:
+    """Raise :class:`CheckpointError` for pickle-based weights (``torch.save``, ``.pkl``): unpickling runs
+    arbitrary code, so cnnzoo never opens them. Checked by suffix and, for a file, by its first bytes."""
+    if path.is_dir():
+        return
+    head = b""
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    # torch.save writes a zip ("PK\x03\x04"); a raw pickle starts with the PROTO opcode 0x80.
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" or path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: pickle-based weights (torch.save/pickle) are refused because loading them can run "
+            "arbitrary code; use a cnnzoo run directory or a .safetensors file "
+            "(convert trusted weights with `safetensors.torch.save_file(model.state_dict(), ...)`)"
+        )
+
+
 def _locate(path: str | os.PathLike) -> tuple[Path, Path | None]:
     """(weights file, metadata JSON or None) for a run directory or a .safetensors file."""
     path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES and not path.is_dir():
-        raise CheckpointError(
-            f"{path}: refusing a pickle-based weights file ({path.suffix}); loading one can run arbitrary code. "
-            "Use a cnnzoo run directory or a .safetensors file"
-        )
+    refuse_pickle(path)
     if path.is_dir():
         weights, meta = _committed(path, WEIGHTS), _committed(path, META)
         if not weights.exists():
@@ -266,17 +278,19 @@ def _read_json(path: Path) -> dict:
         raise CheckpointError(f"{path}: unreadable or corrupt JSON ({e})") from None
 
 
-def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Tensors and the embedded cnnzoo metadata (or None) of a safetensors file; any defect -> CheckpointError."""
-    from safetensors import safe_open
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None, bytes]:
+    """Tensors, the embedded cnnzoo metadata (or None) and the raw bytes of a safetensors file, read once;
+    any defect -> :class:`CheckpointError`. The header is the format's own: 8 bytes of little-endian length,
+    then JSON whose ``__metadata__`` holds string values."""
+    from safetensors.torch import load
 
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        data = path.read_bytes()
+        tensors = load(data)  # validates the header, offsets and sizes
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
     except Exception as e:  # SafetensorError, OSError, ValueError...: all mean "not a sound safetensors file"
         raise CheckpointError(
-            f"{path}: corrupt or truncated safetensors file ({type(e).__name__}: {e})"
+            f"{path}: corrupt or truncated safetensors file ({type(e).__name__}: {e})"[:400]
         ) from None
     embedded = None
     if "cnnzoo" in header:
@@ -284,7 +298,7 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
             embedded = json.loads(header["cnnzoo"])
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{path}: corrupt metadata in the safetensors header ({e})") from None
-    return tensors, embedded
+    return tensors, embedded, data
 
 
 def load_meta(path: str | os.PathLike) -> CheckpointMeta:
@@ -292,7 +306,7 @@ def load_meta(path: str | os.PathLike) -> CheckpointMeta:
     weights, meta_path = _locate(path)
     if meta_path is not None:
         return CheckpointMeta.from_dict(_read_json(meta_path), str(meta_path))
-    _, embedded = _read_weights(weights)
+    _, embedded, _ = read_safetensors(weights)
     if embedded is None:
         raise CheckpointError(f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header")
     return CheckpointMeta.from_dict(embedded, str(weights))
@@ -304,12 +318,12 @@ def load_checkpoint(
     """Rebuild the model of a run directory or ``.safetensors`` file: ``(model in eval mode, meta)``."""
 
     weights, meta_path = _locate(path)
-    tensors, embedded = _read_weights(weights)
+    tensors, embedded, data = read_safetensors(weights)
     if meta_path is not None:
         record = _read_json(meta_path)
         meta = CheckpointMeta.from_dict(record, str(meta_path))
         expected = record.get("weights_sha256") if isinstance(record, dict) else None
-        if expected and expected != hashlib.sha256(weights.read_bytes()).hexdigest():
+        if expected and expected != hashlib.sha256(data).hexdigest():
             raise CheckpointError(
                 f"{weights}: does not match {meta_path} (checksum differs; file changed or corrupt)"
             )
@@ -431,7 +445,7 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike) -> CheckpointMe
     """Copy a checkpoint's weights into an already built ``model`` (used by ``--resume``); returns its
     embedded metadata, if any."""
     weights, _ = _locate(path)
-    tensors, embedded = _read_weights(weights)
+    tensors, embedded, _ = read_safetensors(weights)
     try:
         getattr(model, "module", model).load_state_dict(tensors, strict=True)
     except RuntimeError as e:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import CheckpointError, ConversionError
 
 __all__ = [
@@ -149,7 +149,7 @@ def export_onnx(
     size = _input_size(model, input_size)
     proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset, optimize=optimize)
     path = Path(path)
-    _atomic_write(path, proto)
+    atomic_write(path, proto)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     diff = verify_onnx(model, session, size, batch_sizes=(1, 3) if dynamic_batch else (1,), atol=atol)
     return ExportResult(path, "onnx", diff, path.stat().st_size)
@@ -165,31 +165,19 @@ def export_safetensors(model: nn.Module, path: str | Path, metadata: dict | None
     # clone: safetensors refuses tensors that share storage (tied weights); state_dict() names them all
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     header = {"format": "pt", "cnnzoo": json.dumps(metadata or {"model": _name(model)}, default=list)}
-    _atomic_write(path, save(tensors, metadata=header))  # serialised in memory: a full disk loses nothing
+    atomic_write(path, save(tensors, metadata=header))  # serialised in memory: a full disk loses nothing
     return ExportResult(path, "safetensors", None, path.stat().st_size)
 
 
 def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a safetensors file: (tensors, cnnzoo metadata). Pickle-based files are refused unopened."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    from .inference import refuse_pickle
+    from .checkpoint import read_safetensors, refuse_pickle
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     refuse_pickle(path)
-    try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    try:
-        meta = json.loads(header.get("cnnzoo", "{}"))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: corrupt cnnzoo metadata in the safetensors header ({e})") from None
+    tensors, meta, _ = read_safetensors(path)
     return tensors, meta if isinstance(meta, dict) else {}
 
 
@@ -211,7 +199,7 @@ def export_torchscript(
             traced = torch.jit.trace(model, torch.randn(2, c, h, w, generator=g))
         buf = io.BytesIO()
         torch.jit.save(traced, buf)
-        _atomic_write(path, buf.getvalue())
+        atomic_write(path, buf.getvalue())
         reloaded = torch.jit.load(io.BytesIO(buf.getvalue()))  # our own bytes, just written
     x = torch.randn(3, c, h, w, generator=g)
     with torch.no_grad():
@@ -221,21 +209,3 @@ def export_torchscript(
             f"{_name(model)}: TorchScript output differs by {diff:.3g} (tolerance {atol:g})"
         )
     return ExportResult(path, "torchscript", diff, path.stat().st_size)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename: an old file at ``path`` survives a full disk
-    or a crash, and no half-written temp file is left behind."""
-    from .errors import CnnzooError
-
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise CnnzooError(f"cannot write {path}: {e.strerror or e}") from None

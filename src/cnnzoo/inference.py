@@ -35,7 +35,6 @@ IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 MAX_IMAGE_PIXELS = 40_000_000
 # Datasets whose images are light strokes on a dark background (what invert="auto" aims for).
 _LIGHT_ON_DARK = ("mnist", "fashion-mnist", "kmnist")
-_PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".tar", ".zip")
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -161,24 +160,6 @@ class ModelMeta:
         return {"model": self.model, "input_size": list(self.input_size), "mean": mean, "std": std}
 
 
-def refuse_pickle(path: Path) -> None:
-    """Raise :class:`CheckpointError` for pickle-based weights (``torch.save``, ``.pkl``): unpickling runs
-    arbitrary code, so cnnzoo never opens them. Checked by suffix and by the file's first bytes."""
-    if path.is_file():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-        except OSError as e:
-            raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
-        # torch.save writes a zip ("PK\x03\x04"); a raw pickle starts with the PROTO opcode 0x80.
-        if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" or path.suffix.lower() in _PICKLE_SUFFIXES:
-            raise CheckpointError(
-                f"{path}: pickle-based weights (torch.save/pickle) are refused because loading them can run "
-                "arbitrary code; use a cnnzoo run directory or a .safetensors file "
-                "(convert trusted weights with `safetensors.torch.save_file(model.state_dict(), ...)`)"
-            )
-
-
 def load_model_or_checkpoint(spec: str | Path, warn=None) -> tuple[nn.Module, ModelMeta]:
     """``spec`` is a run directory or ``.safetensors`` file from ``cnnzoo train``, or a registered model name
     (random weights: ``warn`` is called with a message). Returns the model in eval mode and its meta."""
@@ -186,7 +167,7 @@ def load_model_or_checkpoint(spec: str | Path, warn=None) -> tuple[nn.Module, Mo
 
     path = Path(spec)
     if path.exists():
-        refuse_pickle(path)
+        # load_checkpoint refuses pickle-based files (checkpoint.refuse_pickle) before opening anything
         from .checkpoint import load_checkpoint  # the training engineer's contract (docs/architecture.md)
 
         model, ckpt = load_checkpoint(path)

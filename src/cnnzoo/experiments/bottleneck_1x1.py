@@ -20,13 +20,12 @@ from pathlib import Path
 
 from .runner import (
     Report,
+    finish,
     get_experiment,
-    hardware_info,
     mean_std,
     new_figure,
     resolve_device,
     save_figure,
-    write_results,
 )
 
 NAME = "bottleneck-1x1"
@@ -178,7 +177,4 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     report.image(plot, "MACs and measured time")
     verdict = "reproduced exactly" if results["claim_holds"] else "NOT reproduced: see the table"
     report.para(f"**Verdict:** the seed's figures are {verdict}.")
-    doc = write_results(out_dir, NAME, settings, results, started, device)
-    report.settings(settings, hardware_info(device), doc["seconds"])
-    report.write(out_dir)
-    return doc
+    return finish(report, out_dir, NAME, settings, results, started, device)

@@ -13,7 +13,6 @@ present. The verdict compares the final training error (mean of the last 3 epoch
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -22,15 +21,14 @@ from ..errors import DataError
 from .runner import (
     Report,
     TrainSettings,
+    finish,
     get_experiment,
-    hardware_info,
     load_data,
     new_figure,
     pct,
     resolve_device,
     save_figure,
     train_variants,
-    write_results,
 )
 
 NAME = "degradation"
@@ -163,13 +161,8 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
         )
     for ds in datasets:  # the per-seed histories stay in results.json; the settings go in as dicts
         results[ds]["settings"] = vars(results[ds]["settings"])
-    doc = write_results(out_dir, NAME, settings, results, started, device)
-    if hardware:  # a run rebuilt from its log: the hardware and time of the run, not of the rebuild
-        doc["hardware"], doc["seconds"] = hardware, hardware.get("seconds", doc["seconds"])
-        (Path(out_dir) / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    report.settings(settings, hardware or hardware_info(device), doc["seconds"])
-    report.write(out_dir)
-    return doc
+    # a run rebuilt from its log keeps the hardware and time of the run, not of the rebuild
+    return finish(report, out_dir, NAME, settings, results, started, device, hardware)
 
 
 # "  plain56 seed 1 epoch 14/30: train error 10.79%, test error 17.90% (13.5 s)", printed by train_curves

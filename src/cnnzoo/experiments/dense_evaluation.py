@@ -24,15 +24,14 @@ from pathlib import Path
 
 from .runner import (
     Report,
+    finish,
     get_experiment,
-    hardware_info,
     load_data,
     mean_std,
     new_figure,
     resolve_device,
     save_figure,
     seed_everything,
-    write_results,
 )
 
 NAME = "dense-evaluation"
@@ -225,10 +224,7 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
         report.para(
             f"Quick mode: {epochs} epochs on {limit} images and {n_test} canvases, to test the pipeline."
         )
-    doc = write_results(out_dir, NAME, settings, results, started, device)
-    report.settings(settings, hardware_info(device), doc["seconds"])
-    report.write(out_dir)
-    return doc
+    return finish(report, out_dir, NAME, settings, results, started, device)
 
 
 def pct_acc(stats: dict) -> str:

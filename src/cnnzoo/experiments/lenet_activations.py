@@ -15,14 +15,13 @@ from pathlib import Path
 from .runner import (
     Report,
     TrainSettings,
+    finish,
     get_experiment,
-    hardware_info,
     new_figure,
     pct,
     resolve_device,
     save_figure,
     train_variants,
-    write_results,
 )
 
 NAME = "lenet-activations"
@@ -106,7 +105,4 @@ def run(
     )  # fmt: skip
     if quick:
         report.para("Quick mode: 2,048 images and one epoch, to test the pipeline.")
-    doc = write_results(out_dir, NAME, settings, results, started, device)
-    report.settings(settings, hardware_info(device), doc["seconds"])
-    report.write(out_dir)
-    return doc
+    return finish(report, out_dir, NAME, settings, results, started, device)

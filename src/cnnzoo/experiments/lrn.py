@@ -16,14 +16,13 @@ from pathlib import Path
 from .runner import (
     Report,
     TrainSettings,
+    finish,
     get_experiment,
-    hardware_info,
     new_figure,
     pct,
     resolve_device,
     save_figure,
     train_variants,
-    write_results,
 )
 
 NAME = "lrn"
@@ -104,7 +103,4 @@ def run(
                     "noise: run with --seeds 3 or more for a verdict.")  # fmt: skip
     if quick:
         report.para("Quick mode: a tiny VGG on 512 images for one epoch, to test the pipeline.")
-    doc = write_results(out_dir, NAME, settings, results, started, device)
-    report.settings(settings, hardware_info(device), doc["seconds"])
-    report.write(out_dir)
-    return doc
+    return finish(report, out_dir, NAME, settings, results, started, device)

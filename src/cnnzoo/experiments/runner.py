@@ -41,6 +41,7 @@ __all__ = [
     "run_experiment",
     "Report",
     "write_results",
+    "finish",
     "mean_std",
     "seed_everything",
     "resolve_device",
@@ -178,18 +179,44 @@ def pct(stats: dict) -> str:
 
 
 def write_results(
-    out_dir: Path, name: str, settings: dict, results: dict, started: float, device: str
+    out_dir: Path,
+    name: str,
+    settings: dict,
+    results: dict,
+    started: float,
+    device: str,
+    hardware: dict | None = None,
 ) -> dict:
-    """Save ``results.json``: experiment name, settings, hardware, wall time and the results."""
+    """Save ``results.json``: experiment name, settings, hardware, wall time and the results. ``hardware``
+    (with its ``seconds``) replaces this machine's for a run rebuilt from another run's log."""
+    seconds = round(time.time() - started, 2)
     doc = {
         "experiment": name,
         "settings": settings,
-        "hardware": hardware_info(device),
-        "seconds": round(time.time() - started, 2),
+        "hardware": hardware or hardware_info(device),
+        "seconds": hardware.get("seconds", seconds) if hardware else seconds,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": results,
     }
     (Path(out_dir) / "results.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    return doc
+
+
+def finish(
+    report: Report,
+    out_dir: Path,
+    name: str,
+    settings: dict,
+    results: dict,
+    started: float,
+    device: str,
+    hardware: dict | None = None,
+) -> dict:
+    """The end of every experiment: ``results.json``, then ``report.md`` with the same settings, hardware and
+    time. Returns the results document."""
+    doc = write_results(out_dir, name, settings, results, started, device, hardware)
+    report.settings(settings, doc["hardware"], doc["seconds"])
+    report.write(out_dir)
     return doc
 
 

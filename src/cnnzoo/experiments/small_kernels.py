@@ -22,14 +22,13 @@ from pathlib import Path
 from .runner import (
     Report,
     TrainSettings,
+    finish,
     get_experiment,
-    hardware_info,
     new_figure,
     pct,
     resolve_device,
     save_figure,
     train_variants,
-    write_results,
 )
 
 NAME = "small-kernels"
@@ -175,10 +174,7 @@ def run(
                     f"({100 * c['small_test_error']:.2f}% vs {100 * c['big_test_error']:.2f}% test error).")  # fmt: skip
     if quick:
         report.para("Quick mode: a subset and one epoch; the accuracies say nothing about the claim.")
-    doc = write_results(out_dir, NAME, settings, results, started, device)
-    report.settings(settings, hardware_info(device), doc["seconds"])
-    report.write(out_dir)
-    return doc
+    return finish(report, out_dir, NAME, settings, results, started, device)
 
 
 # seed 001's weight counts per block, in units of C² (for the report's table)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import atomic_write
 from ..errors import CnnzooError, ShapeError
 from . import distributed as ddp
 from .augment import DIGIT_DATASETS, fit_to_size, normalize, random_crop, random_hflip, to_float
@@ -341,15 +341,11 @@ def _model_kwargs(model: nn.Module, num_classes: int, input_size: tuple[int, int
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
 def _validate(cfg: TrainConfig) -> None:
