@@ -250,3 +250,20 @@ def test_class_names_must_match_the_outputs(run_dir):
     (run_dir / "checkpoint.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="3 class names but the model has 10 outputs"):
         ckpt.load_checkpoint(run_dir)
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """A raw pickle starts with byte 0x80; so does a safetensors file whose header is 128 (mod 256) bytes
+    long. The pickle check must tell them apart, and still refuse a real pickle of the same name."""
+    from safetensors.torch import save
+
+    tensors = {"w": torch.arange(6.0).reshape(2, 3)}
+    data = next(d for pad in range(400) if (d := save(tensors, metadata={"pad": "x" * pad}))[0] == 0x80)
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(data)
+    ckpt.refuse_pickle(path)  # no error
+    loaded, _, _ = ckpt.read_safetensors(path)
+    assert torch.equal(loaded["w"], tensors["w"])
+    path.write_bytes(pickle.dumps(tensors, protocol=4))
+    with pytest.raises(CheckpointError, match="pickle"):
+        ckpt.refuse_pickle(path)

@@ -238,15 +238,19 @@ def refuse_pickle(path: Path) -> None:
     arbitrary code, so cnnzoo never opens them. Checked by suffix and, for a file, by its first bytes."""
     if path.is_dir():
         return
-    head = b""
+    head, size = b"", 0
     if path.is_file():
         try:
             with open(path, "rb") as f:
-                head = f.read(4)
+                head, size = f.read(9), os.fstat(f.fileno()).st_size
         except OSError as e:
             raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
-    # torch.save writes a zip ("PK\x03\x04"); a raw pickle starts with the PROTO opcode 0x80.
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" or path.suffix.lower() in PICKLE_SUFFIXES:
+    # A safetensors file starts with its header's length (u64, little-endian; its first byte may be 0x80)
+    # and then the header's "{". Anything else that starts like torch.save's zip ("PK\x03\x04") or a raw
+    # pickle (the PROTO opcode 0x80) is a pickle.
+    safetensors_like = len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= size - 9
+    pickle_like = not safetensors_like and (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80")
+    if pickle_like or path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"{path}: pickle-based weights (torch.save/pickle) are refused because loading them can run "
             "arbitrary code; use a cnnzoo run directory or a .safetensors file "

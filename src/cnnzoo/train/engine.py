@@ -340,12 +340,14 @@ def _model_kwargs(model: nn.Module, num_classes: int, input_size: tuple[int, int
     return kwargs
 
 
+# The run's logs are rewritten atomically but not fsync'ed: the checkpoint (fsync'ed) is what a crash must not
+# lose, and metrics.jsonl is rewritten from the checkpoint's history on --resume.
 def _write_json(path: Path, obj) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode(), fsync=False)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows).encode(), fsync=False)
 
 
 def _validate(cfg: TrainConfig) -> None:
