@@ -242,3 +242,59 @@ def test_analyzer_shapes_equal_a_real_forward(name, input_size):
     ours = {r.name: r.output_shape for r in s.layers if r.name in real}
     assert len(ours) >= len(real) - 1 and ours  # every real leaf (a reused one is counted once) has a row
     assert ours == {n: real[n] for n in ours}
+
+
+def test_pools_and_heads_by_rule_equal_a_real_forward():
+    """Adaptive pools (a None in output_size keeps the input's size), Linear on 2-D and 3-D inputs, 'same'
+    padding and ceil_mode: shapes the analyzer derives without running the layers, against real tensors."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding="same"), nn.MaxPool2d(3, 2, ceil_mode=True), nn.AdaptiveAvgPool2d((None, 5)),
+        nn.AdaptiveMaxPool2d(4), nn.Flatten(2), nn.Linear(16, 7), nn.Flatten(), nn.Dropout(), nn.Linear(56, 3),
+    )  # fmt: skip
+    s = summary(model, (3, 37, 29))
+    real = {n: list(shape[1:]) for n, _, shape in trace(model, (3, 37, 29))}
+    assert {r.name: r.output_shape for r in s.layers} == real
+    assert s.total["macs"] == 8 * 37 * 29 * 27 + 8 * 16 * 7 + 56 * 3
+
+
+class _WeightOutsideItsLayer(nn.Module):
+    """A container whose own forward uses a child's weight directly (weight tying, custom convs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = (
+            self.conv(x)
+            + nn.functional.conv2d(x, self.conv.weight, padding=1)
+            + self.conv.bias.view(1, -1, 1, 1)
+        )
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_weight_used_outside_its_layer_is_still_analysed():
+    # The fast copy keeps rule-costed layers' original tensors (no meta copy); using one outside its layer
+    # fails on mixed devices, and the analyzer must then trace a full meta copy instead, invisibly.
+    model = _WeightOutsideItsLayer()
+    s = summary(model, (3, 8, 8))
+    assert s.total["params"] == sum(p.numel() for p in model.parameters()) == 4 * 27 + 4 + 10
+    assert s.layer("conv").output_shape == [4, 8, 8] and s.layer("head").output_shape == [2]
+    assert next(model.parameters()).device.type == "cpu" and "forward" not in vars(model.conv)
+
+
+def test_the_garbage_collector_is_left_as_found():
+    import gc
+
+    summary("lenet5")
+    assert gc.isenabled()
+    with pytest.raises(ShapeError):
+        summary("lenet5", (1, 8, 8))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        summary("lenet5")
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()

@@ -33,7 +33,7 @@ CONVENTIONS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Cost:
     macs: int = 0
     flops: int = 0
@@ -95,8 +95,8 @@ def window_of(module: nn.Module, in_hw: tuple[int, int] | None = None) -> Window
 
 def adaptive_window(in_hw: tuple[int, int], output_size) -> Window:
     """Adaptive pooling as a fixed window: exact when the input divides evenly, else the largest window."""
-    out = pair(output_size) if not isinstance(output_size, int) else (output_size, output_size)
-    out = tuple(in_hw[i] if o is None else o for i, o in enumerate(out))
+    out = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)  # None: keep
+    out = tuple(in_hw[i] if o is None else int(o) for i, o in enumerate(out))
     k = tuple(math.ceil(in_hw[i] / out[i]) for i in range(2))
     s = tuple(max(in_hw[i] // out[i], 1) for i in range(2))
     return Window(k, s, (0, 0))  # type: ignore[arg-type]
@@ -106,48 +106,69 @@ def _numel(shape) -> int:
     return math.prod(shape[1:]) if len(shape) > 1 else 1  # per image: drop the batch dimension
 
 
+@dataclass(frozen=True, slots=True)
+class CostRule:
+    """A leaf layer's cost per output element (per input element for the ``*_per_input`` terms), all divided
+    by ``per``. Every rule below is linear in the element counts, so the hot loop of the analyzer only
+    multiplies: ``macs = out_n · macs // per`` and so on (``per`` keeps LeNet's C3 exact in integers)."""
+
+    macs: int = 0
+    flops: int = 0
+    connections: int = 0
+    flops_per_input: int = 0
+    connections_per_input: int = 0
+    per: int = 1
+
+    def __call__(self, in_n: int, out_n: int) -> Cost:
+        return Cost(
+            out_n * self.macs // self.per,
+            (out_n * self.flops + in_n * self.flops_per_input) // self.per,
+            (out_n * self.connections + in_n * self.connections_per_input) // self.per,
+        )
+
+
 def module_cost(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Cost:
     """MACs, FLOPs and connections of one call of a leaf module."""
-    out_n, in_n = _numel(out_shape), _numel(in_shape)
+    return cost_rule(module)(_numel(in_shape), _numel(out_shape))
+
+
+def cost_rule(module: nn.Module) -> CostRule:
+    """The cost of a leaf module per output element; its hyper-parameters are read once, here."""
     if isinstance(module, nn.Conv2d):
         kh, kw = pair(module.kernel_size)
-        per_out = module.in_channels // module.groups * kh * kw
-        bias = module.bias is not None
-        macs = out_n * per_out
-        return Cost(macs, 2 * macs + (out_n if bias else 0), (per_out + bias) * out_n)
-    if isinstance(module, SparseConv2d):
+        fan_in = module.in_channels // module.groups * kh * kw  # MACs per output element
+        bias = int(module.bias is not None)
+        return CostRule(fan_in, 2 * fan_in + bias, fan_in + bias)
+    if isinstance(module, SparseConv2d):  # output map o reads len(table[o]) input maps: per map, then / maps
         k2 = module.kernel_size**2
-        hw = out_n // module.out_channels
-        macs = sum(module.connections_per_output) * k2 * hw
-        return Cost(macs, 2 * macs + out_n, sum(c * k2 + 1 for c in module.connections_per_output) * hw)
-    if isinstance(module, nn.Linear):
-        rows = out_n // module.out_features  # leading dims other than batch
-        bias = module.bias is not None
-        macs = rows * module.in_features * module.out_features
-        return Cost(
-            macs, 2 * macs + (out_n if bias else 0), rows * (module.in_features + bias) * module.out_features
-        )
+        links = sum(module.connections_per_output) * k2
+        maps = module.out_channels
+        conn = sum(c * k2 + 1 for c in module.connections_per_output)
+        return CostRule(links, 2 * links + maps, conn, per=maps)
+    if isinstance(module, nn.Linear):  # any leading dims: out_n = rows · out_features
+        bias = int(module.bias is not None)
+        return CostRule(module.in_features, 2 * module.in_features + bias, module.in_features + bias)
     if isinstance(module, Subsampling):
-        return Cost(out_n, (module.window + 1) * out_n, (module.window + 1) * out_n)
-    if isinstance(module, RBFOutput):
-        links = module.in_features * module.out_features * (out_n // module.out_features)
-        return Cost(links, 3 * links, links)
+        return CostRule(1, module.window + 1, module.window + 1)
+    if isinstance(module, RBFOutput):  # each unit: a squared distance to its centre over every input
+        return CostRule(module.in_features, 3 * module.in_features, module.in_features)
     if isinstance(module, POOLS):
         k = pair(module.kernel_size)
         window = k[0] * k[1]
-        flops = (window - 1) * out_n if isinstance(module, nn.MaxPool2d) else window * out_n
-        return Cost(0, flops, window * out_n)
-    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        return Cost(0, in_n + out_n if isinstance(module, nn.AdaptiveAvgPool2d) else in_n, in_n)
+        return CostRule(0, window - 1 if isinstance(module, nn.MaxPool2d) else window, window)
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return CostRule(0, 1, 0, flops_per_input=1, connections_per_input=1)
+    if isinstance(module, nn.AdaptiveMaxPool2d):
+        return CostRule(0, 0, 0, flops_per_input=1, connections_per_input=1)
     if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)):
-        return Cost(0, 2 * out_n, 0)
+        return CostRule(0, 2, 0)
     if isinstance(module, nn.LocalResponseNorm):
-        return Cost(0, (2 * module.size + 2) * out_n, 0)
+        return CostRule(0, 2 * module.size + 2, 0)
     if isinstance(module, ScaledTanh):
-        return Cost(0, 3 * out_n, 0)
+        return CostRule(0, 3, 0)
     if isinstance(module, ACTIVATIONS):
-        return Cost(0, out_n, 0)
-    return Cost()  # Dropout, Identity, Flatten, unknown parameter-free layers: no arithmetic counted
+        return CostRule(0, 1, 0)
+    return CostRule()  # Dropout, Identity, Flatten, unknown parameter-free layers: no arithmetic
 
 
 ELEMENTWISE_OPS = {
