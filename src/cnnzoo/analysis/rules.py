@@ -119,17 +119,13 @@ class CostRule:
     connections_per_input: int = 0
     per: int = 1
 
-    def __call__(self, in_n: int, out_n: int) -> Cost:
-        return Cost(
+    def __call__(self, in_n: int, out_n: int) -> tuple[int, int, int]:
+        """(MACs, FLOPs, connections) of one call with ``in_n`` input and ``out_n`` output elements."""
+        return (
             out_n * self.macs // self.per,
             (out_n * self.flops + in_n * self.flops_per_input) // self.per,
             (out_n * self.connections + in_n * self.connections_per_input) // self.per,
         )
-
-
-def module_cost(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Cost:
-    """MACs, FLOPs and connections of one call of a leaf module."""
-    return cost_rule(module)(_numel(in_shape), _numel(out_shape))
 
 
 def cost_rule(module: nn.Module) -> CostRule:

@@ -13,8 +13,9 @@ device nothing is computed, so what remains is Python per module call (ResNet-15
   meta kernels for these are Python decompositions (batch norm alone was ~75% of a ResNet-152 run). The
   tests check every shape against a real forward pass.
 - **A cheap structural copy**, never ``deepcopy``: new module objects, meta tensors, no weight data.
-- **The garbage collector is paused** while the run allocates its ~10k small objects: otherwise a full
-  collection over all of torch's live objects may land inside it (seen: 65 ms runs taking 110–400 ms).
+- **The garbage collector is paused** (by ``summary``, around the whole analysis) while it allocates its ~10k
+  small objects: otherwise a full collection over all of torch's live objects may land inside it (seen:
+  65 ms runs taking 110–400 ms).
 
 Operations outside leaves (residual additions, ``torch.flatten``, slicing) are seen by a
 ``TorchFunctionMode``, which is switched off inside leaves, where nothing functional is recorded.
@@ -355,9 +356,7 @@ class _Leaf:
             self.same_shape and x is not None and id(x) in tr.flat_from
         ):  # e.g. Dropout between flatten and FC
             tr.flat_from[id(out)] = tr.flat_from[id(x)]
-        if rf is not None:
-            tr.rf[id(out)] = rf
-            tr.keep.append(out)
+        tr.set_rf(out, rf)
 
         self.calls += 1
         params = trainable = 0
@@ -369,16 +368,8 @@ class _Leaf:
                     params += n
                     trainable += n if requires_grad else 0
         out_n = math.prod(out_shape[1:])  # per image
-        c = self.cost  # per output element (and per input element, for adaptive pools)
-        macs, flops, connections = out_n * c.macs, out_n * c.flops, out_n * c.connections
-        if c.flops_per_input or c.connections_per_input:
-            in_n = math.prod(in_shape[1:]) if x is not None else out_n
-            flops, connections = (
-                flops + in_n * c.flops_per_input,
-                connections + in_n * c.connections_per_input,
-            )
-        if c.per != 1:
-            macs, flops, connections = macs // c.per, flops // c.per, connections // c.per
+        in_n = math.prod(in_shape[1:]) if x is not None else out_n
+        macs, flops, connections = self.cost(in_n, out_n)
         kernel = self.kernel if not self.adaptive else (window.describe() if window else "")
         tr.rows.append(
             LayerInfo(self.name if self.calls == 1 else f"{self.name}#{self.calls}", self.type, kernel,
@@ -452,51 +443,50 @@ def run(model: nn.Module, input_size: tuple[int, int, int]) -> TraceResult:
     patched: list[tuple[nn.Module, object, bool]] = []  # (module, its own forward or None, training)
     sizes = result.param_sizes
     specs: dict[tuple, _Spec] = {}
-    with gc_paused():
-        try:
-            for name, m in _modules(model):
-                d = m.__dict__
-                patched.append((m, d.get("forward"), d["training"]))
-                d["training"] = False  # = model.eval(), without the recursive walk
-                for p in d["_parameters"].values():
-                    if p is not None and id(p) not in sizes:
-                        n, trainable = p.numel(), p.requires_grad
-                        sizes[id(p)] = (n, trainable)
-                        result.params += n
-                        result.trainable_params += n if trainable else 0
-                if not any(c is not None for c in d["_modules"].values()):
-                    key = _Spec.key(m)
-                    spec = specs.get(key) if key is not None else None
-                    if spec is None:
-                        spec = _Spec(m)
-                        if key is not None:
-                            specs[key] = spec
-                    d["forward"] = _Leaf(tracer, name or type(m).__name__, m, spec).forward
-                elif name:  # the root container's own call is not a row, nor a name prefix
-                    block = is_block(m)
-                    if block:
-                        result.spans[name] = (m, [])
-                    d["forward"] = _container_forward(tracer, name, m.forward, block)
-            x = torch.empty((1, *input_size), device="meta")
-            tracer.set_rf(x, ReceptiveField())
-            with torch.no_grad(), tracer:
-                model(x)
-        except (Collapse, ShapeError):
-            raise
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            size = "×".join(map(str, input_size))
-            raise ForwardFailed(
-                f"the forward pass fails at layer {tracer.current!r} for input {size}: {first}"
-            ) from None
-        finally:
-            for m, own, training in patched:
-                d = m.__dict__
-                if own is None:
-                    d.pop("forward", None)
-                else:
-                    d["forward"] = own
-                d["training"] = training
+    try:
+        for name, m in _modules(model):
+            d = m.__dict__
+            patched.append((m, d.get("forward"), d["training"]))
+            d["training"] = False  # = model.eval(), without the recursive walk
+            for p in d["_parameters"].values():
+                if p is not None and id(p) not in sizes:
+                    n, trainable = p.numel(), p.requires_grad
+                    sizes[id(p)] = (n, trainable)
+                    result.params += n
+                    result.trainable_params += n if trainable else 0
+            if not any(c is not None for c in d["_modules"].values()):
+                key = _Spec.key(m)
+                spec = specs.get(key) if key is not None else None
+                if spec is None:
+                    spec = _Spec(m)
+                    if key is not None:
+                        specs[key] = spec
+                d["forward"] = _Leaf(tracer, name or type(m).__name__, m, spec).forward
+            elif name:  # the root container's own call is not a row, nor a name prefix
+                block = is_block(m)
+                if block:
+                    result.spans[name] = (m, [])
+                d["forward"] = _container_forward(tracer, name, m.forward, block)
+        x = torch.empty((1, *input_size), device="meta")
+        tracer.set_rf(x, ReceptiveField())
+        with torch.no_grad(), tracer:
+            model(x)
+    except (Collapse, ShapeError):
+        raise
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        size = "×".join(map(str, input_size))
+        raise ForwardFailed(
+            f"the forward pass fails at layer {tracer.current!r} for input {size}: {first}"
+        ) from None
+    finally:
+        for m, own, training in patched:
+            d = m.__dict__
+            if own is None:
+                d.pop("forward", None)
+            else:
+                d["forward"] = own
+            d["training"] = training
     return result
 
 
@@ -513,8 +503,7 @@ def meta_copy(model: nn.Module, light: bool = True) -> nn.Module:
     tracer never runs them, and nothing is read from or written to them. Should the model's own code use
     such a tensor outside its layer, conv and linear ops still only compute a meta shape from it, while an
     elementwise op fails on the mixed devices: the caller then traces a full copy (``light=False``)."""
-    with gc_paused():
-        return _meta_copy(model, {}, light)
+    return _meta_copy(model, {}, light)
 
 
 def _meta_copy(model: nn.Module, memo: dict[int, object], light: bool) -> nn.Module:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from .runner import (
     Report,
+    begin,
     finish,
     get_experiment,
     mean_std,
     new_figure,
-    resolve_device,
     save_figure,
 )
 
@@ -102,9 +102,7 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
 
     from ..analysis import summary
 
-    started = time.time()
-    out_dir = Path(out_dir)
-    device = resolve_device(device)
+    started, out_dir, device = begin(out_dir, device)
     batch, reps = (8, 10) if quick else (64, 30)
     settings = {"input": list(INPUT), "batch (timing)": batch, "repetitions": reps, "quick": quick,
                 "seeds": seeds, "torch threads": torch.get_num_threads()}  # fmt: skip

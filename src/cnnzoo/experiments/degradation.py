@@ -21,12 +21,12 @@ from ..errors import DataError
 from .runner import (
     Report,
     TrainSettings,
+    begin,
     finish,
     get_experiment,
     load_data,
     new_figure,
     pct,
-    resolve_device,
     save_figure,
     train_variants,
 )
@@ -107,9 +107,7 @@ def plot(result: dict, dataset: str, out_dir: Path) -> str:
 def run(
     out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
 ) -> dict:
-    started = time.time()
-    out_dir = Path(out_dir)
-    device = resolve_device(device)
+    started, out_dir, device = begin(out_dir, device)
     datasets = ["fashion-mnist"]
     if not quick:
         try:  # CIFAR-10 only where its files already are (experiments never download)

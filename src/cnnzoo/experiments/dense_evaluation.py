@@ -19,17 +19,16 @@ against the net on the original centred 28×28 test images as the ceiling.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from .runner import (
     Report,
+    begin,
     finish,
     get_experiment,
     load_data,
     mean_std,
     new_figure,
-    resolve_device,
     save_figure,
     seed_everything,
 )
@@ -167,10 +166,7 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     from ..registry import create_model
     from ..train import fit, normalize, to_float
 
-    started = time.time()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
+    started, out_dir, device = begin(out_dir, device)
     ds = load_data("fashion-mnist")
     epochs, limit, n_test = (2, 8000, 1000) if quick else (8, None, len(ds.test_labels))
     settings = {"model": MODEL, "train size": "1×28×28", "canvases": ", ".join(f"{s}×{s}" for s in CANVASES)

@@ -9,17 +9,16 @@ training loss sooner than sigmoid (tanh in between).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from .runner import (
     Report,
     TrainSettings,
+    begin,
     finish,
     get_experiment,
     new_figure,
     pct,
-    resolve_device,
     save_figure,
     train_variants,
 )
@@ -39,9 +38,7 @@ def build(activation: str, pool: str):
 def run(
     out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
 ) -> dict:
-    started = time.time()
-    out_dir = Path(out_dir)
-    device = resolve_device(device)
+    started, out_dir, device = begin(out_dir, device)
     # One plain SGD recipe for all six: momentum 0.9, lr 0.05 — enough for sigmoid to move at all, small
     # enough for ReLU not to diverge. No augmentation: the question is how fast each one fits.
     train = TrainSettings(epochs=1 if quick else 15, batch_size=128, lr=0.05, weight_decay=5e-4,

@@ -10,17 +10,16 @@ error is not lower than A's by more than the seeds' noise (two standard errors o
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 from .runner import (
     Report,
     TrainSettings,
+    begin,
     finish,
     get_experiment,
     new_figure,
     pct,
-    resolve_device,
     save_figure,
     train_variants,
 )
@@ -40,9 +39,7 @@ def build(name: str, input_size: int, width: float, fc_features: int):
 def run(
     out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
 ) -> dict:
-    started = time.time()
-    out_dir = Path(out_dir)
-    device = resolve_device(device)
+    started, out_dir, device = begin(out_dir, device)
     # the paper's recipe: SGD momentum 0.9, lr 0.01 (/10 on plateaus), weight decay 5e-4, dropout 0.5
     if quick:
         size, width, fc = 28, 0.125, 64

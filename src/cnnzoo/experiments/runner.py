@@ -8,8 +8,8 @@ It writes ``report.md``, PNG plots and ``results.json`` into ``out_dir`` and ret
 ``quick=True`` must finish in about a minute on two CPU cores (the test suite runs every experiment so);
 full runs take as long as the claim needs.
 
-The helpers here keep the experiments short: :class:`Report` (markdown), :func:`write_results` (JSON with
-settings, hardware and timing), :func:`mean_std`, :func:`seed_everything`, :func:`resolve_device`, and
+The helpers here keep the experiments short: :class:`Report` (markdown), :func:`begin` and :func:`finish`
+(the output folder and device; ``results.json`` with settings, hardware and timing, and ``report.md``), :func:`mean_std`, :func:`seed_everything`, :func:`resolve_device`, and
 :func:`train_curves`, the small training loop that records per-epoch training and test error (what the
 papers' figures plot).
 """
@@ -40,7 +40,7 @@ __all__ = [
     "get_experiment",
     "run_experiment",
     "Report",
-    "write_results",
+    "begin",
     "finish",
     "mean_std",
     "seed_everything",
@@ -178,28 +178,12 @@ def pct(stats: dict) -> str:
     return f"{100 * stats['mean']:.2f}%"
 
 
-def write_results(
-    out_dir: Path,
-    name: str,
-    settings: dict,
-    results: dict,
-    started: float,
-    device: str,
-    hardware: dict | None = None,
-) -> dict:
-    """Save ``results.json``: experiment name, settings, hardware, wall time and the results. ``hardware``
-    (with its ``seconds``) replaces this machine's for a run rebuilt from another run's log."""
-    seconds = round(time.time() - started, 2)
-    doc = {
-        "experiment": name,
-        "settings": settings,
-        "hardware": hardware or hardware_info(device),
-        "seconds": hardware.get("seconds", seconds) if hardware else seconds,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "results": results,
-    }
-    (Path(out_dir) / "results.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
-    return doc
+def begin(out_dir: str | Path, device: str) -> tuple[float, Path, str]:
+    """The start of every experiment's ``run``: its start time, its output folder (created) and the device
+    ("auto" resolved)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return time.time(), out, resolve_device(device)
 
 
 def finish(
@@ -212,9 +196,19 @@ def finish(
     device: str,
     hardware: dict | None = None,
 ) -> dict:
-    """The end of every experiment: ``results.json``, then ``report.md`` with the same settings, hardware and
-    time. Returns the results document."""
-    doc = write_results(out_dir, name, settings, results, started, device, hardware)
+    """The end of every experiment: ``results.json`` (experiment name, settings, hardware, wall time and the
+    results), then ``report.md`` with the same settings, hardware and time. Returns the results document.
+    ``hardware`` (with its ``seconds``) replaces this machine's for a run rebuilt from another run's log."""
+    seconds = round(time.time() - started, 2)
+    doc = {
+        "experiment": name,
+        "settings": settings,
+        "hardware": hardware or hardware_info(device),
+        "seconds": hardware.get("seconds", seconds) if hardware else seconds,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": results,
+    }
+    (Path(out_dir) / "results.json").write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     report.settings(settings, doc["hardware"], doc["seconds"])
     report.write(out_dir)
     return doc

@@ -16,17 +16,16 @@ BLOCK is one of the rows of ``BLOCKS`` (3×3 convs with a ReLU after each, or on
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from .runner import (
     Report,
     TrainSettings,
+    begin,
     finish,
     get_experiment,
     new_figure,
     pct,
-    resolve_device,
     save_figure,
     train_variants,
 )
@@ -87,9 +86,7 @@ def run(
 ) -> dict:
     from ..analysis import summary
 
-    started = time.time()
-    out_dir = Path(out_dir)
-    device = resolve_device(device)
+    started, out_dir, device = begin(out_dir, device)
     width = 8 if quick else 32
     train = TrainSettings(
         epochs=1 if quick else 15, batch_size=64 if quick else 128, lr=3e-3 if quick else 1e-3, weight_decay=0.0,
