@@ -175,9 +175,103 @@ def test_meta_analysis_cost_does_not_grow_with_input():
 def test_analyzing_a_real_model_leaves_it_untouched():
     model = cnnzoo.create_model("lenet5")
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    classes = {name: type(m) for name, m in model.named_modules()}
     summary(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert next(model.parameters()).device.type == "cpu"
+    # the analyzer instruments its own copy: the caller's modules keep their classes and attributes
+    assert {name: type(m) for name, m in model.named_modules()} == classes
+    assert not any("forward" in vars(m) or "_cnnzoo_trace" in vars(m) for m in model.modules())
+
+
+def test_analysis_leaves_no_garbage_cycles():
+    # The instrumented copy must be freed by reference counting when the analysis returns. A cycle
+    # (module -> its wrapper -> module) would leave ~13k objects of ResNet-152 to the next full garbage
+    # collection: ~250 ms over torch's live objects, landing in whatever the caller runs next.
+    import gc
+
+    model = torchvision.models.resnet18()
+    gc.collect()
+    gc.disable()
+    try:
+        summary(model, (3, 64, 64))
+        summary("resnet20")
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+class _Block(nn.Module):
+    cnnzoo_block = True
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv, self.bn = conv, nn.BatchNorm2d(conv.out_channels)
+
+    def forward(self, x):
+        return x + self.bn(self.conv(x))
+
+
+def test_block_parameters_count_shared_modules():
+    stem = nn.Conv2d(4, 4, 3, padding=1)
+    model = nn.Sequential(stem, _Block(stem), _Block(nn.Conv2d(4, 4, 3, padding=1, bias=False)))
+    blocks = {b.name: b for b in summary(model, (4, 8, 8)).blocks}
+    # block 1 holds the stem conv, also used before it: its parameters count in the block too
+    assert blocks["1"].params == sum(p.numel() for p in model[1].parameters()) == 148 + 8
+    assert blocks["2"].params == sum(p.numel() for p in model[2].parameters()) == 144 + 8
+    assert summary(model, (4, 8, 8)).total["params"] == sum(p.numel() for p in model.parameters())
+
+
+class _Registered(nn.Module):
+    """A base class that registers every subclass: the analyzer must not create one behind its back."""
+
+    registry: list[type] = []
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _Registered.registry.append(cls)
+
+
+class _RegisteredConv(_Registered):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3, stride=2)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class _RegisteredTail(_Registered):
+    def forward(self, x):
+        return x.flatten(1)
+
+
+class _HalfNorm(nn.BatchNorm2d):
+    """A shape-keeping class whose own forward changes the shape: it must run for real."""
+
+    def forward(self, x):
+        return super().forward(x)[:, : x.shape[1] // 2]
+
+
+def test_unusual_modules_are_traced_like_a_real_forward():
+    # subclasses that must not be created (a registering __init_subclass__), a shape-keeping class with
+    # its own forward, and hooks that change a layer's input and output: all as a real forward pass sees them
+    model = nn.Sequential(
+        _RegisteredConv(), _HalfNorm(5), nn.MaxPool2d(2), nn.Conv2d(2, 6, 1), _RegisteredTail()
+    )
+    model[2].register_forward_pre_hook(lambda m, args: (args[0][:, :, 1:, 1:],))
+    model[3].register_forward_hook(lambda m, args, out: out[:, :4])
+    registered = list(_Registered.registry)
+    s = summary(model, (3, 17, 17))
+    real = {n: list(shape[1:]) for n, _, shape in trace(model, (3, 17, 17))}
+    assert real["2"] == [2, 3, 3] and real["3"] == [4, 3, 3] and real["4"] == [36]
+    # a row is what the layer computes (the conv's 6 maps, and their MACs); the next layer gets what the
+    # hook made of it (flatten: 4 maps)
+    real["3"] = [6, 3, 3]
+    assert {r.name: r.output_shape for r in s.layers} == real
+    assert s.layer("3").macs == 6 * 3 * 3 * 2
+    assert _Registered.registry == registered
+    assert len(model[2]._forward_pre_hooks) == 1 and len(model[3]._forward_hooks) == 1
 
 
 def test_too_small_input_names_layer_and_minimum():

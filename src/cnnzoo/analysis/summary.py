@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import ShapeError
 from ..registry import create_model, get_model_info
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
-from .tracer import Collapse, ForwardFailed, TraceResult, gc_paused, meta_copy, run
+from .tracer import Collapse, ForwardFailed, Probe, TraceResult, gc_paused
 
 __all__ = ["summary", "trace", "Summary", "LayerInfo", "BlockInfo", "ReceptiveField", "parse_input_size"]
 
@@ -46,15 +46,15 @@ def parse_input_size(text: str | int | tuple | list) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-def _prepare(model_or_name, model_kwargs: dict) -> tuple[nn.Module, str]:
+def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str]:
     if isinstance(model_or_name, str):
         get_model_info(model_or_name)  # unknown names fail here, with suggestions
         with torch.device("meta"):
             model = create_model(model_or_name, **model_kwargs)
-        return model.to("meta"), model_or_name
+        return Probe(model.to("meta"), copy=False), model_or_name  # built here: instrumented in place
     model = model_or_name
     name = getattr(model, "model_name", type(model).__name__)
-    return meta_copy(model), name  # the copy is ours to instrument; the caller's model is never touched
+    return Probe(model), name  # a meta copy: the caller's model is never touched
 
 
 def _default_input(model: nn.Module, name: str) -> tuple[int, int, int]:
@@ -68,12 +68,12 @@ def _fmt(size) -> str:
     return "×".join(str(s) for s in size)
 
 
-def _smallest_working(model: nn.Module, input_size: tuple[int, int, int]) -> int | None:
+def _smallest_working(probe: Probe, input_size: tuple[int, int, int]) -> int | None:
     """Smallest square side at which no feature map collapses (binary search; meta forwards are cheap)."""
 
     def collapses(side: int) -> bool:
         try:
-            run(model, (input_size[0], side, side))
+            probe.run((input_size[0], side, side))
         except Collapse:
             return True
         except ShapeError:
@@ -95,32 +95,15 @@ def _smallest_working(model: nn.Module, input_size: tuple[int, int, int]) -> int
     return lo
 
 
-def _param_counts(module: nn.Module, sizes: dict[int, tuple[int, bool]]) -> tuple[int, int]:
-    """(all, trainable) parameters under ``module``, each tensor once (``parameters()`` without its
-    generator machinery; the sizes were read once by the tracer)."""
-    seen: set[int] = set()
-    todo, params, trainable = [module], 0, 0
-    while todo:
-        m = todo.pop()
-        for p in m.__dict__["_parameters"].values():
-            if p is not None and id(p) not in seen:
-                seen.add(id(p))
-                n, requires_grad = sizes[id(p)]
-                params += n
-                trainable += n if requires_grad else 0
-        todo.extend(c for c in m.__dict__["_modules"].values() if c is not None)
-    return params, trainable
-
-
 def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
-    """Residual blocks (the rows each block's calls produced) and, for networks with a ``features``
-    Sequential (VGG, AlexNet), the stages that end in a max-pool."""
+    """Residual blocks (the rows each block's calls produced; the parameters under the block) and, for
+    networks with a ``features`` Sequential (VGG, AlexNet), the stages that end in a max-pool (the
+    parameters of their rows)."""
     rows = result.rows
-    groups: list[tuple[str, str, list[LayerInfo], nn.Module | None]] = []
-    if result.spans:
-        for name, (module, spans) in result.spans.items():
-            members = [r for start, end in spans for r in rows[start:end]]
-            groups.append((name, type(module).__name__, members, module))
+    groups: list[tuple[str, str, list[LayerInfo], tuple[int, int] | None]] = []
+    for name, spans in result.spans.items():
+        members = [r for start, end in spans for r in rows[start:end]]
+        groups.append((name, type(result.blocks[name]).__name__, members, result.block_params[name]))
     features = getattr(model, "features", None)
     if not groups and isinstance(features, nn.Sequential):
         stage: list[LayerInfo] = []
@@ -132,13 +115,13 @@ def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
                 groups.append((f"stage{len(groups) + 1}", "stage", stage, None))
                 stage = []
     out = []
-    for name, kind, members, module in groups:
+    for name, kind, members, counts in groups:
         if not members:
             continue
-        if module is None:
-            params, trainable = sum(r.params for r in members), sum(r.trainable_params for r in members)
-        else:
-            params, trainable = _param_counts(module, result.param_sizes)
+        params, trainable = counts or (
+            sum(r.params for r in members),
+            sum(r.trainable_params for r in members),
+        )
         out.append(BlockInfo(
             name, kind, [members[0].name, members[-1].name], members[-1].output_shape, params, trainable,
             sum(r.macs for r in members), sum(r.flops for r in members), sum(r.connections for r in members),
@@ -164,24 +147,24 @@ def summary(
 
 
 def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> Summary:
-    model, name = _prepare(model_or_name, model_kwargs)
-    size = parse_input_size(input_size) if input_size is not None else _default_input(model, name)
+    probe, name = _prepare(model_or_name, model_kwargs)
+    size = parse_input_size(input_size) if input_size is not None else _default_input(probe.model, name)
     try:
         try:
-            result = run(model, size)
+            result = probe.run(size)
         except ForwardFailed:
             if isinstance(model_or_name, str):
                 raise
-            # The light copy keeps some original tensors (see meta_copy); the model's own code used one
+            # The light copy keeps some original tensors (see Probe); the model's own code used one
             # outside its layer. A full meta copy is then traced: its error, if any, is the one reported.
-            model = meta_copy(model_or_name, light=False)
-            result = run(model, size)
+            probe = Probe(model_or_name, light=False)
+            result = probe.run(size)
     except ShapeError as e:
-        default = getattr(model, "default_input_size", None)
+        default = getattr(probe.model, "default_input_size", None)
         hint = f"; {name} is built for {_fmt(default)}" if default and tuple(default) != size else ""
         raise ShapeError(f"{name}, input {_fmt(size)}: {e}{hint}") from None
     except Collapse as c:
-        smallest = _smallest_working(model, size)
+        smallest = _smallest_working(probe, size)
         hint = (
             f" The smallest input that works is {size[0]}×{smallest}×{smallest}."
             if smallest else " No input size up to 16384 works."
@@ -203,7 +186,7 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
     rf = next((r.receptive_field for r in reversed(rows) if r.receptive_field is not None), None)
     if rf is not None:
         total["receptive_field"] = rf.to_dict()
-    return Summary(name, size, rows, _blocks(model, result), total)
+    return Summary(name, size, rows, _blocks(probe.model, result), total)
 
 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:
