@@ -695,7 +695,8 @@ class Probe:
         # shared (5 fewer dicts per module); the other three are only filled along with these two.
         if d["_forward_hooks"] or d["_forward_pre_hooks"]:
             for attr in _HOOK_DICTS:
-                d[attr] = type(d[attr])(d[attr])
+                if attr in d:  # (not every torch version has all five)
+                    d[attr] = type(d[attr])(d[attr])
         return new
 
     def _meta(self, t: torch.Tensor | None) -> torch.Tensor | None:
