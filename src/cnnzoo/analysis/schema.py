@@ -44,6 +44,13 @@ class ReceptiveField(NamedTuple):
         return {"size": one(self.size), "jump": one(self.jump), "start": one(self.start)}
 
 
+def _row_dict(row: LayerInfo | BlockInfo) -> dict:
+    """A layer's or block's fields, the receptive field as its own dict (the JSON schema)."""
+    d = asdict(row)
+    d["receptive_field"] = row.receptive_field.to_dict() if row.receptive_field else None
+    return d
+
+
 @dataclass(slots=True)  # one per row, hundreds per analysis: slots make them cheaper to build and keep
 class LayerInfo:
     name: str
@@ -59,9 +66,7 @@ class LayerInfo:
     activation_bytes: int
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["receptive_field"] = self.receptive_field.to_dict() if self.receptive_field else None
-        return d
+        return _row_dict(self)
 
 
 @dataclass
@@ -78,9 +83,7 @@ class BlockInfo:
     receptive_field: ReceptiveField | None
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["receptive_field"] = self.receptive_field.to_dict() if self.receptive_field else None
-        return d
+        return _row_dict(self)
 
 
 @dataclass

@@ -318,6 +318,12 @@ _CONSTANTS: dict[type, tuple[str, ...] | None] = {}  # class -> its hyper-parame
 _SPECS: dict[tuple, _Spec] = {}
 
 
+def _empty_map(like: torch.Tensor, n: int, c: int, h: int, w: int) -> torch.Tensor:
+    """A contiguous N×C×H×W tensor of ``like``'s dtype and device (empty_strided: on meta ~40% cheaper than
+    empty())."""
+    return torch.empty_strided((n, c, h, w), (c * h * w, h * w, w, 1), dtype=like.dtype, device=like.device)
+
+
 def _channels_error(name: str, spec: _Spec, shape) -> ShapeError:
     return ShapeError(
         f"layer {name!r} ({spec.type}) expects {spec.in_channels} input channel(s) but got {shape[1]} "
@@ -358,11 +364,7 @@ def _leaf_call(self: nn.Module, *args, **kwargs):
             if h_out < 1 or w_out < 1:
                 raise Collapse(name, spec.type, spec.window, (h, w))
             c_out = spec.out_channels or c_in
-            # empty_strided with contiguous strides: ~40% cheaper than empty() on meta
-            out = torch.empty_strided(
-                (n, c_out, h_out, w_out), (c_out * h_out * w_out, h_out * w_out, w_out, 1),
-                dtype=x.dtype, device=x.device,
-            )  # fmt: skip
+            out = _empty_map(x, n, c_out, h_out, w_out)
             out_shape = [c_out, h_out, w_out]
             out_n, in_n = c_out * h_out * w_out, c_in * h * w
             rf = tr.rf.get(id(x))
@@ -370,9 +372,7 @@ def _leaf_call(self: nn.Module, *args, **kwargs):
                 rf = rf.through(spec.window)
         else:
             return _general_call(self, args, kwargs, x)
-        if rf is not None:
-            tr.rf[id(out)] = rf
-            tr.keep.append(out)
+        tr.set_rf(out, rf)
         params, trainable = tr.new_params(own) if own else (0, 0)
         c_macs, c_flops, c_conn, c_flops_in, c_conn_in, per = spec.coefficients
         tr.rows.append(
@@ -399,24 +399,20 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
                 f"layer {name!r} (Linear) expects {spec.in_features} input features but got "
                 f"{shape[-1]}: the classifier head is built for one input size"
             )
-        if dim != 4:
-            pass
-        elif spec.adaptive:
+        if dim == 4 and spec.adaptive:
             window = window_of(self, (shape[2], shape[3]))
-        elif window is not None:
+        elif dim == 4 and window is not None:
             hw = _hw_after(window, shape[2:])
             if hw[0] < 1 or hw[1] < 1:
                 raise Collapse(name, spec.type, window, (shape[2], shape[3]))
     rule = spec.rule
     if hw is not None and rule == "arithmetic":  # a pool in ceil mode
-        n, c, (h, w) = x.shape[0], spec.out_channels or x.shape[1], hw
-        out = torch.empty_strided((n, c, h, w), (c * h * w, h * w, w, 1), dtype=x.dtype, device=x.device)
+        out = _empty_map(x, x.shape[0], spec.out_channels or x.shape[1], *hw)
     elif rule == "linear" and x is not None:  # the check above matched x's last dim to in_features
         out = torch.empty((*x.shape[:-1], spec.out_features), dtype=x.dtype, device=x.device)
     elif rule == "adaptive" and x is not None and x.dim() == 4:
         n, c, h, w = x.shape
-        h, w = spec.output_hw[0] or h, spec.output_hw[1] or w
-        out = torch.empty_strided((n, c, h, w), (c * h * w, h * w, w, 1), dtype=x.dtype, device=x.device)
+        out = _empty_map(x, n, c, spec.output_hw[0] or h, spec.output_hw[1] or w)
     elif own_forward is not None:
         out = own_forward(*args, **kwargs)
     else:
