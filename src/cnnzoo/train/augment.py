@@ -15,29 +15,11 @@ import torch.nn.functional as F
 
 __all__ = ["fit_to_size", "random_crop", "random_hflip", "normalize", "to_float", "DIGIT_DATASETS"]
 
+# the deterministic part (pad/resize, /255, normalise) is the one preprocessing every user of a model shares
+from ..preprocess import fit_to_size, normalize, to_float  # noqa: E402,F401
+
 # Flipping a digit or a Japanese character makes another (or no) symbol; flipping a shoe or a truck does not.
 DIGIT_DATASETS = ("mnist", "kmnist", "emnist")
-
-
-def fit_to_size(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bring (N, C, h, w) images to ``size`` = (H, W) (or (C, H, W)).
-
-    Slightly smaller images are zero-padded around the centre, as LeCun et al. put the 28×28 MNIST digits in a
-    32×32 field (28 -> 32: pad 2 each side); anything else is resized (bilinear, antialiased), e.g. CIFAR's
-    32×32 -> AlexNet's 227×227. "Slightly" = at least 3/4 of the target on both sides. uint8 stays uint8
-    when only padding is needed; resizing returns float in the same 0..255 range.
-    """
-    th, tw = tuple(size)[-2:]
-    h, w = images.shape[-2:]
-    if (h, w) == (th, tw):
-        return images
-    if h <= th and w <= tw and 4 * h >= 3 * th and 4 * w >= 3 * tw:
-        top, left = (th - h) // 2, (tw - w) // 2
-        return F.pad(images, (left, tw - w - left, top, th - h - top))
-    resized = F.interpolate(
-        images.float(), size=(th, tw), mode="bilinear", antialias=True, align_corners=False
-    )
-    return resized.clamp_(0, 255)
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -61,15 +43,3 @@ def random_hflip(
     """Mirror each image left-right with probability ``p``. (N, C, H, W) -> same."""
     flip = (torch.rand(images.shape[0], generator=generator, device="cpu") < p).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
-
-
-def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 0..255 (or float 0..255 after a resize) -> float 0..1."""
-    return images.to(dtype) / 255.0  # not in place: a float input must not be changed under the caller
-
-
-def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(x - mean) / std per channel, in place on a float tensor (N, C, H, W)."""
-    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    return images.sub_(m).div_(s)

@@ -1,0 +1,77 @@
+"""The model card: the one record of what a model is and what input it expects.
+
+``create_model`` attaches a card to every model it builds (``model.card``); ``fit`` completes it with the
+dataset, its classes and its normalisation; a checkpoint stores it (plus the epoch and metrics), and
+``load_checkpoint`` gives it back. Everything that needs to know "what does this model take" — the
+analyzer, the trainer, the predictor, export, the web app — reads :func:`card_of`, nothing else.
+
+This module is at the bottom of the package: it imports nothing from cnnzoo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+__all__ = ["ModelCard", "card_of", "attach_card"]
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    model: str  # registry name: create_model(model, **model_kwargs) rebuilds the network
+    # the keyword arguments it was built with (num_classes, in_channels, input_size, ...); not hashed: a dict
+    model_kwargs: dict = field(default_factory=dict, hash=False, compare=True)
+    input_size: tuple[int, int, int] = (1, 32, 32)  # (C, H, W) the network takes
+    classes: tuple[str, ...] = ()  # output names; () until trained ("0", "1", ... are shown then)
+    mean: tuple[float, ...] = (0.0,)  # per channel, in 0..1 units: what normalisation subtracts
+    std: tuple[float, ...] = (1.0,)  # ... and divides by; (0,), (1,) means "no normalisation"
+    dataset: str = ""  # the dataset it was trained on ("" for a fresh model): its facts live in cnnzoo.data
+
+    def __post_init__(self) -> None:
+        # tuples whatever came in (JSON gives lists): a card is a value, never shared mutable state
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+
+    @property
+    def channels(self) -> int:
+        return self.input_size[0]
+
+    def replace(self, **changes) -> ModelCard:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The JSON form (lists, as checkpoint.json has always stored them)."""
+        return {
+            "model": self.model,
+            "model_kwargs": dict(self.model_kwargs),
+            "input_size": list(self.input_size),
+            "dataset": self.dataset,
+            "classes": list(self.classes),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+
+def card_of(model) -> ModelCard | None:
+    """The card of ``model``: the one ``create_model``/``fit``/``load_checkpoint`` attached, else one made from
+    a hand-set ``default_input_size`` (the older contract, still honoured for user models), else None."""
+    card = getattr(model, "card", None)
+    if isinstance(card, ModelCard):
+        return card
+    size = getattr(model, "default_input_size", None)
+    if size is None:
+        return None
+    name = getattr(model, "model_name", None) or type(model).__name__
+    return ModelCard(model=name, model_kwargs=dict(getattr(model, "model_kwargs", {}) or {}), input_size=tuple(size))
+
+
+def attach_card(model, card: ModelCard):
+    """Give ``model`` its card, and the deprecated attributes older code reads (``default_input_size``,
+    ``model_name``, ``model_kwargs``), kept equal to it. Returns ``model``."""
+    model.card = card
+    model.default_input_size = tuple(card.input_size)
+    model.model_name = card.model
+    model.model_kwargs = dict(card.model_kwargs)
+    return model
