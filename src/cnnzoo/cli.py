@@ -27,8 +27,16 @@ def _command_modules():
             yield importlib.import_module(f"{commands.__name__}.{info.name}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line with a hint, exit 2 (argparse's default prints the whole usage first).
+    Subcommand parsers inherit this class from the top-level one."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnzoo",
         description="The classic CNNs (LeNet-5, AlexNet, VGG, ResNet, 1x1 convs), faithful to the papers.",
     )
@@ -37,13 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the subcommand's parser, so the hint points at its --help
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}"[:200])
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
