@@ -1,0 +1,90 @@
+"""Every figure cnnzoo draws: training curves and confusion matrices, the experiments' figures.
+
+Matplotlib runs with its non-interactive Agg backend (no display needed, safe in threads and workers), and
+every PNG is written through :func:`cnnzoo.atomic.atomic_write`: a reader sees the old figure or the new
+one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from .atomic import atomic_write
+
+__all__ = ["pyplot", "new_figure", "save_figure", "write_png", "plot_curves", "plot_confusion"]
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_png(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Save ``fig`` as a PNG at ``path`` atomically and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    pyplot().close(fig)
+    atomic_write(Path(path), buf.getvalue(), fsync=False)
+    return Path(path)
+
+
+def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
+    """A figure with ``ncols`` panels side by side: ``(fig, [ax, ...])``."""
+    fig, axes = pyplot().subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def save_figure(fig, out_dir: str | Path, filename: str) -> str:
+    """An experiment's figure: tight layout, ``out_dir/filename`` at 110 dpi; returns ``filename`` (for the
+    report's link)."""
+    fig.tight_layout()
+    write_png(fig, Path(out_dir) / filename, dpi=110)
+    return filename
+
+
+def plot_curves(epochs: list[dict], path: str | Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch (the lines of metrics.jsonl), training and validation, side by side."""
+    plt = pyplot()
+    x = [r["epoch"] for r in epochs]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        ax.plot(x, [r[key] for r in epochs], "o-", label=f"train {label}")
+        if epochs and f"val_{key}" in epochs[0]:
+            ax.plot(x, [r[f"val_{key}"] for r in epochs], "s-", label=f"validation {label}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return write_png(fig, path)
+
+
+def plot_confusion(confusion, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """A (true × predicted) count matrix as a heat map, counts in the cells, rows = true class."""
+    plt = pyplot()
+    cm = confusion.cpu().numpy()
+    k = len(classes)
+    size = max(5.0, 0.5 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 20:  # numbers stay readable up to ~20 classes
+        top = cm.max() if cm.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > top / 2 else "black")  # fmt: skip
+    ax.set_title(title or "confusion matrix (test)")
+    fig.tight_layout()
+    return write_png(fig, path)
