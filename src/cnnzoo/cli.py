@@ -19,6 +19,7 @@ import sys
 
 from . import commands
 from .errors import CnnzooError
+from .threads import prefer_passive_waiting
 
 
 def _command_modules():
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_waiting()  # before any command imports torch (cnnzoo.threads says why)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the subcommand's parser, so the hint points at its --help
