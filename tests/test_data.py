@@ -413,11 +413,11 @@ def test_imagefolder_errors(tmp_path):
 
 
 def test_imagefolder_pixel_guard(tmp_path, monkeypatch):
-    import cnnzoo.data.imagefolder as imf
+    import cnnzoo.images
 
     _png(tmp_path / "a" / "big.png", (300, 200), (1, 2, 3))
-    monkeypatch.setattr(imf, "MAX_PIXELS", 50_000)
-    with pytest.raises(DataError, match=r"big.png: 300x200 image exceeds 50000 pixels"):
+    monkeypatch.setattr(cnnzoo.images, "MAX_PIXELS", 50_000)  # the one decoder's cap, for every reader
+    with pytest.raises(DataError, match=r"big.png: image is 300×200 = 60,000 pixels, more than the limit"):
         load_dataset(f"imagefolder:{tmp_path}")
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .sources import DatasetSpec
+from .sources import DatasetSpec, verify_md5
 
-__all__ = ["CifarLayout", "LAYOUTS", "load_cifar", "parse_records", "find_extracted"]
+__all__ = ["CifarLayout", "LAYOUTS", "load_cifar", "load_cifar_dataset", "parse_records", "find_extracted"]
 
 PIXELS = 3 * 32 * 32
 
@@ -141,3 +141,17 @@ def load_cifar(spec: DatasetSpec, path: Path) -> tuple[dict[str, torch.Tensor], 
         tensors[f"{split}_images"] = torch.from_numpy(np.concatenate(images))  # (N, 3, 32, 32), contiguous
         tensors[f"{split}_labels"] = torch.from_numpy(np.concatenate(labels))
     return tensors, classes
+
+
+def load_cifar_dataset(
+    spec: DatasetSpec, paths: dict[str, Path], md5s: list[str]
+) -> tuple[dict[str, torch.Tensor], list[str], str]:
+    """(the four tensors, the class names, how the files were verified) from the archive or the folder of
+    an extracted one."""
+    path = next(iter(paths.values()))
+    tensors, classes = load_cifar(spec, path)
+    if path.is_file():
+        status = verify_md5(spec.files[0], path, md5s[0], None)
+    else:
+        status = "not verified (extracted files; structure checked)"
+    return tensors, classes, status

@@ -12,15 +12,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ..errors import ChecksumError, DataError
+from ..errors import DataError
+from .cifar import find_extracted, load_cifar_dataset
 from .download import download_file
-from .idx import read_idx
+from .imagefolder import load_imagefolder
+from .mnist import load_idx_dataset
 from .sources import (
     DEFAULT_DATASET,
     DatasetSpec,
@@ -31,49 +31,27 @@ from .sources import (
     get_spec,
     mirror_urls,
 )
+from .types import ImageDataset, channel_stats
 
-__all__ = ["ImageDataset", "load_dataset", "channel_stats", "locate", "DEFAULT_DATASET"]
+__all__ = ["ImageDataset", "load_dataset", "channel_stats", "locate", "LOADERS", "DEFAULT_DATASET"]
 
 CACHE_VERSION = "1"  # bump when the cached tensor layout changes
 
 
-@dataclass
-class ImageDataset:
-    name: str
-    train_images: torch.Tensor  # (N, C, H, W) uint8, contiguous
-    train_labels: torch.Tensor  # (N,) int64
-    test_images: torch.Tensor  # (M, C, H, W) uint8
-    test_labels: torch.Tensor  # (M,) int64
-    classes: list[str]
-    mean: tuple[float, ...]  # per channel, 0..1 units, on the training images
-    std: tuple[float, ...]
-    source: str = ""  # where the files were found, e.g. "system: /usr/share/datasets/fashion-mnist"
-    checksum: str = ""  # "verified", "verified (decompressed bytes)", "not verified: ..."
+@dataclass(frozen=True)
+class Loader:
+    """How to read one file format: ``load(spec, {filename: path}, md5s) -> (tensors, classes, status)``,
+    and optionally where an already extracted copy sits (``find_extracted(spec, directory)``)."""
 
-    @property
-    def image_size(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])  # (C, H, W)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+    load: Callable[[DatasetSpec, dict[str, Path], list[str]], tuple[dict, list[str], str]]
+    find_extracted: Callable[[DatasetSpec, Path], Path | None] | None = None
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Exact per-channel mean/std (population, 0..1 units) of uint8 (N, C, H, W) images.
-
-    A 256-bin histogram per channel gives exact sums in float64 without materialising a float copy of
-    the whole set (Fashion-MNIST's would be 188 MB)."""
-    means, stds = [], []
-    values = torch.arange(256, dtype=torch.float64) / 255.0
-    for c in range(images.shape[1]):
-        counts = torch.bincount(images[:, c].reshape(-1), minlength=256).double()
-        n = counts.sum()
-        mean = (counts * values).sum() / n
-        var = (counts * (values - mean) ** 2).sum() / n
-        means.append(float(mean))
-        stds.append(float(var.sqrt()))
-    return tuple(means), tuple(stds)
+# DatasetSpec.kind -> its loader. A new file format is one module and one entry here.
+LOADERS = {
+    "idx": Loader(load_idx_dataset),
+    "cifar": Loader(load_cifar_dataset, find_extracted),
+}
 
 
 def _file_md5(path: Path) -> str:
@@ -103,9 +81,8 @@ def locate(spec: DatasetSpec, data_dir=None) -> tuple[str, dict[str, Path]] | No
         found = {f.filename: _find(d, f) for f in spec.files}
         if all(found.values()):
             return f"{label}: {d}", found
-    if spec.kind == "cifar":  # a user's extracted archive: data_dir/cifar-10-batches-bin/*.bin
-        from .cifar import find_extracted
-
+    find_extracted = LOADERS[spec.kind].find_extracted
+    if find_extracted is not None:  # a user's extracted archive, e.g. data_dir/cifar-10-batches-bin/*.bin
         for label, d in candidate_dirs(spec, data_dir):
             if find_extracted(spec, d):
                 return f"{label}: {d}", {spec.files[0].filename: d}
@@ -122,24 +99,6 @@ def _fetch(spec: DatasetSpec, data_dir) -> tuple[str, dict[str, Path]]:
             continue
         paths[f.filename] = download_file(mirror_urls(spec, f.filename), target / f.filename, f.md5)
     return f"download: {target}", paths
-
-
-# ---------------------------------------------------------------- checksums
-
-
-def _verify(f: FileSpec, path: Path, file_md5: str, raw_md5: str | None) -> str:
-    """Check a file against the published MD5s; raise ChecksumError on a definite mismatch."""
-    if file_md5 == f.md5:
-        return "verified"
-    if f.raw_md5 and raw_md5 is not None:
-        if raw_md5 != f.raw_md5:
-            raise ChecksumError(
-                f"{path}: checksum mismatch (expected MD5 {f.raw_md5} of the decompressed bytes, got {raw_md5})"
-            )
-        return "verified (decompressed bytes)"
-    if path.name == f.filename:  # the published file itself, byte for byte, yet different
-        raise ChecksumError(f"{path}: checksum mismatch (expected MD5 {f.md5}, got {file_md5})")
-    return "not verified (no published MD5 for a decompressed copy; structure checked)"
 
 
 # ---------------------------------------------------------------- the tensor cache
@@ -208,37 +167,6 @@ def _save_cached(path: Path, ds: ImageDataset) -> None:
 # ---------------------------------------------------------------- building datasets
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, img_path: Path, lbl_path: Path, n_classes: int):
-    if images.shape[0] != labels.shape[0]:
-        raise DataError(
-            f"{img_path}: {images.shape[0]} images but {lbl_path.name} has {labels.shape[0]} labels"
-        )
-    if labels.size and int(labels.max()) >= n_classes:
-        raise DataError(f"{lbl_path}: label {int(labels.max())} out of range for {n_classes} classes")
-
-
-def _build_idx(spec: DatasetSpec, paths: dict[str, Path], md5s: list[str]) -> tuple[dict, str]:
-    arrays = {}
-    for f in spec.files:  # structure first: a truncated file says "truncated", not "checksum mismatch"
-        idx = read_idx(paths[f.filename], expect_ndim=3 if "images" in f.filename else 1)
-        if idx.array.dtype != np.uint8:
-            raise DataError(f"{idx.path}: expected unsigned byte data, the header says {idx.array.dtype}")
-        arrays[f.filename] = idx
-    statuses = [
-        _verify(f, paths[f.filename], md5, arrays[f.filename].md5)
-        for f, md5 in zip(spec.files, md5s, strict=True)
-    ]
-    tensors = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        img = arrays[f"{prefix}-images-idx3-ubyte.gz"]
-        lbl = arrays[f"{prefix}-labels-idx1-ubyte.gz"]
-        _check_pair(img.array, lbl.array, img.path, lbl.path, len(spec.classes))
-        tensors[f"{split}_images"] = torch.from_numpy(img.array).unsqueeze(1).contiguous()  # (N, 1, 28, 28)
-        tensors[f"{split}_labels"] = torch.from_numpy(lbl.array.astype(np.int64))
-    worst = next((s for s in statuses if s != "verified"), "verified")
-    return tensors, worst
-
-
 def _load_spec(spec: DatasetSpec, data_dir, download: bool) -> ImageDataset:
     found = locate(spec, data_dir)
     if found is None:
@@ -256,19 +184,7 @@ def _load_spec(spec: DatasetSpec, data_dir, download: bool) -> ImageDataset:
     if ds is not None:
         ds.source = source  # the same bytes may have moved (e.g. copied into a data_dir)
         return ds
-    if spec.kind == "idx":
-        tensors, status = _build_idx(spec, paths, md5s)
-        classes = list(spec.classes)
-    else:
-        from .cifar import load_cifar
-
-        path = next(iter(paths.values()))
-        tensors, classes = load_cifar(spec, path)
-        f = spec.files[0]
-        if path.is_file():
-            status = _verify(f, path, md5s[0], None)
-        else:
-            status = "not verified (extracted files; structure checked)"
+    tensors, classes, status = LOADERS[spec.kind].load(spec, paths, md5s)
     mean, std = channel_stats(tensors["train_images"])
     ds = ImageDataset(
         spec.name,
@@ -304,7 +220,5 @@ def load_dataset(
     the cache, system copies, then downloaded (if ``download``) with their published MD5s checked.
     """
     if name.lower().startswith("imagefolder:"):
-        from .imagefolder import load_imagefolder
-
         return load_imagefolder(name.split(":", 1)[1])
     return _load_spec(get_spec(name), data_dir, download)

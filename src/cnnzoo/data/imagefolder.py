@@ -5,14 +5,13 @@ Layouts:
     PATH/train/<class>/*.png  +  PATH/test/<class>/*.png     explicit split
     PATH/<class>/*.png                                       split 90/10 per class, seeded (deterministic)
 
-Every image is decoded with Pillow (with a pixel-count guard against decompression bombs), converted to
-grey when all images are grey and to RGB otherwise, and resized to one size: ``size`` if given (the
+Every image is read by the one guarded decoder (:mod:`cnnzoo.images`: PNG, JPEG, BMP, GIF or WebP, with its
+pixel cap against decompression bombs), converted to grey when all images are grey and to RGB otherwise, and resized to one size: ``size`` if given (the
 ``imagefolder:PATH?size=64`` form), else the most common size in the folder.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,15 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..images import IMAGE_EXTENSIONS, decode_image, open_image
+from .types import ImageDataset, channel_stats
 
 __all__ = ["ImageFolderConfig", "load_imagefolder", "parse_imagefolder_name"]
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-MAX_PIXELS = 40_000_000  # per image; far above any classification input, far below a decompression bomb
+EXTENSIONS = set(IMAGE_EXTENSIONS)
+# Files in formats the decoder refuses: listed so that the folder's loading names them rather than skip
+# them silently (a TIFF would otherwise vanish from its class).
+REFUSED_EXTENSIONS = {".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jp2", ".ico", ".tga", ".pcx", ".sgi"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
@@ -60,25 +63,9 @@ def _class_dirs(d: Path) -> list[Path]:
 
 
 def _images_in(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-
-
-def _open(path: Path):
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-            if img.width * img.height > MAX_PIXELS:
-                raise DataError(f"{path}: {img.width}x{img.height} image exceeds {MAX_PIXELS} pixels")
-            return img
-    except DataError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: image too large ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:  # UnidentifiedImageError is an OSError
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+    return sorted(
+        p for p in d.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS | REFUSED_EXTENSIONS
+    )
 
 
 def _collect(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
@@ -122,29 +109,23 @@ def _decode(
     images = np.empty((len(items), c, h, w), dtype=np.uint8)
     labels = np.empty(len(items), dtype=np.int64)
     for k, (path, label) in enumerate(items):
-        img = _open(path)
-        try:
-            with img:
-                img = img.convert(mode)
-                if img.size != (w, h):
-                    img = img.resize((w, h), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)  # (H, W) or (H, W, 3)
-        except (OSError, ValueError, SyntaxError) as e:  # truncated data shows up only when decoding
-            raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+        with decode_image(path) as img:
+            img = img.convert(mode)
+            if img.size != (w, h):
+                img = img.resize((w, h), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)  # (H, W) or (H, W, 3)
         images[k] = arr[None] if c == 1 else arr.transpose(2, 0, 1)
         labels[k] = label
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-def load_imagefolder(spec: str | ImageFolderConfig):
+def load_imagefolder(spec: str | ImageFolderConfig) -> ImageDataset:
     """Load an image folder into an :class:`ImageDataset` (uint8 N×C×H×W, all one size)."""
-    from .datasets import ImageDataset, channel_stats
-
     cfg = spec if isinstance(spec, ImageFolderConfig) else parse_imagefolder_name(spec)
     classes, train, test = _collect(cfg)
     sizes, grey = Counter(), True
     for path, _ in train + test:  # headers only: Pillow opens lazily
-        with _open(path) as img:
+        with open_image(path) as img:
             sizes[(img.height, img.width)] += 1
             grey = grey and img.mode in GREY_MODES
     size = cfg.size or sizes.most_common(1)[0][0]

@@ -12,9 +12,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ChecksumError, DataError
 
-__all__ = ["DatasetSpec", "FileSpec", "SPECS", "DEFAULT_DATASET", "cache_root", "get_spec", "mirror_urls"]
+__all__ = [
+    "DatasetFacts",
+    "DatasetSpec",
+    "FileSpec",
+    "SPECS",
+    "DEFAULT_DATASET",
+    "cache_root",
+    "dataset_facts",
+    "get_spec",
+    "mirror_urls",
+    "verify_md5",
+]
 
 DEFAULT_DATASET = "fashion-mnist"
 CACHE_ENV = "CNNZOO_DATA"
@@ -29,13 +40,27 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class DatasetFacts:
+    """What the images of a dataset look like, for everyone who prepares images like them: training
+    (may a mirror image be used as augmentation?), ``cnnzoo predict`` and the web app (which size to read a
+    user's image at, whether a drawing must be inverted, how much margin a centred drawing gets)."""
+
+    name: str
+    native_size: tuple[int, int] | None = None  # (H, W) of the stored images; None: the model's input size
+    light_on_dark: bool | None = None  # light strokes on a dark background (MNIST); None: not known
+    mirroring: bool = True  # a left-right flip shows the same class (a shoe), not another symbol (a 2)
+    ink_margin: float = 1 / 28  # share of the side left blank around the centred object
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    kind: str  # "idx" (MNIST family: 4 gzip files) or "cifar" (one binary tar.gz)
+    kind: str  # the loader (datasets.LOADERS): "idx" (MNIST family: 4 gzip files), "cifar" (binary tar.gz)
     files: tuple[FileSpec, ...]
     mirrors: tuple[str, ...]
     classes: tuple[str, ...]
     dirnames: tuple[str, ...]  # sub-folders of a data_dir also searched (torchvision's layout)
+    facts: DatasetFacts
     system_dirs: tuple[str, ...] = ()
     description: str = ""
 
@@ -97,13 +122,14 @@ CIFAR_HOST = "https://www.cs.toronto.edu/~kriz/"  # torchvision's CIFAR10.url ho
 CIFAR10_BINARY = FileSpec("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")
 CIFAR100_BINARY = FileSpec("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")
 
+# The datasets: adding one is one entry here (plus a loader module in datasets.LOADERS for a new format).
 _SPECS = {
     s.name: s
     for s in (
         DatasetSpec(
-            "mnist",
-            "idx",
-            _idx_files(
+            name="mnist",
+            kind="idx",
+            files=_idx_files(
                 (
                     "f68b3c2dcbeaaa9fbdd348bbdeb94873",
                     "d53e105ee54ea40749a09fcbcd1e9432",
@@ -111,16 +137,17 @@ _SPECS = {
                     "ec29112dd5afa0611ce80d1b7f02629c",
                 )
             ),
-            ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-            MNIST_CLASSES,
-            ("MNIST", "mnist"),
-            (),
-            "handwritten digits, 28x28 grey (LeCun et al. 1998)",
+            mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+            classes=MNIST_CLASSES,
+            dirnames=("MNIST", "mnist"),
+            # LeCun et al. centre each digit's 20×20 box in the 28×28 field: a 4-pixel margin
+            facts=DatasetFacts("mnist", (28, 28), light_on_dark=True, mirroring=False, ink_margin=4 / 28),
+            description="handwritten digits, 28x28 grey (LeCun et al. 1998)",
         ),
         DatasetSpec(
-            "fashion-mnist",
-            "idx",
-            _idx_files(
+            name="fashion-mnist",
+            kind="idx",
+            files=_idx_files(
                 (
                     "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
                     "25c81989df183df01b3e8a0aad5dffbe",
@@ -129,16 +156,20 @@ _SPECS = {
                 ),
                 FASHION_RAW_MD5,
             ),
-            ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-            FASHION_CLASSES,
-            ("FashionMNIST", "fashion-mnist"),
-            ("/usr/share/datasets/fashion-mnist",),
-            "Zalando clothing, 28x28 grey (Xiao et al. 2017)",
+            mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+            classes=FASHION_CLASSES,
+            dirnames=("FashionMNIST", "fashion-mnist"),
+            # the items fill the frame; a mirrored shoe is still a shoe
+            facts=DatasetFacts(
+                "fashion-mnist", (28, 28), light_on_dark=True, mirroring=True, ink_margin=1 / 28
+            ),
+            system_dirs=("/usr/share/datasets/fashion-mnist",),
+            description="Zalando clothing, 28x28 grey (Xiao et al. 2017)",
         ),
         DatasetSpec(
-            "kmnist",
-            "idx",
-            _idx_files(
+            name="kmnist",
+            kind="idx",
+            files=_idx_files(
                 (
                     "bdb82020997e1d708af4cf47b453dcf7",
                     "e144d726b3acfaa3e44228e80efcd344",
@@ -146,31 +177,32 @@ _SPECS = {
                     "7320c461ea6c1c855c0b718fb2a4b134",
                 )
             ),
-            ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-            KMNIST_CLASSES,
-            ("KMNIST", "kmnist"),
-            (),
-            "Kuzushiji (cursive Japanese), 28x28 grey (Clanuwat et al. 2018)",
+            mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+            classes=KMNIST_CLASSES,
+            dirnames=("KMNIST", "kmnist"),
+            # a mirrored character is another (or no) character; about a 2-pixel margin
+            facts=DatasetFacts("kmnist", (28, 28), light_on_dark=True, mirroring=False, ink_margin=2 / 28),
+            description="Kuzushiji (cursive Japanese), 28x28 grey (Clanuwat et al. 2018)",
         ),
         DatasetSpec(
-            "cifar10",
-            "cifar",
-            (CIFAR10_BINARY,),
-            (CIFAR_HOST,),
-            CIFAR10_CLASSES,
-            ("cifar-10-batches-bin", "cifar10", "CIFAR10"),
-            (),
-            "32x32 colour, 10 classes (Krizhevsky 2009)",
+            name="cifar10",
+            kind="cifar",
+            files=(CIFAR10_BINARY,),
+            mirrors=(CIFAR_HOST,),
+            classes=CIFAR10_CLASSES,
+            dirnames=("cifar-10-batches-bin", "cifar10", "CIFAR10"),
+            facts=DatasetFacts("cifar10", (32, 32), light_on_dark=False, mirroring=True),
+            description="32x32 colour, 10 classes (Krizhevsky 2009)",
         ),
         DatasetSpec(
-            "cifar100",
-            "cifar",
-            (CIFAR100_BINARY,),
-            (CIFAR_HOST,),
-            (),  # classes: fine_label_names.txt
-            ("cifar-100-binary", "cifar100", "CIFAR100"),
-            (),
-            "32x32 colour, 100 classes (Krizhevsky 2009)",
+            name="cifar100",
+            kind="cifar",
+            files=(CIFAR100_BINARY,),
+            mirrors=(CIFAR_HOST,),
+            classes=(),  # fine_label_names.txt
+            dirnames=("cifar-100-binary", "cifar100", "CIFAR100"),
+            facts=DatasetFacts("cifar100", (32, 32), light_on_dark=False, mirroring=True),
+            description="32x32 colour, 100 classes (Krizhevsky 2009)",
         ),
     )
 }
@@ -185,6 +217,29 @@ def get_spec(name: str) -> DatasetSpec:
     close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
     hint = f" — did you mean {close[0]!r}?" if close else f" (known: {', '.join(choices)})"
     raise DataError(f"unknown dataset {name!r}{hint}")
+
+
+def dataset_facts(name: str) -> DatasetFacts:
+    """The facts of dataset ``name``; for ``imagefolder:PATH``, an unknown name or "" (a fresh model),
+    the defaults: images read at the model's input size, polarity unknown, mirroring allowed."""
+    spec = _SPECS.get((name or "").lower())
+    return spec.facts if spec is not None else DatasetFacts(name or "")
+
+
+def verify_md5(f: FileSpec, path: Path, file_md5: str, raw_md5: str | None) -> str:
+    """Check a file against its published MD5s; raise ChecksumError on a definite mismatch, else say how
+    it was verified."""
+    if file_md5 == f.md5:
+        return "verified"
+    if f.raw_md5 and raw_md5 is not None:
+        if raw_md5 != f.raw_md5:
+            raise ChecksumError(
+                f"{path}: checksum mismatch (expected MD5 {f.raw_md5} of the decompressed bytes, got {raw_md5})"
+            )
+        return "verified (decompressed bytes)"
+    if path.name == f.filename:  # the published file itself, byte for byte, yet different
+        raise ChecksumError(f"{path}: checksum mismatch (expected MD5 {f.md5}, got {file_md5})")
+    return "not verified (no published MD5 for a decompressed copy; structure checked)"
 
 
 def cache_root() -> Path:
