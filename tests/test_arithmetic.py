@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from cnnzoo.analysis import arithmetic
-from cnnzoo.analysis.arithmetic import (
+from cnnzoo import shapes
+from cnnzoo.shapes import (
     conv_output_size,
     min_input_for_chain,
     min_input_size,
@@ -21,7 +21,7 @@ from cnnzoo.analysis.arithmetic import (
 
 def test_docstring_examples_hold():
     # The module's docstrings work the seeds' examples (AlexNet 227→55→27→13→6, VGG, LeNet).
-    result = doctest.testmod(arithmetic)
+    result = doctest.testmod(shapes)
     assert result.attempted >= 15 and result.failed == 0
 
 
@@ -109,3 +109,23 @@ def test_alexnet_chain_needs_227_for_6x6():
         for layer in chain:
             n = conv_output_size(n, layer["kernel"], layer.get("stride", 1), layer.get("padding", 0))
         assert n == expected
+
+
+def test_old_home_of_the_arithmetic_still_imports():
+    from cnnzoo.analysis import arithmetic
+
+    assert arithmetic.conv_output_size is conv_output_size
+
+
+def test_models_do_not_import_the_analyzer():
+    """shapes.py sits below the models: building a model must not pull in cnnzoo.analysis."""
+    import subprocess
+    import sys
+
+    code = "import sys, cnnzoo; cnnzoo.create_model('alexnet'); print(any(m.startswith('cnnzoo.analysis') for m in sys.modules))"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

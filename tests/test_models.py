@@ -32,7 +32,7 @@ def _small_build(name: str, num_classes: int = 7) -> nn.Module:
 def test_zoo_has_every_issue_model():
     expected = (
         "lenet5 lenet5_ng lenet_d2l keras_mnist_cnn keras_three_conv lenet5_modern "
-        "alexnet_seed alexnet_paper alexnet "
+        "alexnet_ng alexnet_paper alexnet "
         "vgg11 vgg11_lrn vgg13 vgg16_c vgg16 vgg19 vgg11_bn vgg13_bn vgg16_bn vgg19_bn "
         "resnet18 resnet34 resnet50 resnet101 resnet152 resnet20 resnet32 resnet44 resnet56 resnet110 "
         "plain20 plain32 plain44 plain56 plain110 plain18 plain34 "
@@ -77,6 +77,19 @@ def test_in_channels(name):
         model = cnnzoo.create_model(name, in_channels=2)
         assert model.default_input_size == (2, *info.input_size[1:])
         assert model(torch.empty(1, *model.default_input_size)).shape == (1, info.num_classes)
+
+
+def test_deprecated_alexnet_seed_still_builds_but_is_listed_once():
+    assert "alexnet_seed" not in ALL
+    with pytest.warns(DeprecationWarning, match="alexnet_ng"):
+        model = cnnzoo.create_model("alexnet_seed", input_size=67)
+    assert model.card.model == "alexnet_ng" and model.default_input_size == (3, 67, 67)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_names_and_descriptions_say_their_source_not_a_seed_number(name):
+    info = get_model_info(name)
+    assert "seed" not in f"{name} {info.paper} {info.builder.__doc__}".lower()
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -90,3 +90,28 @@ def test_lenet5_trains_only_its_trainable_weights_and_loss_is_the_papers():
     logits = model(x).detach()
     ref = nn.functional.cross_entropy(torch.cat([torch.full((4, 1), -0.1), logits], 1), y + 1)
     assert lenet5_loss(logits, y).item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_registry_is_a_table_below_the_models():
+    """The table imports no model (cnnzoo.models imports the families, whose decorators fill it); the old
+    module cnnzoo.registry is an alias of cnnzoo.models."""
+    import ast
+    import inspect
+
+    import cnnzoo.models
+    import cnnzoo.registry
+    from cnnzoo.models import registry as table
+
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(inspect.getsource(table)))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not any(m.startswith(("models", "alexnet", "lenet", "vgg", "resnet")) for m in imported), imported
+    assert cnnzoo.registry.create_model is cnnzoo.models.create_model is table.create_model
+
+
+def test_create_model_attaches_the_card():
+    m = create_model("lenet_d2l", num_classes=5, input_size=32)
+    assert m.card.model == "lenet_d2l" and m.card.input_size == (1, 32, 32)
+    assert m.card.model_kwargs == {"num_classes": 5, "input_size": 32} == m.model_kwargs

@@ -15,10 +15,10 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "create_model": "registry",
-    "list_models": "registry",
-    "register_model": "registry",
-    "get_model_info": "registry",
+    "create_model": "models",
+    "list_models": "models",
+    "register_model": "models",
+    "get_model_info": "models",
     "summary": "analysis.summary",
     "CnnzooError": "errors",
     "fit": "train",

@@ -1,4 +1,7 @@
-"""Output-size arithmetic for convolution and pooling, and its inverse.
+"""Shapes, at the bottom of the package (it imports only :mod:`cnnzoo.errors`): the output-size arithmetic
+of convolution and pooling and its inverse, the one parser of input sizes (:func:`parse_input_size` for
+``C×H×W``, :func:`spatial_size` for a builder's ``input_size``) and the one smallest-input search
+(:func:`smallest_input`). The models, the analyzer and the fully convolutional conversion all use these.
 
 PyTorch's rule (REFERENCE.md), for one spatial dimension::
 
@@ -8,9 +11,9 @@ PyTorch's rule (REFERENCE.md), for one spatial dimension::
 Padding may be an int, ``"valid"`` (no padding) or ``"same"`` (TensorFlow/Keras: ``out = ceil(n / s)``,
 which for stride 1 is PyTorch's ``padding="same"``).
 
-The seeds' worked examples, checked here as doctests:
+The worked examples of the course notes, checked here as doctests:
 
-AlexNet (seed 000), 227×227 input: conv 11×11 stride 4 → 55; max-pool 3×3 stride 2 → 27;
+AlexNet (Ng's course), 227×227 input: conv 11×11 stride 4 → 55; max-pool 3×3 stride 2 → 27;
 conv 5×5 'same' → 27; pool → 13; three conv 3×3 'same' → 13; pool → 6.
 
 >>> n = conv_output_size(227, 11, stride=4); n
@@ -22,19 +25,19 @@ conv 5×5 'same' → 27; pool → 13; three conv 3×3 'same' → 13; pool → 6.
 >>> pool_output_size(27, 3, stride=2), pool_output_size(13, 3, stride=2)
 (13, 6)
 
-VGG-16 (seed 001): (224 + 2·1 − 3)/1 + 1 = 224, and each 2×2 max-pool halves: 224 → 112 → 56 → 28 → 14 → 7.
+VGG-16 (the VGG paper): (224 + 2·1 − 3)/1 + 1 = 224, and each 2×2 max-pool halves: 224 → 112 → 56 → 28 → 14 → 7.
 
 >>> conv_output_size(224, 3, padding=1)
 224
 >>> [pool_output_size(n, 2, stride=2) for n in (224, 112, 56, 28, 14)]
 [112, 56, 28, 14, 7]
 
-LeNet-5 (seeds 000, 004): 32 → C1 28 → S2 14 → C3 10 → S4 5 → C5 1.
+LeNet-5 (the 1998 paper, Fig. 2): 32 → C1 28 → S2 14 → C3 10 → S4 5 → C5 1.
 
 >>> conv_output_size(32, 5), pool_output_size(28, 2, stride=2), conv_output_size(14, 5), conv_output_size(5, 5)
 (28, 14, 10, 1)
 
-Seed 000 writes ``floor((n - f + 1) / s)``; that is a ceiling in disguise — it gives 55 for AlexNet's conv1 only
+Ng's course notes write ``floor((n - f + 1) / s)``; that is a ceiling in disguise — it gives 55 for AlexNet's conv1 only
 because (227 − 11 + 1)/4 = 54.25 is then rounded *up*. The PyTorch formula above is the one to use.
 
 The inverse: the smallest input that still gives an output of at least ``out`` (default 1):
@@ -50,7 +53,9 @@ The inverse: the smallest input that still gives an output of at least ``out`` (
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from .errors import ShapeError
 
 Padding = int | str
 
@@ -62,6 +67,9 @@ __all__ = [
     "min_input_for_chain",
     "output_shape_2d",
     "pair",
+    "parse_input_size",
+    "spatial_size",
+    "smallest_input",
 ]
 
 
@@ -202,3 +210,60 @@ def min_input_for_chain(layers: Sequence[dict], out: int = 1) -> int:
     for layer in reversed(layers):
         need = min_input_size(out=need, **layer)
     return need
+
+
+def spatial_size(size: int | Sequence[int]) -> tuple[int, int]:
+    """A builder's ``input_size`` as (H, W): ``28``, ``(28, 28)`` and ``(1, 28, 28)`` all give ``(28, 28)``.
+
+    >>> spatial_size(28), spatial_size((32, 40)), spatial_size((3, 224, 224))
+    ((28, 28), (32, 40), (224, 224))
+    """
+    return pair(size) if isinstance(size, int) else pair(tuple(size)[-2:])
+
+
+def parse_input_size(text: str | int | tuple | list) -> tuple[int, int, int]:
+    """``"1x32x32"``, ``"3,224,224"``, ``(3, 224, 224)`` -> (C, H, W); ``"32"`` is not enough (no channels).
+
+    >>> parse_input_size("1x32x32"), parse_input_size("3×224×224"), parse_input_size([3, 8, 8])
+    ((1, 32, 32), (3, 224, 224), (3, 8, 8))
+    """
+    if isinstance(text, (tuple, list)):
+        parts = list(text)
+    else:
+        parts = str(text).lower().replace("×", "x").replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ShapeError(f"input size {text!r} is not of the form CxHxW, e.g. 1x32x32") from None
+    if len(dims) == 2:
+        raise ShapeError(f"input size {text!r} has no channel count: write CxHxW, e.g. 1x32x32 or 3x224x224")
+    if len(dims) != 3 or min(dims) < 1:
+        raise ShapeError(f"input size {text!r} must be three positive integers CxHxW, e.g. 3x224x224")
+    if max(dims) > 1 << 16:
+        raise ShapeError(f"input size {text!r} is too large (each dimension at most 65536)")
+    return dims  # type: ignore[return-value]
+
+
+def smallest_input(works: Callable[[int], bool], start: int, limit: int = 1 << 14) -> int | None:
+    """The smallest side ``n >= 1`` for which ``works(n)``, for a ``works`` that is monotone in ``n`` (output
+    sizes only grow with the input). ``start`` is a first guess (the size the model is built for); the search
+    doubles it until it works, then bisects below. None when nothing up to ``limit`` works.
+
+    >>> smallest_input(lambda n: conv_output_size(n, 11, stride=4) >= 55, start=224)
+    227
+    >>> smallest_input(lambda n: False, start=8, limit=64) is None
+    True
+    """
+    hi = max(1, start)
+    while not works(hi):
+        hi *= 2
+        if hi > limit:
+            return None
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

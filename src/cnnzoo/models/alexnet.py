@@ -1,13 +1,15 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton 2012, "ImageNet classification with deep convolutional neural
 networks", NIPS), in the three forms people mean by the name. One class, three tables:
 
-    variant          input  convs (out channels)       towers / LRN                     params
-    alexnet_seed     227    96-256-384-384-256         one tower, no LRN (seed 000)     62,378,344
-    alexnet_paper    227    96-256-384-384-256         conv2/4/5 in 2 groups, LRN 1+2   60,965,224
-    alexnet          224    64-192-384-256-256         torchvision's one-tower variant  61,100,840
+    variant          input  convs (out channels)       towers / LRN
+    alexnet_ng       227    96-256-384-384-256         one tower, no LRN (as Ng's course draws it)
+    alexnet_paper    227    96-256-384-384-256         conv2/4/5 in 2 groups, LRN after conv1, conv2
+    alexnet          224    64-192-384-256-256         torchvision's one-tower variant
 
-Shapes at 227 (paper/seed): 3×227×227 -conv1 11×11/4-> 96×55×55 -pool 3/2-> 27 -conv2 5×5 p2-> 256×27×27
--pool-> 13 -conv3,4,5 3×3 p1-> 256×13×13 -pool-> 256×6×6 = 9216 -> 4096 -> 4096 -> 1000.
+Parameter counts are in each builder's ``published`` entry; ``alexnet_seed`` is the deprecated name of
+``alexnet_ng``. Shapes at 227 (paper, course): 3×227×227 -conv1 11×11/4-> 96×55×55 -pool 3/2-> 27
+-conv2 5×5 p2-> 256×27×27 -pool-> 13 -conv3,4,5 3×3 p1-> 256×13×13 -pool-> 256×6×6 = 9216 -> 4096 -> 4096
+-> 1000.
 
 The paper's two GPUs become ``groups=2`` convolutions: conv2, conv4 and conv5 only see the maps of their own
 GPU; conv3 and the FC layers cross between them. ``alexnet`` keeps torchvision's parameter names
@@ -21,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..analysis.arithmetic import conv_output_size, pair, pool_output_size
 from ..errors import ShapeError
-from ..registry import register_model
+from ..shapes import conv_output_size, min_input_for_chain, pool_output_size, spatial_size
+from .registry import Published, register_model
 
 KRIZHEVSKY_2012 = "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks"
 
@@ -37,7 +39,7 @@ class AlexNetConfig:
 
 
 #                 out  k  s  p  g  LRN    pool
-SEED = AlexNetConfig(convs=(
+NG_COURSE = AlexNetConfig(convs=(
     (96, 11, 4, 0, 1, False, True),
     (256, 5, 1, 2, 1, False, True),
     (384, 3, 1, 1, 1, False, False),
@@ -77,7 +79,7 @@ class AlexNet(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        h, w = _hw(input_size)
+        h, w = spatial_size(input_size)
         layers: list[nn.Module] = []
         c = in_channels
         for out, k, s, p, groups, lrn, pool in cfg.convs:
@@ -96,7 +98,7 @@ class AlexNet(nn.Module):
             if h < 1 or w < 1:
                 raise ShapeError(
                     f"input {input_size} is too small for AlexNet: the map collapses at features.{len(layers) - 1}"
-                    f" ({type(layers[-1]).__name__}); use at least {_final_map(cfg, 1, smallest=True)} pixels a side"
+                    f" ({type(layers[-1]).__name__}); use at least {_smallest_side(cfg)} pixels a side"
                 )
             c = out
         self.features = nn.Sequential(*layers)
@@ -130,20 +132,14 @@ class AlexNet(nn.Module):
         self.classifier[-1] = nn.Linear(old.in_features, num_classes).to(old.weight.device)
 
 
-def _hw(size) -> tuple[int, int]:
-    return pair(size) if isinstance(size, int) else pair(tuple(size)[-2:])
-
-
-def _final_map(cfg: AlexNetConfig, n: int, smallest: bool = False) -> int:
-    """Side of the last feature map for an ``n``-pixel side; with ``smallest``, the least ``n`` giving >= 1."""
-    if smallest:
-        return next(m for m in range(1, 4096) if _final_map(cfg, m) >= 1)
+def _smallest_side(cfg: AlexNetConfig) -> int:
+    """The least input side whose last feature map is at least 1×1 (the arithmetic's inverse, layer by layer)."""
+    chain = []
     for _, k, s, p, _, _, pool in cfg.convs:
-        n = conv_output_size(n, k, s, p)
-        n = pool_output_size(n, 3, 2) if pool and n >= 1 else n
-        if n < 1:
-            return 0
-    return n
+        chain.append(dict(kernel=k, stride=s, padding=p))
+        if pool:
+            chain.append(dict(kernel=3, stride=2))
+    return min_input_for_chain(chain)
 
 
 def _build(cfg: AlexNetConfig, num_classes, in_channels, input_size, paper_init) -> AlexNet:
@@ -153,19 +149,37 @@ def _build(cfg: AlexNetConfig, num_classes, in_channels, input_size, paper_init)
     return model
 
 
-@register_model(input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000)
+PAPER_ERROR = "37.5% top-1, 17.0% top-5 (ILSVRC-2010 test)"
+
+
+@register_model(
+    input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
+    published=Published("Ng's course (count: REFERENCE.md)", params=62_378_344),
+    deprecated_aliases=("alexnet_seed",),
+)  # fmt: skip
+def alexnet_ng(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
+    """AlexNet as Ng's course draws it: one tower 96-256-384-384-256, no LRN, 227×227."""
+    return _build(NG_COURSE, num_classes, in_channels, input_size, paper_init)
+
+
 def alexnet_seed(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
-    """AlexNet as seed 000 (Ng's course) draws it: one tower 96-256-384-384-256, 227×227, 62,378,344 params."""
-    return _build(SEED, num_classes, in_channels, input_size, paper_init)
+    """Deprecated name of :func:`alexnet_ng`."""
+    return alexnet_ng(num_classes, in_channels, input_size, paper_init)
 
 
-@register_model(input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000)
+@register_model(
+    input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
+    published=Published("Krizhevsky et al. 2012 (count: REFERENCE.md)", params=60_965_224, error=PAPER_ERROR),
+)  # fmt: skip
 def alexnet_paper(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
-    """AlexNet as published: two towers (groups=2 in conv2/4/5), LRN after conv1/conv2, 227×227, 60,965,224 params."""
+    """AlexNet as published: two towers (groups=2 in conv2/4/5), LRN after conv1/conv2, 227×227."""
     return _build(PAPER, num_classes, in_channels, input_size, paper_init)
 
 
-@register_model(input_size=(3, 224, 224), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000)
+@register_model(
+    input_size=(3, 224, 224), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
+    published=Published("torchvision", params=61_100_840, gmacs=0.714),
+)  # fmt: skip
 def alexnet(num_classes=1000, in_channels=3, input_size=(224, 224), paper_init=False) -> AlexNet:
-    """torchvision's AlexNet (64-192-384-256-256, no LRN), 224×224, 61,100,840 params, torchvision's names."""
+    """torchvision's AlexNet (64-192-384-256-256, no LRN), 224×224, torchvision's parameter names."""
     return _build(TORCHVISION, num_classes, in_channels, input_size, paper_init)

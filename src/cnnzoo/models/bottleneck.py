@@ -1,8 +1,8 @@
 """1×1 convolutions as bottlenecks (Lin et al. 2013 "Network in network"; Szegedy et al. 2014 "Going deeper
-with convolutions", the Inception module's dimension reduction; seed 000).
+with convolutions", the Inception module's dimension reduction; the cost example of Ng's course).
 
 A 1×1 conv mixes channels at each pixel: 28×28×192 -> 32 filters 1×1 = 192·32 + 32 = 6,176 params and
-28·28·32·192 = 4,816,896 MACs. The cost example the seeds use, on a 28×28×192 input, 32 output maps, 'same':
+28·28·32·192 = 4,816,896 MACs. The cost example of Ng's course, on a 28×28×192 input, 32 output maps, 'same':
 
     inception_naive_5x5       5×5 conv 192 -> 32                          120,422,400 MACs
     inception_bottleneck_5x5  1×1 conv 192 -> 16, then 5×5 conv 16 -> 32    2,408,448 + 10,035,200
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from .registry import register_model
 
 SZEGEDY_2014 = "Szegedy et al. 2014, Going deeper with convolutions (1×1 reduction, after Lin et al. 2013)"
 

@@ -15,7 +15,7 @@ document recognition" (Proc. IEEE), Fig. 2 — as the paper builds it, not as tu
 
 Every layer up to F6 is followed by the scaled tanh ``1.7159·tanh(2a/3)``.
 
-The variants the seeds describe (``lenet5_ng``, ``lenet_d2l``, ``keras_mnist_cnn``, ``keras_three_conv``,
+The variants that courses and tutorials describe (``lenet5_ng``, ``lenet_d2l``, ``keras_mnist_cnn``, ``keras_three_conv``,
 ``lenet5_modern``) are one table-driven :class:`SmallCNN` each, at the end of this file.
 """
 
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..analysis.arithmetic import conv_output_size, min_input_for_chain, pair, pool_output_size
 from ..errors import CnnzooError, ShapeError
 from ..layers import LENET5_C3_TABLE, RBFOutput, ScaledTanh, SparseConv2d, Subsampling
-from ..registry import register_model
+from ..shapes import conv_output_size, min_input_for_chain, pool_output_size, spatial_size
+from .registry import Published, register_model
 
 LECUN_1998 = "LeCun et al. 1998, Gradient-based learning applied to document recognition"
 
@@ -99,22 +99,27 @@ def lenet5_loss(logits: torch.Tensor, target: torch.Tensor, j: float = 0.1) -> t
     ).mean()
 
 
-@register_model(input_size=(1, 32, 32), family="lenet", paper=LECUN_1998)
+@register_model(
+    input_size=(1, 32, 32), family="lenet", paper=LECUN_1998,
+    published=Published("LeCun et al. 1998 (Fig. 2, §III.C)", params=60_840, trainable_params=60_000,
+                        connections=340_908, error="0.95% (MNIST test; 0.8% with distorted training data)"),
+)  # fmt: skip
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
-    """LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3 (Table I), RBF output.
+    """LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3 (Table I), RBF output, 1×32×32.
 
-    Input 1×32×32; 60,000 trainable parameters (+840 fixed RBF centres), 340,908 connections."""
+    The 840 RBF centres are fixed (not trained)."""
     return LeNet5(num_classes=num_classes, in_channels=in_channels)
 
 
-# --- The variants the seeds describe -----------------------------------------------------------------------
+# --- The variants courses and tutorials describe -------------------------------------------------------------------
 # All are "conv -> activation -> pool" stages followed by fully connected layers, so one table-driven class
 # builds them; each variant is one config line.
 
-NG_COURSE = "Ng, Deep Learning Specialization (course 4): LeNet-5 as taught (seed 000)"
-D2L = "Zhang et al., Dive into Deep Learning (MXNet), ch. 5 LeNet (seed 002)"
-KERAS_MNIST = "Keras MNIST CNN tutorial (seed 003)"
-KERAS_THREE_CONV = "TensorFlow/Keras three-conv CNN (seed 004)"
+NG_COURSE = "Ng, Deep Learning Specialization (course 4): LeNet-5 as taught"
+D2L = "Zhang et al., Dive into Deep Learning (MXNet), ch. 5 LeNet"
+KERAS_MNIST = "Keras MNIST CNN tutorial"
+KERAS_THREE_CONV = "TensorFlow/Keras three-conv CNN"
+COUNTED = "REFERENCE.md"  # where the exact counts of the course and tutorial variants are written down
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 _POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -147,17 +152,17 @@ class SmallCNN(nn.Module):
             raise CnnzooError(f"pool must be one of {sorted(_POOLS)}, not {cfg.pool!r}")
         self.cfg = cfg
         act, pool = _ACTIVATIONS[cfg.activation], _POOLS[cfg.pool]
-        h, w = _input_hw(input_size)
+        h, w = spatial_size(input_size)
         layers: dict[str, nn.Module] = {}
         c = in_channels
         for i, (out, k, pad) in enumerate(cfg.convs, start=1):
             layers[f"conv{i}"] = nn.Conv2d(c, out, kernel_size=k, padding=pad)
             layers[f"act{i}"] = act()
-            layers[f"pool{i}"] = pool(cfg.pool_kernel)  # stride = kernel: Keras's and the seeds' pooling
+            layers[f"pool{i}"] = pool(cfg.pool_kernel)  # stride = kernel: Keras's and the tutorials' pooling
             h, w = (pool_output_size(conv_output_size(n, k, padding=pad), cfg.pool_kernel) for n in (h, w))
             if h < 1 or w < 1:
                 raise ShapeError(
-                    f"input {_input_hw(input_size)} is too small: the map collapses at features.pool{i}; "
+                    f"input {spatial_size(input_size)} is too small: the map collapses at features.pool{i}; "
                     f"use at least {self.min_input_size(cfg)}×{self.min_input_size(cfg)}"
                 )
             c = out
@@ -196,14 +201,11 @@ class SmallCNN(nn.Module):
         self.classifier.fc_out = nn.Linear(old.in_features, num_classes).to(old.weight.device)
 
 
-def _input_hw(size) -> tuple[int, int]:
-    """``28`` or ``(28, 28)`` or ``(1, 28, 28)`` -> ``(28, 28)``."""
-    return pair(size) if isinstance(size, int) else pair(tuple(size)[-2:])
-
-
-@register_model(input_size=(1, 32, 32), family="lenet", paper=NG_COURSE)
+@register_model(
+    input_size=(1, 32, 32), family="lenet", paper=NG_COURSE, published=Published(COUNTED, params=61_706)
+)
 def lenet5_ng(num_classes: int = 10, in_channels: int = 1, input_size=(32, 32)) -> SmallCNN:
-    """LeNet-5 as Ng's course draws it: 32×32, conv6 5×5, avgpool, conv16 5×5, avgpool, 400-120-84-10 (61,706).
+    """LeNet-5 as Ng's course draws it: 32×32, conv6 5×5, avgpool, conv16 5×5, avgpool, 400-120-84-10.
 
     Plain tanh (the course says only "sigmoid/tanh"), average pooling, a softmax output instead of the
     paper's RBF units, and a full C3 (2,416 weights instead of Table I's 1,516)."""
@@ -211,19 +213,23 @@ def lenet5_ng(num_classes: int = 10, in_channels: int = 1, input_size=(32, 32)) 
     return SmallCNN(cfg, num_classes, in_channels, input_size)
 
 
-@register_model(input_size=(1, 28, 28), family="lenet", paper=D2L)
+@register_model(
+    input_size=(1, 28, 28), family="lenet", paper=D2L, published=Published(COUNTED, params=44_426)
+)
 def lenet_d2l(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> SmallCNN:
     """d2l's LeNet: 28×28, sigmoid, conv6 5×5 -> maxpool (6×12×12) -> conv16 5×5 (16×8×8) -> maxpool
-    (16×4×4) -> 120 -> 84 -> 10; 44,426 params; Xavier init."""
+    (16×4×4) -> 120 -> 84 -> 10; Xavier init."""
     cfg = SmallCNNConfig(
         convs=((6, 5, 0), (16, 5, 0)), hidden=(120, 84), activation="sigmoid", pool="max", xavier_init=True
     )
     return SmallCNN(cfg, num_classes, in_channels, input_size)
 
 
-@register_model(input_size=(1, 28, 28), family="lenet", paper=KERAS_MNIST)
+@register_model(
+    input_size=(1, 28, 28), family="lenet", paper=KERAS_MNIST, published=Published(COUNTED, params=38_186)
+)
 def keras_mnist_cnn(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> SmallCNN:
-    """Keras MNIST CNN: Conv(32, 4×4) -> MaxPool 3×3 -> Conv(64, 4×4) -> MaxPool 3×3 -> 64 -> 10 (38,186).
+    """Keras MNIST CNN: Conv(32, 4×4) -> MaxPool 3×3 -> Conv(64, 4×4) -> MaxPool 3×3 -> 64 -> 10.
 
     28 -> 25 -> 8 -> 5 -> 1: the flatten has 64 features."""
     cfg = SmallCNNConfig(
@@ -232,9 +238,14 @@ def keras_mnist_cnn(num_classes: int = 10, in_channels: int = 1, input_size=(28,
     return SmallCNN(cfg, num_classes, in_channels, input_size)
 
 
-@register_model(input_size=(1, 28, 28), family="lenet", paper=KERAS_THREE_CONV)
+@register_model(
+    input_size=(1, 28, 28),
+    family="lenet",
+    paper=KERAS_THREE_CONV,
+    published=Published(COUNTED, params=101_578),
+)
 def keras_three_conv(num_classes: int = 10, in_channels: int = 1, input_size=(28, 28)) -> SmallCNN:
-    """Three-conv Keras CNN: 32-64-128 3×3 convs, each + maxpool 2, -> 64 -> 10 (320, 18,496, 73,856, 8,256, 650).
+    """Three-conv Keras CNN: 32-64-128 3×3 convs, each + maxpool 2, -> 64 -> 10, 28×28.
 
     28 -> 26 -> 13 -> 11 -> 5 -> 3 -> 1: the flatten has 128 features."""
     cfg = SmallCNNConfig(
@@ -251,7 +262,7 @@ def lenet5_modern(
     activation: str = "relu",
     pool: str = "max",
 ) -> SmallCNN:
-    """LeNet-5 as trained today: 28×28 with padding 2 on conv1 (= the paper's 32×32), ReLU, max pool (61,706).
+    """LeNet-5 as trained today: 28×28 with padding 2 on conv1 (= the paper's 32×32), ReLU, max pool.
 
     ``activation`` ("relu" | "tanh" | "sigmoid") and ``pool`` ("max" | "avg") are for the experiments."""
     cfg = SmallCNNConfig(convs=((6, 5, 2), (16, 5, 0)), hidden=(120, 84), activation=activation, pool=pool)

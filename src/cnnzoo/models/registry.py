@@ -1,23 +1,39 @@
-"""A tiny model registry in the style of torchvision's ``_api.py``.
+"""The model registry: a plain table, in the style of torchvision's ``_api.py``.
 
 Builders are plain functions ``builder(num_classes=..., in_channels=..., **overrides) -> nn.Module``
-decorated with :func:`register_model`. Each entry records the paper's default input size, so tools
-(analyzer, trainer, web app) know what the network expects without running it.
+decorated with :func:`register_model` in their family's module (``cnnzoo/models/<family>.py``). Each entry
+records the input size the network is built for and, once, the figures its sources publish
+(:class:`Published`), which the tests check and ``cnnzoo models`` shows. This module imports no model:
+``cnnzoo.models`` imports the families, whose decorators fill the table.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
-from .errors import UnknownModelError
+from ..card import ModelCard, attach_card
+from ..errors import UnknownModelError
 
-__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "get_model_info"]
+__all__ = ["ModelInfo", "Published", "register_model", "create_model", "list_models", "get_model_info"]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a network's sources state about it, written here once: the tests compare cnnzoo's own counts with
+    these numbers, and ``cnnzoo models`` shows them labelled with ``source``, never as cnnzoo's results."""
+
+    source: str  # who states the figures, e.g. "He et al. 2015, Table 6" or "torchvision"
+    params: int | None = None  # all parameters, fixed ones included
+    trainable_params: int | None = None
+    connections: int | None = None  # LeCun's count (1998 paper)
+    gmacs: float | None = None  # multiply-accumulates at the default input, in G (torchvision's `_ops`)
+    error: str = ""  # test error as the paper reports it, e.g. "8.75% (CIFAR-10 test)"
 
 
 @dataclass(frozen=True)
@@ -28,14 +44,17 @@ class ModelInfo:
     family: str
     paper: str
     num_classes: int
+    published: Published | None = None
 
     @property
     def description(self) -> str:
+        """The docstring's first paragraph, on one line (a sentence may span several source lines)."""
         doc = (self.builder.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n")[0].split())
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+_ALIASES: dict[str, str] = {}  # deprecated name -> the name it now has
 
 
 def register_model(
@@ -45,34 +64,36 @@ def register_model(
     family: str,
     paper: str = "",
     num_classes: int = 10,
+    published: Published | None = None,
+    deprecated_aliases: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register ``builder`` under ``name`` (default: the function's name). Duplicates are an error."""
+    """Register ``builder`` under ``name`` (default: the function's name). Duplicates are an error.
+    ``deprecated_aliases``: former names that still build it (with a warning) but are not listed."""
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
-        if key in _REGISTRY:
-            raise ValueError(f"model {key!r} is already registered (by {_REGISTRY[key].builder.__module__})")
-        _REGISTRY[key] = ModelInfo(key, builder, tuple(input_size), family, paper, num_classes)
+        for taken in (key, *deprecated_aliases):
+            if taken in _REGISTRY or taken in _ALIASES:
+                owner = _REGISTRY[_ALIASES.get(taken, taken)].builder.__module__
+                raise ValueError(f"model {taken!r} is already registered (by {owner})")
+        _REGISTRY[key] = ModelInfo(key, builder, tuple(input_size), family, paper, num_classes, published)
+        _ALIASES.update(dict.fromkeys(deprecated_aliases, key))
         return builder
 
     return wrap
 
 
-_loaded = False
-
-
-def _load_zoo() -> None:
-    """Import the model modules once, so their decorators run."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        importlib.import_module("cnnzoo.models")
+def _canonical(name: str) -> str:
+    new = _ALIASES.get(name)
+    if new is None:
+        return name
+    warnings.warn(f"model name {name!r} is deprecated: it is now {new!r}", DeprecationWarning, stacklevel=3)
+    return new
 
 
 def get_model_info(name: str) -> ModelInfo:
-    _load_zoo()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[_canonical(name)]
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         if not close:  # prefix matches help for e.g. "vgg" or "resnet"
@@ -84,8 +105,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered names, sorted; ``pattern`` is a shell glob such as ``"vgg*"``."""
-    _load_zoo()
+    """Registered names (deprecated aliases left out), sorted; ``pattern`` is a shell glob such as ``"vgg*"``."""
     names = sorted(_REGISTRY)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
@@ -97,8 +117,8 @@ def create_model(
     **overrides,
 ) -> nn.Module:
     """Build a registered model. ``num_classes``/``in_channels`` are passed only when given, so each
-    builder keeps its paper's defaults. The model gets ``default_input_size`` (C, H, W), ``model_name``
-    and ``model_kwargs`` attributes, which the analyzer, trainer, checkpoints and web app read."""
+    builder keeps its paper's defaults. The model gets its :class:`~cnnzoo.card.ModelCard` (``model.card``):
+    its name, the keyword arguments it was built with and the (C, H, W) input it takes."""
     info = get_model_info(name)
     kwargs = dict(overrides)
     if num_classes is not None:
@@ -110,7 +130,5 @@ def create_model(
     if "input_size" in overrides:
         size = overrides["input_size"]
         h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
-    model.default_input_size = (in_channels or c, h, w)
-    model.model_name = name
-    model.model_kwargs = kwargs  # how to rebuild it; checkpoints store this
-    return model
+    card = ModelCard(model=info.name, model_kwargs=kwargs, input_size=(in_channels or c, h, w))
+    return attach_card(model, card)

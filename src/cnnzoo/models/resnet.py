@@ -3,23 +3,22 @@ paper's plain (no-shortcut) baselines. Each variant is one line: a block type an
 
 ImageNet (paper Table 1), 3×224×224: conv1 7×7/2 -> 64×112×112, max-pool 3×3/2 -> 56×56, four stages
 (64, 128, 256, 512 planes; stages 2-4 halve the map: 56 -> 28 -> 14 -> 7), global average pool, FC 1000.
+Each variant is one config (:data:`CONFIGS`) and one small builder; its ``published`` entry holds the
+parameter count, MACs and the paper's error.
 
-    resnet18  [2, 2, 2, 2] basic       11,689,512   1.814 G MACs
-    resnet34  [3, 4, 6, 3] basic       21,797,672   3.664 G
-    resnet50  [3, 4, 6, 3] bottleneck  25,557,032   4.089 G (v1.5; paper v1: 3.8 "FLOPs")
-    resnet101 [3, 4, 23, 3] bottleneck 44,549,160   7.801 G
-    resnet152 [3, 8, 36, 3] bottleneck 60,192,808  11.514 G
+    resnet18  [2, 2, 2, 2] basic       resnet34  [3, 4, 6, 3] basic
+    resnet50  [3, 4, 6, 3] bottleneck  resnet101 [3, 4, 23, 3] bottleneck  resnet152 [3, 8, 36, 3] bottleneck
 
 Bottleneck stride: torchvision's "v1.5" (the default here) strides the 3×3 conv; ``stride_in_1x1=True`` puts
-it on the first 1×1 as the paper (and Caffe) did — same parameters, fewer MACs, slightly lower accuracy.
+it on the first 1×1 as the paper (and Caffe) did — same parameters, fewer MACs (the paper's Table 1 "FLOPs":
+3.8, 7.6, 11.3 G for ResNet-50/101/152), slightly lower accuracy.
 Projection shortcuts (option B, 1×1 conv + BN) where the shape changes, as torchvision. Parameter names follow
 torchvision (``conv1``, ``layer3.4.bn2``, ``layer2.0.downsample.0`` …), so its state dicts load unchanged.
 
 CIFAR-10 (paper §4.2), 3×32×32: conv 3×3 16 -> three stages of n basic blocks (16, 32, 64 planes; maps
-32 -> 16 -> 8), global average pool, FC 10: 6n+2 weighted layers. Shortcuts are option A by default
-(identity; where the shape changes, stride-2 subsampling and zero-padded new channels: no parameters):
-
-    resnet20 n=3 269,722 | resnet32 n=5 464,154 | resnet44 n=7 658,586 | resnet56 n=9 853,018 | resnet110 n=18 1,727,962
+32 -> 16 -> 8), global average pool, FC 10: 6n+2 weighted layers (resnet20, 32, 44, 56, 110: n = 3, 5, 7,
+9, 18). Shortcuts are option A by default (identity; where the shape changes, stride-2 subsampling and
+zero-padded new channels: no parameters).
 
 Plain nets (``plain20 … plain110``, ``plain18``, ``plain34``) are the same stacks without any shortcut
 (so the ImageNet ones also lose the projection parameters). Initialisation: He et al. 2015 (kaiming normal,
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnzooError
-from ..registry import register_model
+from .registry import Published, register_model
 
 HE_2015 = "He et al. 2015, Deep residual learning for image recognition"
 
@@ -217,50 +216,155 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(self.fc.in_features, num_classes).to(self.fc.weight.device)
 
 
-def _register(name: str, cfg: ResNetConfig, default_shortcut: str, doc: str) -> None:
-    """Define and register ``name`` as a plain builder function. The head is global-average-pooled, so
-    ``input_size`` changes nothing in the network (it is accepted so every builder takes it)."""
-    cifar = cfg.stem == "cifar"
-    classes, size = (10, 32) if cifar else (1000, 224)
-
-    def builder(
-        num_classes: int = classes,
-        in_channels: int = 3,
-        input_size=(size, size),
-        shortcut: str = default_shortcut,
-        stride_in_1x1: bool = False,
-        zero_init_residual: bool = False,
-    ) -> ResNet:
-        return ResNet(cfg, num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = doc
-    family = "resnet" if cfg.block != "plain" else "plain"
-    register_model(name, input_size=(3, size, size), family=family, paper=HE_2015, num_classes=classes)(
-        builder
-    )
-    globals()[name] = builder
-
-
 _CIFAR = (16, 32, 64)
-# name, config, default shortcut, description — one line per variant
-for _name, _cfg, _sc, _doc in [
-    ("resnet18", ResNetConfig("basic", (2, 2, 2, 2)), "B", "ResNet-18 (ImageNet, 224×224): 11,689,512 params, 1.814 G MACs."),
-    ("resnet34", ResNetConfig("basic", (3, 4, 6, 3)), "B", "ResNet-34 (ImageNet, 224×224): 21,797,672 params, 3.664 G MACs."),
-    ("resnet50", ResNetConfig("bottleneck", (3, 4, 6, 3)), "B", "ResNet-50 (ImageNet, 224×224, v1.5): 25,557,032 params, 4.089 G MACs."),
-    ("resnet101", ResNetConfig("bottleneck", (3, 4, 23, 3)), "B", "ResNet-101 (ImageNet, 224×224, v1.5): 44,549,160 params, 7.801 G MACs."),
-    ("resnet152", ResNetConfig("bottleneck", (3, 8, 36, 3)), "B", "ResNet-152 (ImageNet, 224×224, v1.5): 60,192,808 params, 11.514 G MACs."),
-    ("plain18", ResNetConfig("plain", (2, 2, 2, 2)), "B", "Plain-18 (ImageNet, 224×224): ResNet-18 without shortcuts (paper Fig. 4, left)."),
-    ("plain34", ResNetConfig("plain", (3, 4, 6, 3)), "B", "Plain-34 (ImageNet, 224×224): ResNet-34 without shortcuts (paper Fig. 3, middle)."),
-    ("resnet20", ResNetConfig("basic", (3, 3, 3), _CIFAR, "cifar"), "A", "ResNet-20 (CIFAR-10, 32×32, n=3, option A): 269,722 params, 8.75% error."),
-    ("resnet32", ResNetConfig("basic", (5, 5, 5), _CIFAR, "cifar"), "A", "ResNet-32 (CIFAR-10, 32×32, n=5, option A): 464,154 params, 7.51% error."),
-    ("resnet44", ResNetConfig("basic", (7, 7, 7), _CIFAR, "cifar"), "A", "ResNet-44 (CIFAR-10, 32×32, n=7, option A): 658,586 params, 7.17% error."),
-    ("resnet56", ResNetConfig("basic", (9, 9, 9), _CIFAR, "cifar"), "A", "ResNet-56 (CIFAR-10, 32×32, n=9, option A): 853,018 params, 6.97% error."),
-    ("resnet110", ResNetConfig("basic", (18, 18, 18), _CIFAR, "cifar"), "A", "ResNet-110 (CIFAR-10, 32×32, n=18, option A): 1,727,962 params, 6.43% error."),
-    ("plain20", ResNetConfig("plain", (3, 3, 3), _CIFAR, "cifar"), "A", "Plain-20 (CIFAR-10, 32×32): ResNet-20 without shortcuts."),
-    ("plain32", ResNetConfig("plain", (5, 5, 5), _CIFAR, "cifar"), "A", "Plain-32 (CIFAR-10, 32×32): ResNet-32 without shortcuts."),
-    ("plain44", ResNetConfig("plain", (7, 7, 7), _CIFAR, "cifar"), "A", "Plain-44 (CIFAR-10, 32×32): ResNet-44 without shortcuts."),
-    ("plain56", ResNetConfig("plain", (9, 9, 9), _CIFAR, "cifar"), "A", "Plain-56 (CIFAR-10, 32×32): ResNet-56 without shortcuts (worse than plain-20)."),
-    ("plain110", ResNetConfig("plain", (18, 18, 18), _CIFAR, "cifar"), "A", "Plain-110 (CIFAR-10, 32×32): ResNet-110 without shortcuts."),
-]:  # fmt: skip
-    _register(_name, _cfg, _sc, _doc)
+CONFIGS = {
+    "resnet18": ResNetConfig("basic", (2, 2, 2, 2)),
+    "resnet34": ResNetConfig("basic", (3, 4, 6, 3)),
+    "resnet50": ResNetConfig("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ResNetConfig("bottleneck", (3, 4, 23, 3)),
+    "resnet152": ResNetConfig("bottleneck", (3, 8, 36, 3)),
+    "plain18": ResNetConfig("plain", (2, 2, 2, 2)),
+    "plain34": ResNetConfig("plain", (3, 4, 6, 3)),
+    "resnet20": ResNetConfig("basic", (3, 3, 3), _CIFAR, "cifar"),
+    "resnet32": ResNetConfig("basic", (5, 5, 5), _CIFAR, "cifar"),
+    "resnet44": ResNetConfig("basic", (7, 7, 7), _CIFAR, "cifar"),
+    "resnet56": ResNetConfig("basic", (9, 9, 9), _CIFAR, "cifar"),
+    "resnet110": ResNetConfig("basic", (18, 18, 18), _CIFAR, "cifar"),
+    "plain20": ResNetConfig("plain", (3, 3, 3), _CIFAR, "cifar"),
+    "plain32": ResNetConfig("plain", (5, 5, 5), _CIFAR, "cifar"),
+    "plain44": ResNetConfig("plain", (7, 7, 7), _CIFAR, "cifar"),
+    "plain56": ResNetConfig("plain", (9, 9, 9), _CIFAR, "cifar"),
+    "plain110": ResNetConfig("plain", (18, 18, 18), _CIFAR, "cifar"),
+}
+# The head is global-average-pooled, so ``input_size`` changes nothing in the network; every builder takes
+# it so that all builders share one signature.
+_IMAGENET = dict(input_size=(3, 224, 224), paper=HE_2015, num_classes=1000)
+_CIFAR10 = dict(input_size=(3, 32, 32), paper=HE_2015, num_classes=10)
+
+
+def _imagenet(params: int, gmacs: float) -> Published:
+    return Published("torchvision (v1.5)", params=params, gmacs=gmacs)
+
+
+def _cifar(params: int, error: float) -> Published:
+    return Published("He et al. 2015, Table 6 (count: REFERENCE.md)", params=params,
+                     error=f"{error}% (CIFAR-10 test)")  # fmt: skip
+
+
+@register_model(**_IMAGENET, family="resnet", published=_imagenet(11_689_512, 1.814))
+def resnet18(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-18 (ImageNet, 224×224)."""
+    return ResNet(CONFIGS["resnet18"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_IMAGENET, family="resnet", published=_imagenet(21_797_672, 3.664))
+def resnet34(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-34 (ImageNet, 224×224)."""
+    return ResNet(CONFIGS["resnet34"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_IMAGENET, family="resnet", published=_imagenet(25_557_032, 4.089))
+def resnet50(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-50 (ImageNet, 224×224, v1.5)."""
+    return ResNet(CONFIGS["resnet50"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_IMAGENET, family="resnet", published=_imagenet(44_549_160, 7.801))
+def resnet101(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+              zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-101 (ImageNet, 224×224, v1.5)."""
+    return ResNet(CONFIGS["resnet101"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_IMAGENET, family="resnet", published=_imagenet(60_192_808, 11.514))
+def resnet152(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+              zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-152 (ImageNet, 224×224, v1.5)."""
+    return ResNet(CONFIGS["resnet152"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_IMAGENET, family="plain")
+def plain18(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+            zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-18 (ImageNet, 224×224): ResNet-18 without shortcuts (paper Fig. 4, left)."""
+    return ResNet(CONFIGS["plain18"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_IMAGENET, family="plain")
+def plain34(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
+            zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-34 (ImageNet, 224×224): ResNet-34 without shortcuts (paper Fig. 3, middle)."""
+    return ResNet(CONFIGS["plain34"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="resnet", published=_cifar(269_722, 8.75))
+def resnet20(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-20 (CIFAR-10, 32×32, n=3, option A)."""
+    return ResNet(CONFIGS["resnet20"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="resnet", published=_cifar(464_154, 7.51))
+def resnet32(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-32 (CIFAR-10, 32×32, n=5, option A)."""
+    return ResNet(CONFIGS["resnet32"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="resnet", published=_cifar(658_586, 7.17))
+def resnet44(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-44 (CIFAR-10, 32×32, n=7, option A)."""
+    return ResNet(CONFIGS["resnet44"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="resnet", published=_cifar(853_018, 6.97))
+def resnet56(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-56 (CIFAR-10, 32×32, n=9, option A)."""
+    return ResNet(CONFIGS["resnet56"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="resnet", published=_cifar(1_727_962, 6.43))
+def resnet110(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+              zero_init_residual=False) -> ResNet:  # fmt: skip
+    """ResNet-110 (CIFAR-10, 32×32, n=18, option A)."""
+    return ResNet(CONFIGS["resnet110"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="plain")
+def plain20(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+            zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-20 (CIFAR-10, 32×32): ResNet-20 without shortcuts."""
+    return ResNet(CONFIGS["plain20"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="plain")
+def plain32(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+            zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-32 (CIFAR-10, 32×32): ResNet-32 without shortcuts."""
+    return ResNet(CONFIGS["plain32"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="plain")
+def plain44(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+            zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-44 (CIFAR-10, 32×32): ResNet-44 without shortcuts."""
+    return ResNet(CONFIGS["plain44"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="plain")
+def plain56(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+            zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-56 (CIFAR-10, 32×32): ResNet-56 without shortcuts (worse than plain-20)."""
+    return ResNet(CONFIGS["plain56"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+
+
+@register_model(**_CIFAR10, family="plain")
+def plain110(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
+             zero_init_residual=False) -> ResNet:  # fmt: skip
+    """Plain-110 (CIFAR-10, 32×32): ResNet-110 without shortcuts."""
+    return ResNet(CONFIGS["plain110"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)

@@ -1,14 +1,14 @@
 """VGG (Simonyan & Zisserman 2014, "Very deep convolutional networks for large-scale image recognition",
-ICLR 2015), configurations A, A-LRN, B, C, D, E of the paper's Table 1 — one table, one builder.
+ICLR 2015), configurations A, A-LRN, B, C, D, E of the paper's Table 1 — one table, one class, and a small
+builder per name (``vgg11`` … ``vgg19_bn``, as torchvision's ``vgg.py``); each builder's ``published`` entry
+holds the parameter counts, MACs and the paper's Table 3 errors.
 
-    config  name       params (224×224, 1000 classes)
-    A       vgg11      132,863,336      A-LRN  vgg11_lrn  132,863,336 (LRN has no parameters)
-    B       vgg13      133,047,848      C      vgg16_c    133,638,952 (1×1 convs in blocks 3-5)
-    D       vgg16      138,357,544      E      vgg19      143,667,240
+    config  name       config  name       config  name
+    A       vgg11      A-LRN   vgg11_lrn  B       vgg13
+    C       vgg16_c    D       vgg16      E       vgg19        (+ vgg11_bn … vgg19_bn: batch norm)
 
 Input 3×224×224; every conv is 3×3, stride 1, padding 1 ('same'); five 2×2 max-pools halve the map
-224 -> 112 -> 56 -> 28 -> 14 -> 7; then FC 512·7·7 -> 4096 -> 4096 -> 1000. VGG-16 at 224: 15.47 G MACs;
-receptive field 212 at pool5, 196 at conv5_3. Names and layout follow torchvision (``features.N``,
+224 -> 112 -> 56 -> 28 -> 14 -> 7; then FC 512·7·7 -> 4096 -> 4096 -> 1000. VGG-16's receptive field is 212 at pool5, 196 at conv5_3. Names and layout follow torchvision (``features.N``,
 ``avgpool``, ``classifier.0/3/6``), so torchvision's ``vgg11 … vgg19_bn`` state dicts load unchanged.
 
 Other input sizes (``input_size=(H, W)``), e.g. "VGG-A scaled to a 28×28 dataset":
@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..analysis.arithmetic import pair
-from ..registry import register_model
+from ..shapes import spatial_size
+from .registry import Published, register_model
 
 SIMONYAN_2014 = (
     "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
@@ -62,7 +62,7 @@ class VGG(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        h, w = pair(input_size) if isinstance(input_size, int) else pair(tuple(input_size)[-2:])
+        h, w = spatial_size(input_size)
         layers: list[nn.Module] = []
         c = in_channels
         for v in cfg:
@@ -128,44 +128,93 @@ class VGG(nn.Module):
         self.classifier[-1] = nn.Linear(old.in_features, num_classes).to(old.weight.device)
 
 
-def _register(name: str, config: str, batch_norm: bool, doc: str) -> None:
-    """Define and register ``name`` as a plain builder function (keyword defaults visible to ``inspect``)."""
-
-    def builder(
-        num_classes: int = 1000,
-        in_channels: int = 3,
-        input_size=(224, 224),
-        width: float = 1.0,
-        fc_features: int = 4096,
-        dropout: float = 0.5,
-        paper_init: bool = False,
-    ) -> VGG:
-        model = VGG(
-            CFGS[config], num_classes, in_channels, input_size, batch_norm, width, fc_features, dropout
-        )
-        if paper_init:
-            model.init_paper_()
-        return model
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = doc
-    register_model(name, input_size=(3, 224, 224), family="vgg", paper=SIMONYAN_2014, num_classes=1000)(
-        builder
-    )
-    globals()[name] = builder
+def _vgg(config: str, batch_norm: bool, num_classes, in_channels, input_size, width, fc_features, dropout,
+         paper_init) -> VGG:  # fmt: skip
+    model = VGG(CFGS[config], num_classes, in_channels, input_size, batch_norm, width, fc_features, dropout)
+    if paper_init:
+        model.init_paper_()
+    return model
 
 
-# name, Table 1 column, batch norm, one-line description
-for _name, _config, _bn, _doc in [
-    ("vgg11", "A", False, "VGG-11 (config A): 8 conv + 3 FC, 224×224, 132,863,336 params."),
-    ("vgg11_lrn", "A-LRN", False, "VGG-11 with LRN after conv1 (config A-LRN), 224×224, 132,863,336 params."),
-    ("vgg13", "B", False, "VGG-13 (config B): 10 conv + 3 FC, 224×224, 133,047,848 params."),
-    ("vgg16_c", "C", False, "VGG-16 config C: 1×1 convs last in blocks 3-5, 224×224, 133,638,952 params."),
-    ("vgg16", "D", False, "VGG-16 (config D): 13 conv + 3 FC, 224×224, 138,357,544 params, 15.47 G MACs."),
-    ("vgg19", "E", False, "VGG-19 (config E): 16 conv + 3 FC, 224×224, 143,667,240 params, 19.63 G MACs."),
-    ("vgg11_bn", "A", True, "VGG-11 (A) with batch norm after every conv (torchvision's vgg11_bn), 224×224."),
-    ("vgg13_bn", "B", True, "VGG-13 (B) with batch norm after every conv (torchvision's vgg13_bn), 224×224."),
-    ("vgg16_bn", "D", True, "VGG-16 (D) with batch norm after every conv (torchvision's vgg16_bn), 224×224."),
-    ("vgg19_bn", "E", True, "VGG-19 (E) with batch norm after every conv (torchvision's vgg19_bn), 224×224."),
-]:
-    _register(_name, _config, _bn, _doc)
+def _published(params: int, gmacs: float, error: str = "") -> Published:
+    source = "torchvision (params, MACs)" + (", Simonyan & Zisserman 2014 Table 3 (error)" if error else "")
+    return Published(source, params=params, gmacs=gmacs, error=error)
+
+
+def _table3(top1: float, top5: float) -> str:
+    return f"{top1}% top-1, {top5}% top-5 (ILSVRC-2012 val, single scale, trained at 256)"
+
+
+# The builders share one signature; ``width`` scales the conv channels, ``fc_features`` the hidden FC width.
+_VGG = dict(input_size=(3, 224, 224), family="vgg", paper=SIMONYAN_2014, num_classes=1000)
+
+
+@register_model(**_VGG, published=_published(132_863_336, 7.609, _table3(29.6, 10.4)))
+def vgg11(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+          paper_init=False) -> VGG:  # fmt: skip
+    """VGG-11 (config A): 8 conv + 3 FC, 224×224."""
+    return _vgg("A", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(132_863_336, 7.609, _table3(29.7, 10.5)))
+def vgg11_lrn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+              paper_init=False) -> VGG:  # fmt: skip
+    """VGG-11 with LRN after conv1 (config A-LRN; LRN has no parameters), 224×224."""
+    return _vgg("A-LRN", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(133_047_848, 11.308, _table3(28.7, 9.9)))
+def vgg13(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+          paper_init=False) -> VGG:  # fmt: skip
+    """VGG-13 (config B): 10 conv + 3 FC, 224×224."""
+    return _vgg("B", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=Published("REFERENCE.md (params), Simonyan & Zisserman 2014 Table 3 (error)",
+                                            params=133_638_952, error=_table3(28.1, 9.4)))  # fmt: skip
+def vgg16_c(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+            paper_init=False) -> VGG:  # fmt: skip
+    """VGG-16 config C: 1×1 convs last in blocks 3-5, 224×224."""
+    return _vgg("C", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(138_357_544, 15.47, _table3(27.0, 8.8)))
+def vgg16(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+          paper_init=False) -> VGG:  # fmt: skip
+    """VGG-16 (config D): 13 conv + 3 FC, 224×224."""
+    return _vgg("D", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(143_667_240, 19.632, _table3(27.3, 9.0)))
+def vgg19(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+          paper_init=False) -> VGG:  # fmt: skip
+    """VGG-19 (config E): 16 conv + 3 FC, 224×224."""
+    return _vgg("E", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(132_868_840, 7.609))
+def vgg11_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+             paper_init=False) -> VGG:  # fmt: skip
+    """VGG-11 (A) with batch norm after every conv (torchvision's vgg11_bn), 224×224."""
+    return _vgg("A", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(133_053_736, 11.308))
+def vgg13_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+             paper_init=False) -> VGG:  # fmt: skip
+    """VGG-13 (B) with batch norm after every conv (torchvision's vgg13_bn), 224×224."""
+    return _vgg("B", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(138_365_992, 15.47))
+def vgg16_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+             paper_init=False) -> VGG:  # fmt: skip
+    """VGG-16 (D) with batch norm after every conv (torchvision's vgg16_bn), 224×224."""
+    return _vgg("D", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+
+
+@register_model(**_VGG, published=_published(143_678_248, 19.632))
+def vgg19_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
+             paper_init=False) -> VGG:  # fmt: skip
+    """VGG-19 (E) with batch norm after every conv (torchvision's vgg19_bn), 224×224."""
+    return _vgg("E", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
