@@ -13,19 +13,9 @@ NAME = "train"
 HELP = "train a model (default lenet5_modern on Fashion-MNIST)"
 DEFAULT_MODEL = "lenet5_modern"
 
-# CLI option -> TrainConfig field, for the options that map one to one
-_FIELDS = {
-    "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer",
-    "schedule": "schedule", "warmup_epochs": "warmup_epochs", "weight_decay": "weight_decay",
-    "momentum": "momentum", "label_smoothing": "label_smoothing", "loss": "loss",
-    "crop_padding": "crop_padding", "hflip": "hflip", "validation_split": "validation_split",
-    "limit": "limit", "seed": "seed", "device": "device", "channels_last": "channels_last", "bf16": "bf16",
-}  # fmt: skip
-
-
 # the same as cnnzoo.train.optim's (not imported: that would load torch for `cnnzoo --help`)
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle")
 
 
 def add_arguments(p) -> None:
@@ -53,7 +43,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--limit", type=int, help="use at most N training and N test images (quick runs)")
     p.add_argument("--seed", type=int, help="makes the run repeatable (default 0)")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
@@ -95,17 +85,15 @@ def _launch(args, argv: list[str]) -> int:
 
 
 def run(args) -> int:
-    import json
     import os
     import sys
     from dataclasses import fields
-    from pathlib import Path
 
     import torch
 
     from ..errors import CnnzooError
     from ..registry import create_model
-    from ..train import TrainConfig, fit
+    from ..train import RunDir, TrainConfig, fit
     from ..train.recipes import recipe_for
 
     if args.nproc and "WORLD_SIZE" not in os.environ:
@@ -118,19 +106,15 @@ def run(args) -> int:
     if args.resume:
         if not args.out:
             raise CnnzooError("--resume needs --out DIR (the run to continue)")
-        cfg_path = Path(args.out) / "config.json"
-        if cfg_path.exists():
-            try:
-                saved = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError as e:
-                raise CnnzooError(f"{cfg_path}: corrupt JSON ({e})") from None
+        saved = RunDir(args.out).read_config() or {}
     model_name = args.model or saved.get("model") or DEFAULT_MODEL
     dataset = args.dataset or saved.get("dataset") or "fashion-mnist"
 
+    # the command line's options carry TrainConfig's field names (--batch-size -> batch_size)
     known = {f.name for f in fields(TrainConfig)}
     options = recipe_for(model_name)
     options |= {k: v for k, v in saved.items() if k in known}
-    options |= {f: getattr(args, a) for a, f in _FIELDS.items() if getattr(args, a) is not None}
+    options |= {k: v for k, v in vars(args).items() if k in known and v is not None}
     options["out"] = args.out or saved.get("out") or _default_out(model_name)
     options["resume"] = args.resume
     if args.quiet:
@@ -175,4 +159,6 @@ def _print_table(model) -> None:
         from ..analysis.summary import summary
     except ImportError:
         return
-    Console().print(summary(model, input_size=tuple(model.default_input_size)))
+    from ..card import card_of
+
+    Console().print(summary(model, input_size=card_of(model).input_size))

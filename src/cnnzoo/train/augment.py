@@ -8,8 +8,6 @@ generator state the same images are cropped and flipped the same way, which is w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 

@@ -1,19 +1,17 @@
-"""What a run shows and leaves behind: the progress display and the plots.
+"""What a run shows while it trains: the progress display.
 
 :class:`Progress` is a rich progress bar (epoch, step, loss, accuracy, img/s, ETA) on a terminal, one plain
-line per epoch when the output is a file or a pipe (logs, CI), and nothing per step with ``quiet``.
-:func:`plot_curves` and :func:`plot_confusion` write ``curves.png`` and ``confusion.png`` with matplotlib's
-non-interactive Agg backend (no display needed).
+line per epoch when the output is a file or a pipe (logs, CI), and nothing per epoch with ``quiet``. The plots
+of a run are drawn by :mod:`cnnzoo.plots`.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import torch
+from ..plots import plot_confusion, plot_curves  # noqa: F401 - their old home, kept for existing imports
 
-__all__ = ["Progress", "plot_curves", "plot_confusion", "format_epoch"]
+__all__ = ["Progress", "format_epoch"]
 
 
 def format_epoch(r: dict, epochs: int) -> str:
@@ -88,58 +86,3 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; works without a display and in threads
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_curves(epochs: list[dict], path: str | Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, training and validation, side by side."""
-    plt = _pyplot()
-    x = [r["epoch"] for r in epochs]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
-        ax.plot(x, [r[key] for r in epochs], "o-", label=f"train {label}")
-        if epochs and f"val_{key}" in epochs[0]:
-            ax.plot(x, [r[f"val_{key}"] for r in epochs], "s-", label=f"validation {label}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path, title: str = "") -> Path:
-    """A (true × predicted) count matrix as a heat map, counts in the cells, rows = true class."""
-    plt = _pyplot()
-    cm = confusion.cpu().numpy()
-    k = len(classes)
-    size = max(5.0, 0.5 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if k <= 20:  # numbers stay readable up to ~20 classes
-        top = cm.max() if cm.size else 0
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > top / 2 else "black")  # fmt: skip
-    ax.set_title(title or "confusion matrix (test)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)

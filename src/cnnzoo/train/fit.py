@@ -1,0 +1,422 @@
+"""``fit`` and ``evaluate`` in the spirit of Keras (keras.io's ``Model.fit``), on plain PyTorch.
+
+``fit`` is three steps: :func:`_setup` (device, DDP, data, the model's card, optimizer, resuming, the run
+directory), :func:`_train_epochs` (the epoch loop: train, validate, checkpoint) and :func:`_finish` (test
+metrics, result.json, plots, the completed card attached to the model).
+
+Repeatability: epoch ``e``'s permutation and augmentation come from a generator seeded with ``(seed, e)``,
+the global RNG (dropout) is saved in every checkpoint, so ``--resume`` after epoch k gives the same numbers
+as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..card import ModelCard, attach_card, card_of
+from ..data import dataset_facts
+from ..device import resolve_device
+from ..errors import CnnzooError, ShapeError
+from . import distributed as ddp
+from .data import Data, epoch_generator, resolve_data, split, subset
+from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_one_epoch
+from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
+from .rundir import RunDir
+
+__all__ = ["TrainConfig", "History", "DivergedError", "fit", "evaluate"]
+
+
+class DivergedError(CnnzooError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``fit(model, data, **options)`` accepts any field."""
+
+    epochs: int = 10
+    batch_size: int = 256  # the global batch: all processes together under DDP
+    lr: float = 0.05  # the peak LR for ``batch_size`` (it does not change with the number of processes)
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # on conv/linear weights only
+    schedule: str = "onecycle"  # constant | step | milestones | cosine | onecycle
+    warmup_epochs: float = 0.0  # linear warmup (onecycle: 25% of the run when 0)
+    step_every_epochs: int = 0  # "step" schedule: × gamma every this many epochs (0: a third of the run)
+    milestones: tuple[float, ...] = (
+        0.5,
+        0.75,
+    )  # "milestones" schedule: × gamma at these fractions of the run
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    loss: str = "ce"  # "ce" (cross-entropy on logits) | "lenet5" (the 1998 paper's MAP criterion, eq. 9)
+    crop_padding: int = 2  # random shifts of up to ±crop_padding pixels; 0 = none
+    hflip: bool | None = None  # None: mirror images except on digit/character datasets
+    validation_split: float = 0.1  # the last fraction of a seeded shuffle of the training set (Keras's name)
+    limit: int | None = None  # use at most this many training and test images (smoke tests)
+    test_every_epoch: bool = False  # also evaluate the test set after every epoch (test_loss, test_accuracy)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    channels_last: bool | None = None  # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5)
+    bf16: bool | None = None  # bf16 autocast; None: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)
+    eval_batch_size: int = 1024
+    out: str | None = None  # run directory; None writes nothing
+    resume: bool = False  # continue the run in ``out`` from its last checkpoint
+    progress: str | None = None  # rich | plain | quiet; None: rich on a terminal, plain otherwise
+
+
+@dataclass
+class History:
+    """What ``fit`` returns. ``history`` is Keras's dict of lists: ``loss``, ``accuracy``, ``val_loss``...
+    ``epochs`` has one dict per epoch (the lines of metrics.jsonl); ``test`` and ``result`` the final test
+    metrics and result.json's content; ``out`` the run directory (or None)."""
+
+    epochs: list[dict] = field(default_factory=list)
+    test: dict = field(default_factory=dict)
+    result: dict = field(default_factory=dict)
+    out: Path | None = None
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        keys = [k for k in (self.epochs[0] if self.epochs else {}) if k != "epoch"]
+        return {k: [r[k] for r in self.epochs] for k in keys}
+
+
+EpochCallback = Callable[[dict], None]
+
+
+def fit(
+    model: nn.Module,
+    data,
+    config: TrainConfig | None = None,
+    *,
+    on_epoch: EpochCallback | None = None,
+    **options,
+) -> History:
+    """Train ``model`` on ``data`` (a dataset name, an ImageDataset or ``(uint8 images, labels)``).
+
+    ``options`` are :class:`TrainConfig` fields (``epochs=15, lr=0.1, out="runs/x"``...). With ``out`` the
+    run directory (:class:`~cnnzoo.train.rundir.RunDir`) gets config.json, summary.txt, metrics.jsonl, the
+    checkpoint (every epoch, atomically), result.json, curves.png and confusion.png. ``on_epoch(record)`` is
+    called after every epoch with its record (a line of metrics.jsonl). Under ``torchrun`` this runs DDP;
+    rank 0 alone writes."""
+    cfg = replace(config or TrainConfig(), **options)
+    _validate(cfg)
+    info = ddp.setup(resolve_device(cfg.device).type)
+    try:
+        run = _setup(model, data, cfg, info)
+        try:
+            _train_epochs(run, on_epoch)
+        finally:
+            run.progress.close()
+        return _finish(run)
+    finally:
+        ddp.cleanup()
+
+
+def _validate(cfg: TrainConfig) -> None:
+    if cfg.optimizer not in OPTIMIZERS:
+        raise CnnzooError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise CnnzooError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
+        raise CnnzooError("epochs and batch size must be at least 1 and the learning rate positive")
+    if not 0 <= cfg.validation_split < 1:
+        raise CnnzooError(f"validation_split must be in [0, 1), not {cfg.validation_split}")
+    if cfg.resume and not cfg.out:
+        raise CnnzooError("resume needs the run directory (--out DIR)")
+
+
+@dataclass
+class _Run:
+    """The state ``_setup`` builds and the epoch loop and ``_finish`` use."""
+
+    cfg: TrainConfig
+    info: ddp.DistInfo
+    device: torch.device
+    model: nn.Module
+    net: nn.Module  # the model, or its DDP wrapper
+    card: ModelCard  # the model's card completed with the dataset: what it is trained and checkpointed as
+    data: Data
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor] | None
+    test: tuple[torch.Tensor, torch.Tensor] | None
+    prepare: Callable
+    bf16: bool
+    batch: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: Callable
+    progress: object
+    out: RunDir | None
+    meta: object  # checkpoint.CheckpointMeta, updated with dataclasses.replace after every epoch
+    epochs: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    last_test: dict | None = None  # the test metrics after the last epoch (with test_every_epoch)
+
+
+def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run:
+    from .. import checkpoint as ckpt
+    from .report import Progress
+
+    device = resolve_device(cfg.device, info.local_rank)
+    if cfg.batch_size % info.world_size:
+        raise CnnzooError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} processes")
+    channels_last = True if cfg.channels_last is None else cfg.channels_last
+    bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
+    ds = resolve_data(data)
+    base = card_of(model) or ModelCard(model=type(model).__name__, input_size=tuple(ds.train_x.shape[1:]))
+    card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
+                        classes=tuple(ds.classes), mean=ds.mean, std=ds.std)  # fmt: skip
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    _check_model_fits(model, ds, card)
+
+    x, y = subset(ds.train_x, ds.train_y, cfg.limit, cfg.seed)
+    train_x, train_y, val_x, val_y = split(x, y, cfg.validation_split, cfg.seed)
+    train = (train_x.to(device), train_y.to(device))  # the whole set lives on the device
+    test = None
+    if ds.test_x is not None:
+        test = subset(ds.test_x, ds.test_y, cfg.limit, cfg.seed)
+        if cfg.test_every_epoch:
+            test = (test[0].to(device), test[1].to(device))
+    hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(ds.name).mirroring
+    batch = min(cfg.batch_size, len(train_x) - len(train_x) % info.world_size)
+    steps_per_epoch = max(1, len(train_x) // batch)
+
+    out = RunDir(ddp.broadcast_object(cfg.out, info)) if cfg.out else None
+    if out is not None and info.is_main:
+        params = sum(p.numel() for p in model.parameters())
+        ckpt.check_writable(out.path, need_bytes=3 * 4 * params + (1 << 20))
+        if cfg.resume:
+            ckpt.recover(out.path)
+    if info.enabled:
+        torch.distributed.barrier()
+
+    torch.manual_seed(cfg.seed + info.rank)  # the global RNG: dropout and friends
+    net = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov)
+    scheduler = make_scheduler(
+        optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
+        cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones,
+    )  # fmt: skip
+    run = _Run(
+        cfg, info, device, model, net, card, ds, train, None if val_x is None else (val_x, val_y), test,
+        prepare_for(card, cfg.crop_padding, hflip, channels_last), bf16, batch, optimizer, scheduler,
+        loss_function(cfg.loss, cfg.label_smoothing), Progress(cfg.epochs, steps_per_epoch, cfg.progress,
+        enabled=info.is_main), out, ckpt.CheckpointMeta(**card.to_dict()),
+    )  # fmt: skip
+    if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
+        state = ckpt.load_train_state(out.path)
+        ckpt.load_weights_into(model, out.path)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"][info.rank % len(state["rng"])])
+        run.epochs, run.start_epoch = list(state["history"]), int(state["epoch"])
+        run.progress.message(f"resuming {out.path} after epoch {run.start_epoch}")
+    elif cfg.resume:
+        run.progress.message(f"no checkpoint in {out.path} yet: starting from epoch 1")
+    if out is not None and info.is_main:
+        out.write_config(asdict(cfg) | {"out": str(out.path), "model": card.model, "dataset": ds.name,
+                                        "world_size": info.world_size})  # fmt: skip
+        _write_summary(model, card.input_size, out)
+    return run
+
+
+def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
+    from .. import checkpoint as ckpt
+
+    cfg, info, num_classes = run.cfg, run.info, len(run.data.classes)
+    for epoch in range(run.start_epoch, cfg.epochs):
+        run.progress.start_epoch(epoch + 1)
+        order = torch.randperm(len(run.train[0]), generator=epoch_generator(cfg.seed, epoch))
+        t0 = time.perf_counter()
+
+        def on_step(step, loss, acc, n, t0=t0, epoch=epoch):
+            if not math.isfinite(loss) and not info.enabled:
+                raise DivergedError(_diverged_message(loss, epoch + 1, step, run))
+            run.progress.step(step, loss, acc, n * info.world_size / (time.perf_counter() - t0))
+
+        sums = train_one_epoch(
+            run.net, *run.train, order, batch_size=run.batch, optimizer=run.optimizer, loss_fn=run.loss_fn,
+            prepare=run.prepare, scheduler=run.scheduler, generator=epoch_generator(cfg.seed, epoch, 1 + info.rank),
+            info=info, bf16=run.bf16, on_step=on_step,
+        )  # fmt: skip
+        if run.device.type == "cuda":
+            torch.cuda.synchronize(run.device)
+        seconds = time.perf_counter() - t0
+        totals = torch.stack([sums["loss_sum"].double(), sums["correct"].double(),
+                              torch.tensor(float(sums["count"]), dtype=torch.float64, device=run.device)])  # fmt: skip
+        ddp.all_reduce_sum(totals, info)
+        loss, acc, count = float(totals[0] / totals[2]), float(totals[1] / totals[2]), int(totals[2])
+        if not math.isfinite(loss):
+            raise DivergedError(_diverged_message(loss, epoch + 1, sums["steps"], run))
+        record = {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"],
+                  "seconds": seconds, "images": count, "images_per_second": count / seconds}  # fmt: skip
+        plain = run.net.module if info.enabled else run.net
+        if run.val is not None:
+            v = evaluate_tensors(plain, *run.val, run.prepare, num_classes, cfg.eval_batch_size, info)
+            record |= {"val_loss": v["loss"], "val_accuracy": v["accuracy"]}
+        if cfg.test_every_epoch and run.test is not None:
+            run.last_test = evaluate_tensors(
+                plain, *run.test, run.prepare, num_classes, cfg.eval_batch_size, info
+            )
+            record |= {"test_loss": run.last_test["loss"], "test_accuracy": run.last_test["accuracy"]}
+        run.epochs.append(record)
+        run.progress.end_epoch(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if run.out is not None:
+            rngs = _gather_rng(info)
+            if info.is_main:
+                run.meta = replace(
+                    run.meta, epoch=epoch + 1, metrics={k: v for k, v in record.items() if k != "epoch"}
+                )
+                state = {"epoch": epoch + 1, "optimizer": run.optimizer.state_dict(),
+                         "scheduler": run.scheduler.state_dict(), "rng": rngs, "history": run.epochs}  # fmt: skip
+                ckpt.save_checkpoint(run.out.path, run.model, run.meta, state)
+                run.out.write_metrics(run.epochs)
+            if info.enabled:
+                torch.distributed.barrier()  # nobody runs ahead of the checkpoint
+
+
+def _finish(run: _Run) -> History:
+    cfg, epochs, name = run.cfg, run.epochs, run.card.model
+    history = History(epochs=epochs, out=run.out.path if run.out else None)
+    # evaluation stays in fp32: the reported accuracy is then exactly what `cnnzoo eval` and predict give
+    if run.last_test is not None:
+        history.test = run.last_test  # the same model was just evaluated after its last epoch
+    elif run.test is not None:
+        history.test = evaluate_tensors(run.model, *run.test, run.prepare, len(run.data.classes),
+                                        cfg.eval_batch_size, run.info)  # fmt: skip
+    train_seconds = sum(r["seconds"] for r in epochs)
+    history.result = {
+        "model": name, "dataset": run.data.name, "epochs": len(epochs), "world_size": run.info.world_size,
+        "device": str(run.device), "threads": torch.get_num_threads(),
+        "test_accuracy": history.test.get("accuracy"), "test_loss": history.test.get("loss"),
+        "train_seconds": train_seconds,
+        "train_images_per_second": sum(r["images"] for r in epochs) / train_seconds if train_seconds else None,
+        "final": epochs[-1] if epochs else {}, "params": sum(p.numel() for p in run.model.parameters()),
+        "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
+    }  # fmt: skip
+    attach_card(run.model, run.card)
+    if run.out is not None and run.info.is_main:
+        run.out.write_result(history.result)
+        run.out.write_plots(epochs, history.test, run.data.classes, title=f"{name} on {run.data.name}")
+    return history
+
+
+def _check_model_fits(model: nn.Module, data: Data, card: ModelCard) -> None:
+    """Clear one-line errors for the common mistakes, before any training: channels and classes."""
+    c = data.train_x.shape[1]
+    if c != card.channels:
+        raise ShapeError(
+            f"dataset {data.name!r} has {c}-channel images but model {card.model!r} takes {card.channels} "
+            f"channel(s); build it with in_channels={c} (cnnzoo train does this itself)"
+        )
+    model.eval()
+    with torch.no_grad():
+        probe = torch.zeros(2, *card.input_size, device=next(model.parameters()).device)
+        out = model(probe)
+    if out.ndim != 2 or out.shape[1] < len(data.classes):
+        raise ShapeError(
+            f"model {card.model!r} gives outputs of shape {tuple(out.shape[1:])} but dataset {data.name!r} has "
+            f"{len(data.classes)} classes; build it with num_classes={len(data.classes)}"
+        )
+
+
+def _model_kwargs(card: ModelCard, num_classes: int) -> dict:
+    """The create_model kwargs that rebuild the model of ``card`` (recorded in the checkpoint)."""
+    from ..registry import get_model_info
+
+    kwargs = dict(card.model_kwargs)
+    kwargs.setdefault("num_classes", num_classes)
+    kwargs.setdefault("in_channels", card.channels)
+    try:
+        default = get_model_info(card.model).input_size
+        if tuple(default[1:]) != tuple(card.input_size[1:]):
+            kwargs.setdefault("input_size", list(card.input_size[1:]))
+    except CnnzooError:  # not a registered model: nothing to rebuild it from
+        pass
+    return kwargs
+
+
+def _gather_rng(info: ddp.DistInfo) -> list[torch.Tensor]:
+    """Every rank's global RNG state (for dropout), so a resumed DDP run restores each rank's own."""
+    state = torch.get_rng_state()
+    if not info.enabled:
+        return [state]
+    states: list = [None] * info.world_size
+    torch.distributed.all_gather_object(states, state)  # works with gloo and NCCL alike
+    return states
+
+
+def _diverged_message(loss: float, epoch: int, step: int, run: _Run) -> str:
+    where = f"epoch {epoch}, step {step}"
+    out = run.out.path if run.out else None
+    keep = (
+        f"; the last good checkpoint (epoch {len(run.epochs)}) is kept in {out}" if out and run.epochs else ""
+    )
+    return (
+        f"the loss became {loss} at {where}: the learning rate is probably too high (try a lower --lr){keep}"
+    )
+
+
+def _write_summary(model: nn.Module, input_size, out: RunDir) -> None:
+    try:
+        from ..analysis.summary import summary
+    except ImportError:  # the analyzer is optional for training
+        return
+    try:
+        out.write_summary(str(summary(model, input_size=tuple(input_size))))
+    except CnnzooError:
+        pass
+
+
+def evaluate(
+    model: nn.Module,
+    data,
+    *,
+    batch_size: int = 1024,
+    device: str = "auto",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    limit: int | None = None,
+) -> dict:
+    """Test-set ``{"loss", "accuracy", "count", "confusion"}`` of ``model`` on ``data`` (a dataset name, an
+    ImageDataset, or ``(uint8 images, labels)``). Normalisation: ``mean``/``std`` if given, else the one
+    the model was trained with (its card, completed by fit and load_checkpoint), else the data's."""
+    ds = resolve_data(data)
+    if ds.test_x is not None:
+        x, y = ds.test_x, ds.test_y
+    else:
+        x, y = ds.train_x, ds.train_y  # a plain (images, labels) pair is the evaluation set itself
+    x, y = subset(x, y, limit, 0)
+    dev = resolve_device(device)
+    model.to(dev)
+    card = card_of(model) or ModelCard(model=type(model).__name__, input_size=tuple(x.shape[1:]))
+    if x.shape[1] != card.channels:
+        raise ShapeError(
+            f"dataset {ds.name!r} has {x.shape[1]}-channel images but model {card.model!r} takes "
+            f"{card.channels} channel(s)"
+        )
+    # a trained card knows its statistics; checkpoints of the older loader set ``preprocessing`` instead
+    legacy = {} if card.dataset else (getattr(model, "preprocessing", None) or {})
+    trained = (card.mean, card.std) if card.dataset else (legacy.get("mean"), legacy.get("std"))
+    prepare = make_prepare(card.input_size, mean or trained[0] or ds.mean, std or trained[1] or ds.std)
+    return evaluate_tensors(
+        model, x.to(dev), y.to(dev), prepare, max(len(ds.classes), int(y.max()) + 1), batch_size
+    )
