@@ -15,12 +15,12 @@ import torch
 
 from cnnzoo.cli import main
 from cnnzoo.errors import CnnzooError
-from cnnzoo.experiments import list_experiments, run_experiment, runner
+from cnnzoo.experiments import list_experiments, run_experiment, stats, training
 
 
 def _have_fashion_mnist() -> bool:
     try:
-        runner.load_data("fashion-mnist")
+        training.load_data("fashion-mnist")
         return True
     except CnnzooError:
         return False
@@ -151,14 +151,18 @@ def test_lenet_activations_quick(tmp_path):
 
 
 def test_mean_std_and_augment():
-    s = runner.mean_std([1.0, 2.0, 3.0])
+    s = stats.mean_std([1.0, 2.0, 3.0])
     assert (s["mean"], s["std"], s["n"]) == (2.0, 1.0, 3)
-    assert runner.mean_std([0.5])["std"] == 0.0
+    assert stats.mean_std([0.5])["std"] == 0.0
     # a crop of the 4-pixel-padded image, maybe flipped: a single bright pixel moves by at most 4 pixels
-    torch.manual_seed(0)
-    x = torch.zeros(64, 1, 16, 16)
-    x[:, :, 8, 5] = 1.0
-    y = runner._augment(x)
+    from cnnzoo.card import ModelCard
+    from cnnzoo.train import prepare_for
+
+    cfg = training.train_config(training.TrainSettings(epochs=1), "cpu", seed=0)  # augment: pad-4 crop + flip
+    x = torch.zeros(64, 1, 16, 16, dtype=torch.uint8)
+    x[:, :, 8, 5] = 255
+    prepare = prepare_for(ModelCard("t", input_size=(1, 16, 16)), cfg.crop_padding, cfg.hflip)
+    y = prepare(x, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and torch.all(y.sum((1, 2, 3)) <= 1)
     for img in y[y.sum((1, 2, 3)) == 1]:
         r, c = (img[0] == 1).nonzero()[0].tolist()
@@ -167,7 +171,7 @@ def test_mean_std_and_augment():
 
 
 def test_degradation_rebuilt_from_a_stopped_runs_log(tmp_path):
-    """The progress lines train_curves prints are enough to write the report of a run cut short."""
+    """The progress lines training.train_job prints are enough to write the report of a run cut short."""
     from cnnzoo.experiments.degradation import rebuild_from_log, settings_for
 
     final = {"plain20": 5.0, "plain56": 7.0, "resnet20": 4.5, "resnet56": 4.0}  # % at the last epoch

@@ -1,11 +1,11 @@
 """``cnnzoo experiment list`` / ``cnnzoo experiment NAME [--quick] [--seeds N] [--device D] [--out DIR]``.
 
-Runs one of the seeds' claims (``cnnzoo.experiments``) and writes ``report.md``, PNG plots and
+Runs one of the claims (``cnnzoo.experiments``) and writes ``report.md``, PNG plots and
 ``results.json`` into ``--out`` (default ``runs/experiments/NAME``).
 """
 
 NAME = "experiment"
-HELP = "reproduce a claim of the papers/seeds (list, degradation, lrn, small-kernels, ...)"
+HELP = "reproduce a claim of the papers and courses (list, degradation, lrn, small-kernels, ...)"
 
 
 def add_arguments(p) -> None:
@@ -35,14 +35,9 @@ def run(args) -> int:
             table.add_row(e.name, e.source, e.claim)
         console.print(table)
         return 0
-    if args.data_dir:  # an environment variable, so that the parallel workers (spawned) see it too
-        from ..experiments.runner import DATA_DIR_ENV
-
-        os.environ[DATA_DIR_ENV] = args.data_dir
     out = args.out or os.path.join("runs", "experiments", args.name)
-    doc = run_experiment(
-        args.name, out, quick=args.quick, seeds=args.seeds, device=args.device, epochs=args.epochs
-    )
+    doc = run_experiment(args.name, out, quick=args.quick, seeds=args.seeds, device=args.device,
+                         epochs=args.epochs, data_dir=args.data_dir)  # fmt: skip
     console.print(
         f"{args.name}: done in {doc.get('seconds', 0):.1f} s; report: {os.path.join(out, 'report.md')}"
     )

@@ -18,15 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import (
-    Report,
-    begin,
-    finish,
-    get_experiment,
-    mean_std,
-    new_figure,
-    save_figure,
-)
+from ..plots import new_figure, save_figure
+from .report import Report, begin, finish
+from .stats import mean_std
+from .table import get_experiment
 
 NAME = "bottleneck-1x1"
 INPUT = (192, 28, 28)  # (C, H, W): the seed's 28×28×192 feature map

@@ -18,18 +18,10 @@ import time
 from pathlib import Path
 
 from ..errors import DataError
-from .runner import (
-    Report,
-    TrainSettings,
-    begin,
-    finish,
-    get_experiment,
-    load_data,
-    new_figure,
-    pct,
-    save_figure,
-    train_variants,
-)
+from ..plots import new_figure, save_figure
+from .report import Report, begin, finish, pct
+from .table import get_experiment
+from .training import TrainSettings, load_data, train_variants
 
 NAME = "degradation"
 MODELS = ["plain20", "plain56", "resnet20", "resnet56"]
@@ -53,12 +45,13 @@ def settings_for(quick: bool, dataset: str) -> TrainSettings:
                          pad_to=32 if dataset == "fashion-mnist" else None)  # fmt: skip
 
 
-def run_dataset(dataset: str, quick: bool, seeds: int, device: str, epochs: int | None = None) -> dict:
+def run_dataset(dataset: str, quick: bool, seeds: int, device: str, epochs: int | None = None,
+                data_dir: str | None = None) -> dict:  # fmt: skip
     train = settings_for(quick, dataset)
     train.epochs = epochs or train.epochs
-    channels = load_data(dataset).train_images.shape[1]
+    channels = load_data(dataset, data_dir).train_images.shape[1]
     variants = {m: (build, {"name": m, "in_channels": channels}) for m in MODELS}
-    models = train_variants(variants, train, device, seeds, dataset)
+    models = train_variants(variants, train, device, seeds, dataset, data_dir=data_dir)
     return {"settings": train, "models": models, "verdict": judge(models)}
 
 
@@ -105,17 +98,22 @@ def plot(result: dict, dataset: str, out_dir: Path) -> str:
 
 
 def run(
-    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
+    out_dir: Path,
+    quick: bool = False,
+    seeds: int = 1,
+    device: str = "auto",
+    epochs: int | None = None,
+    data_dir: str | None = None,
 ) -> dict:
     started, out_dir, device = begin(out_dir, device)
     datasets = ["fashion-mnist"]
     if not quick:
         try:  # CIFAR-10 only where its files already are (experiments never download)
-            load_data("cifar10")
+            load_data("cifar10", data_dir)
             datasets.append("cifar10")
         except DataError:
             pass
-    results = {ds: run_dataset(ds, quick, seeds, device, epochs) for ds in datasets}
+    results = {ds: run_dataset(ds, quick, seeds, device, epochs, data_dir) for ds in datasets}
     return write_outputs(out_dir, results, seeds, quick, started, device)
 
 
@@ -163,7 +161,7 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
     return finish(report, out_dir, NAME, settings, results, started, device, hardware)
 
 
-# "  plain56 seed 1 epoch 14/30: train error 10.79%, test error 17.90% (13.5 s)", printed by train_curves
+# "  plain56 seed 1 epoch 14/30: train error 10.79%, test error 17.90% (13.5 s)", printed by training.train_job
 _PROGRESS = re.compile(
     r"^\s*(\w+) seed (\d+) epoch (\d+)/(\d+): train error ([\d.]+)%, test error ([\d.]+)% \(([\d.]+) s\)"
 )
@@ -177,7 +175,7 @@ def rebuild_from_log(log: Path, out_dir: Path, settings: TrainSettings, device: 
     import numpy as np
 
     from ..registry import create_model
-    from .runner import mean_std
+    from .stats import mean_std
 
     runs: dict[tuple[str, int], dict[str, list]] = {}
     for line in Path(log).read_text().splitlines():

@@ -21,17 +21,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runner import (
-    Report,
-    begin,
-    finish,
-    get_experiment,
-    load_data,
-    mean_std,
-    new_figure,
-    save_figure,
-    seed_everything,
-)
+from ..device import seed_everything
+from ..plots import new_figure, save_figure
+from .report import Report, begin, finish
+from .stats import mean_std
+from .table import get_experiment
+from .training import load_data
 
 NAME = "dense-evaluation"
 MODEL = "keras_mnist_cnn"
@@ -65,6 +60,14 @@ def make_canvases(images, size: int, generator):
     for i in range(n):  # 10,000 small copies: a loop is clearer than a scatter and fast enough
         canvases[i, :, rows[i] : rows[i] + h, cols[i] : cols[i] + w] = images[i]
     return canvases, torch.stack([rows, cols], dim=1)
+
+
+def _whole_image(card):
+    """uint8 images of any size -> the floats the model of ``card`` takes, normalised as in training but never
+    resized: dense evaluation slides the net over the whole canvas."""
+    from ..preprocess import preprocess
+
+    return lambda x: preprocess(x, card.replace(input_size=(card.channels, *x.shape[-2:])))
 
 
 def _evaluate(model, fc, prep, canvases, test_x, test_y, batch: int = 500) -> dict:
@@ -159,22 +162,24 @@ def _plot(accuracy: dict, by_shift: dict, bin_labels: dict, seeds: int, out_dir:
     return save_figure(fig, out_dir, "dense_evaluation.png")
 
 
-def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto") -> dict:
+def run(
+    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", data_dir: str | None = None
+) -> dict:
     import torch
 
+    from ..card import card_of
     from ..convert import score_map_size, to_fully_convolutional
     from ..registry import create_model
-    from ..train import fit, normalize, to_float
+    from ..train import fit
 
     started, out_dir, device = begin(out_dir, device)
-    ds = load_data("fashion-mnist")
+    ds = load_data("fashion-mnist", data_dir)
     epochs, limit, n_test = (2, 8000, 1000) if quick else (8, None, len(ds.test_labels))
     settings = {"model": MODEL, "train size": "1×28×28", "canvases": ", ".join(f"{s}×{s}" for s in CANVASES)
                 + " black, item at a uniformly random place", "epochs": epochs, "optimizer": "SGD momentum 0.9 "
                 "(nesterov), one-cycle lr 0.05, wd 5e-4, batch 128", "augmentation": f"shifts ±{SHIFT_PAD} px, "
                 "mirroring", "train images": limit or "54,000 (10% validation)", "test canvases": n_test,
                 "seeds": seeds, "quick": quick}  # fmt: skip
-    prep = lambda x: normalize(to_float(x), ds.mean, ds.std)  # noqa: E731 - uint8 -> the model's floats
     test_x, test_y = ds.test_images[:n_test], ds.test_labels[:n_test]
 
     per_seed, shift_runs, heatmaps, bin_labels = [], [], [], {}
@@ -184,6 +189,7 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
         history = fit(model, ds, epochs=epochs, batch_size=128, lr=0.05, limit=limit, seed=seed,
                       crop_padding=SHIFT_PAD, device=str(device), progress="quiet")  # fmt: skip
         model = model.cpu().eval()  # inference on the CPU: the canvases are small
+        prep = _whole_image(card_of(model))
         fc = to_fully_convolutional(model).eval()
         row, shifts = {"fit_test_accuracy": history.test.get("accuracy")}, {}
         for size in CANVASES:

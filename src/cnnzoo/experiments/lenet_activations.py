@@ -11,17 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runner import (
-    Report,
-    TrainSettings,
-    begin,
-    finish,
-    get_experiment,
-    new_figure,
-    pct,
-    save_figure,
-    train_variants,
-)
+from ..plots import new_figure, save_figure
+from .report import Report, begin, finish, pct
+from .table import get_experiment
+from .training import TrainSettings, train_variants
 
 NAME = "lenet-activations"
 ACTIVATIONS = ["sigmoid", "tanh", "relu"]
@@ -36,7 +29,12 @@ def build(activation: str, pool: str):
 
 
 def run(
-    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
+    out_dir: Path,
+    quick: bool = False,
+    seeds: int = 1,
+    device: str = "auto",
+    epochs: int | None = None,
+    data_dir: str | None = None,
 ) -> dict:
     started, out_dir, device = begin(out_dir, device)
     # One plain SGD recipe for all six: momentum 0.9, lr 0.05 — enough for sigmoid to move at all, small
@@ -50,7 +48,7 @@ def run(
                 "test images": train.test_subset or "all 10,000", "seeds": seeds, "quick": quick}  # fmt: skip
     combos = [(a, p) for a in ACTIVATIONS for p in POOLS]
     variants = {f"{a}-{p}": (build, {"activation": a, "pool": p}) for a, p in combos}
-    runs = train_variants(variants, train, device, seeds, last=1)
+    runs = train_variants(variants, train, device, seeds, last=1, data_dir=data_dir)
 
     def first_loss(a: str, p: str) -> float:
         return runs[f"{a}-{p}"]["train_loss_curve"][0]

@@ -12,17 +12,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .runner import (
-    Report,
-    TrainSettings,
-    begin,
-    finish,
-    get_experiment,
-    new_figure,
-    pct,
-    save_figure,
-    train_variants,
-)
+from ..plots import new_figure, save_figure
+from .report import Report, begin, finish, pct
+from .table import get_experiment
+from .training import TrainSettings, train_variants
 
 NAME = "lrn"
 MODELS = {"vgg11": "VGG-A", "vgg11_lrn": "VGG-A-LRN"}
@@ -37,7 +30,12 @@ def build(name: str, input_size: int, width: float, fc_features: int):
 
 
 def run(
-    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
+    out_dir: Path,
+    quick: bool = False,
+    seeds: int = 1,
+    device: str = "auto",
+    epochs: int | None = None,
+    data_dir: str | None = None,
 ) -> dict:
     started, out_dir, device = begin(out_dir, device)
     # the paper's recipe: SGD momentum 0.9, lr 0.01 (/10 on plateaus), weight decay 5e-4, dropout 0.5
@@ -58,7 +56,7 @@ def run(
     variants = {
         m: (build, {"name": m, "input_size": size, "width": width, "fc_features": fc}) for m in MODELS
     }
-    models = train_variants(variants, train, device, seeds)
+    models = train_variants(variants, train, device, seeds, data_dir=data_dir)
     a, lrn = models["vgg11"]["final_test_error"], models["vgg11_lrn"]["final_test_error"]
     gain = a["mean"] - lrn["mean"]  # > 0: LRN helped
     noise = math.sqrt(a["std"] ** 2 / a["n"] + lrn["std"] ** 2 / lrn["n"]) if seeds > 1 else float("nan")

@@ -18,17 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runner import (
-    Report,
-    TrainSettings,
-    begin,
-    finish,
-    get_experiment,
-    new_figure,
-    pct,
-    save_figure,
-    train_variants,
-)
+from ..plots import new_figure, save_figure
+from .report import Report, begin, finish, pct
+from .table import get_experiment
+from .training import TrainSettings, train_variants
 
 NAME = "small-kernels"
 
@@ -82,7 +75,12 @@ def analyse_blocks(channels: int = 64, size: int = 28) -> dict:
 
 
 def run(
-    out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", epochs: int | None = None
+    out_dir: Path,
+    quick: bool = False,
+    seeds: int = 1,
+    device: str = "auto",
+    epochs: int | None = None,
+    data_dir: str | None = None,
 ) -> dict:
     from ..analysis import summary
 
@@ -114,7 +112,11 @@ def run(
         })  # fmt: skip
 
     nets = train_variants(
-        {n: (small_net, {"block_name": n, "width": width}) for n in BLOCKS}, train, device, seeds
+        {n: (small_net, {"block_name": n, "width": width}) for n in BLOCKS},
+        train,
+        device,
+        seeds,
+        data_dir=data_dir,
     )
     for n in BLOCKS:
         nets[n]["macs"] = summary(small_net(n, width), input_size=(1, 28, 28)).to_dict()["total"]["macs"]
