@@ -1,6 +1,6 @@
-"""Seed 000's 1×1 convolution arithmetic, counted by the analyzer and timed on this machine.
+"""The 1×1 convolution arithmetic of Ng's course, counted by the analyzer and timed on this machine.
 
-Seed 000 (Ng's course, the Inception motivation), on a 28×28×192 input:
+Ng's course (the Inception motivation), on a 28×28×192 input:
 
     naive        5×5 conv, 32 filters, 'same'                    120,422,400 MACs
     bottleneck   1×1 conv to 16 channels, then 5×5 conv to 32     2,408,448 + 10,035,200 = 12,443,648 MACs
@@ -24,7 +24,7 @@ from .stats import mean_std
 from .table import get_experiment
 
 NAME = "bottleneck-1x1"
-INPUT = (192, 28, 28)  # (C, H, W): the seed's 28×28×192 feature map
+INPUT = (192, 28, 28)  # (C, H, W): the course's 28×28×192 feature map
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Case:
     title: str
     registered: str  # the zoo's name for it, used when registered
     convs: tuple[tuple[int, int], ...]  # (out_channels, kernel) per conv, 'same' padding, ReLU after each
-    seed_macs: int  # the seed's number, shown next to the analyzer's
+    seed_macs: int  # the course's number, shown next to the analyzer's
     seed_params: int | None = None
 
 
@@ -106,7 +106,7 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     for case in CASES:
         model, source = build(case)
         s = summary(model, input_size=INPUT).to_dict()
-        # the seed counts the convs only; a registered model may add a small classifier head after them
+        # the course counts the convs only; a registered model may add a small classifier head after them
         convs = [layer for layer in s["layers"] if layer["type"] == "Conv2d"]
         results[case.key] = {
             "title": case.title,
@@ -150,11 +150,11 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
         r = results[c.key]
         rows.append((r["title"], r["built_from"], " + ".join(f"{m:,}" for m in r["layer_macs"]), r["macs"],
                      c.seed_macs, r["formula_macs"], r["params"], "×".join(map(str, r["output_shape"])), r["total_macs"]))  # fmt: skip
-    report.table(["network", "built from", "MACs per conv", "conv MACs (analyzer)", "MACs (seed 000)",
+    report.table(["network", "built from", "MACs per conv", "conv MACs (analyzer)", "MACs (Ng's course)",
                   "k·k·c_in·c_out·H·W", "conv params", "output C×H×W", "whole model MACs"], rows)  # fmt: skip
     report.para(
         f"The bottleneck needs {results['mac_ratio']:.2f}× fewer MACs than the naive 5×5 conv "
-        f"(seed: 120,422,400 / 12,443,648 = 9.68). The 1×1 conv maps 28×28×192 to "
+        f"(Ng's course: 120,422,400 / 12,443,648 = 9.68). The 1×1 conv maps 28×28×192 to "
         f"{'×'.join(map(str, results['conv1x1']['output_shape']))} with {results['conv1x1']['params']:,} "
         f"parameters ((1·1·192 + 1)·32 = 6,176) and {results['conv1x1']['macs']:,} MACs (28·28·192·32)."
     )
@@ -169,5 +169,5 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     )
     report.image(plot, "MACs and measured time")
     verdict = "reproduced exactly" if results["claim_holds"] else "NOT reproduced: see the table"
-    report.para(f"**Verdict:** the seed's figures are {verdict}.")
+    report.para(f"**Verdict:** the course's figures are {verdict}.")
     return finish(report, out_dir, NAME, settings, results, started, device)

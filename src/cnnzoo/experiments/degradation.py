@@ -1,6 +1,6 @@
-"""Seed 000 / He et al. 2015, Fig. 1 and 6: the degradation problem and how residual connections fix it.
+"""Ng's course / He et al. 2015, Fig. 1 and 6: the degradation problem and how residual connections fix it.
 
-Seed 000: "for a plain network, in theory the training error should keep falling as layers are added, but in
+Ng's course: "for a plain network, in theory the training error should keep falling as layers are added, but in
 practice it rises once the net is deep enough; for a residual network the training error keeps falling".
 He et al. show it on CIFAR-10 with 6n+2-layer nets of 16-32-64 filters: plain-56 has *higher training and
 test error* than plain-20, while ResNet-56 is below ResNet-20.

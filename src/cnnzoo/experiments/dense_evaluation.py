@@ -1,10 +1,10 @@
-"""Seed 001 / Simonyan & Zisserman 2014, §3.2: dense evaluation of a fully convolutional net.
+"""The VGG paper (Simonyan & Zisserman 2014), §3.2: dense evaluation of a fully convolutional net.
 
 VGG evaluates a test image whole: FC6 becomes a 7×7 conv, FC7/FC8 1×1 convs, the net slides over the
-image and the class-score map is averaged. The seed's point (§2.4): "wherever the cat is in the image,
+image and the class-score map is averaged. The paper's point (§2.4): "wherever the cat is in the image,
 the averaged score map still finds it", while a crop can cut the object off.
 
-Here the Keras MNIST CNN of seed 003 (``keras_mnist_cnn``: 28 -> 25 -> 8 -> 5 -> 1, stride 9) is trained
+Here the Keras MNIST example's CNN (``keras_mnist_cnn``: 28 -> 25 -> 8 -> 5 -> 1, stride 9) is trained
 with :func:`cnnzoo.fit` on Fashion-MNIST at 28×28. Each test item is then pasted at a random place on a
 black 56×56 canvas, and the canvases are classified by
 

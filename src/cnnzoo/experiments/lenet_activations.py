@@ -1,6 +1,6 @@
-"""Seed 002 (d2l's LeNet) and seed 000: sigmoid vs tanh vs ReLU, average vs max pooling, in LeNet-5.
+"""d2l's LeNet and Ng's course: sigmoid vs tanh vs ReLU, average vs max pooling, in LeNet-5.
 
-Seed 002: "the activation is sigmoid; ReLU is used more now, because sigmoid near 0 or 1 has vanishing
+d2l: "the activation is sigmoid; ReLU is used more now, because sigmoid near 0 or 1 has vanishing
 gradients". LeCun et al. used a scaled tanh and averaging subsampling; Ng's course draws average pooling,
 d2l max pooling. Here ``lenet5_modern`` (conv6 5×5 pad 2 → pool → conv16 5×5 → pool → 120 → 84 → 10) is
 trained in all six combinations with the same optimiser and budget; the claim is that ReLU reaches a lower

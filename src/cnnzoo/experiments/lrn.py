@@ -1,4 +1,4 @@
-"""Seed 001 / Simonyan & Zisserman 2014, Table 3: local response normalisation brings no gain.
+"""The VGG paper (Simonyan & Zisserman 2014), Table 3: local response normalisation brings no gain.
 
 VGG-A (``vgg11``) and VGG-A-LRN (``vgg11_lrn``: AlexNet's LRN after the first conv) are the same net but
 for the LRN layer. The paper: top-1 error 29.6% (A) vs 29.7% (A-LRN) on ImageNet, so the authors dropped

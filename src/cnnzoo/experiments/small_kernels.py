@@ -1,4 +1,4 @@
-"""Seed 001 (VGG, Sec. 2.3): stacks of 3×3 convs instead of one big kernel.
+"""The VGG paper (Simonyan & Zisserman 2014), Sec. 2.3: stacks of 3×3 convs instead of one big kernel.
 
 Two 3×3 convs (stride 1) see a 5×5 window, like one 5×5 conv, with 2·3·3·C² = 18C² weights instead of 25C²
 (28% fewer); three see 7×7 with 27C² instead of 49C² (45% fewer), and put a ReLU between the convs. The
@@ -32,7 +32,7 @@ BLOCKS: dict[str, tuple[int, ...]] = {
     "3×3×3": (3, 3, 3),
     "1×7×7": (7,),
 }
-PAIRS = [("2×3×3", "1×5×5", 18, 25), ("3×3×3", "1×7×7", 27, 49)]  # (small, big, weights/C² per seed 001)
+PAIRS = [("2×3×3", "1×5×5", 18, 25), ("3×3×3", "1×7×7", 27, 49)]  # (small, big, weights/C² per the VGG paper)
 
 
 def block(kernels: tuple[int, ...], channels: int, bias: bool = True):
@@ -149,7 +149,7 @@ def run(
     report = Report("Small kernels: 3×3 stacks vs one big kernel", get_experiment(NAME))
     report.heading("Parameters and receptive field (analyzer, C = 64, bias-free blocks)")
     report.table(
-        ["block", "weights", "weights / C²", "seed 001", "MACs on 64×28×28", "receptive field"],
+        ["block", "weights", "weights / C²", "the VGG paper", "MACs on 64×28×28", "receptive field"],
         [(n, blocks[n]["params"], blocks[n]["params_per_c2"], dict(PAIRS_SEED)[n], blocks[n]["macs"],
           f"{blocks[n]['receptive_field']}×{blocks[n]['receptive_field']}") for n in BLOCKS],
     )  # fmt: skip
@@ -176,5 +176,5 @@ def run(
     return finish(report, out_dir, NAME, settings, results, started, device)
 
 
-# seed 001's weight counts per block, in units of C² (for the report's table)
+# the VGG paper's weight counts per block, in units of C² (for the report's table)
 PAIRS_SEED = [("2×3×3", "18C²"), ("1×5×5", "25C²"), ("3×3×3", "27C²"), ("1×7×7", "49C²")]
