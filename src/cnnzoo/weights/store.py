@@ -315,7 +315,7 @@ def resolve(
 ) -> tuple[dict[str, torch.Tensor], WeightsCard]:
     """(state dict, card) for ``create_model(model, weights=spec)``: ``spec`` is ``imagenet``,
     ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored)."""
-    if spec.startswith("imagenet") or spec in ("default",):
+    if spec in ("imagenet", "default") or spec.startswith("imagenet:"):  # else a file, even "imagenet.pth"
         weights, card = fetch(f"{model}:{spec}", offline=offline, progress=progress)
         from safetensors.torch import load_file
 
