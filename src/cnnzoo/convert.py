@@ -87,6 +87,8 @@ class PerPosition(nn.Module):
     on the H·W positions as extra rows is exact.
     """
 
+    cnnzoo_per_position = True  # the analyzer counts the inner layer once per position (not once per image)
+
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module

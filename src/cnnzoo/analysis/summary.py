@@ -5,7 +5,8 @@ device: tensors carry shapes but no data, so nothing is computed and the cost do
 input or the model (VGG-16 at 1024×1024 takes as long as at 224). A model already built on the CPU or a
 GPU is analysed through a meta copy (its weights are neither copied nor touched).
 
-How it sees the network (details and the reasons for its speed: :mod:`cnnzoo.analysis.tracer`):
+How it sees the network (details and the reasons for its speed: :mod:`cnnzoo.analysis.probe` and
+:mod:`cnnzoo.analysis.recorder`):
 - one row per *leaf* module call (a module called twice, like torchvision's ``BasicBlock.relu``, gives two
   rows; its parameters are counted once);
 - operations outside leaf modules — residual additions, ``torch.flatten``, slicing — are costed too, and
@@ -19,49 +20,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..card import card_of
 from ..errors import ShapeError
-from ..registry import create_model, get_model_info
+from ..models import create_model, get_model_info
+from ..shapes import parse_input_size, smallest_input
+from .probe import Probe
+from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
-from .tracer import Collapse, ForwardFailed, Probe, TraceResult, gc_paused
 
 __all__ = ["summary", "trace", "Summary", "LayerInfo", "BlockInfo", "ReceptiveField", "parse_input_size"]
 
 
-def parse_input_size(text: str | int | tuple | list) -> tuple[int, int, int]:
-    """``"1x32x32"``, ``"3,224,224"``, ``(3, 224, 224)`` -> (C, H, W); ``"32"`` is not enough (no channels)."""
-    if isinstance(text, (tuple, list)):
-        parts = list(text)
-    else:
-        parts = str(text).lower().replace("×", "x").replace(",", "x").split("x")
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ShapeError(f"input size {text!r} is not of the form CxHxW, e.g. 1x32x32") from None
-    if len(dims) == 2:
-        raise ShapeError(f"input size {text!r} has no channel count: write CxHxW, e.g. 1x32x32 or 3x224x224")
-    if len(dims) != 3 or min(dims) < 1:
-        raise ShapeError(f"input size {text!r} must be three positive integers CxHxW, e.g. 3x224x224")
-    if max(dims) > 1 << 16:
-        raise ShapeError(f"input size {text!r} is too large (each dimension at most 65536)")
-    return dims  # type: ignore[return-value]
-
-
-def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str]:
+def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str, tuple[int, int, int] | None]:
+    """The probe, the name shown, and the input size the model is built for (its card's; None if unknown)."""
     if isinstance(model_or_name, str):
         get_model_info(model_or_name)  # unknown names fail here, with suggestions
         with torch.device("meta"):
             model = create_model(model_or_name, **model_kwargs)
-        return Probe(model.to("meta"), copy=False), model_or_name  # built here: instrumented in place
-    model = model_or_name
-    name = getattr(model, "model_name", type(model).__name__)
-    return Probe(model), name  # a meta copy: the caller's model is never touched
-
-
-def _default_input(model: nn.Module, name: str) -> tuple[int, int, int]:
-    size = getattr(model, "default_input_size", None)
-    if size is None:
-        raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
-    return tuple(size)  # type: ignore[return-value]
+        # built here: instrumented in place
+        return Probe(model.to("meta"), copy=False), model_or_name, card_of(model).input_size
+    # The card is read from the caller's model, not from the probe's copy: a copy need not keep attributes
+    # (a torch.fx GraphModule, say, copies itself without them).
+    card = card_of(model_or_name)
+    name = (
+        card.model if card is not None else getattr(model_or_name, "model_name", type(model_or_name).__name__)
+    )
+    return Probe(model_or_name), name, card.input_size if card is not None else None  # a meta copy
 
 
 def _fmt(size) -> str:
@@ -69,30 +53,18 @@ def _fmt(size) -> str:
 
 
 def _smallest_working(probe: Probe, input_size: tuple[int, int, int]) -> int | None:
-    """Smallest square side at which no feature map collapses (binary search; meta forwards are cheap)."""
+    """Smallest square side at which no feature map collapses (meta forwards are cheap)."""
 
-    def collapses(side: int) -> bool:
+    def works(side: int) -> bool:
         try:
             probe.run((input_size[0], side, side))
         except Collapse:
-            return True
-        except ShapeError:
             return False
-        return False
+        except ShapeError:
+            return True  # the maps fit; something else (a head built for one size) is the problem
+        return True
 
-    hi = max(input_size[1:])
-    while collapses(hi):
-        hi *= 2
-        if hi > 1 << 14:
-            return None
-    lo = 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if collapses(mid):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return smallest_input(works, start=max(input_size[1:]))
 
 
 def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
@@ -147,8 +119,10 @@ def summary(
 
 
 def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> Summary:
-    probe, name = _prepare(model_or_name, model_kwargs)
-    size = parse_input_size(input_size) if input_size is not None else _default_input(probe.model, name)
+    probe, name, default = _prepare(model_or_name, model_kwargs)
+    if input_size is None and default is None:
+        raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
+    size = parse_input_size(input_size if input_size is not None else default)
     try:
         try:
             result = probe.run(size)
@@ -160,7 +134,6 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
             probe = Probe(model_or_name, light=False)
             result = probe.run(size)
     except ShapeError as e:
-        default = getattr(probe.model, "default_input_size", None)
         hint = f"; {name} is built for {_fmt(default)}" if default and tuple(default) != size else ""
         raise ShapeError(f"{name}, input {_fmt(size)}: {e}{hint}") from None
     except Collapse as c:
@@ -191,11 +164,9 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:
     """Walk a real tensor through the network (random weights for a name) and return each leaf layer's
-    ``(name, type, output shape)`` — what seed 002 prints with ``for layer in net: X = layer(X)``."""
+    ``(name, type, output shape)`` — what d2l's LeNet chapter prints with ``for layer in net: X = layer(X)``."""
     model = create_model(model_or_name, **model_kwargs) if isinstance(model_or_name, str) else model_or_name
-    name = getattr(model, "model_name", type(model).__name__)
-    size = parse_input_size(input_size) if input_size is not None else _default_input(model, name)
-    summary(model, size)  # clear errors before touching real data
+    size = summary(model, input_size).input  # clear errors (an unknown size too) before touching real data
     device = next(model.parameters()).device
     shapes: list[tuple[str, str, tuple]] = []
     handles = [
