@@ -207,3 +207,39 @@ def test_cli_choices_match_the_engine():
     from cnnzoo.train.optim import OPTIMIZERS, SCHEDULES
 
     assert cmd.OPTIMIZERS == OPTIMIZERS and cmd.SCHEDULES == SCHEDULES
+
+
+def test_milestones_schedule_matches_torch():
+    ours = [0.1 * lr_factor(s, 100, "milestones", milestones=(0.5, 0.75)) for s in range(100)]
+    ref = _torch_lrs(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[50, 75], gamma=0.1), 100)
+    assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_fit_reports_every_epoch_and_records_the_test_set(tmp_path):
+    from cnnzoo.card import card_of
+    from cnnzoo.train import RunDir
+
+    seen = []
+    torch.manual_seed(0)
+    model = cnnzoo.create_model("lenet5_modern")
+    data = synthetic(n_train=256, n_test=64)
+    h = cnnzoo.fit(model, data, epochs=2, batch_size=32, lr=0.1, test_every_epoch=True, schedule="milestones",
+                   out=str(tmp_path), progress="quiet", on_epoch=seen.append)  # fmt: skip
+    assert [r["epoch"] for r in seen] == [1, 2] and seen == h.epochs
+    assert {"test_loss", "test_accuracy"} <= set(h.history)
+    assert h.test["accuracy"] == h.epochs[-1]["test_accuracy"]  # the last epoch's test is the final one
+    card = card_of(model)  # completed with what it was trained on
+    assert card.dataset == "synthetic" and card.classes == tuple(data.classes)
+    assert card.mean == pytest.approx(data.mean) and card.input_size == (1, 28, 28)
+    run = RunDir(tmp_path)  # what fit wrote reads back through the run directory's own readers
+    assert run.read_metrics() == h.epochs and run.read_result()["test_accuracy"] == h.test["accuracy"]
+    assert run.read_config()["schedule"] == "milestones"
+
+
+def test_run_dir_refuses_a_corrupt_config_in_one_line(tmp_path):
+    from cnnzoo.train import RunDir
+
+    assert RunDir(tmp_path).read_config() is None and RunDir(tmp_path).read_metrics() == []
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CnnzooError, match="corrupt JSON"):
+        RunDir(tmp_path).read_config()

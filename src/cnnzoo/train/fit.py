@@ -413,10 +413,10 @@ def evaluate(
             f"dataset {ds.name!r} has {x.shape[1]}-channel images but model {card.model!r} takes "
             f"{card.channels} channel(s)"
         )
-    # a trained card knows its statistics; checkpoints of the older loader set ``preprocessing`` instead
-    legacy = {} if card.dataset else (getattr(model, "preprocessing", None) or {})
-    trained = (card.mean, card.std) if card.dataset else (legacy.get("mean"), legacy.get("std"))
-    prepare = make_prepare(card.input_size, mean or trained[0] or ds.mean, std or trained[1] or ds.std)
+    trained = card.dataset != ""  # fit and load_checkpoint complete the card with the training statistics
+    mean = mean or (card.mean if trained else ds.mean)
+    std = std or (card.std if trained else ds.std)
+    prepare = make_prepare(card.input_size, mean, std)
     return evaluate_tensors(
         model, x.to(dev), y.to(dev), prepare, max(len(ds.classes), int(y.max()) + 1), batch_size
     )
