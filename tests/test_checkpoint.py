@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 import cnnzoo
 from cnnzoo import checkpoint as ckpt
+from cnnzoo.card import ModelCard
 from cnnzoo.errors import CheckpointError, ShapeError
+from cnnzoo.preprocess import preprocess
 
 
 def _meta(epoch=1, **kw):
@@ -40,7 +42,7 @@ def test_round_trip_dir_and_file(run_dir):
     x = torch.randn(4, 1, 28, 28)
     for path in (run_dir, run_dir / "model.safetensors"):
         model, meta = ckpt.load_checkpoint(path)
-        assert meta.model == "lenet5_modern" and meta.epoch == 1 and meta.input_size == [1, 28, 28]
+        assert meta.model == "lenet5_modern" and meta.epoch == 1 and meta.input_size == (1, 28, 28)
         assert meta.format_version == ckpt.FORMAT_VERSION
         assert torch.equal(model(x), ref.eval()(x))
     assert ckpt.load_train_state(run_dir)["x"].tolist() == [0, 1, 2]
@@ -56,7 +58,7 @@ def test_bare_safetensors_carries_its_metadata(run_dir, tmp_path):
     lone.parent.mkdir()
     lone.write_bytes((run_dir / "model.safetensors").read_bytes())
     model, meta = ckpt.load_checkpoint(lone)
-    assert meta.classes == [str(i) for i in range(10)] and meta.mean == [0.286]
+    assert meta.classes == tuple(str(i) for i in range(10)) and meta.mean == (0.286,)
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt", ".pkl"])
@@ -187,20 +189,19 @@ def test_unwritable_and_full_disk_fail_early(tmp_path, monkeypatch):
 
 def test_preprocess_pads_and_normalises_like_torchvision():
     x = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
-    meta = _meta()
-    meta.input_size = [1, 32, 32]
-    got = ckpt.preprocess(x, meta)
+    meta = _meta().replace(input_size=[1, 32, 32])
+    got = preprocess(x, meta)
     ref = TF.normalize(TF.pad(TF.to_dtype(x, torch.float32, scale=True), [2, 2, 2, 2]), [0.286], [0.353])
     assert got.shape == (3, 1, 32, 32)
     torch.testing.assert_close(got, ref)
     with pytest.raises(ShapeError, match="3 channel"):
-        ckpt.preprocess(torch.zeros(1, 3, 28, 28, dtype=torch.uint8), meta)
+        preprocess(torch.zeros(1, 3, 28, 28, dtype=torch.uint8), meta)
 
 
 def test_preprocess_resizes_like_torchvision():
     x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    meta = {"model": "m", "input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.25] * 3}
-    got = ckpt.preprocess(x, meta)
+    meta = ModelCard(model="m", input_size=[3, 64, 64], mean=[0.5] * 3, std=[0.25] * 3)
+    got = preprocess(x, meta)
     ref = TF.resize(x.float(), [64, 64], antialias=True).clamp(0, 255) / 255
     ref = TF.normalize(ref, [0.5] * 3, [0.25] * 3)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
@@ -267,3 +268,22 @@ def test_safetensors_whose_header_length_starts_with_0x80_is_not_taken_for_a_pic
     path.write_bytes(pickle.dumps(tensors, protocol=4))
     with pytest.raises(CheckpointError, match="pickle"):
         ckpt.refuse_pickle(path)
+
+
+def test_meta_is_the_model_card_plus_progress(tmp_path):
+    """One record: the checkpoint's metadata is a frozen ModelCard with epoch/metrics/format_version, its
+    JSON is unchanged (lists, the same keys), and load_checkpoint attaches the card to the model."""
+    meta = _meta()
+    assert isinstance(meta, ModelCard) and meta.card == ModelCard(**{k: getattr(meta, k) for k in (
+        "model", "model_kwargs", "input_size", "classes", "mean", "std", "dataset")})  # fmt: skip
+    with pytest.raises(AttributeError):
+        meta.epoch = 5  # frozen: a new epoch is meta.replace(epoch=...)
+    d = meta.to_dict()
+    assert list(d) == ["model", "model_kwargs", "input_size", "dataset", "classes", "mean", "std", "epoch",
+                       "metrics", "format_version"]  # fmt: skip
+    assert isinstance(d["input_size"], list) and ckpt.CheckpointMeta.from_dict(d) == meta
+    run = ckpt.save_checkpoint(tmp_path / "run", _model(), meta)
+    model, loaded = ckpt.load_checkpoint(run)
+    assert cnnzoo.card.card_of(model) == meta.card and not hasattr(model, "preprocessing")
+    with pytest.warns(DeprecationWarning):
+        ckpt.preprocess(torch.zeros(1, 1, 28, 28, dtype=torch.uint8), loaded)

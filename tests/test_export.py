@@ -238,6 +238,6 @@ def test_export_from_a_run_directory(tmp_path):
     alone = tmp_path / "elsewhere" / "weights.safetensors"  # no checkpoint.json beside it
     assert main(["export", str(run), "--format", "safetensors", "--out", str(alone)]) == 0
     reloaded, reloaded_meta = load_checkpoint(alone)
-    assert reloaded_meta.classes == ["a", "b", "c", "d"] and reloaded_meta.mean == [0.5]
+    assert reloaded_meta.classes == ("a", "b", "c", "d") and reloaded_meta.mean == (0.5,)
     with torch.no_grad():
         assert torch.equal(reloaded(x), expected)

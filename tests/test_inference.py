@@ -306,3 +306,25 @@ def test_cli_predict_dense(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "one.png" in out
     assert Image.open(heat).size[0] > 100
+
+
+def test_predict_function_uses_the_models_card(lenet_run):
+    """cnnzoo.inference.predict: uint8 images -> probabilities with the card's preprocessing; float images
+    are taken as already preprocessed; mean/std override the card's. Built on the Predictor."""
+    from cnnzoo.checkpoint import load_checkpoint
+    from cnnzoo.inference import predict
+
+    run, model = lenet_run
+    loaded, _ = load_checkpoint(run)
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    expected = reference_probabilities(model, images)
+    torch.testing.assert_close(predict(loaded, images, batch_size=2), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(predict(loaded, images[0]), expected[:1], rtol=0, atol=1e-6)
+    x = (F.pad(images.float(), (2, 2, 2, 2)) / 255.0 - 0.2860) / 0.3530
+    torch.testing.assert_close(predict(loaded, x), expected, rtol=0, atol=1e-6)
+    plain = F.pad(images.float(), (2, 2, 2, 2)) / 255.0
+    with torch.no_grad():
+        unnormalised = torch.softmax(model(plain), dim=1)
+    torch.testing.assert_close(
+        predict(loaded, images, mean=[0.0], std=[1.0]), unnormalised, rtol=0, atol=1e-6
+    )

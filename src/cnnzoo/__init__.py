@@ -23,7 +23,7 @@ _EXPORTS = {
     "CnnzooError": "errors",
     "fit": "train",
     "evaluate": "train",
-    "predict": "train",
+    "predict": "inference",
     "History": "train",
     "load_dataset": "data",
     "dense_predict": "convert",

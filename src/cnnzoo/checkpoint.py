@@ -20,14 +20,17 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+import warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .atomic import write_durable
-from .errors import CheckpointError, ShapeError
+from .card import ModelCard, attach_card
+from .errors import CheckpointError
+from .preprocess import preprocess as _preprocess
 
 __all__ = [
     "FORMAT_VERSION",
@@ -50,31 +53,38 @@ PENDING, PARTIAL = ".pending", ".partial"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".zip")
 
 
-@dataclass
-class CheckpointMeta:
-    model: str  # registry name, rebuilt with create_model(model, **model_kwargs)
-    model_kwargs: dict  # num_classes, in_channels, ...
-    input_size: list[int]  # [C, H, W] the model takes
-    dataset: str = ""
-    classes: list[str] = field(default_factory=list)
-    mean: list[float] = field(default_factory=lambda: [0.0])  # per channel, 0..1 units
-    std: list[float] = field(default_factory=lambda: [1.0])
+@dataclass(frozen=True)
+class CheckpointMeta(ModelCard):
+    """A checkpoint's metadata: the model card (what the model is and expects) plus how far it trained.
+    ``checkpoint.json`` is its :meth:`to_dict`, plus the weights' checksum."""
+
     epoch: int = 0  # epochs completed
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict, hash=False)
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "metrics", dict(self.metrics))
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card alone (what ``load_checkpoint`` attaches to the model)."""
+        return ModelCard(**{f.name: getattr(self, f.name) for f in fields(ModelCard)})
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return super().to_dict() | {
+            "epoch": self.epoch,
+            "metrics": dict(self.metrics),
+            "format_version": self.format_version,
+        }
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "checkpoint metadata") -> CheckpointMeta:
+        """Check a JSON record (checkpoint.json or the safetensors header) and build the meta from it. The
+        checks run on the raw JSON, before the dataclass converts its types."""
         if not isinstance(d, dict):
             raise CheckpointError(f"{source}: expected a JSON object, got {type(d).__name__}")
-        missing = [
-            f.name
-            for f in fields(cls)
-            if f.name in ("model", "model_kwargs", "input_size") and f.name not in d
-        ]
+        missing = [k for k in ("model", "model_kwargs", "input_size") if k not in d]
         if missing:
             raise CheckpointError(f"{source}: missing {', '.join(missing)}")
         version = d.get("format_version", FORMAT_VERSION)
@@ -83,51 +93,54 @@ class CheckpointMeta:
                 f"{source}: format_version {version!r} is newer than this cnnzoo ({FORMAT_VERSION})"
             )
         known = {f.name for f in fields(cls)}
-        meta = cls(**{k: v for k, v in d.items() if k in known})
-        meta._validate(source)
-        return meta
+        record = {k: v for k, v in d.items() if k in known}
+        _validate(record, source)
+        return cls(**record)
 
-    def _validate(self, source: str) -> None:
-        """Type- and range-check every field, so a hand-edited or hostile JSON file gives one clear error
-        here instead of a crash (or a huge allocation) later."""
 
-        def bad(what: str, value) -> CheckpointError:
-            return CheckpointError(f"{source}: {what}, got {value!r}"[:300])
+def _validate(d: dict, source: str) -> None:
+    """Type- and range-check every field of a metadata record, so a hand-edited or hostile JSON file gives one
+    clear error here instead of a crash (or a huge allocation) later."""
 
-        def is_int(v) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
+    def bad(what: str, value) -> CheckpointError:
+        return CheckpointError(f"{source}: {what}, got {value!r}"[:300])
 
-        def is_num(v) -> bool:
-            return (is_int(v) or isinstance(v, float)) and v == v and abs(v) != float("inf")
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
 
-        if not isinstance(self.model, str) or not self.model:
-            raise bad("'model' must be a model name", self.model)
-        if not isinstance(self.model_kwargs, dict):
-            raise bad("'model_kwargs' must be an object", self.model_kwargs)
-        for key in ("num_classes", "in_channels"):
-            if key in self.model_kwargs:
-                v = self.model_kwargs[key]
-                if not is_int(v) or not 1 <= v <= 100_000:
-                    raise bad(f"model_kwargs.{key} must be an integer in 1..100000", v)
-        size = self.input_size
-        if not (isinstance(size, list) and len(size) == 3 and all(is_int(v) for v in size)):
-            raise bad("'input_size' must be [C, H, W] (integers)", size)
-        if not (1 <= size[0] <= 64 and 1 <= size[1] <= 8192 and 1 <= size[2] <= 8192):
-            raise bad("'input_size' out of range (C in 1..64, H and W in 1..8192)", size)
-        if not isinstance(self.dataset, str):
-            raise bad("'dataset' must be a string", self.dataset)
-        if not (isinstance(self.classes, list) and all(isinstance(c, str) for c in self.classes)):
-            raise bad("'classes' must be a list of strings", self.classes)
-        for key in ("mean", "std"):
-            v = getattr(self, key)
-            if not (isinstance(v, list) and len(v) in (1, size[0]) and all(is_num(x) for x in v)):
-                raise bad(f"'{key}' must be 1 or {size[0]} finite numbers", v)
-        if any(x <= 0 for x in self.std):
-            raise bad("'std' values must be positive", self.std)
-        if not is_int(self.epoch) or self.epoch < 0:
-            raise bad("'epoch' must be a non-negative integer", self.epoch)
-        if not isinstance(self.metrics, dict):
-            raise bad("'metrics' must be an object", self.metrics)
+    def is_num(v) -> bool:
+        return (is_int(v) or isinstance(v, float)) and v == v and abs(v) != float("inf")
+
+    model, model_kwargs, size = d["model"], d["model_kwargs"], d["input_size"]
+    if not isinstance(model, str) or not model:
+        raise bad("'model' must be a model name", model)
+    if not isinstance(model_kwargs, dict):
+        raise bad("'model_kwargs' must be an object", model_kwargs)
+    for key in ("num_classes", "in_channels"):
+        if key in model_kwargs:
+            v = model_kwargs[key]
+            if not is_int(v) or not 1 <= v <= 100_000:
+                raise bad(f"model_kwargs.{key} must be an integer in 1..100000", v)
+    if not (isinstance(size, list) and len(size) == 3 and all(is_int(v) for v in size)):
+        raise bad("'input_size' must be [C, H, W] (integers)", size)
+    if not (1 <= size[0] <= 64 and 1 <= size[1] <= 8192 and 1 <= size[2] <= 8192):
+        raise bad("'input_size' out of range (C in 1..64, H and W in 1..8192)", size)
+    if not isinstance(d.get("dataset", ""), str):
+        raise bad("'dataset' must be a string", d["dataset"])
+    classes = d.get("classes", [])
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise bad("'classes' must be a list of strings", classes)
+    for key, default in (("mean", [0.0]), ("std", [1.0])):
+        v = d.get(key, default)
+        if not (isinstance(v, list) and len(v) in (1, size[0]) and all(is_num(x) for x in v)):
+            raise bad(f"'{key}' must be 1 or {size[0]} finite numbers", v)
+    if any(x <= 0 for x in d.get("std", [1.0])):
+        raise bad("'std' values must be positive", d["std"])
+    epoch = d.get("epoch", 0)
+    if not is_int(epoch) or epoch < 0:
+        raise bad("'epoch' must be a non-negative integer", epoch)
+    if not isinstance(d.get("metrics", {}), dict):
+        raise bad("'metrics' must be an object", d["metrics"])
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -342,12 +355,7 @@ def load_checkpoint(
         first = str(e).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:3])
         raise CheckpointError(f"{weights}: weights do not fit model {meta.model!r}: {detail}") from None
-    # what predict/evaluate need to preprocess uint8 images like the training run did
-    model.preprocessing = {
-        "input_size": list(meta.input_size),
-        "mean": list(meta.mean),
-        "std": list(meta.std),
-    }
+    attach_card(model, meta.card)  # what predict/evaluate read to prepare images as training did
     return model.to(device).eval(), meta
 
 
@@ -420,29 +428,12 @@ def load_train_state(run_dir: str | os.PathLike) -> dict:
         ) from None
 
 
-# --- preprocessing ---------------------------------------------------------------------------------------
-
-
-def _get(meta, key):
-    return meta[key] if isinstance(meta, dict) else getattr(meta, key)
-
-
-def preprocess(images: torch.Tensor, meta: CheckpointMeta | dict) -> torch.Tensor:
-    """uint8 images (N, C, H, W) or (C, H, W) -> the float batch the checkpoint's model takes:
-    padded or resized to ``input_size``, / 255, normalised with the training set's ``mean``/``std``."""
-    from .train.augment import fit_to_size, normalize, to_float
-
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise ShapeError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
-    c, h, w = _get(meta, "input_size")
-    if images.shape[1] != c:
-        raise ShapeError(
-            f"images have {images.shape[1]} channel(s) but model {_get(meta, 'model')!r} takes {c}"
-        )
-    x = to_float(fit_to_size(images, (h, w)))
-    return normalize(x, _get(meta, "mean"), _get(meta, "std"))
+def preprocess(images: torch.Tensor, meta: ModelCard) -> torch.Tensor:
+    """Deprecated: use :func:`cnnzoo.preprocess.preprocess` (the same function, for any model card)."""
+    warnings.warn(
+        "cnnzoo.checkpoint.preprocess is deprecated; use cnnzoo.preprocess.preprocess", DeprecationWarning, 2
+    )
+    return _preprocess(images, meta)
 
 
 def load_weights_into(model: nn.Module, path: str | os.PathLike) -> CheckpointMeta | None:

@@ -24,29 +24,18 @@ def run(args) -> int:
     from ..inference import load_model_or_checkpoint
 
     err = Console(stderr=True)
-    model, meta = load_model_or_checkpoint(args.source, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
-    size = meta.input_size
+    model, card = load_model_or_checkpoint(args.source, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+    size = card.input_size
     if args.format == "onnx":
         result = export_onnx(
             model, args.out, size, dynamic_batch=not args.static_batch, opset=args.opset, atol=args.atol
         )
     elif args.format == "torchscript":
         result = export_torchscript(model, args.out, size, atol=args.atol)
-    else:
-        if (
-            meta.checkpoint is not None
-        ):  # keep the checkpoint's metadata: the file stays a loadable checkpoint
-            info = meta.checkpoint.to_dict()
-        else:
-            info = {
-                "model": meta.model,
-                "model_kwargs": {},
-                "input_size": list(size),
-                "classes": meta.classes,
-            }
-        result = export_safetensors(model, args.out, metadata=info)
+    else:  # the card (a checkpoint's whole metadata) travels along: the file stays a loadable checkpoint
+        result = export_safetensors(model, args.out, metadata=card.to_dict())
     shape = "x".join(map(str, size))
-    line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {meta.model} {shape})"
+    line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {card.model} {shape})"
     if result.max_abs_diff is not None:
         checked = "onnxruntime" if args.format == "onnx" else "reloaded TorchScript"
         line += f"; {checked} vs PyTorch max abs diff {result.max_abs_diff:.2e} (tolerance {args.atol:g})"

@@ -58,14 +58,14 @@ def run(args) -> int:
     if not args.dense and (args.scales or args.flip or args.heatmap):
         raise CnnzooError("--scales, --flip and --heatmap need --dense")
     err = Console(stderr=True)
-    model, meta = load_model_or_checkpoint(
+    model, card = load_model_or_checkpoint(
         args.checkpoint, warn=lambda m: err.print(f"[yellow]warning:[/] {m}")
     )
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
     if args.dense:
-        results = _dense(model, meta, args, invert)
+        results = _dense(model, card, args, invert)
     else:
-        predictor = Predictor(model, meta, backend=args.backend)
+        predictor = Predictor(model, card, backend=args.backend)
         results = predictor.topk(predictor.load_images(args.images, invert=invert), k=args.top_k)
 
     # File names when they are unique (long temporary paths would squeeze the table), else the paths.
@@ -79,7 +79,7 @@ def run(args) -> int:
     return 0
 
 
-def _dense(model, meta, args, invert) -> list[list[tuple[str, float]]]:
+def _dense(model, card, args, invert) -> list[list[tuple[str, float]]]:
     """VGG's test-time evaluation through ``cnnzoo.convert`` (images loaded square at the largest scale)."""
     import torch
     from rich.console import Console
@@ -87,24 +87,25 @@ def _dense(model, meta, args, invert) -> list[list[tuple[str, float]]]:
     from ..convert import dense_predict, save_heatmap
     from ..errors import CnnzooError
     from ..inference import load_image
+    from ..preprocess import normalize, to_float
 
     if args.backend != "torch":
         raise CnnzooError("--dense runs on the torch backend only")
-    c, h, w = meta.input_size
+    c, h, w = card.input_size
     side = max(args.scales or (min(h, w),))
     images = torch.stack([load_image(p, c, (side, side), invert=invert) for p in args.images])
-    x = images.float() / 255.0  # (N, C, side, side); dense_predict resizes to each scale itself
-    if meta.mean is not None and meta.std is not None:
-        x = (x - torch.tensor(meta.mean).view(1, -1, 1, 1)) / torch.tensor(meta.std).view(1, -1, 1, 1)
+    # the one preprocessing's scaling and normalisation; dense_predict resizes to each scale itself
+    x = normalize(to_float(images), card.mean, card.std)  # (N, C, side, side)
     result = dense_predict(model, x, scales=args.scales, flip=args.flip)
     values, indices = result.scores.topk(min(args.top_k, result.scores.shape[1]), dim=1)
+    classes = list(card.classes) or [str(i) for i in range(result.scores.shape[1])]
     if args.heatmap and result.maps:
         top = int(indices[0, 0])
         path = save_heatmap(
-            x[0], result.maps[-1][0], top, args.heatmap, title=f"{meta.classes[top]} ({args.images[0]})"
+            x[0], result.maps[-1][0], top, args.heatmap, title=f"{classes[top]} ({args.images[0]})"
         )
         Console(stderr=True).print(f"wrote {path}", highlight=False)
     return [
-        [(meta.classes[i], float(v)) for v, i in zip(vs, ix, strict=True)]
+        [(classes[i], float(v)) for v, i in zip(vs, ix, strict=True)]
         for vs, ix in zip(values.tolist(), indices.tolist(), strict=True)
     ]
