@@ -8,11 +8,14 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnzoo.analysis.arithmetic import conv_output_size, pool_output_size
-from cnnzoo.convert import PerPosition, dense_predict, save_heatmap, score_map_size, to_fully_convolutional
+import cnnzoo
+from cnnzoo.convert import PerPosition, score_map_size, to_fully_convolutional
+from cnnzoo.dense import dense_predict
 from cnnzoo.errors import ConversionError, ShapeError
 from cnnzoo.layers import Subsampling
-from cnnzoo.registry import create_model, get_model_info, list_models
+from cnnzoo.models import create_model, get_model_info, list_models
+from cnnzoo.plots import save_heatmap
+from cnnzoo.shapes import conv_output_size, pool_output_size
 
 # Families whose classifier reads a globally pooled vector: no score map exists, conversion must refuse.
 GLOBAL_POOL_FAMILIES = ("resnet", "plain", "inception", "googlenet", "bottleneck")
@@ -312,3 +315,37 @@ def test_save_heatmap_writes_a_png(tmp_path):
     assert matplotlib.image.imread(path).shape[0] > 100
     with pytest.raises(ShapeError, match="class_index 3"):
         save_heatmap(image, score_map, class_index=3, path=tmp_path / "bad.png")
+
+
+# --- the analyzer on the converted graph (issue 16, items 1 and 2) ---------------------------------------
+
+
+def test_converted_graph_keeps_the_card_and_the_analyzer_reads_it():
+    model = create_model("lenet5_modern")
+    fc = to_fully_convolutional(model)
+    assert fc.card == model.card and fc.default_input_size == (1, 28, 28)
+    s = cnnzoo.summary(fc)  # no input size given: the card's
+    assert s.input == (1, 28, 28) and s.model == "lenet5_modern"
+    assert s.layers[-1].output_shape == [10, 1, 1]
+
+
+def test_per_position_layers_are_counted_at_every_position_as_a_real_forward_gives():
+    """LeNet-5 at 64×64, fully convolutional: the RBF output is a 10×9×9 map, 84·10 MACs at each of the
+    81 positions (68,040), not one vector's 840."""
+    fc = to_fully_convolutional(create_model("lenet5"))
+    rbf = cnnzoo.summary(fc, (1, 64, 64)).layer("output.module")
+    assert rbf.type == "RBFOutput" and rbf.output_shape == [10, 9, 9]
+    assert (rbf.macs, rbf.connections, rbf.params) == (68_040, 68_040, 840)
+    with torch.no_grad():
+        assert tuple(fc(torch.zeros(1, 1, 64, 64)).shape[1:]) == tuple(rbf.output_shape)
+
+
+@pytest.mark.parametrize("args", [["vgg16", "--format", "markdown"], ["lenet5", "--input", "1x64x64"]])
+def test_cli_summary_fully_convolutional(args, capsys):
+    from cnnzoo.cli import main
+
+    assert main(["summary", *args, "--fully-convolutional"]) == 0
+    out = capsys.readouterr().out
+    assert f"{args[0]} (fully convolutional)" in out
+    if args[0] == "lenet5":
+        assert "10×9×9" in out and "68,040" in out

@@ -4,7 +4,8 @@ At test time VGG turns FC6 into a 7×7 convolution (7×7×512 -> 4096) and FC7, 
 The weights are only reshaped — a Linear reading a flattened C×H×W map *is* an H×W convolution with C input
 channels evaluated at one position. The converted net then takes any image at least as big as the training
 size and returns a class-score map (N, classes, h, w) instead of a vector; averaging the map (and the
-horizontally flipped image's, and several scales) gives the paper's "dense evaluation".
+horizontally flipped image's, and several scales) gives the paper's "dense evaluation"
+(:mod:`cnnzoo.dense`; :func:`cnnzoo.plots.save_heatmap` draws a score map).
 
 The conversion is generic: the model is traced with :mod:`torch.fx`, the tensor shapes are found by a
 fake-tensor forward (no real compute, no memory), and the graph is edited:
@@ -24,26 +25,19 @@ score map to compute: they raise :class:`~cnnzoo.errors.ConversionError` saying 
 from __future__ import annotations
 
 import copy
-import logging
 import operator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ._torch_compat import fake_shapes
+from .card import ModelCard, attach_card, card_of
 from .errors import ConversionError, ShapeError
 from .layers import ScaledTanh
+from .shapes import smallest_input, spatial_size
 
-__all__ = [
-    "DenseResult",
-    "PerPosition",
-    "dense_predict",
-    "save_heatmap",
-    "score_map_size",
-    "to_fully_convolutional",
-]
+__all__ = ["PerPosition", "score_map_size", "to_fully_convolutional"]
 
 # Layers that act on each element (or are the identity at eval): they work unchanged on a map.
 _ELEMENTWISE_MODULES = (
@@ -126,34 +120,18 @@ class _NodeFailure(Exception):
 
 
 def _fake_forward(gm: fx.GraphModule, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shapes of every node for an input of ``shape``, without computing anything (FakeTensorMode)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
+    """Shapes of every node for an input of ``shape``, without computing anything (fake tensors)."""
     param = next(gm.parameters(), None)
     dtype, device = (param.dtype, param.device) if param is not None else (torch.float32, None)
-    # A too-small input makes a meta kernel fail; we turn that into a ShapeError, so fake_tensor's own
-    # logging of the failure (a full traceback at ERROR level) is only noise.
-    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
-    level = fake_log.level
-    fake_log.setLevel(logging.CRITICAL)
-    try:
-        with FakeTensorMode(allow_non_fake_inputs=True):
-            out = _ShapeRecorder(gm).run(torch.empty(shape, dtype=dtype, device=device))
-    finally:
-        fake_log.setLevel(level)
+    with fake_shapes():
+        out = _ShapeRecorder(gm).run(torch.empty(shape, dtype=dtype, device=device))
     return tuple(out.shape)
 
 
-def _hw(size) -> tuple[int, int]:
-    """(H, W) from an int, (H, W) or (C, H, W)."""
-    if isinstance(size, int):
-        return size, size
-    return int(size[-2]), int(size[-1])
-
-
 def _training_size(model: nn.Module, input_size) -> tuple[int, int, int]:
-    """(C, H, W) at which the classifier's Linear layers were sized: ``input_size`` or the model's default."""
-    default = getattr(model, "default_input_size", None)
+    """(C, H, W) at which the classifier's Linear layers were sized: ``input_size`` or the model card's."""
+    card = card_of(model)
+    default = card.input_size if card is not None else None
     if input_size is None:
         if default is None:
             raise ConversionError(
@@ -164,12 +142,13 @@ def _training_size(model: nn.Module, input_size) -> tuple[int, int, int]:
     if isinstance(input_size, int) or len(input_size) == 2:
         if default is None:
             raise ConversionError("input_size needs the channel count: pass (C, H, W)")
-        return (default[0], *_hw(input_size))
+        return (default[0], *spatial_size(input_size))
     return tuple(int(v) for v in input_size)
 
 
 def _name(model: nn.Module) -> str:
-    return getattr(model, "model_name", None) or type(model).__name__
+    card = card_of(model)
+    return card.model if card is not None else getattr(model, "model_name", None) or type(model).__name__
 
 
 def _is_flatten(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -391,34 +370,36 @@ def to_fully_convolutional(model: nn.Module, input_size=None) -> nn.Module:
     if new_shape != (*out_shape, 1, 1):
         raise ConversionError(f"{name}: converted output is {new_shape}, expected {(*out_shape, 1, 1)}")
     gm.train(model.training)
-    gm.default_input_size = (c, h, w)
-    gm.model_name = name
+    # The converted graph keeps the card (the analyzer, dense_predict and checkpoints read it), at the size
+    # its classifier was built for.
+    card = card_of(model)
+    attach_card(
+        gm, card.replace(input_size=(c, h, w)) if card is not None else ModelCard(name, input_size=(c, h, w))
+    )
     gm.fully_convolutional = True
     return gm
 
 
 def _smallest_side(gm: fx.GraphModule, c: int, h: int, w: int, axis: int) -> int:
-    """Smallest H (axis 0) or W (axis 1) that still gives a score map; output sizes grow monotonically with
-    the input, so a binary search between 1 and the training size finds it."""
-    lo, hi = 1, (h, w)[axis]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        shape = (1, c, mid, w) if axis == 0 else (1, c, h, mid)
+    """Smallest H (axis 0) or W (axis 1) that still gives a score map (the other side at the training size)."""
+
+    def works(side: int) -> bool:
         try:
-            _fake_forward(gm, shape)
-            hi = mid
+            _fake_forward(gm, (1, c, side, w) if axis == 0 else (1, c, h, side))
         except _NodeFailure:
-            lo = mid + 1
-    return lo
+            return False
+        return True
+
+    return smallest_input(works, start=(h, w)[axis])
 
 
 def score_map_size(model: nn.Module, input_size) -> tuple[int, int]:
     """(h, w) of the class-score map the fully convolutional form of ``model`` gives for ``input_size``
     ((C, H, W), (H, W) or int). Inputs smaller than the smallest that works raise ShapeError."""
     fc = model if getattr(model, "fully_convolutional", False) else to_fully_convolutional(model)
-    c, th, tw = fc.default_input_size
+    c, th, tw = card_of(fc).input_size
     if isinstance(input_size, int) or len(input_size) == 2:
-        input_size = (c, *_hw(input_size))
+        input_size = (c, *spatial_size(input_size))
     c, h, w = (int(v) for v in input_size)
     try:
         return tuple(_fake_forward(fc, (1, c, h, w))[-2:])
@@ -426,129 +407,6 @@ def score_map_size(model: nn.Module, input_size) -> tuple[int, int]:
         small_h = _smallest_side(fc, c, th, tw, 0)
         small_w = _smallest_side(fc, c, th, tw, 1)
         raise ShapeError(
-            f"{fc.model_name} (fully convolutional): input {c}×{h}×{w} is too small, the map vanishes at layer "
+            f"{_name(fc)} (fully convolutional): input {c}×{h}×{w} is too small, the map vanishes at layer "
             f"{e.node.target}; the smallest input that works is {c}×{small_h}×{small_w}"
         ) from None
-
-
-@dataclass
-class DenseResult:
-    """What :func:`dense_predict` returns.
-
-    scores: (N, classes) class posteriors, averaged over positions, flips and scales (rows sum to 1).
-    maps:   per scale, (N, classes, h, w) posterior maps of the unflipped image (empty for multi-crop).
-    """
-
-    scores: torch.Tensor
-    maps: list[torch.Tensor] = field(default_factory=list)
-    scales: tuple[int, ...] = ()
-    crops: int | None = None
-
-
-def _posteriors(fc: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Softmax class posteriors at every position: (N, C, H, W) -> (N, classes, h, w), in batches."""
-    return torch.cat([fc(chunk).softmax(dim=1) for chunk in x.split(batch_size)])
-
-
-def _crop_views(x: torch.Tensor, crops: int, flip: bool, size: tuple[int, int]) -> list[torch.Tensor]:
-    """1 (centre), 5 (corners + centre) or 10 (5 and their mirror images) crops of ``size``."""
-    from torchvision.transforms.v2 import functional as TF
-
-    if crops == 1:
-        views = [TF.center_crop(x, list(size))]
-    elif crops in (5, 10):
-        views = list(TF.five_crop(x, list(size)))
-    else:
-        raise ValueError(f"crops must be 1, 5 or 10, not {crops}")
-    if crops == 10 or flip:
-        views += [v.flip(-1) for v in views]
-    return views
-
-
-def dense_predict(
-    model: nn.Module,
-    images: torch.Tensor,
-    scales: tuple[int, ...] | None = None,
-    flip: bool = True,
-    crops: int | None = None,
-    *,
-    batch_size: int = 64,
-) -> DenseResult:
-    """VGG's dense evaluation of preprocessed float ``images`` (N, C, H, W) or (C, H, W).
-
-    For each scale Q the images are resized so that their smaller side is Q; the fully convolutional net gives
-    a class-score map; softmax posteriors are averaged over the map and with the horizontally flipped image's
-    (``flip``), then over the scales. ``scales`` default: the training size (VGG's paper used e.g. 224, 256,
-    288 for a net trained at 256). ``crops`` (1, 5 or 10) instead averages posteriors of crops at the training
-    size taken from each rescaled image (the paper's multi-crop comparison); 5 crops with ``flip`` are 10.
-    """
-    from torchvision.transforms.v2 import functional as TF
-
-    fc = model if getattr(model, "fully_convolutional", False) else to_fully_convolutional(model)
-    fc.eval()
-    x = images.unsqueeze(0) if images.dim() == 3 else images
-    if not x.is_floating_point():
-        raise ShapeError("dense_predict takes preprocessed float images (N, C, H, W), not uint8")
-    c, th, tw = fc.default_input_size
-    scales = tuple(scales) if scales else (min(th, tw),)
-    total, maps = None, []
-    with torch.inference_mode():
-        for q in scales:
-            xq = TF.resize(x, [int(q)], antialias=True)  # smaller side -> q, aspect kept
-            if crops:
-                if min(xq.shape[-2:]) < min(th, tw) or xq.shape[-2] < th or xq.shape[-1] < tw:
-                    raise ShapeError(
-                        f"scale {q} gives {tuple(xq.shape[-2:])}, smaller than the {th}×{tw} crops"
-                    )
-                views = _crop_views(xq, crops, flip, (th, tw))
-                post = torch.stack([_posteriors(fc, v, batch_size).mean(dim=(2, 3)) for v in views]).mean(0)
-            else:
-                score_map_size(fc, tuple(xq.shape[1:]))  # a clear ShapeError if the scale is too small
-                pmap = _posteriors(fc, xq, batch_size)  # (N, classes, h, w)
-                maps.append(pmap)
-                post = pmap.mean(dim=(2, 3))
-                if flip:
-                    post = (post + _posteriors(fc, xq.flip(-1), batch_size).mean(dim=(2, 3))) / 2
-            total = post if total is None else total + post
-    return DenseResult(scores=total / len(scales), maps=maps, scales=scales, crops=crops)
-
-
-def save_heatmap(
-    image: torch.Tensor,
-    score_map: torch.Tensor,
-    class_index: int,
-    path: str | Path,
-    *,
-    title: str | None = None,
-) -> Path:
-    """Write a PNG: ``image`` (C, H, W) with the class ``class_index`` channel of ``score_map``
-    ((classes, h, w) or (1, classes, h, w)) upsampled over it, showing where that class scores high."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    img = image.detach().float().cpu()
-    img = img.unsqueeze(0) if img.dim() == 2 else img
-    smap = score_map.detach().float().cpu()
-    smap = smap[0] if smap.dim() == 4 else smap
-    if not 0 <= class_index < smap.shape[0]:
-        raise ShapeError(f"class_index {class_index} is outside the score map's {smap.shape[0]} classes")
-    heat = F.interpolate(
-        smap[class_index][None, None], size=img.shape[-2:], mode="bilinear", align_corners=False
-    )
-    heat = heat[0, 0].numpy()
-    shown = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-12)  # preprocessed images: min-max
-    shown = shown[0].numpy() if shown.shape[0] == 1 else shown.permute(1, 2, 0).numpy()
-
-    fig = Figure(figsize=(4.2, 3.6), dpi=110)
-    ax = fig.subplots()
-    ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None)
-    overlay = ax.imshow(heat, cmap="jet", alpha=0.45, vmin=min(0.0, heat.min()), vmax=max(1.0, heat.max()))
-    fig.colorbar(overlay, ax=ax, fraction=0.046, pad=0.04, label="class score")
-    ax.set_title(title or f"class {class_index}: score map {smap.shape[1]}×{smap.shape[2]}", fontsize=9)
-    ax.axis("off")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    return path

@@ -88,3 +88,47 @@ def plot_confusion(confusion, classes: list[str], path: str | Path, title: str =
     ax.set_title(title or "confusion matrix (test)")
     fig.tight_layout()
     return write_png(fig, path)
+
+
+# -- the fully convolutional form's score maps (cnnzoo.convert, cnnzoo.dense) ----------------------------
+
+__all__ += ["save_heatmap"]
+
+
+def save_heatmap(
+    image,
+    score_map,
+    class_index: int,
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG: the tensor ``image`` (C, H, W) with the class ``class_index`` channel of ``score_map``
+    ((classes, h, w) or (1, classes, h, w)) upsampled over it, showing where that class scores high."""
+    import torch.nn.functional as F
+
+    from .errors import ShapeError
+
+    img = image.detach().float().cpu()
+    img = img.unsqueeze(0) if img.dim() == 2 else img
+    smap = score_map.detach().float().cpu()
+    smap = smap[0] if smap.dim() == 4 else smap
+    if not 0 <= class_index < smap.shape[0]:
+        raise ShapeError(f"class_index {class_index} is outside the score map's {smap.shape[0]} classes")
+    heat = F.interpolate(
+        smap[class_index][None, None], size=img.shape[-2:], mode="bilinear", align_corners=False
+    )
+    heat = heat[0, 0].numpy()
+    shown = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-12)  # preprocessed images: min-max
+    shown = shown[0].numpy() if shown.shape[0] == 1 else shown.permute(1, 2, 0).numpy()
+
+    fig, (ax,) = new_figure(width=4.2, height=3.6)
+    ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None)
+    overlay = ax.imshow(heat, cmap="jet", alpha=0.45, vmin=min(0.0, heat.min()), vmax=max(1.0, heat.max()))
+    fig.colorbar(overlay, ax=ax, fraction=0.046, pad=0.04, label="class score")
+    ax.set_title(title or f"class {class_index}: score map {smap.shape[1]}×{smap.shape[2]}", fontsize=9)
+    ax.axis("off")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    return write_png(fig, path, dpi=110)

@@ -84,7 +84,8 @@ def _dense(model, card, args, invert) -> list[list[tuple[str, float]]]:
     import torch
     from rich.console import Console
 
-    from ..convert import dense_predict, save_heatmap
+    from ..dense import dense_predict
+    from ..plots import save_heatmap
     from ..errors import CnnzooError
     from ..inference import load_image
     from ..preprocess import normalize, to_float

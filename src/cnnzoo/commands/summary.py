@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import dataclasses
+
     from ..analysis import render
     from ..analysis.summary import summary, trace
 
@@ -32,14 +34,15 @@ def run(args) -> int:
         import torch
 
         from ..convert import to_fully_convolutional
-        from ..registry import create_model, get_model_info
+        from ..models import create_model, get_model_info
 
         get_model_info(model)
         with torch.device("meta"):
             model = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
-        model.model_name = f"{args.model} (fully convolutional)"
     kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
     s = summary(model, args.input, **kwargs)
+    if args.fully_convolutional:  # the title says which form; the model (and its card) keeps its name
+        s = dataclasses.replace(s, model=f"{args.model} (fully convolutional)")
     if args.format == "json":
         print(s.to_json())
     elif args.format == "markdown":
@@ -52,6 +55,9 @@ def run(args) -> int:
         Console().print(s)
     if args.trace:
         print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
-        for name, kind, shape in trace(args.model, s.input, **kwargs):
+        traced = args.model
+        if args.fully_convolutional:  # a real copy of the converted form (the analysed one is on meta)
+            traced = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
+        for name, kind, shape in trace(traced, s.input, **kwargs):
             print(f"{name:<24} {kind:<18} output shape: {tuple(shape)}")
     return 0

@@ -75,7 +75,7 @@ def _evaluate(model, fc, prep, canvases, test_x, test_y, batch: int = 500) -> di
     import torch
     import torch.nn.functional as F
 
-    from ..convert import dense_predict
+    from ..dense import dense_predict
 
     size = canvases.shape[-1]
     lo = (size - 28) // 2
@@ -103,7 +103,8 @@ def _heatmap_example(fc, prep, classes, canvases, corners, labels, out_dir: Path
     """Score map of the true class over the canvas whose item is farthest from the centre, as a PNG."""
     import torch
 
-    from ..convert import dense_predict, save_heatmap
+    from ..dense import dense_predict
+    from ..plots import save_heatmap
 
     size = canvases.shape[-1]
     i = int(torch.argmax((corners - (size - 28) // 2).abs().sum(dim=1)))
