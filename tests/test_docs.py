@@ -1,0 +1,91 @@
+"""Docs are tests: every `$ command` and every Python block in README.md and docs/*.md runs here.
+
+A command's output is compared with what the doc shows (doctest's ELLIPSIS: `...` matches any text); a
+command whose output the doc does not show must exit 0, or the status its comment names. Python blocks run
+with sybil, `>>>` blocks as doctests. How commands are adapted to this machine, and which cannot run here, is
+in docs_support/session.py; pytest lists every skip with its reason (-ra).
+
+    CNNZOO_DOCS_UPDATE=1 .venv/bin/python -m pytest -p no:xdist tests/test_docs.py
+
+rewrites the documented outputs that no longer match, in place (see docs/contributing.md).
+"""
+
+from __future__ import annotations
+
+import os
+import unittest
+from pathlib import Path
+
+import pytest
+from docs_support.console import ConsoleParser
+from docs_support.session import REPO, DocSession
+from sybil import Sybil
+from sybil.parsers.markdown import PythonCodeBlockParser
+
+import cnnzoo
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+UPDATE = os.environ.get("CNNZOO_DOCS_UPDATE") == "1"
+
+# Python blocks that show an API with names the doc leaves to the reader; keyed by doc and a text in the block.
+PYTHON_SKIPS = {
+    ("training.md", "uint8_images"): "uses `uint8_images`, which the doc leaves to the reader",
+    ("export.md", "runs/lenet5-fashion"): "uses a run directory and photos the doc leaves to the reader",
+    (
+        "fully-convolutional.md",
+        "dense_predict(fc, images",
+    ): "uses `images`, which the doc leaves to the reader",
+}
+# The fit() calls in the docs train for 12 epochs on all of Fashion-MNIST; here they are smoke runs.
+FIT_SHORTENING = {"epochs": 1, "limit": 2000}
+
+_session: DocSession | None = None
+
+
+def _evaluate(example):
+    assert _session is not None, "the docs session fixture did not start"
+    return _session.evaluate(example)
+
+
+PARSER = Sybil(parsers=[ConsoleParser(_evaluate), PythonCodeBlockParser()])
+
+
+def _examples():
+    for path in DOCS:
+        document = PARSER.parse(path)
+        for example in document.examples():
+            yield pytest.param(example, id=f"{path.relative_to(REPO)}:{example.line}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docs_session(tmp_path_factory):
+    global _session
+    _session = DocSession(tmp_path_factory.mktemp("docs"), update=UPDATE)
+    yield _session
+    if UPDATE:
+        for path in _session.write_rewrites():
+            print(f"rewrote the documented outputs in {path}")
+    _session = None
+
+
+def _shortened(fit):
+    def fit_briefly(model, data, config=None, **options):
+        return fit(model, data, config, **{**options, **FIT_SHORTENING})
+
+    return fit_briefly
+
+
+# The docs run in order, one scratch folder for all: a placeholder such as RUN refers to a run trained earlier.
+@pytest.mark.xdist_group("docs")
+@pytest.mark.parametrize("example", list(_examples()))
+def test_doc(example, docs_session, monkeypatch):
+    name = Path(example.path).name
+    for (doc, marker), reason in PYTHON_SKIPS.items():
+        if name == doc and marker in str(example.parsed):
+            pytest.skip(reason)
+    monkeypatch.chdir(docs_session.workdir)
+    monkeypatch.setattr(cnnzoo, "fit", _shortened(cnnzoo.fit))
+    try:
+        example.evaluate()
+    except unittest.SkipTest as skip:
+        pytest.skip(str(skip))
