@@ -24,10 +24,11 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from cnnzoo import cli
+from cnnzoo.card import ModelCard
 from cnnzoo.checkpoint import CheckpointMeta, save_checkpoint
 from cnnzoo.registry import create_model, list_models
-from cnnzoo.web import create_app, load_engine
-from cnnzoo.web.engine import Engine, find_latest_run
+from cnnzoo.web import create_app, load_session
+from cnnzoo.web.session import Session, find_latest_run
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -85,7 +86,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(run_dir) -> TestClient:
-    return TestClient(create_app(load_engine(run_dir)))
+    return TestClient(create_app(load_session(run_dir)))
 
 
 def png(img: Image.Image) -> bytes:
@@ -193,7 +194,7 @@ def test_lenet5_feature_maps_have_the_papers_shapes():
     model = create_model("lenet5").eval()
     meta = {"model": "lenet5", "input_size": [1, 32, 32], "dataset": "mnist", "classes": [str(i) for i in range(10)],
             "mean": [0.1307], "std": [0.3081]}  # fmt: skip
-    c = TestClient(create_app(Engine(model, meta, "test")))
+    c = TestClient(create_app(Session(model, ModelCard(**meta), "test")))
     layers = c.post("/api/feature-maps", files={"file": ("d.png", drawing(), "image/png")}).json()["layers"]
     got = [(layer["label"], layer["shape"]) for layer in layers]
     assert got == [("C1", [6, 28, 28]), ("S2", [6, 14, 14]), ("C3", [16, 10, 10]), ("S4", [16, 5, 5]),
@@ -207,7 +208,7 @@ def test_three_channel_checkpoint(tmp_path):
     meta = {"model": "lenet5_modern", "model_kwargs": {"in_channels": 3, "input_size": [32, 32]},
             "input_size": [3, 32, 32], "dataset": "cifar10", "classes": [f"c{i}" for i in range(10)],
             "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26], "epoch": 0, "metrics": {}}  # fmt: skip
-    c = TestClient(create_app(load_engine(write_run(tmp_path / "cifar", model, meta))))
+    c = TestClient(create_app(load_session(write_run(tmp_path / "cifar", model, meta))))
     photo = Image.new("RGB", (64, 48), (250, 250, 250))  # a bright photo: never auto-inverted for colour data
     ImageDraw.Draw(photo).ellipse((10, 10, 40, 40), fill=(200, 30, 30))
     r = post(c, png(photo)).json()
@@ -385,9 +386,9 @@ def test_newest_lenet_run_is_chosen(tmp_path, run_dir):
 
 
 def test_untrained_fallback_warns(tmp_path):
-    engine = load_engine(None, tmp_path)
-    assert engine.source == "untrained" and "untrained" in engine.warning
-    assert engine.meta["model"] in ("lenet5_modern", "lenet5")
+    session = load_session(None, tmp_path)
+    assert session.source == "untrained" and "untrained" in session.warning
+    assert session.card.model in ("lenet5_modern", "lenet5")
 
 
 def test_serve_command_refuses_a_missing_checkpoint(tmp_path, capsys):
@@ -403,3 +404,26 @@ def test_openapi_docs_are_served_without_a_cdn(client):
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert client.get("/docs-assets/swagger-ui.css").status_code == 200
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("fit", ["true", "false"])
+@pytest.mark.parametrize("width, height", [(1, 16_777_216), (16_777_216, 1), (16_384, 8)])
+def test_extreme_aspect_ratios_are_refused_from_the_header(client, fit, width, height):
+    """Issue #17: a 32 KB PNG of 1×16,777,216 pixels (under the pixel cap) made ``fit`` square it into an
+    18 M × 18 M image. The decoder refuses such shapes before decoding a pixel."""
+    t = time.perf_counter()
+    r = post(client, png_declaring(width, height), fit=fit)
+    assert r.status_code == 400 and "more than the limit" in r.json()["error"], r.text
+    assert time.perf_counter() - t < 2
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize("size", [(4096, 64), (64, 4096), (3000, 2)])
+def test_long_drawings_are_fitted_in_bounded_memory(client, size):
+    """Strips the decoder accepts are shrunk before ``fit`` squares them: a small answer, quickly."""
+    img = Image.new("L", size, 255)
+    ImageDraw.Draw(img).line((0, 0, *size), fill=0, width=3)
+    t = time.perf_counter()
+    r = post(client, png(img), fit="true")
+    assert r.status_code == 200, r.text
+    assert abs(sum(r.json()["probabilities"]) - 1) < 1e-5 and time.perf_counter() - t < 5

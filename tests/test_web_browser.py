@@ -29,7 +29,7 @@ def server(tmp_path_factory):
     import uvicorn
     from test_web_api import FASHION, train_fashion_run
 
-    from cnnzoo.web import create_app, load_engine
+    from cnnzoo.web import create_app, load_session
 
     if not FASHION.is_dir():
         pytest.skip("Fashion-MNIST not at /usr/share/datasets")
@@ -38,7 +38,7 @@ def server(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     srv = uvicorn.Server(
-        uvicorn.Config(create_app(load_engine(run)), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(load_session(run)), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -30,7 +30,7 @@ from torchvision.models.feature_extraction import (
 from .errors import CnnzooError
 from .layers import RBFOutput, ScaledTanh, SparseConv2d, Subsampling
 
-__all__ = ["feature_maps", "feature_layer_names"]
+__all__ = ["FeatureExtractor", "feature_maps", "feature_layer_names"]
 
 # cnnzoo's own layers are traced as single nodes (one map each), not as the ops inside them.
 _LEAF_MODULES = [ScaledTanh, Subsampling, SparseConv2d, RBFOutput]
@@ -81,22 +81,36 @@ def _not_inplace(model: nn.Module):
             m.inplace = True
 
 
+class FeatureExtractor:
+    """``model`` traced once for ``layers`` (default: :func:`feature_layer_names`); each call runs it and
+    returns ``{layer name: output}`` in forward order. Tracing costs far more than a LeNet forward pass, so
+    a caller that asks again and again (the web app) keeps one of these. Unknown names raise
+    ``CnnzooError`` with the closest ones."""
+
+    def __init__(self, model: nn.Module, layers: list[str] | None = None) -> None:
+        if layers is None:
+            layers = feature_layer_names(model)
+        else:
+            available = feature_layer_names(model, all_nodes=True)
+            for name in layers:  # a node, or a module whose ops were traced (its last node is returned)
+                if name not in available and not any(n.startswith(name + ".") for n in available):
+                    close = difflib.get_close_matches(name, available, n=3)
+                    hint = f" — did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                    raise CnnzooError(f"{type(model).__name__} has no layer {name!r}{hint}")
+        self.model, self.layers = model, list(layers)
+        self._graph = create_feature_extractor(model, return_nodes=self.layers, tracer_kwargs=_TRACER_KWARGS)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run on ``x`` (N, C, H, W) without gradients, in the model's current mode."""
+        self._graph.train(self.model.training)
+        with torch.no_grad(), _not_inplace(self.model):
+            return dict(self._graph(x))
+
+
 def feature_maps(
     model: nn.Module, x: torch.Tensor, layers: list[str] | None = None
 ) -> dict[str, torch.Tensor]:
     """Run ``model`` on ``x`` (N, C, H, W) and return ``{layer name: output}`` for ``layers`` (default:
     :func:`feature_layer_names`), in forward order. Runs without gradients, in the model's current mode
     (call ``model.eval()`` first for inference behaviour). Unknown names raise ``CnnzooError``."""
-    if layers is None:
-        layers = feature_layer_names(model)
-    else:
-        available = feature_layer_names(model, all_nodes=True)
-        for name in layers:
-            if name not in available:
-                close = difflib.get_close_matches(name, available, n=3)
-                hint = f" — did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise CnnzooError(f"{type(model).__name__} has no layer {name!r}{hint}")
-    extractor = create_feature_extractor(model, return_nodes=list(layers), tracer_kwargs=_TRACER_KWARGS)
-    extractor.train(model.training)
-    with torch.no_grad(), _not_inplace(model):
-        return dict(extractor(x))
+    return FeatureExtractor(model, layers)(x)

@@ -28,16 +28,16 @@ def run(args) -> int:
     import torch
     import uvicorn
 
-    from ..web import create_app, load_engine
+    from ..web import create_app, load_session
 
     torch.set_num_threads(max(1, args.threads))
-    engine = load_engine(args.checkpoint, args.runs_dir)
-    engine.warm_up()  # load the gallery and trace the feature extractor now, not on the first visitor's click
-    print(f"model: {engine.meta.get('model')} from {engine.source}")
-    if engine.warning:
-        print(f"warning: {engine.warning}")
+    session = load_session(args.checkpoint, args.runs_dir)
+    session.warm_up()  # load the gallery and trace the feature extractor now, not on the first visitor's click
+    print(f"model: {session.card.model} from {session.source}")
+    if session.warning:
+        print(f"warning: {session.warning}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: other machines on the network can reach this server")
     print(f"open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/")
-    uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(session), host=args.host, port=args.port, log_level="warning")
     return 0

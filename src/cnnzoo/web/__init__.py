@@ -1,6 +1,6 @@
-"""The web app: ``cnnzoo serve`` (see docs/web.md). ``create_app(load_engine(checkpoint))`` builds it."""
+"""The web app: ``cnnzoo serve`` (see docs/web.md). ``create_app(load_session(checkpoint))`` builds it."""
 
 from .app import create_app
-from .engine import Engine, load_engine
+from .session import Session, load_session
 
-__all__ = ["create_app", "load_engine", "Engine"]
+__all__ = ["create_app", "load_session", "Session"]

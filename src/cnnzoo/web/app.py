@@ -19,6 +19,7 @@ cut off as soon as it passes the cap.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -31,8 +32,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CnnzooError, ShapeError, UnknownModelError
-from .engine import Engine
-from .images import ImageInputError, decode_image, png_bytes
+from ..images import decode_image
+from .images import png_bytes
+from .session import Session
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB for the whole multipart body
@@ -40,6 +42,9 @@ MAX_SIDE, MAX_CHANNELS = 1024, 16  # the explorer's input sizes; bigger ones are
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*$")
 # The pages load nothing from elsewhere: no CDN, no external fonts (a classroom may be offline).
 Invert = Literal["auto", "yes", "no"]
+# Image requests decoding at once: each may hold a 16.7 M-pixel image (~70 MB, a few copies while it is
+# converted), so the server's memory stays bounded however many clients send big images at the same time.
+MAX_DECODING = 4
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 
 
@@ -132,7 +137,7 @@ def _add_offline_docs(app: FastAPI) -> None:
         )
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(session: Session) -> FastAPI:
     app = FastAPI(
         title="cnnzoo",
         description="Draw a digit and watch LeNet-5 see it; explore the classic CNNs layer by layer.",
@@ -141,6 +146,7 @@ def create_app(engine: Engine) -> FastAPI:
         redoc_url=None,
     )
     _add_error_handlers(app)
+    decoding = threading.BoundedSemaphore(MAX_DECODING)
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
 
     @app.middleware("http")
@@ -164,7 +170,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/api/info", summary="The loaded checkpoint")
     def info() -> dict:
-        return engine.info()
+        return session.info()
 
     @app.get("/api/models", summary="Registered models")
     def models() -> dict:
@@ -186,18 +192,18 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/api/gallery", summary="Test images of the checkpoint's dataset, a few per class")
     def gallery() -> dict:
-        items = engine.gallery()
-        classes = engine.classes
+        items = session.gallery()
+        classes = session.classes
         return {
-            "dataset": engine.dataset,
-            "note": engine.gallery_note(),
+            "dataset": session.dataset,
+            "note": session.gallery_note(),
             "items": [{"id": i, "label": g.label, "class": classes[g.label] if g.label < len(classes) else str(g.label),
                        "url": f"/api/gallery/{i}.png"} for i, g in enumerate(items)],
         }  # fmt: skip
 
     @app.get("/api/gallery/{index}.png", summary="One gallery image, exactly as in the test set")
     def gallery_image(index: int) -> Response:
-        items = engine.gallery()
+        items = session.gallery()
         if not 0 <= index < len(items):
             raise ApiError(404, f"no gallery image {index}: there are {len(items)}")
         from PIL import Image
@@ -223,7 +229,9 @@ def create_app(engine: Engine) -> FastAPI:
         data, name = await _read(file), file.filename or "upload"
 
         def work() -> dict:
-            return engine.predict(engine.prepare(decode_image(data, name), invert, fit))
+            with decoding:
+                prepared = session.prepare(decode_image(data, name), invert, fit)
+            return session.predict(prepared)
 
         return await run_in_threadpool(work)
 
@@ -236,8 +244,9 @@ def create_app(engine: Engine) -> FastAPI:
         data, name = await _read(file), file.filename or "upload"
 
         def work() -> dict:
-            prepared = engine.prepare(decode_image(data, name), invert, fit)
-            return {**engine.predict(prepared), "layers": engine.feature_maps(prepared)}
+            with decoding:
+                prepared = session.prepare(decode_image(data, name), invert, fit)
+            return {**session.predict(prepared), "layers": session.feature_maps(prepared)}
 
         return await run_in_threadpool(work)
 
@@ -256,8 +265,6 @@ def _add_error_handlers(app: FastAPI) -> None:
             return error(404, str(exc))
         if isinstance(exc, ShapeError):
             return error(422, str(exc))
-        if isinstance(exc, ImageInputError):
-            return error(400, str(exc))
         return error(400, str(exc))
 
     @app.exception_handler(RequestValidationError)

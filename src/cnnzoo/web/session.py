@@ -4,7 +4,9 @@ and what each layer makes of it.
 A drawing is black ink on a white canvas; MNIST and Fashion-MNIST are light on dark. ``prepare`` inverts
 the image when its background disagrees with the dataset's (``invert="auto"``), crops a drawing to its ink
 and centres it the way the dataset's images are framed (``fit=True``), and resizes it to the dataset's
-native size; ``preprocess`` (the checkpoint contract) then pads/normalises it to the model's input size.
+native size; the :class:`~cnnzoo.inference.Predictor` then preprocesses it (pad, /255, normalise: the one
+preprocessing) and runs the model. What the dataset's images look like comes from
+:func:`cnnzoo.data.dataset_facts`; what the model takes, from its card.
 """
 
 from __future__ import annotations
@@ -19,18 +21,19 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from ..checkpoint import load_checkpoint, preprocess
+from ..card import ModelCard, card_of
+from ..checkpoint import CheckpointMeta, load_checkpoint
+from ..data import DatasetFacts, dataset_facts
 from ..errors import CheckpointError, CnnzooError
-from .images import png_data_url, to_channels
+from ..features import FeatureExtractor
+from ..images import to_channels
+from ..inference import Predictor
+from .images import png_data_url
 
-# Native image sizes of the datasets `cnnzoo train` knows, so a drawing is scaled the way training images
-# were (LeNet-5 pads MNIST's 28×28 to 32×32 rather than stretching it).
-NATIVE_HW = {"mnist": (28, 28), "fashion-mnist": (28, 28), "kmnist": (28, 28), "cifar10": (32, 32),
-             "cifar100": (32, 32)}  # fmt: skip
-# MNIST centres each digit's 20×20 box in 28×28 (4 px margin); Fashion-MNIST's items fill the frame.
-FIT_MARGIN = {"mnist": 4 / 28, "kmnist": 2 / 28}
-DEFAULT_FIT_MARGIN = 1 / 28
 GALLERY_PER_CLASS = 3
+# A drawing is shrunk to this longer side before it is cropped to its ink and squared: squaring a long
+# strip at full size asked for side² pixels (a 1×16.7 M PNG: 18 M × 18 M). The result is 28×28 or 32×32.
+FIT_MAX_SIDE = 1024
 
 # Layers shown on the page: modules of these kinds get a row; activations, norms and dropout that follow
 # them replace the row's tensor (the page shows what the next layer reads), so "C1" shows tanh(conv).
@@ -55,23 +58,29 @@ class GalleryItem:
 
 
 @dataclass
-class Engine:
+class Session:
+    """One loaded model for the web app: its card (a checkpoint's metadata, or a bare model's card), the
+    predictor that runs it, the dataset's facts, the gallery and the feature-map extractor."""
+
     model: nn.Module
-    meta: dict
+    card: ModelCard
     source: str  # the run directory, or "untrained"
     warning: str | None = None
     _gallery: list[GalleryItem] | None = field(default=None, repr=False)
     _gallery_note: str = ""
     _gallery_classes: list[str] = field(default_factory=list, repr=False)
-    _num_classes: int = 0
-    _extractor: nn.Module | None = field(default=None, repr=False)
+    _extractor: FeatureExtractor | None = field(default=None, repr=False)
     _layers: list[tuple[str, str, str]] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    # --- what the checkpoint says -------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        # NCHW as the feature maps run it: the page's prediction and its maps come from the same numbers
+        self.predictor = Predictor(self.model.eval(), self.card, channels_last=False)
+
+    # --- what the card and the dataset say ----------------------------------------------------------
     @property
     def input_size(self) -> tuple[int, int, int]:
-        return tuple(self.meta["input_size"])
+        return tuple(self.card.input_size)
 
     @property
     def channels(self) -> int:
@@ -79,37 +88,41 @@ class Engine:
 
     @property
     def dataset(self) -> str:
-        return self.meta.get("dataset", "")
+        return self.card.dataset
+
+    @property
+    def facts(self) -> DatasetFacts:
+        return dataset_facts(self.dataset)
 
     @property
     def num_classes(self) -> int:
-        if not self._num_classes:  # one dummy forward: the head's width, whatever kind of head it is
-            with torch.no_grad():
-                self._num_classes = int(self.model(torch.zeros(1, *self.input_size)).shape[1])
-        return self._num_classes
+        return len(self.predictor.classes)
 
     @property
     def classes(self) -> list[str]:
-        for classes in (self.meta.get("classes") or [], self._gallery_classes if self.gallery() else []):
+        for classes in (self.card.classes, self._gallery_classes if self.gallery() else []):
             if len(classes) == self.num_classes:
                 return list(classes)
         return [str(i) for i in range(self.num_classes)]
 
     @property
     def light_on_dark(self) -> bool:
-        """True for MNIST-like data (dark background): the mean pixel is below mid-grey."""
-        return float(np.mean(self.meta.get("mean", [0.5]))) < 0.5
+        """The dataset's polarity; for a dataset without a known one (an image folder), whether its mean
+        pixel is below mid-grey."""
+        known = self.facts.light_on_dark
+        return known if known is not None else float(np.mean(self.card.mean)) < 0.5
 
     @property
     def native_hw(self) -> tuple[int, int]:
         gallery = self.gallery()
         if gallery:
             return tuple(gallery[0].image.shape[-2:])
-        return NATIVE_HW.get(self.dataset, self.input_size[1:])
+        return self.facts.native_size or self.input_size[1:]
 
     def info(self) -> dict:
+        trained = isinstance(self.card, CheckpointMeta)
         return {
-            "model": self.meta.get("model"),
+            "model": self.card.model,
             "source": self.source,
             "warning": self.warning,
             "dataset": self.dataset,
@@ -117,8 +130,8 @@ class Engine:
             "input_size": list(self.input_size),
             "native_size": list(self.native_hw),
             "light_on_dark": self.light_on_dark,
-            "epoch": self.meta.get("epoch"),
-            "metrics": self.meta.get("metrics", {}),
+            "epoch": self.card.epoch if trained else None,
+            "metrics": dict(self.card.metrics) if trained else {},
         }
 
     # --- gallery: a few test images per class ------------------------------------------------------
@@ -151,33 +164,34 @@ class Engine:
         if inverted:
             img = ImageOps.invert(img)
         if fit and self.channels == 1:
-            img = _fit_to_ink(img, FIT_MARGIN.get(self.dataset, DEFAULT_FIT_MARGIN), self.light_on_dark)
+            if max(img.size) > FIT_MAX_SIDE:
+                img = img.reduce(-(-max(img.size) // FIT_MAX_SIDE))  # box average, whole factor
+            img = _fit_to_ink(img, self.facts.ink_margin, self.light_on_dark)
         h, w = self.native_hw
         if img.size != (w, h):
             # BOX averages the pixels each output pixel covers, like the anti-aliased scans of MNIST.
             img = img.resize((w, h), Image.Resampling.BOX if img.width >= w else Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.uint8)
         u8 = torch.from_numpy(arr.copy()).reshape(h, w, self.channels).permute(2, 0, 1).contiguous()
-        x = preprocess(u8[None], self.meta)  # (1, C, H, W) float, as in training
+        x = self.predictor.preprocess(u8[None])  # (1, C, H, W) float, as in training
         return Prepared(u8, x, inverted)
 
     def seen_png(self, p: Prepared) -> str:
         """The input as the network sees it (after padding/resizing), mapped back to 0..255."""
-        mean = torch.tensor(self.meta["mean"]).view(-1, 1, 1)
-        std = torch.tensor(self.meta["std"]).view(-1, 1, 1)
+        mean = torch.tensor(self.card.mean).view(-1, 1, 1)
+        std = torch.tensor(self.card.std).view(-1, 1, 1)
         img = ((p.x[0] * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
         arr = img.permute(1, 2, 0).numpy()
         return png_data_url(Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr))
 
     # --- the network's answers -----------------------------------------------------------------------
-    @torch.no_grad()
     def predict(self, p: Prepared, top: int = 5) -> dict:
-        probs = torch.softmax(self.model(p.x)[0].float(), dim=0)
+        probs = torch.softmax(self.predictor.forward(p.x)[0], dim=0)
         classes = self.classes
         order = torch.argsort(probs, descending=True).tolist()
         ranked = [{"index": i, "class": classes[i], "probability": float(probs[i])} for i in order]
         return {
-            "model": self.meta.get("model"),
+            "model": self.card.model,
             "prediction": ranked[0],
             "top": ranked[:top],
             "probabilities": [float(v) for v in probs],
@@ -187,22 +201,20 @@ class Engine:
             "input_size": list(self.input_size),
         }
 
-    @torch.no_grad()
     def feature_maps(self, p: Prepared) -> list[dict]:
         """Every shown layer's output for this input, as 8-bit maps the page draws on canvases."""
         layers, extractor = self._feature_extractor()
         out = extractor(p.x)
         return [_encode_layer(label, kind, out[node][0]) for label, kind, node in layers if node in out]
 
-    def _feature_extractor(self):
+    def _feature_extractor(self) -> tuple[list[tuple[str, str, str]], FeatureExtractor]:
         with self._lock:
             if self._extractor is None:
-                from torchvision.models.feature_extraction import create_feature_extractor
-
                 self._layers = shown_layers(self.model)
-                nodes = {node: node for _, _, node in self._layers}
-                # Traced once and cached: tracing costs far more than a LeNet forward pass.
-                self._extractor = create_feature_extractor(self.model, return_nodes=nodes).eval()
+                # traced once and kept: tracing costs far more than a LeNet forward pass
+                self._extractor = FeatureExtractor(
+                    self.model, list(dict.fromkeys(n for *_, n in self._layers))
+                )
             return self._layers, self._extractor
 
 
@@ -320,41 +332,31 @@ def find_latest_run(runs_dir: str | Path = "runs", prefix: str = "lenet") -> Pat
     return max(found)[1] if found else None
 
 
-def untrained_engine() -> Engine:
+def untrained_session() -> Session:
     """An untrained LeNet for Fashion-MNIST: the page works, with a banner saying it only guesses."""
     from ..registry import create_model, list_models
 
     name = "lenet5_modern" if "lenet5_modern" in list_models() else "lenet5"
     model = create_model(name).eval()
-    meta = {
-        "model": name,
-        "model_kwargs": {},
-        "input_size": list(model.default_input_size),
-        "dataset": "fashion-mnist",
-        "classes": [],
-        # Fashion-MNIST's training-set statistics (0.2860, 0.3530), so inputs look like training data.
-        "mean": [0.2860],
-        "std": [0.3530],
-    }
-    engine = Engine(model, meta, "untrained")
-    engine.warning = (
+    # the dataset names the gallery and the facts; random weights have no statistics to normalise with
+    session = Session(model, card_of(model).replace(dataset="fashion-mnist"), "untrained")
+    session.warning = (
         f"No trained checkpoint found: this is an untrained {name} with random weights, so its guesses "
         "mean nothing. Train one with `cnnzoo train` and restart `cnnzoo serve`."
     )
-    return engine
+    return session
 
 
-def load_engine(checkpoint: str | Path | None = None, runs_dir: str | Path = "runs") -> Engine:
+def load_session(checkpoint: str | Path | None = None, runs_dir: str | Path = "runs") -> Session:
     """The checkpoint given, else the newest LeNet run under ``runs_dir``, else an untrained LeNet."""
     path = Path(checkpoint) if checkpoint else find_latest_run(runs_dir)
     if path is None:
-        return untrained_engine()
+        return untrained_session()
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
     model, meta = load_checkpoint(path)
-    meta = meta.to_dict()  # CheckpointMeta -> the plain dict the API also returns
-    if len(meta.get("input_size", [])) != 3 or meta["input_size"][0] not in (1, 3):
+    if meta.input_size[0] not in (1, 3):
         raise CheckpointError(
-            f"{path}: the web app needs a 1- or 3-channel image model, got {meta.get('input_size')}"
+            f"{path}: the web app needs a 1- or 3-channel image model, got {list(meta.input_size)}"
         )
-    return Engine(model.eval(), meta, str(path))
+    return Session(model.eval(), meta, str(path))
