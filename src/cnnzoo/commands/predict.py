@@ -85,9 +85,9 @@ def _dense(model, card, args, invert) -> list[list[tuple[str, float]]]:
     from rich.console import Console
 
     from ..dense import dense_predict
-    from ..plots import save_heatmap
     from ..errors import CnnzooError
     from ..inference import load_image
+    from ..plots import save_heatmap
     from ..preprocess import normalize, to_float
 
     if args.backend != "torch":
