@@ -463,3 +463,32 @@ def test_tables_match_torchvision():
     # REFERENCE.md's published .gz MD5s
     assert get_spec("mnist").files[0].md5 == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
     assert get_spec("fashion-mnist").files[2].md5 == "bef4ecab320f06d8554ea6380940ec79"
+
+
+# ---------------------------------------------------------------- dataset facts
+
+
+def test_dataset_facts_live_on_the_specs():
+    from cnnzoo.data import dataset_facts
+    from cnnzoo.data.datasets import LOADERS
+    from cnnzoo.data.sources import SPECS, get_spec
+
+    mnist, fashion, kmnist = dataset_facts("mnist"), dataset_facts("Fashion-MNIST"), dataset_facts("kmnist")
+    assert mnist.ink_margin == 4 / 28 and kmnist.ink_margin == 2 / 28 and fashion.ink_margin == 1 / 28
+    assert not mnist.mirroring and not kmnist.mirroring and fashion.mirroring  # a flipped 2 is no 2
+    assert all(f.light_on_dark and f.native_size == (28, 28) for f in (mnist, fashion, kmnist))
+    assert dataset_facts("cifar10").native_size == (32, 32) and dataset_facts("cifar100").mirroring
+    for name in SPECS:  # every dataset has its facts and a loader for its format
+        assert dataset_facts(name) is get_spec(name).facts and get_spec(name).kind in LOADERS
+    for other in ("imagefolder:/some/where", "emnist", ""):  # defaults: the model's size, polarity unknown
+        facts = dataset_facts(other)
+        assert facts.native_size is None and facts.light_on_dark is None and facts.mirroring
+
+
+def test_imagefolder_names_files_in_refused_formats(tmp_path):
+    from PIL import Image
+
+    _png(tmp_path / "a" / "1.png", (8, 8), (0, 0, 0))
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "2.tif", "TIFF")
+    with pytest.raises(DataError, match=r"2.tif: unreadable image: not an image cnnzoo can read"):
+        load_dataset(f"imagefolder:{tmp_path}")
