@@ -1,15 +1,25 @@
-"""Renderings of a :class:`~cnnzoo.analysis.summary.Summary`: rich table, plain text, Markdown, CSV."""
+"""Renderings of a :class:`~cnnzoo.analysis.summary.Summary`: rich table, plain text, Markdown, CSV.
+
+A table never cuts a number or a name. Given a width (a terminal's), the rich table leaves out its
+least informative columns until it fits, and says so in one line; should it still not fit, cells wrap
+(``overflow="fold"``), never end in "…". Without a width (a pipe, a file, ``str()``) it is printed in full.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 COLUMNS = ("layer", "type", "kernel", "output", "params", "MACs", "FLOPs", "connections", "RF (size/jump)")
+BLOCK_COLUMNS = ("block", "type", "layers", "output", "params", "MACs", "RF (size/jump)")
+NUMERIC = ("params", "MACs", "FLOPs", "connections")
+# Left out first when a terminal is too narrow: what the other columns imply or the other formats give.
+DROP_ORDER = ("FLOPs", "connections", "RF (size/jump)", "kernel", "type", "layers")
 
 
 def _num(n: int) -> str:
@@ -46,30 +56,66 @@ def _totals(s) -> str:
     )
 
 
-def rich_table(s) -> Group:
-    table = Table(title=f"{s.model} — input {_shape(s.input)}", title_justify="left", header_style="bold")
-    for col in COLUMNS:
-        table.add_column(
-            col, justify="right" if col in ("params", "MACs", "FLOPs", "connections") else "left"
-        )
-    for row in s.layers:
-        table.add_row(*_cells(row))
+def _fitting(
+    columns: tuple[str, ...], rows: list[list[str]], width: int | None
+) -> tuple[list[str], list[str]]:
+    """The columns to show within ``width`` (None: all of them) and those left out, in DROP_ORDER."""
+    keep = list(columns)
+    widths = {c: max([cell_len(c)] + [cell_len(r[i]) for r in rows]) for i, c in enumerate(columns)}
+
+    def total() -> int:  # rich's default box: a border before each column and at the end, padding 1 a side
+        return sum(widths[c] + 3 for c in keep) + 1
+
+    dropped = []
+    for col in DROP_ORDER:
+        if width is None or total() <= width:
+            break
+        if col in keep:
+            keep.remove(col)
+            dropped.append(col)
+    return keep, dropped
+
+
+def _table(title: str | None, columns: tuple[str, ...], rows: list[list[str]], width: int | None):
+    keep, dropped = _fitting(columns, rows, width)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in keep:
+        table.add_column(col, justify="right" if col in NUMERIC else "left", overflow="fold")
+    index = [columns.index(c) for c in keep]
+    for r in rows:
+        table.add_row(*(r[i] for i in index))
+    return table, dropped
+
+
+def rich_table(s, width: int | None = None) -> Group:
+    """The summary as rich renderables; ``width``: the columns available (None: everything, in full)."""
+    rows = [_cells(row) for row in s.layers]
+    table, dropped = _table(f"{s.model} — input {_shape(s.input)}", COLUMNS, rows, width)
     parts = [table, Text(_totals(s), style="bold")]
     if s.blocks:
-        blocks = Table(title="blocks", title_justify="left", header_style="bold")
-        for col in ("block", "type", "layers", "output", "params", "MACs", "RF (size/jump)"):
-            blocks.add_column(col, justify="right" if col in ("params", "MACs") else "left")
-        for b in s.blocks:
-            blocks.add_row(b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", _shape(b.output_shape), _num(b.params),
-                           _num(b.macs), _rf(b.receptive_field))  # fmt: skip
+        block_rows = [[b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", _shape(b.output_shape), _num(b.params),
+                       _num(b.macs), _rf(b.receptive_field)] for b in s.blocks]  # fmt: skip
+        blocks, dropped_b = _table("blocks", BLOCK_COLUMNS, block_rows, width)
+        dropped += [c for c in dropped_b if c not in dropped]
         parts.append(blocks)
+    if dropped:
+        parts.append(Text(f"({', '.join(dropped)} left out to fit {width} columns: a wider terminal, or "
+                          "--format markdown/csv/json, shows every column)", style="dim"))  # fmt: skip
     parts.append(Text(s.conventions, style="dim"))
     return Group(*parts)
 
 
-def to_text(s, width: int = 160) -> str:
-    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
-    console.print(rich_table(s))
+def natural_width(s) -> int:
+    """Columns the full table needs (its widest line), so that a non-terminal gets it uncut."""
+    rows = [_cells(row) for row in s.layers]
+    widths = [max([cell_len(c)] + [cell_len(r[i]) for r in rows]) + 3 for i, c in enumerate(COLUMNS)]
+    return max(sum(widths) + 1, cell_len(_totals(s)), cell_len(f"{s.model} — input {_shape(s.input)}"))
+
+
+def to_text(s, width: int | None = None) -> str:
+    """Plain text; ``width`` None: the whole table, uncut (``str(summary)``)."""
+    console = Console(file=io.StringIO(), width=width or natural_width(s), record=True, color_system=None)
+    console.print(rich_table(s, width))
     return console.export_text()
 
 

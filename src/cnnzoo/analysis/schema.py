@@ -114,10 +114,11 @@ class Summary:
                 return row
         raise KeyError(f"no layer {name!r} in the summary of {self.model}")
 
-    def __rich__(self):
+    def __rich_console__(self, console, options):
         from .render import rich_table
 
-        return rich_table(self)
+        # a terminal: fit its width (leaving columns out, never cutting a number); otherwise the whole table
+        yield rich_table(self, options.max_width if console.is_terminal else None)
 
     def __str__(self) -> str:
         from .render import to_text

@@ -52,7 +52,12 @@ def run(args) -> int:
     else:
         from rich.console import Console
 
-        Console().print(s)
+        from ..analysis.render import natural_width
+
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: the whole table, however wide (COLUMNS is ignored)
+            console = Console(width=natural_width(s))
+        console.print(s)
     if args.trace:
         print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
         traced = args.model

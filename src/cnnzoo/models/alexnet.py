@@ -149,7 +149,7 @@ def _build(cfg: AlexNetConfig, num_classes, in_channels, input_size, paper_init)
     return model
 
 
-PAPER_ERROR = "37.5% top-1, 17.0% top-5 (ILSVRC-2010 test)"
+PAPER_ERROR = "37.5% top-1, 17.0% top-5 error (ILSVRC-2010 test)"
 
 
 @register_model(

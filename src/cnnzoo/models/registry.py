@@ -33,7 +33,19 @@ class Published:
     trainable_params: int | None = None
     connections: int | None = None  # LeCun's count (1998 paper)
     gmacs: float | None = None  # multiply-accumulates at the default input, in G (torchvision's `_ops`)
-    error: str = ""  # test error as the paper reports it, e.g. "8.75% (CIFAR-10 test)"
+    error: str = ""  # test error as the paper reports it, e.g. "8.75% test error on CIFAR-10"
+
+    def describe(self) -> str:
+        """One line, the source first: ``He et al. 2015, Table 6 (...): 8.75% test error on CIFAR-10, ...``."""
+        figures = [self.error] if self.error else []
+        if self.params is not None:
+            trainable = self.trainable_params
+            figures.append(f"{self.params:,} params" + (f" ({trainable:,} trainable)" if trainable else ""))
+        if self.connections is not None:
+            figures.append(f"{self.connections:,} connections")
+        if self.gmacs is not None:
+            figures.append(f"{self.gmacs} G MACs")
+        return f"{self.source}: {', '.join(figures)}"
 
 
 @dataclass(frozen=True)

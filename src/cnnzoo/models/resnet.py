@@ -248,7 +248,7 @@ def _imagenet(params: int, gmacs: float) -> Published:
 
 def _cifar(params: int, error: float) -> Published:
     return Published("He et al. 2015, Table 6 (count: REFERENCE.md)", params=params,
-                     error=f"{error}% (CIFAR-10 test)")  # fmt: skip
+                     error=f"{error}% test error on CIFAR-10")  # fmt: skip
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(11_689_512, 1.814))

@@ -142,7 +142,7 @@ def _published(params: int, gmacs: float, error: str = "") -> Published:
 
 
 def _table3(top1: float, top5: float) -> str:
-    return f"{top1}% top-1, {top5}% top-5 (ILSVRC-2012 val, single scale, trained at 256)"
+    return f"{top1}% top-1, {top5}% top-5 error (ILSVRC-2012 val, single scale, trained at 256)"
 
 
 # The builders share one signature; ``width`` scales the conv channels, ``fc_features`` the hidden FC width.
