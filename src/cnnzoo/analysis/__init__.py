@@ -1,6 +1,6 @@
-"""Shape arithmetic and the layer analyzer."""
+"""The layer analyzer (the shape arithmetic it uses lives in :mod:`cnnzoo.shapes`, below the models)."""
 
-from .arithmetic import conv_output_size, min_input_size, pool_output_size
+from ..shapes import conv_output_size, min_input_size, pool_output_size
 from .summary import Summary, summary, trace
 
 __all__ = ["conv_output_size", "pool_output_size", "min_input_size", "summary", "trace", "Summary"]
