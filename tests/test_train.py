@@ -10,9 +10,10 @@ import torchvision.transforms.v2.functional as TF
 from helpers import synthetic
 
 import cnnzoo
-from cnnzoo.checkpoint import load_checkpoint, preprocess
+from cnnzoo.checkpoint import load_checkpoint
 from cnnzoo.cli import main
 from cnnzoo.errors import CnnzooError, ShapeError
+from cnnzoo.preprocess import preprocess
 from cnnzoo.train import fit_to_size, lr_factor, make_optimizer, make_scheduler, random_crop, random_hflip
 
 # --- augmentation ------------------------------------------------------------------------------------------

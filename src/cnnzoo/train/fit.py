@@ -214,10 +214,12 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones,
     )  # fmt: skip
     run = _Run(
-        cfg, info, device, model, net, card, ds, train, None if val_x is None else (val_x, val_y), test,
-        prepare_for(card, cfg.crop_padding, hflip, channels_last), bf16, batch, optimizer, scheduler,
-        loss_function(cfg.loss, cfg.label_smoothing), Progress(cfg.epochs, steps_per_epoch, cfg.progress,
-        enabled=info.is_main), out, ckpt.CheckpointMeta(**card.to_dict()),
+        cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=train,
+        val=None if val_x is None else (val_x, val_y), test=test,
+        prepare=prepare_for(card, cfg.crop_padding, hflip, channels_last), bf16=bf16, batch=batch,
+        optimizer=optimizer, scheduler=scheduler, loss_fn=loss_function(cfg.loss, cfg.label_smoothing),
+        progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main), out=out,
+        meta=ckpt.CheckpointMeta(**card.to_dict()),
     )  # fmt: skip
     if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
         state = ckpt.load_train_state(out.path)
