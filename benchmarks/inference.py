@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from cnnzoo.card import ModelCard, attach_card, card_of
 from cnnzoo.inference import Predictor
 from cnnzoo.registry import create_model, list_models
 
@@ -38,9 +39,7 @@ def build(name: str) -> torch.nn.Module:
         return create_model(name)
     import torchvision
 
-    model = getattr(torchvision.models, name)()
-    model.default_input_size, model.model_name = (3, 224, 224), name
-    return model
+    return attach_card(getattr(torchvision.models, name)(), ModelCard(model=name, input_size=(3, 224, 224)))
 
 
 def interleaved_medians(runs: dict, min_time: float, min_rounds: int = 3, max_rounds: int = 50) -> dict:
@@ -63,7 +62,7 @@ def interleaved_medians(runs: dict, min_time: float, min_rounds: int = 3, max_ro
 def bench_model(name: str, batches: tuple[int, ...], min_time: float) -> list[dict]:
     torch.manual_seed(0)
     model = build(name).eval()
-    c, h, w = model.default_input_size
+    c, h, w = card_of(model).input_size
     predictors = {
         "predictor": Predictor(model, channels_last=False),
         # channels_last converts the weights in place: give it its own copy

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
+from .card import card_of
 from .errors import CheckpointError, ConversionError
 
 __all__ = [
@@ -49,14 +50,16 @@ class ExportResult:
 
 
 def _input_size(model: nn.Module, input_size: tuple[int, int, int] | None) -> tuple[int, int, int]:
-    size = input_size or getattr(model, "default_input_size", None)
+    card = card_of(model)
+    size = input_size or (card.input_size if card is not None else None)
     if size is None or len(size) != 3:
-        raise ConversionError("give input_size=(C, H, W): the model has no default_input_size")
+        raise ConversionError("give input_size=(C, H, W): the model has no model card with an input size")
     return tuple(int(s) for s in size)
 
 
 def _name(model: nn.Module) -> str:
-    return getattr(model, "model_name", type(model).__name__)
+    card = card_of(model)
+    return card.model if card is not None else type(model).__name__
 
 
 def onnx_bytes(
