@@ -74,3 +74,71 @@ def test_usage_errors_are_one_line_with_a_hint(args):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--help" in lines[0] and "Traceback" not in proc.stderr
+
+
+# --- training options: one schema for the command line, the API and a resumed run's config.json (#17) ---
+
+BAD_SAVED = [
+    ("epochs", "abc"), ("lr", "abc"), ("crop_padding", 1e9), ("eval_batch_size", 0), ("limit", 0),
+    ("label_smoothing", 5), ("seed", 2**70), ("warmup_epochs", 1e308), ("batch_size", 10**12),
+    ("crop_padding", -5), ("hflip", "yes"), ("limit", -5), ("momentum", 1e308), ("progress", "evil"),
+    ("seed", -1), ("epochs", 0), ("epochs", 10**23), ("lr", -1), ("lr", 0), ("weight_decay", -1),
+    ("optimizer", "rmsprop"), ("schedule", "zigzag"), ("gamma", 0), ("validation_split", 1.0),
+    ("threads", -4), ("milestones", [0.5, 2]), ("milestones", "half"), ("nesterov", "no"),
+    ("channels_last", 1), ("step_every_epochs", -1), ("loss", "mse"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key,value", BAD_SAVED)
+def test_a_resumed_config_gets_the_command_lines_checks(key, value):
+    from cnnzoo.config import config_from
+
+    with pytest.raises(OptionError) as e:
+        config_from({"epochs": 3, key: value, "model": "lenet5"}, source="runs/x/config.json")
+    assert str(e.value).startswith("runs/x/config.json: ") and "\n" not in str(e.value)
+
+
+def test_a_config_that_is_not_an_object_is_refused():
+    from cnnzoo.config import config_from
+
+    with pytest.raises(OptionError, match="expected an object"):
+        config_from([1, 2], source="config.json")
+
+
+def test_cross_field_rules():
+    from cnnzoo.config import config_from
+
+    with pytest.raises(OptionError, match="warmup_epochs"):
+        config_from({"epochs": 2, "warmup_epochs": 3})
+    with pytest.raises(OptionError, match="resume needs"):
+        config_from({"resume": True})
+
+
+def test_every_training_option_has_a_rule():
+    from dataclasses import fields
+
+    from cnnzoo.config import TrainConfig
+
+    unruled = [f.name for f in fields(TrainConfig) if "rule" not in f.metadata and f.name != "milestones"]
+    assert unruled == []
+
+
+def test_cli_resume_with_a_bad_config_is_one_line(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": "lenet5_modern", "epochs": "abc"}))
+    proc = _cli("train", "--out", str(tmp_path), "--resume")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "config.json: epochs must be an integer" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--epochs", "0"), ("--label-smoothing", "5"), ("--seed", str(2**70)), ("--warmup-epochs", "nan"),
+     ("--crop-padding", "20000"), ("--threads", "-4"), ("--limit", "0"), ("--limit", "-1"),
+     ("--epochs", str(10**23)), ("--batch-size", str(10**12))],
+)  # fmt: skip
+def test_cli_train_options_out_of_range(args):
+    proc = _cli("train", *args)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"argument {args[0]}: must be" in proc.stderr

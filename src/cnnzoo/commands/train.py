@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import LOSSES, OPTIMIZERS, SCHEDULES  # no torch: `cnnzoo --help` stays fast
+from ..options import Rule
+
 NAME = "train"
 HELP = "train a model (default lenet5_modern on Fashion-MNIST)"
 DEFAULT_MODEL = "lenet5_modern"
 
-# the same as cnnzoo.train.optim's (not imported: that would load torch for `cnnzoo --help`)
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle")
+
+def _ranged(name: str):
+    """The argparse type of TrainConfig's field ``name``: its rule (cnnzoo.config), one message everywhere."""
+    from dataclasses import fields
+
+    from ..config import TrainConfig
+
+    rule = next(f.metadata["rule"] for f in fields(TrainConfig) if f.name == name)
+    return rule.argtype("--" + name.replace("_", "-"))
 
 
 def add_arguments(p) -> None:
@@ -24,25 +33,33 @@ def add_arguments(p) -> None:
         "--dataset", help="mnist, fashion-mnist (default), kmnist, cifar10, cifar100, imagefolder:PATH"
     )
     p.add_argument("--data-dir", help="where the dataset files are (or go)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="the global batch (all processes together)")
-    p.add_argument("--lr", type=float, help="peak learning rate for this batch size")
+    p.add_argument("--epochs", type=_ranged("epochs"))
+    p.add_argument(
+        "--batch-size", type=_ranged("batch_size"), help="the global batch (all processes together)"
+    )
+    p.add_argument("--lr", type=_ranged("lr"), help="peak learning rate for this batch size")
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--warmup-epochs", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--loss", choices=("ce", "lenet5"), help="lenet5: the 1998 paper's MAP criterion")
-    p.add_argument("--crop-padding", type=int, help="random shifts of up to ±N pixels (0: none)")
+    p.add_argument("--warmup-epochs", type=_ranged("warmup_epochs"))
+    p.add_argument("--weight-decay", type=_ranged("weight_decay"))
+    p.add_argument("--momentum", type=_ranged("momentum"))
+    p.add_argument("--label-smoothing", type=_ranged("label_smoothing"))
+    p.add_argument("--loss", choices=LOSSES, help="lenet5: the 1998 paper's MAP criterion")
+    p.add_argument(
+        "--crop-padding", type=_ranged("crop_padding"), help="random shifts of up to ±N pixels (0: none)"
+    )
     p.add_argument(
         "--hflip", action=argparse.BooleanOptionalAction, help="random mirroring (default: not for digits)"
     )
     p.add_argument(
-        "--validation-split", type=float, help="fraction of the training set held out (default 0.1)"
+        "--validation-split",
+        type=_ranged("validation_split"),
+        help="fraction of the training set held out (default 0.1)",
     )
-    p.add_argument("--limit", type=int, help="use at most N training and N test images (quick runs)")
-    p.add_argument("--seed", type=int, help="makes the run repeatable (default 0)")
+    p.add_argument(
+        "--limit", type=_ranged("limit"), help="use at most N training and N test images (quick runs)"
+    )
+    p.add_argument("--seed", type=_ranged("seed"), help="makes the run repeatable (default 0)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--channels-last",
@@ -54,11 +71,15 @@ def add_arguments(p) -> None:
         action=argparse.BooleanOptionalAction,
         help="bf16 autocast; default: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)",
     )
-    p.add_argument("--threads", type=int, help="torch intra-op threads per process")
+    p.add_argument("--threads", type=_ranged("threads"), help="torch intra-op threads per process")
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no layer table or progress; final lines only")
-    p.add_argument("--nproc", type=int, help="train with N processes (DDP) via torchrun on this machine")
+    p.add_argument(
+        "--nproc",
+        type=Rule(int, 1, 1024).argtype("--nproc"),
+        help="train with N processes (DDP) via torchrun on this machine",
+    )
 
 
 def _default_out(model: str) -> str:
@@ -91,6 +112,7 @@ def run(args) -> int:
 
     import torch
 
+    from ..config import config_from
     from ..errors import CnnzooError
     from ..registry import create_model
     from ..train import RunDir, TrainConfig, fit
@@ -99,14 +121,12 @@ def run(args) -> int:
     if args.nproc and "WORLD_SIZE" not in os.environ:
         argv = sys.argv[sys.argv.index("train") :] if "train" in sys.argv else ["train"]
         return _launch(args, argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
     saved: dict = {}
     if args.resume:
         if not args.out:
             raise CnnzooError("--resume needs --out DIR (the run to continue)")
         saved = RunDir(args.out).read_config() or {}
+        config_from(saved, source=f"{args.out}/config.json")  # the same ranges as the command line
     model_name = args.model or saved.get("model") or DEFAULT_MODEL
     dataset = args.dataset or saved.get("dataset") or "fashion-mnist"
 
@@ -117,6 +137,7 @@ def run(args) -> int:
     options |= {k: v for k, v in vars(args).items() if k in known and v is not None}
     options["out"] = args.out or saved.get("out") or _default_out(model_name)
     options["resume"] = args.resume
+    options["adapt_threads"] = not options.get("threads")  # fair under contention (cnnzoo.threads)
     if args.quiet:
         options["progress"] = "quiet"
     elif options.get("progress") == "quiet":

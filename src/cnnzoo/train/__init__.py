@@ -10,9 +10,10 @@ preparation), :mod:`.data` (subsets, splits), :mod:`.optim` (optimizers, schedul
 :mod:`.rundir` (the run directory's files), :mod:`.report` (progress), :mod:`.distributed` (DDP).
 """
 
+from ..config import TrainConfig
 from ..device import resolve_device, seed_everything
 from .augment import fit_to_size, normalize, random_crop, random_hflip, to_float
-from .fit import DivergedError, History, TrainConfig, evaluate, fit
+from .fit import DivergedError, History, evaluate, fit
 from .loop import evaluate_tensors, make_prepare, prepare_for, train_one_epoch
 from .optim import lr_factor, make_optimizer, make_scheduler
 from .rundir import RunDir

@@ -21,13 +21,15 @@ import torch
 from torch import nn
 
 from ..card import ModelCard, attach_card, card_of
+from ..config import TrainConfig, config_from
 from ..data import dataset_facts
 from ..device import resolve_device
 from ..errors import CnnzooError, ShapeError
+from ..threads import CpuBudget
 from . import distributed as ddp
 from .data import Data, epoch_generator, resolve_data, split, subset
 from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_one_epoch
-from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
+from .optim import make_optimizer, make_scheduler
 from .rundir import RunDir
 
 __all__ = ["TrainConfig", "History", "DivergedError", "fit", "evaluate"]
@@ -35,42 +37,6 @@ __all__ = ["TrainConfig", "History", "DivergedError", "fit", "evaluate"]
 
 class DivergedError(CnnzooError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run. ``fit(model, data, **options)`` accepts any field."""
-
-    epochs: int = 10
-    batch_size: int = 256  # the global batch: all processes together under DDP
-    lr: float = 0.05  # the peak LR for ``batch_size`` (it does not change with the number of processes)
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4  # on conv/linear weights only
-    schedule: str = "onecycle"  # constant | step | milestones | cosine | onecycle
-    warmup_epochs: float = 0.0  # linear warmup (onecycle: 25% of the run when 0)
-    step_every_epochs: int = 0  # "step" schedule: × gamma every this many epochs (0: a third of the run)
-    milestones: tuple[float, ...] = (
-        0.5,
-        0.75,
-    )  # "milestones" schedule: × gamma at these fractions of the run
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    loss: str = "ce"  # "ce" (cross-entropy on logits) | "lenet5" (the 1998 paper's MAP criterion, eq. 9)
-    crop_padding: int = 2  # random shifts of up to ±crop_padding pixels; 0 = none
-    hflip: bool | None = None  # None: mirror images except on digit/character datasets
-    validation_split: float = 0.1  # the last fraction of a seeded shuffle of the training set (Keras's name)
-    limit: int | None = None  # use at most this many training and test images (smoke tests)
-    test_every_epoch: bool = False  # also evaluate the test set after every epoch (test_loss, test_accuracy)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    channels_last: bool | None = None  # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5)
-    bf16: bool | None = None  # bf16 autocast; None: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)
-    eval_batch_size: int = 1024
-    out: str | None = None  # run directory; None writes nothing
-    resume: bool = False  # continue the run in ``out`` from its last checkpoint
-    progress: str | None = None  # rich | plain | quiet; None: rich on a terminal, plain otherwise
 
 
 @dataclass
@@ -108,8 +74,7 @@ def fit(
     checkpoint (every epoch, atomically), result.json, curves.png and confusion.png. ``on_epoch(record)`` is
     called after every epoch with its record (a line of metrics.jsonl). Under ``torchrun`` this runs DDP;
     rank 0 alone writes."""
-    cfg = replace(config or TrainConfig(), **options)
-    _validate(cfg)
+    cfg = config_from(options, base=config)  # every option's range: cnnzoo.config
     info = ddp.setup(resolve_device(cfg.device).type)
     try:
         run = _setup(model, data, cfg, info)
@@ -120,19 +85,6 @@ def fit(
         return _finish(run)
     finally:
         ddp.cleanup()
-
-
-def _validate(cfg: TrainConfig) -> None:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise CnnzooError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if cfg.schedule not in SCHEDULES:
-        raise CnnzooError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lr > 0:
-        raise CnnzooError("epochs and batch size must be at least 1 and the learning rate positive")
-    if not 0 <= cfg.validation_split < 1:
-        raise CnnzooError(f"validation_split must be in [0, 1), not {cfg.validation_split}")
-    if cfg.resume and not cfg.out:
-        raise CnnzooError("resume needs the run directory (--out DIR)")
 
 
 @dataclass
@@ -156,6 +108,7 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: Callable
     progress: object
+    budget: CpuBudget  # threads from the cores other processes leave free, re-checked every epoch
     out: RunDir | None
     meta: object  # checkpoint.CheckpointMeta, updated with dataclasses.replace after every epoch
     epochs: list[dict] = field(default_factory=list)
@@ -220,7 +173,10 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         optimizer=optimizer, scheduler=scheduler, loss_fn=loss_function(cfg.loss, cfg.label_smoothing),
         progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main), out=out,
         meta=ckpt.CheckpointMeta(**card.to_dict()),
+        # under torchrun each process keeps the one thread torchrun gave it: the ranks share the cores
+        budget=CpuBudget(cfg.threads or (None if cfg.adapt_threads and not info.enabled else torch.get_num_threads())),
     )  # fmt: skip
+    _notice(run, run.budget.start(probe=0.1))
     if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
         state = ckpt.load_train_state(out.path)
         ckpt.load_weights_into(model, out.path)
@@ -238,11 +194,18 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     return run
 
 
+def _notice(run: _Run, message: str | None) -> None:
+    if message:
+        run.progress.message(message)
+
+
 def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
     from .. import checkpoint as ckpt
 
     cfg, info, num_classes = run.cfg, run.info, len(run.data.classes)
     for epoch in range(run.start_epoch, cfg.epochs):
+        if epoch > run.start_epoch:
+            _notice(run, run.budget.update())
         run.progress.start_epoch(epoch + 1)
         order = torch.randperm(len(run.train[0]), generator=epoch_generator(cfg.seed, epoch))
         t0 = time.perf_counter()

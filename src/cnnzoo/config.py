@@ -1,0 +1,118 @@
+"""TrainConfig: every training option, its default, its range, and why — in one place.
+
+The same rules check the command line (``cnnzoo train``'s argparse types are made from them), the Python API
+(``fit(model, data, **options)``) and a saved run (``--resume`` re-reads ``config.json``), so a bad value gets
+the same one-line error wherever it comes from. No torch here: ``cnnzoo train --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from .options import OptionError, Rule, check, option, validate
+
+__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "PROGRESS", "validate_config", "config_from"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle")
+LOSSES = ("ce", "lenet5")
+PROGRESS = ("rich", "plain", "quiet")
+_MAX_EPOCHS = 10_000  # beyond this a per-step schedule's lr is ~0 and the run would outlive its user
+_MAX_BATCH = 65_536  # a global batch of 64k LeNet inputs is 256 MB: more is a typo, not a plan
+_MAX_SEED = 2**31 - 1  # seeds are mixed into 64-bit generator seeds (data.epoch_generator): no overflow
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``fit(model, data, **options)`` accepts any field."""
+
+    epochs: int = option(10, Rule(int, 1, _MAX_EPOCHS))
+    # the global batch: all processes together under DDP
+    batch_size: int = option(256, Rule(int, 1, _MAX_BATCH))
+    # the peak LR for ``batch_size`` (it does not change with the number of processes)
+    lr: float = option(0.05, Rule(float, 0, 10, lo_open=True))
+    optimizer: str = option("sgd", Rule(str, choices=OPTIMIZERS))
+    momentum: float = option(0.9, Rule(float, 0, 1, hi_open=True))  # 1 would never forget a gradient
+    nesterov: bool = option(True, Rule(bool))
+    weight_decay: float = option(5e-4, Rule(float, 0, 1))  # on conv/linear weights only
+    schedule: str = option("onecycle", Rule(str, choices=SCHEDULES))
+    # linear warmup (onecycle: 25% of the run when 0); at most the whole run
+    warmup_epochs: float = option(0.0, Rule(float, 0, _MAX_EPOCHS))
+    # "step" schedule: × gamma every this many epochs (0: a third of the run)
+    step_every_epochs: int = option(0, Rule(int, 0, _MAX_EPOCHS))
+    # "milestones" schedule: × gamma at these fractions of the run (He et al. 2015: 0.5 and 0.75)
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = option(0.1, Rule(float, 0, 1, lo_open=True))
+    # 1 would make every target uniform: nothing left to learn
+    label_smoothing: float = option(0.0, Rule(float, 0, 1, hi_open=True))
+    # "ce" (cross-entropy on logits) | "lenet5" (the 1998 paper's MAP criterion, eq. 9)
+    loss: str = option("ce", Rule(str, choices=LOSSES))
+    # random shifts of up to ±crop_padding pixels; 0 = none; 64 already shifts a 32×32 image out of view
+    crop_padding: int = option(2, Rule(int, 0, 64))
+    hflip: bool | None = option(None, Rule(bool, optional=True))  # None: the dataset's facts decide
+    # the last fraction of a seeded shuffle of the training set (Keras's name)
+    validation_split: float = option(0.1, Rule(float, 0, 1, hi_open=True))
+    # use at most this many training and test images (quick runs)
+    limit: int | None = option(None, Rule(int, 1, 10**9, optional=True))
+    # also evaluate the test set after every epoch (test_loss, test_accuracy)
+    test_every_epoch: bool = option(False, Rule(bool))
+    seed: int = option(0, Rule(int, 0, _MAX_SEED))
+    device: str = option("auto", Rule(str))  # auto | cpu | cuda | cuda:N | mps (checked by resolve_device)
+    # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5)
+    channels_last: bool | None = option(None, Rule(bool, optional=True))
+    # bf16 autocast; None: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)
+    bf16: bool | None = option(None, Rule(bool, optional=True))
+    eval_batch_size: int = option(1024, Rule(int, 1, _MAX_BATCH))
+    out: str | None = option(None, Rule(str, optional=True))  # run directory; None writes nothing
+    resume: bool = option(False, Rule(bool))  # continue the run in ``out`` from its last checkpoint
+    # rich | plain | quiet; None: rich on a terminal, plain otherwise
+    progress: str | None = option(None, Rule(str, choices=PROGRESS, optional=True))
+    # torch threads per process; None: as torch has them (torchrun: 1 per process)
+    threads: int | None = option(None, Rule(int, 1, 1024, optional=True))
+    # use the cores other processes leave free, re-checked every epoch (cnnzoo.threads); `cnnzoo train` turns
+    # it on unless --threads is given. Off in the API: bit-exact repeatability needs a fixed thread count.
+    adapt_threads: bool = option(False, Rule(bool))
+
+
+def validate_config(cfg: TrainConfig, source: str = "") -> TrainConfig:
+    """Every field's rule, then the rules between fields. Raises :class:`OptionError` (one line)."""
+    validate(cfg, source)
+    where = f"{source}: " if source else ""
+    ms = cfg.milestones
+    if not (
+        isinstance(ms, (tuple, list))
+        and all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) for m in ms)
+        and all(0 < m < 1 for m in ms)
+    ):
+        raise OptionError(f"{where}milestones must be fractions of the run in (0, 1), got {ms!r}"[:200])
+    cfg.milestones = tuple(float(m) for m in ms)
+    if cfg.warmup_epochs > cfg.epochs:
+        raise OptionError(
+            f"{where}warmup_epochs ({cfg.warmup_epochs:g}) is longer than the run ({cfg.epochs})"
+        )
+    if cfg.resume and not cfg.out:
+        raise OptionError(f"{where}resume needs the run directory (--out DIR)")
+    return cfg
+
+
+def config_from(options: dict, source: str = "", base: TrainConfig | None = None) -> TrainConfig:
+    """A validated TrainConfig from a mapping (a saved config.json, or ``fit``'s keyword arguments); keys
+    that are not options are refused, except the run's own records that config.json also holds."""
+    if not isinstance(options, dict):
+        where = f"{source}: " if source else ""
+        raise OptionError(f"{where}expected an object of training options, got {type(options).__name__}")
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown and not source:  # a misspelt keyword argument, as Python itself would report it
+        raise TypeError(f"fit() got unexpected training option(s): {', '.join(unknown)[:150]}")
+    for key, value in options.items():
+        if key in names:
+            check(TrainConfig, key, value, source)
+    cfg = (
+        TrainConfig(**{f.name: getattr(base, f.name) for f in fields(TrainConfig)}) if base else TrainConfig()
+    )
+    for key, value in options.items():
+        if key in names:
+            setattr(cfg, key, value)
+    return validate_config(cfg, source)
