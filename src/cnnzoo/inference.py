@@ -96,7 +96,7 @@ def load_model_or_checkpoint(spec: str | Path, warn=None) -> tuple[nn.Module, Mo
     checkpoint's :class:`~cnnzoo.checkpoint.CheckpointMeta`, or for a bare model its card with the
     registry's class count numbered "0", "1", ..."""
     from .checkpoint import load_checkpoint
-    from .registry import create_model, get_model_info, list_models
+    from .models import create_model, get_model_info, list_models
 
     path = Path(spec)
     if path.exists():

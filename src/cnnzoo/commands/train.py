@@ -114,7 +114,7 @@ def run(args) -> int:
 
     from ..config import config_from
     from ..errors import CnnzooError
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import RunDir, TrainConfig, fit
     from ..train.recipes import recipe_for
 

@@ -50,10 +50,10 @@ def build(case: Case):
     """The registered model if the zoo has it, else ``Conv2d(k, 'same') + ReLU`` per row of ``case.convs``."""
     from torch import nn
 
-    from ..registry import list_models
+    from ..models import list_models
 
     if case.registered and case.registered in list_models():
-        from ..registry import create_model
+        from ..models import create_model
 
         return create_model(case.registered), case.registered
     layers, c_in = [], INPUT[0]

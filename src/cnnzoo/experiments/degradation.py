@@ -30,7 +30,7 @@ PAPER_CIFAR10_TEST_ERROR = {"resnet20": 8.75, "resnet56": 6.97}  # He et al. Tab
 
 
 def build(name: str, in_channels: int):
-    from ..registry import create_model
+    from ..models import create_model
 
     return create_model(name, num_classes=10, in_channels=in_channels)
 
@@ -174,7 +174,7 @@ def rebuild_from_log(log: Path, out_dir: Path, settings: TrainSettings, device: 
     errors compare the nets at the same point of the same schedule. The losses are not in the log."""
     import numpy as np
 
-    from ..registry import create_model
+    from ..models import create_model
     from .stats import mean_std
 
     runs: dict[tuple[str, int], dict[str, list]] = {}

@@ -170,7 +170,7 @@ def run(
 
     from ..card import card_of
     from ..convert import score_map_size, to_fully_convolutional
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import fit
 
     started, out_dir, device = begin(out_dir, device)

@@ -23,7 +23,7 @@ COLORS = {"sigmoid": "tab:red", "tanh": "tab:orange", "relu": "tab:blue"}
 
 
 def build(activation: str, pool: str):
-    from ..registry import create_model
+    from ..models import create_model
 
     return create_model("lenet5_modern", num_classes=10, in_channels=1, activation=activation, pool=pool)
 

@@ -23,7 +23,7 @@ PAPER_TOP1 = {"vgg11": 29.6, "vgg11_lrn": 29.7}  # Table 3, ImageNet val, single
 
 
 def build(name: str, input_size: int, width: float, fc_features: int):
-    from ..registry import create_model
+    from ..models import create_model
 
     return create_model(name, num_classes=10, in_channels=1, input_size=input_size, width=width,
                         fc_features=fc_features)  # fmt: skip

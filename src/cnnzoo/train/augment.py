@@ -11,13 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fit_to_size", "random_crop", "random_hflip", "normalize", "to_float", "DIGIT_DATASETS"]
+__all__ = ["fit_to_size", "random_crop", "random_hflip", "normalize", "to_float"]
 
 # the deterministic part (pad/resize, /255, normalise) is the one preprocessing every user of a model shares
 from ..preprocess import fit_to_size, normalize, to_float  # noqa: E402,F401
-
-# Flipping a digit or a Japanese character makes another (or no) symbol; flipping a shoe or a truck does not.
-DIGIT_DATASETS = ("mnist", "kmnist", "emnist")
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -305,7 +305,7 @@ def _check_model_fits(model: nn.Module, data: Data, card: ModelCard) -> None:
 
 def _model_kwargs(card: ModelCard, num_classes: int) -> dict:
     """The create_model kwargs that rebuild the model of ``card`` (recorded in the checkpoint)."""
-    from ..registry import get_model_info
+    from ..models import get_model_info
 
     kwargs = dict(card.model_kwargs)
     kwargs.setdefault("num_classes", num_classes)

@@ -32,7 +32,7 @@ def recipe_for(model_name: str) -> dict:
     """The recipe of the model itself, else of its family, else {} (TrainConfig's defaults)."""
     if model_name in RECIPES:
         return dict(RECIPES[model_name])
-    from ..registry import get_model_info
+    from ..models import get_model_info
 
     family = get_model_info(model_name).family
     return dict(RECIPES.get(family, {}))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import UnknownModelError
-from ..registry import get_model_info, list_models
+from ..models import get_model_info, list_models
 
 __all__ = [
     "PUBLISHER",

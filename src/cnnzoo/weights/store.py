@@ -317,11 +317,11 @@ def resolve(
     ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored)."""
     if spec in ("imagenet", "default") or spec.startswith("imagenet:"):  # else a file, even "imagenet.pth"
         weights, card = fetch(f"{model}:{spec}", offline=offline, progress=progress)
-        from safetensors.torch import load_file
+        from ..files import load_tensors, read_header
 
         try:
-            tensors = load_file(weights, device="cpu")
-        except Exception as e:
+            tensors = load_tensors(read_header(weights))
+        except CheckpointError as e:
             raise CheckpointError(
                 f"{weights}: corrupt stored weights ({e}); remove and fetch again"[:300]
             ) from None
