@@ -27,14 +27,16 @@ import cnnzoo
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 UPDATE = os.environ.get("CNNZOO_DOCS_UPDATE") == "1"
 
-# Python blocks that show an API with names the doc leaves to the reader; keyed by doc and a text in the block.
+# Python blocks that cannot run here, keyed by doc and a text in the block.
+LEFT_TO_READER = "uses {}, which the doc leaves to the reader"
 PYTHON_SKIPS = {
-    ("training.md", "uint8_images"): "uses `uint8_images`, which the doc leaves to the reader",
-    ("export.md", "runs/lenet5-fashion"): "uses a run directory and photos the doc leaves to the reader",
+    ("training.md", "uint8_images"): LEFT_TO_READER.format("`uint8_images`"),
+    ("export.md", "runs/lenet5-fashion"): LEFT_TO_READER.format("a run directory and photos"),
+    ("fully-convolutional.md", "dense_predict(fc, images"): LEFT_TO_READER.format("`images`"),
     (
-        "fully-convolutional.md",
-        "dense_predict(fc, images",
-    ): "uses `images`, which the doc leaves to the reader",
+        "weights.md",
+        'weights.fetch("resnet50:v2")',
+    ): "downloads torchvision's weights; the tests have no network",
 }
 # The fit() calls in the docs train for 12 epochs on all of Fashion-MNIST; here they are smoke runs.
 FIT_SHORTENING = {"epochs": 1, "limit": 2000}

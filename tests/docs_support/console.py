@@ -7,7 +7,8 @@ block, between `<!-- output -->` and `<!-- /output -->` right after it; it belon
 
 Expected output is compared with doctest's ELLIPSIS rule: `...` matches any text, across lines too. Trailing
 spaces and trailing blank lines are ignored on both sides. A command with no output shown must still exit 0, or
-the status its comment names ("exits with status 2").
+the status its comment names ("exits with status 2"); an output ending in the CLI's one-line error
+("cnnzoo CMD: error: ...") means status 2.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
 
 MARKDOWN_OUTPUT = re.compile(r"\n*<!-- output -->\n(?P<body>.*?)<!-- /output -->", re.DOTALL)
 EXIT_STATUS = re.compile(r"exits with status (\d+)")
+CLI_ERROR = re.compile(r"cnnzoo [\w-]+: error: ")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,10 @@ class Command:
     @property
     def exit_status(self) -> int:
         found = EXIT_STATUS.search(self.comment)
-        return int(found.group(1)) if found else 0
+        if found:
+            return int(found.group(1))
+        # the CLI prints an error the user can fix as one "cnnzoo CMD: error: ..." line and exits with 2
+        return 2 if CLI_ERROR.match(normalise(self.expected).split("\n")[-1]) else 0
 
 
 def split_comment(line: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ machine has and this one does not is replaced here, each case listed once (`SKIP
   `cnnzoo train lenet5_modern` made in this session; `shoe.png` and `image.png` are generated images.
 - `cnnzoo serve` gets a free `--port`; it passes when its page answers, and is then stopped.
 - Commands needing CUDA run only where CUDA is present; a skip says why and pytest lists it (-ra).
+- Weight downloads (`cnnzoo weights fetch/path/import`) are skipped: no network; the store is empty here.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ COMMAND_TIMEOUT_S = 300
 SKIPS = {
     r"^pip install -e \.": "installs cnnzoo; the tests already run inside the installed package",
     r"\bNAME\b|\[--": "a synopsis (placeholders and [optional] flags), not a command",
+    r"^(?!CNNZOO_OFFLINE=1 ).*\bcnnzoo weights (fetch|path|import)\b": (
+        "needs torchvision's weight files from download.pytorch.org; the tests have no network"
+    ),
 }
 RUN_PLACEHOLDER = re.compile(r"(?<![\w/-])(RUN|runs/lenet5_modern-TIMESTAMP)(?![\w/-])")
 
@@ -66,6 +70,10 @@ class DocSession:
         self.env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
         self.env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{self.env.get('PATH', '')}"
         self.env["OMP_NUM_THREADS"] = "1"  # 2 shared cores; the docs' outputs do not depend on threads
+        # an empty weights store and torch.hub cache: the docs show what a new user sees, and write nothing
+        # into this machine's real stores
+        self.env["CNNZOO_WEIGHTS"] = str(workdir / "weights")
+        self.env["TORCH_HOME"] = str(workdir / "torch")
         _write_images(workdir)
 
     # -- the sybil evaluator -----------------------------------------------------------------------------------
