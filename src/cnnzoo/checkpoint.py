@@ -30,6 +30,8 @@ from torch import nn
 from .atomic import write_durable
 from .card import ModelCard, attach_card
 from .errors import CheckpointError
+from .files import SafetensorsHeader, load_tensors, open_regular, read_header, sha256_file
+from .fitcheck import check_declared, check_finite, check_input_size
 from .preprocess import preprocess as _preprocess
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
 FORMAT_VERSION = 1
 WEIGHTS, META, TRAIN_STATE = "model.safetensors", "checkpoint.json", "train_state.pt"
 PENDING, PARTIAL = ".pending", ".partial"
+MAX_JSON_BYTES = 64 << 20  # checkpoint.json: 100,000 class names fit many times over
 # Pickle-based formats: loading one runs whatever code its author put in it.
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".zip")
 
@@ -290,40 +293,39 @@ def _locate(path: str | os.PathLike) -> tuple[Path, Path | None]:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path, CheckpointError, "a JSON file") as f:
+            text = f.read(MAX_JSON_BYTES + 1)
+        if len(text) > MAX_JSON_BYTES:
+            raise CheckpointError(f"{path}: more than {MAX_JSON_BYTES >> 20} MiB: not a checkpoint's metadata")
+        return json.loads(text.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: unreadable or corrupt JSON ({e})") from None
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None, bytes]:
-    """Tensors, the embedded cnnzoo metadata (or None) and the raw bytes of a safetensors file, read once;
-    any defect -> :class:`CheckpointError`. The header is the format's own: 8 bytes of little-endian length,
-    then JSON whose ``__metadata__`` holds string values."""
-    from safetensors.torch import load
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None, SafetensorsHeader]:
+    """Tensors, the embedded cnnzoo metadata (or None) and the checked header of a safetensors file (a
+    regular file; the header is checked against the file's size before the data is read through a memory
+    map); any defect -> :class:`CheckpointError`."""
+    header = read_header(path)
+    return load_tensors(header), _embedded(header), header
 
+
+def _embedded(header: SafetensorsHeader) -> dict | None:
+    """The cnnzoo metadata in a safetensors header (the format's ``__metadata__`` holds strings)."""
+    if "cnnzoo" not in header.metadata:
+        return None
     try:
-        data = path.read_bytes()
-        tensors = load(data)  # validates the header, offsets and sizes
-        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
-    except Exception as e:  # SafetensorError, OSError, ValueError...: all mean "not a sound safetensors file"
-        raise CheckpointError(
-            f"{path}: corrupt or truncated safetensors file ({type(e).__name__}: {e})"[:400]
-        ) from None
-    embedded = None
-    if "cnnzoo" in header:
-        try:
-            embedded = json.loads(header["cnnzoo"])
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path}: corrupt metadata in the safetensors header ({e})") from None
-    return tensors, embedded, data
+        return json.loads(header.metadata["cnnzoo"])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{header.path}: corrupt metadata in the safetensors header ({e})") from None
 
 
 def load_meta(path: str | os.PathLike) -> CheckpointMeta:
-    """The metadata alone (no weights read beyond the header when a checkpoint.json exists)."""
+    """The metadata alone (no weights read beyond the header)."""
     weights, meta_path = _locate(path)
     if meta_path is not None:
         return CheckpointMeta.from_dict(_read_json(meta_path), str(meta_path))
-    _, embedded, _ = read_safetensors(weights)
+    embedded = _embedded(read_header(weights))
     if embedded is None:
         raise CheckpointError(f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header")
     return CheckpointMeta.from_dict(embedded, str(weights))
@@ -332,23 +334,39 @@ def load_meta(path: str | os.PathLike) -> CheckpointMeta:
 def load_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, CheckpointMeta]:
-    """Rebuild the model of a run directory or ``.safetensors`` file: ``(model in eval mode, meta)``."""
+    """Rebuild the model of a run directory or ``.safetensors`` file: ``(model in eval mode, meta)``.
 
+    Nothing big is read before it is checked: the weights file's header first (a regular file, its declared
+    sizes against its real size), then the metadata, then the model built on the meta device is compared
+    with the declared tensors (names, shapes, dtypes) and run on ``input_size`` (channels, bounded
+    activations); only then is the checksum computed and the data read (memory-mapped), and refused if any
+    weight is NaN or infinite."""
     weights, meta_path = _locate(path)
-    tensors, embedded, data = read_safetensors(weights)
+    header = read_header(weights)
+    expected = None
     if meta_path is not None:
         record = _read_json(meta_path)
         meta = CheckpointMeta.from_dict(record, str(meta_path))
         expected = record.get("weights_sha256") if isinstance(record, dict) else None
-        if expected and expected != hashlib.sha256(data).hexdigest():
-            raise CheckpointError(
-                f"{weights}: does not match {meta_path} (checksum differs; file changed or corrupt)"
-            )
-    elif embedded is not None:
-        meta = CheckpointMeta.from_dict(embedded, str(weights))
     else:
-        raise CheckpointError(f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header")
-    model = _rebuild(meta, weights, tensors)
+        embedded = _embedded(header)
+        if embedded is None:
+            raise CheckpointError(
+                f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header"
+            )
+        meta = CheckpointMeta.from_dict(embedded, str(weights))
+    skeleton = _build(meta, weights, "meta")
+    check_declared(skeleton, header, meta.model)
+    outputs = check_input_size(skeleton, meta.input_size, meta_path or weights)
+    if meta.classes and outputs is not None and outputs != len(meta.classes):
+        raise CheckpointError(f"{weights}: {len(meta.classes)} class names but the model has {outputs} outputs")
+    if expected and expected != sha256_file(weights, CheckpointError):
+        raise CheckpointError(
+            f"{weights}: does not match {meta_path} (checksum differs; file changed or corrupt)"
+        )
+    tensors = load_tensors(header)
+    check_finite(tensors, weights)
+    model = _build(meta, weights, "cpu")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -359,57 +377,21 @@ def load_checkpoint(
     return model.to(device).eval(), meta
 
 
-def _rebuild(meta: CheckpointMeta, weights: Path, tensors: dict[str, torch.Tensor]) -> nn.Module:
-    """Build the checkpoint's model on the meta device first (no memory), check that the stored tensors
-    fit it, then build it for real. Every failure names the checkpoint."""
+def _build(meta: CheckpointMeta, weights: Path, device: str) -> nn.Module:
+    """The checkpoint's model on ``device`` ("meta": no memory); every failure names the checkpoint."""
     from .errors import CnnzooError, UnknownModelError
     from .registry import create_model
 
-    def build(device: str) -> nn.Module:
-        try:
-            with torch.device(device):
-                return create_model(meta.model, **meta.model_kwargs)
-        except UnknownModelError as e:
-            raise CheckpointError(f"{weights}: {e}") from None
-        except (TypeError, ValueError, RuntimeError, CnnzooError) as e:
-            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(
-                f"{weights}: cannot rebuild {meta.model!r} with {meta.model_kwargs}: {detail[:200]}"
-            ) from None
-
-    skeleton = build("meta")
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    missing, unexpected = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{weights}: weights do not fit model {meta.model!r}: "
-            f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
-    wrong = [k for k in expected if expected[k] != got[k]]
-    if wrong:
-        k = wrong[0]
-        raise CheckpointError(
-            f"{weights}: weights do not fit model {meta.model!r}: {k} has shape {list(got[k])}, "
-            f"the model expects {list(expected[k])} ({len(wrong)} tensor(s) differ)"
-        )
-    if meta.classes:
-        outputs = _num_outputs(skeleton, meta)
-        if outputs is not None and outputs != len(meta.classes):
-            raise CheckpointError(
-                f"{weights}: {len(meta.classes)} class names but the model has {outputs} outputs"
-            )
-    return build("cpu")
-
-
-def _num_outputs(skeleton: nn.Module, meta: CheckpointMeta) -> int | None:
-    """The model's number of output classes, from a forward pass on the meta device (None if it fails)."""
     try:
-        with torch.no_grad():
-            out = skeleton.eval()(torch.empty(1, *meta.input_size, device="meta"))
-        return int(out.shape[1]) if out.ndim >= 2 else None
-    except Exception:  # the shape check proper happens on the real model; this is only a cross-check
-        return None
+        with torch.device(device):
+            return create_model(meta.model, **meta.model_kwargs)
+    except UnknownModelError as e:
+        raise CheckpointError(f"{weights}: {e}") from None
+    except (TypeError, ValueError, RuntimeError, CnnzooError) as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{weights}: cannot rebuild {meta.model!r} with {meta.model_kwargs}: {detail[:200]}"
+        ) from None
 
 
 def load_train_state(run_dir: str | os.PathLike) -> dict:

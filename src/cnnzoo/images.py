@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import warnings
 from pathlib import Path
 
 from .errors import DataError
+from .files import regular_file
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -110,20 +110,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_p
 def _regular_file(path: Path, name: str) -> Path:
     """``path`` if it is a regular file of at most MAX_FILE_BYTES: never a FIFO (it would hang), a device
     (``/dev/zero`` never ends) or a directory."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot read ({e.strerror or e})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DataError(f"{name}: is a directory, not an image")
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{name}: not a regular file (a device, FIFO or socket), not an image")
-    if st.st_size > MAX_FILE_BYTES:
-        raise DataError(
-            f"{name}: {st.st_size:,} bytes is more than the limit of {MAX_FILE_BYTES:,} for an image"
-        )
+    regular_file(path, name, DataError, "an image", MAX_FILE_BYTES)
     return path
 
 
