@@ -91,3 +91,78 @@ def test_doc(example, docs_session, monkeypatch):
         example.evaluate()
     except unittest.SkipTest as skip:
         pytest.skip(str(skip))
+
+
+# -- the machinery itself, on a small doc of shell commands --------------------------------------------------
+SAMPLE = """\
+```console
+$ echo 60,000 params   # a count
+60,000 params
+$ python -c "print('a')
+print('b')"
+a
+b
+$ echo took 1.5 s
+took ... s
+$ exit 2    # exits with status 2
+$ echo ok
+```
+
+```console
+$ printf '| a |\\n|---|\\n| 1 |\\n'
+```
+
+<!-- output -->
+| a |
+|---|
+| 1 |
+<!-- /output -->
+"""
+
+
+def _sample(tmp_path, text=SAMPLE):
+    path = tmp_path / "sample.md"
+    path.write_text(text, encoding="utf-8")
+    return path, [example for example in PARSER.parse(path).examples()]
+
+
+def test_console_blocks_are_split_into_commands_with_their_outputs(tmp_path):
+    _, examples = _sample(tmp_path)
+    commands = [e.parsed for e in examples]
+    assert [c.code for c in commands] == [
+        "echo 60,000 params",
+        "python -c \"print('a')\nprint('b')\"",
+        "echo took 1.5 s",
+        "exit 2",
+        "echo ok",
+        "printf '| a |\\n|---|\\n| 1 |\\n'",
+    ]
+    assert [c.exit_status for c in commands] == [0, 0, 0, 2, 0, 0]
+    assert commands[1].expected == "a\nb\n" and commands[4].expected == ""
+    assert commands[5].markdown and commands[5].expected == "| a |\n|---|\n| 1 |\n"
+
+
+def test_outputs_are_exact_except_for_the_ellipsis():
+    from docs_support.console import output_matches
+
+    assert output_matches("took ... s", "took 12.5 s\n")
+    assert output_matches("a\n...\nz", "a\nb\nc\nz  \n\n")
+    assert not output_matches("60,000 params", "60,001 params")
+    assert not output_matches("6×28×28", "6×28×…")
+
+
+def test_a_changed_output_fails_and_update_mode_rewrites_it(tmp_path):
+    path, _ = _sample(tmp_path, SAMPLE.replace("60,000 params\n$ python", "59,999 params\n$ python"))
+    _, examples = _sample(tmp_path, path.read_text(encoding="utf-8"))
+    work = tmp_path / "work"
+    work.mkdir()
+    session = DocSession(work, update=False)
+    results = [session.evaluate(e) for e in examples]
+    assert results[0] and "59,999 params" in results[0] and results[1:] == [None] * 5
+
+    work2 = tmp_path / "work2"
+    work2.mkdir()
+    updating = DocSession(work2, update=True)
+    assert all(updating.evaluate(e) is None for e in examples)
+    assert updating.write_rewrites() == [str(path)]
+    assert path.read_text(encoding="utf-8") == SAMPLE

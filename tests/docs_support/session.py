@@ -85,7 +85,8 @@ class DocSession:
         if code not in self.results:
             self.results[code] = self._run(code)
         status, output = self.results[code]
-        where = f"{Path(example.path).relative_to(REPO)}, line {example.line}: $ {command.line}"
+        doc = Path(example.path)
+        where = f"{doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc}, line {example.line}: $ {command.line}"
         if status != command.exit_status:
             return f"{where}\nexit status {status}, expected {command.exit_status}; output:\n{output}"
         if not command.expected.strip() or output_matches(command.expected, output):
