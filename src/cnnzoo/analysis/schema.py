@@ -94,6 +94,8 @@ class Summary:
     blocks: list[BlockInfo] = field(default_factory=list)
     total: dict = field(default_factory=dict)
     conventions: str = CONVENTIONS
+    # (model or registered name, model kwargs): what explain() walks, on request only; not in to_dict()
+    source: tuple | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -113,6 +115,16 @@ class Summary:
             if row.name == name:
                 return row
         raise KeyError(f"no layer {name!r} in the summary of {self.model}")
+
+    def explain(self, layer: str | None = None, field: str | None = None, lang: str = "en"):
+        """How a figure was computed: ``explain("c3", "params")`` is an :class:`~cnnzoo.analysis.explain.
+        Explanation` (formula, the formula with the values filled in, the value, the rule's source);
+        without a layer or a field, the list of every one (``lang``: "en" or "zh")."""
+        from .explain import explain, explain_all
+
+        if layer is not None and field is not None:
+            return explain(self, layer, field, lang)
+        return explain_all(self, layer, field, lang)
 
     def __rich_console__(self, console, options):
         from .render import rich_table

@@ -159,7 +159,9 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
     rf = next((r.receptive_field for r in reversed(rows) if r.receptive_field is not None), None)
     if rf is not None:
         total["receptive_field"] = rf.to_dict()
-    return Summary(name, size, rows, _blocks(probe.model, result), total)
+    return Summary(
+        name, size, rows, _blocks(probe.model, result), total, source=(model_or_name, model_kwargs)
+    )
 
 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:

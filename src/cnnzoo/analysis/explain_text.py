@@ -1,0 +1,189 @@
+"""The words of the explanations, in English and in Chinese (the seed texts' terms: 卷积层, 池化层/下采样层,
+感受野, 参数, 连接数, 步幅, 填充, 乘加运算), and their renderings as text and Markdown.
+
+Formulas are mathematics and the same in both languages; labels, notes and sources are looked up here by key.
+"""
+
+from __future__ import annotations
+
+LANGS = ("en", "zh")
+
+FIELDS = ("output_shape", "params", "macs", "flops", "connections", "receptive_field", "activation_bytes")
+
+# key -> (English, Chinese); str.format fields are filled by the caller
+MESSAGES: dict[str, tuple[str, str]] = {
+    # field names
+    "output_shape": ("output shape", "输出形状"),
+    "params": ("parameters", "参数"),
+    "macs": ("MACs (multiply-accumulates)", "乘加运算 (MACs)"),
+    "flops": ("FLOPs", "浮点运算 (FLOPs)"),
+    "connections": ("connections", "连接数"),
+    "receptive_field": ("receptive field", "感受野"),
+    "activation_bytes": ("activation memory (bytes)", "激活内存（字节）"),
+    # line labels
+    "dim_h": ("height", "高"),
+    "dim_w": ("width", "宽"),
+    "dim_hw": ("height = width", "高 = 宽"),
+    "window_values": (
+        "{dim}: n = input {n}, k = kernel {k}, s = stride {s}, p = padding {p}",
+        "{dim}：n = 输入 {n}，k = 卷积核 {k}，s = 步幅 {s}，p = 填充 {p}",
+    ),
+    "dilation_values": (", d = dilation {d}", "，d = 空洞率 {d}"),
+    "flatten": ("flattened: C·H·W", "展平：C·H·W"),
+    "rf_step": ("{layer}: kernel {k}, stride {s}", "{layer}：卷积核 {k}，步幅 {s}"),
+    "rf_unrolled": ("the recurrence unrolled", "递推式展开"),
+    "rf_jump": ("{layer}: jump j = j_prev·s", "{layer}：跳距 j = j_prev·s"),
+    "sum_of_layers": ("sum over the block's layers", "块内各层之和"),
+    "without_1x1": (
+        "without the 1×1 reduction (a direct {k}×{k} conv, {c_in} → {c_out} channels)",
+        "不用 1×1 降维（直接 {k}×{k} 卷积，{c_in} → {c_out} 通道）",
+    ),
+    "table1": ("Table I: maps reading m input maps, counted per m", "表 I：按读取的输入图数 m 分组"),
+    "bias_terms": ("weights + biases", "权重 + 偏置"),
+    "per_element": ("{kind}: per output element", "{kind}：每个输出元素"),
+    "elements": ("elements × bytes per element", "元素数 × 每元素字节数"),
+    # notes
+    "note_same_shape": ("keeps its input's shape", "输出与输入形状相同"),
+    "note_linear": ("a fully connected layer gives out_features = {n}", "全连接层输出 out_features = {n}"),
+    "note_adaptive": ("adaptive pooling gives the requested size {hw}", "自适应池化层输出指定尺寸 {hw}"),
+    "note_channels": ("channels C = {c} (the layer's output channels)", "通道数 C = {c}（该层的输出通道数）"),
+    "note_repeat": (
+        "the layer's parameters are counted at its first call ({first})",
+        "该层参数只在第一次调用时计数（{first}）",
+    ),
+    "note_no_params": ("no parameters", "无参数"),
+    "note_no_work": ("no arithmetic counted for this layer", "此层不计运算"),
+    "note_ceil": (
+        "ceil_mode: rounded up, but the last window must start inside the input or the left padding",
+        "ceil_mode：向上取整，但最后一个窗口须从输入或左侧填充内开始",
+    ),
+    "note_ceil_drop": (" (here it would not, so one less)", "（此处不满足，故减一）"),
+    "note_same_pad": ("'same' padding: p = d·(k − 1)/2 on each side", "'same' 填充：每侧 p = d·(k − 1)/2"),
+    "note_rf_input": ("the input pixel: r = 1, j = 1", "输入像素：r = 1，j = 1"),
+    "note_rf_flat": (
+        "a full layer over an H×W map is a conv with an H×W kernel",
+        "对 H×W 特征图的全连接层相当于 H×W 卷积核",
+    ),
+    "note_saving": ("the 1×1 reduction saves {ratio:.1f}× the MACs", "1×1 降维节省 {ratio:.1f} 倍乘加运算"),
+    "note_block": (
+        "block {name} ({kind}): layers {first} … {last}",
+        "块 {name}（{kind}）：层 {first} … {last}",
+    ),
+    "note_kind": ("{kind}", "{kind}"),
+    # sources
+    "src_window": (
+        "PyTorch's output-size rule, out = ⌊(n + 2p − d·(k − 1) − 1)/s⌋ + 1 (cnnzoo.shapes.conv_output_size)",
+        "PyTorch 输出尺寸公式 out = ⌊(n + 2p − d·(k − 1) − 1)/s⌋ + 1（cnnzoo.shapes.conv_output_size）",
+    ),
+    "src_shape": (
+        "the layer's shape rule (cnnzoo.analysis.specs)",
+        "该层的形状规则（cnnzoo.analysis.specs）",
+    ),
+    "src_params": ("the layer's weights and biases", "该层的权重与偏置"),
+    "src_table1": (
+        "LeCun et al. 1998, Table I (cnnzoo.layers.LENET5_C3_TABLE)",
+        "LeCun 等 1998，表 I（cnnzoo.layers.LENET5_C3_TABLE）",
+    ),
+    "src_macs": (
+        "multiply-accumulates against weights (cnnzoo.analysis.rules, docs/analyzer.md)",
+        "与权重的乘加运算（cnnzoo.analysis.rules，docs/analyzer.md）",
+    ),
+    "src_flops": (
+        "2 × MACs + bias adds + elementwise work (cnnzoo.analysis.rules)",
+        "2 × 乘加运算 + 偏置加法 + 逐元素运算（cnnzoo.analysis.rules）",
+    ),
+    "src_connections": (
+        "LeCun 1998: each input-to-output link, the bias counted as one input (cnnzoo.analysis.rules)",
+        "LeCun 1998：每条输入到输出的连接，偏置算作一个输入（cnnzoo.analysis.rules）",
+    ),
+    "src_rf": (
+        "r = r_prev + (k − 1)·j_prev (d·(k − 1) with dilation), j = j_prev·s (cnnzoo.analysis.schema.ReceptiveField)",
+        "r = r_prev + (k − 1)·j_prev（空洞卷积为 d·(k − 1)），j = j_prev·s（cnnzoo.analysis.schema.ReceptiveField）",
+    ),
+    "src_memory": ("output elements × element size, per image", "输出元素数 × 每元素字节数，每张图像"),
+    "src_block": ("the sum of the block's rows", "块内各行之和"),
+    # layer kinds
+    "kind_conv": ("convolutional layer", "卷积层"),
+    "kind_pool": ("pooling layer", "池化层"),
+    "kind_subsampling": ("subsampling layer", "下采样层"),
+    "kind_full": ("fully connected layer", "全连接层"),
+    "kind_norm": ("normalisation layer", "归一化层"),
+    "kind_act": ("activation", "激活函数"),
+    "kind_add": ("elementwise operation", "逐元素运算"),
+    "kind_rbf": ("RBF output layer", "RBF 输出层"),
+    # renderings
+    "source": ("source", "来源"),
+    "formula": ("formula", "公式"),
+    "layer": ("layer", "层"),
+    "field": ("figure", "数值"),
+    "value": ("value", "值"),
+}
+
+
+def msg(key: str, lang: str = "en", **values) -> str:
+    """The message ``key`` in ``lang``, its fields filled."""
+    text = MESSAGES[key][LANGS.index(lang)]
+    return text.format(**values) if values else text
+
+
+def number(n) -> str:
+    """Numbers as printed in formulas: thousands separated (2,416), halves as decimals (2.5)."""
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    return f"{n:,}" if isinstance(n, int) else f"{n:g}"
+
+
+def shape_text(shape) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def value_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return shape_text(value)
+    if isinstance(value, dict):  # a receptive field
+        return f"{value['size']} (j = {value['jump']})"
+    return number(value)
+
+
+def one_line(e) -> str:
+    """One explanation on one line: ``layer  field  filled formula`` (the last line's, the one that ends in
+    the figure), or the note where there is no arithmetic."""
+    last = e.lines[-1].filled if e.lines else f"{value_text(e.value)} ({e.note})"
+    return f"{e.layer}  {msg(e.field, e.lang)}: {last}"
+
+
+def to_text(e) -> str:
+    """An explanation in full: the figure, each line with its symbols and its values, notes, the source."""
+    out = [f"{e.layer} · {msg(e.field, e.lang)} = {value_text(e.value)}"]
+    for line in e.lines:
+        if line.label:
+            out.append(f"  {line.label}")
+        out.append(f"    {line.formula}")
+        out.append(f"    {line.filled}")
+    if e.note:
+        out.append(f"  {e.note}")
+    out.append(f"  {msg('source', e.lang)}: {e.source}")
+    return "\n".join(out)
+
+
+def to_markdown(explanations) -> str:
+    """A Markdown table, one row per explanation line (or per note)."""
+    if not explanations:
+        return ""
+    lang = explanations[0].lang
+    head = [msg(k, lang) for k in ("layer", "field", "formula", "value")]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in explanations:
+        for line in e.lines or [None]:
+            filled = line.filled if line else e.note
+            formula = (
+                f"{line.label}: {line.formula}" if line and line.label else (line.formula if line else "")
+            )
+            cells = [
+                f"`{e.layer}`",
+                msg(e.field, lang),
+                formula.replace("|", "\\|"),
+                filled.replace("|", "\\|"),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
