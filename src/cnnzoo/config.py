@@ -73,6 +73,10 @@ class TrainConfig:
     # use the cores other processes leave free, re-checked every epoch (cnnzoo.threads); `cnnzoo train` turns
     # it on unless --threads is given. Off in the API: bit-exact repeatability needs a fixed thread count.
     adapt_threads: bool = option(False, Rule(bool))
+    # per-epoch snapshots in out/snapshots/ (conv1's filters, one test image's maps, confusion, mistakes) and
+    # a progress line every few steps: what the web app's Train page streams and replays. Off by default: each
+    # epoch then costs one more forward pass over up to 2,000 test images.
+    snapshots: bool = option(False, Rule(bool))
 
 
 def validate_config(cfg: TrainConfig, source: str = "") -> TrainConfig:

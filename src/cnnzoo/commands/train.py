@@ -76,6 +76,12 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no layer table or progress; final lines only")
     p.add_argument(
+        "--snapshots",
+        action="store_true",
+        default=None,
+        help="per-epoch snapshots in DIR/snapshots/ (filters, feature maps, mistakes): `cnnzoo serve` replays them",
+    )
+    p.add_argument(
         "--nproc",
         type=Rule(int, 1, 1024).argtype("--nproc"),
         help="train with N processes (DDP) via torchrun on this machine",

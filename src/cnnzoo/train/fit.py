@@ -31,6 +31,7 @@ from .data import Data, epoch_generator, resolve_data, split, subset
 from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_one_epoch
 from .optim import make_optimizer, make_scheduler
 from .rundir import RunDir
+from .snapshots import SnapshotWriter
 
 __all__ = ["TrainConfig", "History", "DivergedError", "fit", "evaluate"]
 
@@ -114,6 +115,7 @@ class _Run:
     epochs: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     last_test: dict | None = None  # the test metrics after the last epoch (with test_every_epoch)
+    snapshots: SnapshotWriter | None = None  # with cfg.snapshots: what the web app's Train page shows
 
 
 def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run:
@@ -191,6 +193,11 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         out.write_config(asdict(cfg) | {"out": str(out.path), "model": card.model, "dataset": ds.name,
                                         "world_size": info.world_size})  # fmt: skip
         _write_summary(model, card.input_size, out)
+    if cfg.snapshots and out is not None and info.is_main:
+        shown = run.test or run.val or run.train  # the test set unless the data has none
+        run.snapshots = SnapshotWriter(out.path, model, run.prepare, *shown, ds.classes, cfg.epochs,
+                                       steps_per_epoch, batch)  # fmt: skip
+        run.snapshots.start(run.start_epoch)
     return run
 
 
@@ -213,7 +220,10 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
         def on_step(step, loss, acc, n, t0=t0, epoch=epoch):
             if not math.isfinite(loss) and not info.enabled:
                 raise DivergedError(_diverged_message(loss, epoch + 1, step, run))
-            run.progress.step(step, loss, acc, n * info.world_size / (time.perf_counter() - t0))
+            ips = n * info.world_size / (time.perf_counter() - t0)
+            run.progress.step(step, loss, acc, ips)
+            if run.snapshots is not None:
+                run.snapshots.step(epoch + 1, step, loss, acc, ips)
 
         sums = train_one_epoch(
             run.net, *run.train, order, batch_size=run.batch, optimizer=run.optimizer, loss_fn=run.loss_fn,
@@ -254,6 +264,8 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
                          "scheduler": run.scheduler.state_dict(), "rng": rngs, "history": run.epochs}  # fmt: skip
                 ckpt.save_checkpoint(run.out.path, run.model, run.meta, state)
                 run.out.write_metrics(run.epochs)
+                if run.snapshots is not None:
+                    run.snapshots.epoch(record)  # after the checkpoint: a snapshot's epoch can be loaded
             if info.enabled:
                 torch.distributed.barrier()  # nobody runs ahead of the checkpoint
 
