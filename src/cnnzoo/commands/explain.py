@@ -1,0 +1,42 @@
+"""``cnnzoo explain MODEL [LAYER] [--field F] [--input CxHxW] [--lang en|zh] [--format text|json|markdown]``."""
+
+NAME = "explain"
+HELP = "how each figure of the layer table is computed: the formula with the values filled in"
+DESCRIPTION = (
+    "Explain the analyzer's figures (output size, parameters, MACs, FLOPs, connections, receptive field, "
+    "activation memory): each one's formula, the same formula with the layer's values, and its source. "
+    "Without LAYER, the whole network, one line per figure."
+)
+
+FIELDS = ("output_shape", "params", "macs", "flops", "connections", "receptive_field", "activation_bytes")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="registered model name (see `cnnzoo models`)")
+    p.add_argument("layer", nargs="?", help="a layer or block name as in `cnnzoo summary` (default: all)")
+    p.add_argument("--field", choices=FIELDS, help="one figure only (default: all)")
+    p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
+    p.add_argument("--lang", choices=["en", "zh"], default="en", help="English or 中文")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+
+def run(args) -> int:
+    import json
+
+    from ..analysis.explain_text import to_markdown
+    from ..analysis.summary import summary
+
+    s = summary(args.model, args.input)
+    explanations = s.explain(args.layer, args.field, lang=args.lang)
+    if args.layer is not None and args.field is not None:
+        explanations = [explanations]
+    if args.format == "json":
+        print(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
+    elif args.format == "markdown":
+        print(to_markdown(explanations), end="")
+    elif args.layer is None:
+        for e in explanations:
+            print(e.one_line())
+    else:
+        print("\n\n".join(str(e) for e in explanations))
+    return 0

@@ -1,0 +1,199 @@
+"""Every number explained (#18): each printed formula evaluates to its printed value, and that value is the
+analyzer's own figure, for every zoo model at its default input; the CLI and the HTTP API give the same."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import operator
+import re
+from fractions import Fraction
+
+import pytest
+
+import cnnzoo
+from cnnzoo.analysis.explain import FIELDS
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_CALLS = {"floor": math.floor, "ceil": math.ceil}
+
+
+def _evaluate(expr: str) -> Fraction:
+    """A filled-in formula as printed (⌊⌋ ⌈⌉ · × − and thousands separators), evaluated exactly; only
+    numbers, + − · /, parentheses, floor and ceiling are accepted."""
+    text = expr.replace("⌊", "floor(").replace("⌋", ")").replace("⌈", "ceil(").replace("⌉", ")")
+    text = text.replace("·", "*").replace("×", "*").replace("−", "-")
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return Fraction(str(node.value))
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
+            (arg,) = node.args
+            return Fraction(_CALLS[node.func.id](ev(arg)))
+        raise ValueError(f"not arithmetic: {ast.dump(node)}")
+
+    return ev(ast.parse(text, mode="eval"))
+
+
+def _check_line(line) -> None:
+    """Every side of ``a = b = value`` equals the line's value."""
+    *sides, shown = [s.strip() for s in line.filled.split(" = ")]
+    assert _evaluate(shown) == Fraction(str(line.value)), line.filled
+    for side in sides:
+        assert _evaluate(side) == Fraction(str(line.value)), f"{line.filled}: {side}"
+
+
+def _figure(e):
+    v = e.value
+    if e.field == "receptive_field":
+        return v["size"] if isinstance(v["size"], (int, float)) else v["size"][-1]
+    return v
+
+
+@pytest.mark.parametrize("name", cnnzoo.list_models())
+def test_every_formula_evaluates_to_the_analyzers_figure(name):
+    s = cnnzoo.summary(name)
+    for e in s.explain():
+        row = s.layer(e.layer)
+        assert e.value == (
+            row.receptive_field.to_dict() if e.field == "receptive_field" else getattr(row, e.field)
+        )
+        for line in e.lines:
+            _check_line(line)
+        if not e.lines:
+            continue
+        if e.field == "output_shape":  # the H (and W) lines end in the map's height (and width)
+            assert e.lines[0].value == row.output_shape[-2 if len(row.output_shape) == 3 else -1]
+            assert e.lines[-1].value == row.output_shape[-1]
+        elif e.field == "receptive_field":
+            assert e.lines[-1].value == _figure(e)
+        else:
+            assert e.lines[-1].value == e.value, (e.layer, e.field)
+    for b in s.blocks:
+        for field in ("params", "macs", "flops", "connections"):
+            e = s.explain(b.name, field)
+            assert e.value == getattr(b, field)
+            for line in e.lines:
+                _check_line(line)
+
+
+def test_lenet5_c3_is_table_one():
+    e = cnnzoo.summary("lenet5").explain("c3", "params")
+    assert e.lines[-1].filled == "6·(3·25+1) + 9·(4·25+1) + 1·(6·25+1) = 1,516"
+    assert "Table I" in e.source
+    assert cnnzoo.summary("lenet5_modern").explain("features.conv2", "params").lines[-1].filled == (
+        "(5·5·6 + 1)·16 = 2,416"
+    )
+
+
+def test_alexnet_conv1_output_size():
+    e = cnnzoo.summary("alexnet_ng").explain("features.0", "output_shape")
+    assert e.lines[0].filled == "⌊(227 − 11 + 2·0)/4⌋ + 1 = (227 − 11)/4 + 1 = 55"
+    assert e.value == [96, 55, 55]
+
+
+def test_vgg16_receptive_field_reaches_212_at_pool5():
+    e = cnnzoo.summary("vgg16").explain("features.30", "receptive_field")
+    assert e.lines[-1].value == 212 and e.lines[-1].filled.endswith("= 212")
+    steps = [ln for ln in e.lines if ln.formula.startswith("r = r_prev")]
+    assert len(steps) == 18  # 13 convs and 5 pools
+    assert steps[0].filled == "1 + (3 − 1)·1 = 3" and steps[-1].filled == "196 + (2 − 1)·16 = 212"
+
+
+def test_chinese_uses_the_seeds_terms():
+    s = cnnzoo.summary("lenet5")
+    zh = s.explain("c3", "params", lang="zh")
+    en = s.explain("c3", "params")
+    assert zh.lines[-1].filled == en.lines[-1].filled
+    assert "参数" in str(zh) and "表 I" in zh.source
+    assert "感受野" in str(s.explain("c3", "receptive_field", lang="zh"))
+    assert "步幅" in str(s.explain("c1", "output_shape", lang="zh"))
+
+
+def test_ceil_mode_dilation_and_same_padding():
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, dilation=2), nn.MaxPool2d(2, ceil_mode=True), nn.Conv2d(4, 4, 5, padding="same")
+    )
+    s = cnnzoo.summary(model, (1, 12, 12))
+    assert s.explain("0", "output_shape").lines[0].filled == "⌊(12 − (2·(3 − 1) + 1) + 2·0)/1⌋ + 1 = 8"
+    assert s.explain("1", "output_shape").lines[0].filled == "⌈(8 − 2 + 2·0)/2⌉ + 1 = 4"
+    assert s.explain("2", "output_shape").lines[0].value == 4
+    for e in s.explain():
+        for line in e.lines:
+            _check_line(line)
+
+
+def test_bottleneck_block_shows_the_1x1_saving():
+    s = cnnzoo.summary("inception_bottleneck_5x5")
+    e = s.explain("block", "macs")
+    assert e.lines[0].filled == "2,408,448 + 10,035,200 = 12,443,648"
+    assert e.lines[1].filled == "5·5·192·32·28·28 = 120,422,400"
+    assert "9.7×" in e.note
+
+
+def test_unknown_layer_and_field_are_one_line_errors(capsys):
+    from cnnzoo.cli import main
+
+    assert main(["explain", "lenet5", "c9"]) == 2
+    assert main(["explain", "lenet5", "--field", "weight"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("no layer or block 'c9'" in line for line in err)
+
+
+def test_cli_examples(capsys):
+    from cnnzoo.cli import main
+
+    assert main(["explain", "lenet5", "c3"]) == 0
+    out = capsys.readouterr().out
+    assert "6·(3·25+1) + 9·(4·25+1) + 1·(6·25+1) = 1,516" in out
+    assert main(["explain", "alexnet_ng", "--field", "output_shape"]) == 0
+    out = capsys.readouterr().out
+    assert "features.0" in out and "(227 − 11)/4 + 1 = 55" in out
+    assert main(["explain", "vgg16", "--field", "receptive_field"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.startswith("features.30") and line.endswith("= 212") for line in out.splitlines())
+    assert main(["explain", "lenet5", "c3", "--lang", "zh"]) == 0
+    assert "参数" in capsys.readouterr().out
+    assert main(["explain", "lenet5", "c3", "--field", "params", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["value"] == 1516
+    assert main(["explain", "lenet5", "c1", "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| layer |")
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_http_api(field):
+    from fastapi.testclient import TestClient
+
+    from cnnzoo.web.app import app
+
+    client = TestClient(app)
+    r = client.get("/api/explain/lenet5", params={"layer": "c3", "field": field, "lang": "zh"})
+    assert r.status_code == 200, r.text
+    (e,) = r.json()["explanations"]
+    assert e["layer"] == "c3" and e["field"] == field and e["lang"] == "zh"
+    if field == "params":
+        assert e["lines"][-1]["filled"].endswith("= 1,516")
+
+
+def test_http_api_errors():
+    from fastapi.testclient import TestClient
+
+    from cnnzoo.web.app import app
+
+    client = TestClient(app)
+    assert client.get("/api/explain/lenett").status_code in (400, 404)
+    assert client.get("/api/explain/lenet5", params={"layer": "zz"}).status_code == 400
+    assert client.get("/api/explain/lenet5", params={"input": "abc"}).status_code == 400
+    r = client.get("/api/explain/lenet5", params={"input": "1x32x32"})
+    assert len(r.json()["explanations"]) == len(FIELDS) * len(cnnzoo.summary("lenet5").layers)
