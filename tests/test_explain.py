@@ -145,9 +145,13 @@ def test_unknown_layer_and_field_are_one_line_errors(capsys):
     from cnnzoo.cli import main
 
     assert main(["explain", "lenet5", "c9"]) == 2
-    assert main(["explain", "lenet5", "--field", "weight"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert any("no layer or block 'c9'" in line for line in err)
+    assert capsys.readouterr().err.strip() == "cnnzoo explain: error: no layer or block 'c9' in lenet5"
+    assert main(["explain", "lenett"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:  # argparse's usage error: one line, exit 2
+        main(["explain", "lenet5", "--field", "weight"])
+    assert e.value.code == 2
+    assert "invalid choice: 'weight'" in capsys.readouterr().err
 
 
 def test_cli_examples(capsys):
@@ -171,13 +175,20 @@ def test_cli_examples(capsys):
     assert capsys.readouterr().out.startswith("| layer |")
 
 
-@pytest.mark.parametrize("field", FIELDS)
-def test_http_api(field):
+@pytest.fixture(scope="module")
+def client():
     from fastapi.testclient import TestClient
 
-    from cnnzoo.web.app import app
+    from cnnzoo.card import ModelCard
+    from cnnzoo.web import Session, create_app
 
-    client = TestClient(app)
+    meta = {"model": "lenet5", "input_size": [1, 32, 32], "dataset": "mnist", "classes": [str(i) for i in range(10)],
+            "mean": [0.1307], "std": [0.3081]}  # fmt: skip
+    return TestClient(create_app(Session(cnnzoo.create_model("lenet5").eval(), ModelCard(**meta), "test")))
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_http_api(client, field):
     r = client.get("/api/explain/lenet5", params={"layer": "c3", "field": field, "lang": "zh"})
     assert r.status_code == 200, r.text
     (e,) = r.json()["explanations"]
@@ -186,14 +197,12 @@ def test_http_api(field):
         assert e["lines"][-1]["filled"].endswith("= 1,516")
 
 
-def test_http_api_errors():
-    from fastapi.testclient import TestClient
-
-    from cnnzoo.web.app import app
-
-    client = TestClient(app)
-    assert client.get("/api/explain/lenett").status_code in (400, 404)
+def test_http_api_errors(client):
+    r = client.get("/api/explain/lenett")
+    assert r.status_code == 404 and "lenet5" in r.json()["error"]
     assert client.get("/api/explain/lenet5", params={"layer": "zz"}).status_code == 400
-    assert client.get("/api/explain/lenet5", params={"input": "abc"}).status_code == 400
+    assert client.get("/api/explain/lenet5", params={"input": "abc"}).status_code == 422
+    assert client.get("/api/explain/lenet5", params={"input": "1x16x16"}).status_code == 422
+    assert client.get("/api/explain/lenet5", params={"lang": "fr"}).status_code == 422
     r = client.get("/api/explain/lenet5", params={"input": "1x32x32"})
     assert len(r.json()["explanations"]) == len(FIELDS) * len(cnnzoo.summary("lenet5").layers)

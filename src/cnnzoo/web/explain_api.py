@@ -1,0 +1,51 @@
+"""``GET /api/explain/{model}?input=CxHxW&layer=NAME&field=F&lang=en|zh``: the analyzer's figures explained
+(formula, the values filled in, the value, the source), as :meth:`cnnzoo.analysis.schema.Summary.explain`
+gives them. Errors are :mod:`cnnzoo.errors` ones: the app answers them on one line (4xx)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from fastapi import APIRouter, Query
+
+from ..errors import ShapeError
+from ..shapes import parse_input_size
+
+__all__ = ["router"]
+
+MAX_SIDE, MAX_CHANNELS = 4096, 64  # the analysis runs on the meta device: its cost does not grow with these
+
+router = APIRouter()
+
+
+@lru_cache(maxsize=16)
+def _summary(name: str, size: tuple[int, int, int] | None):
+    """A summary kept with its explanation walk (the explorer asks about one model many times)."""
+    from ..analysis.summary import summary
+    from ..registry import get_model_info
+
+    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    return summary(name, size)
+
+
+@router.get("/api/explain/{model}", summary="How each figure of the layer table is computed")
+def explain(
+    model: str,
+    input: str | None = Query(None, description="CxHxW, e.g. 1x32x32 (default: the model's)"),
+    layer: str | None = Query(None, description="a layer or block name (default: every layer)"),
+    field: str | None = Query(None, description="output_shape, params, macs, flops, connections, …"),
+    lang: Literal["en", "zh"] = "en",
+) -> dict:
+    size = parse_input_size(input) if input else None
+    if size is not None and (size[0] > MAX_CHANNELS or max(size[1:]) > MAX_SIDE):
+        raise ShapeError(f"input {input} is too large: at most {MAX_CHANNELS} channels and {MAX_SIDE} pixels")
+    s = _summary(model[:200], size)
+    found = s.explain(layer, field, lang=lang)
+    found = found if isinstance(found, list) else [found]
+    return {
+        "model": s.model,
+        "input": list(s.input),
+        "lang": lang,
+        "explanations": [e.to_dict() for e in found],
+    }
