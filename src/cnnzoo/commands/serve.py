@@ -39,5 +39,7 @@ def run(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: other machines on the network can reach this server")
     print(f"open http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/")
-    uvicorn.run(create_app(session), host=args.host, port=args.port, log_level="warning")
+    app = create_app(session)
+    app.state.runs_dir = args.runs_dir  # the Train page starts its runs there and replays the ones it finds
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -35,6 +35,7 @@ from ..errors import CnnzooError, ShapeError, UnknownModelError
 from ..images import decode_image
 from .images import png_bytes
 from .session import Session
+from .training import training_router
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB for the whole multipart body
@@ -159,6 +160,7 @@ def create_app(session: Session) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_offline_docs(app)
+    app.include_router(training_router(session))  # /train and its API (cnnzoo.web.training)
 
     @app.get("/", include_in_schema=False)
     def predict_page() -> FileResponse:

@@ -1,0 +1,259 @@
+"""The Train page's runs: what may be trained, launching one run at a time, stopping it, and the run folder.
+
+A run is ``cnnzoo train MODEL --snapshots --out RUNS/ID`` in a child process: the same engine and run
+directory as the command line, so a stopped run continues with ``cnnzoo train --resume --out RUNS/ID``. The
+child runs at a lower priority (``nice``) with fewer threads than cores, so that the server, which shares the
+machine, keeps answering predictions while it trains. It has its own session (process group): a Ctrl-C in
+the server's terminal reaches the server, which then stops the run cleanly; a killed server leaves the
+child to finish, and every epoch's checkpoint is crash-safe either way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import TrainConfig
+from ..errors import CnnzooError
+from ..options import OptionError, check
+from ..train.recipes import RECIPES
+from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
+
+__all__ = ["TrainError", "Job", "Trainer", "datasets_on_disk", "models_for", "list_runs", "run_path"]
+
+DEFAULT_DATASET, DEFAULT_MODEL = "fashion-mnist", "lenet5_modern"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+STOP_SECONDS = 20  # a stopped run gets this long to finish its step and exit before it is killed
+NICE = 10
+
+
+class TrainError(CnnzooError):
+    """A Train page request that cannot be served; ``status`` is its HTTP code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def datasets_on_disk(data_dir: str | None = None) -> list[str]:
+    """The named datasets whose files are already here (the page never starts a download)."""
+    from ..data.datasets import locate
+    from ..data.sources import SPECS, get_spec
+
+    return [name for name in SPECS if locate(get_spec(name), data_dir) is not None]
+
+
+def models_for(dataset: str) -> list[str]:
+    """The zoo's models that fit ``dataset``: 1- or 3-channel inputs at most twice the images' side (a LeNet
+    or a CIFAR ResNet for 28×28 images, not a 224×224 VGG); the LeNet family first."""
+    from ..data import dataset_facts
+    from ..models import get_model_info, list_models
+
+    side = max(dataset_facts(dataset).native_size or (32, 32))
+    fits = [n for n in list_models() if get_model_info(n).input_size[0] in (1, 3)
+            and max(get_model_info(n).input_size[1:]) <= 2 * side]  # fmt: skip
+    return sorted(fits, key=lambda n: (get_model_info(n).family != "lenet", n))
+
+
+def run_path(runs_dir: Path, run_id: str) -> Path:
+    """The folder of run ``run_id``, which must be one of the listing's names: no path ever comes from a
+    client (``..``, ``/``, a symlink out of the runs folder are all simply not in the listing)."""
+    if not _RUN_ID.match(run_id or "") or run_id not in {r["id"] for r in list_runs(runs_dir)}:
+        raise TrainError(404, f"no run {run_id[:80]!r} with snapshots in {runs_dir}: see /api/runs")
+    return runs_dir / run_id
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    """The runs directly under ``runs_dir`` that have snapshots, newest first."""
+    import json
+
+    rows = []
+    try:
+        folders = [p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    for path in folders:
+        snaps = sorted(
+            int(p.stem[6:]) for p in (path / SNAPSHOTS).glob("epoch-*.json") if p.stem[6:].isdigit()
+        )
+        if not snaps or not _RUN_ID.match(path.name):
+            continue
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            config = {}
+        rows.append({"id": path.name, "model": config.get("model"), "dataset": config.get("dataset"),
+                     "epochs": config.get("epochs"), "snapshots": snaps,
+                     "finished": (path / "result.json").is_file(),
+                     "checkpoint": (path / "checkpoint.json").is_file(),
+                     "time": (path / SNAPSHOTS / snapshot_name(snaps[-1])).stat().st_mtime})  # fmt: skip
+    return sorted(rows, key=lambda r: -r["time"])
+
+
+@dataclass
+class Job:
+    """One run launched from the page."""
+
+    id: str
+    path: Path
+    params: dict
+    process: subprocess.Popen
+    started: float = field(default_factory=time.time)
+    stopping: bool = False
+
+    @property
+    def status(self) -> str:
+        code = self.process.poll()
+        if code is None:
+            return "stopping" if self.stopping else "running"
+        if code == 0:
+            return "finished"
+        return "stopped" if self.stopping else "failed"
+
+    def to_dict(self) -> dict:
+        status = self.status
+        return {"id": self.id, "status": status, "params": self.params, "started": self.started,
+                "returncode": self.process.poll(), "message": self._last_line() if status == "failed" else "",
+                "resume": f"cnnzoo train --resume --out {self.path}"}  # fmt: skip
+
+    def _last_line(self) -> str:
+        try:
+            lines = (self.path / "train.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][:300] if lines else ""
+
+
+class Trainer:
+    """Launches and stops the page's runs: one at a time per server."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self._lock = threading.Lock()
+
+    def validate(self, params: dict, data_dir: str | None = None) -> dict:
+        """The start form's fields, checked with TrainConfig's rules (one line each) and the page's lists."""
+        on_disk = datasets_on_disk(data_dir)
+        dataset = params.get("dataset") or DEFAULT_DATASET
+        if dataset not in on_disk:
+            raise TrainError(
+                422, f"dataset {dataset[:80]!r} is not on this machine; here: {', '.join(on_disk) or 'none'}"
+            )
+        model = params.get("model") or DEFAULT_MODEL
+        fitting = models_for(dataset)
+        if model not in fitting:
+            raise TrainError(422, f"model {model[:80]!r} is not one for {dataset}: {', '.join(fitting)}")
+        recipe = params.get("recipe") or "auto"
+        if recipe != "auto" and recipe not in RECIPES:
+            raise TrainError(422, f"recipe {recipe[:80]!r} is not one of: auto, {', '.join(RECIPES)}")
+        checked = {"model": model, "dataset": dataset, "recipe": recipe}
+        for name in ("epochs", "limit", "lr", "batch_size"):
+            if params.get(name) is not None:
+                try:
+                    checked[name] = check(TrainConfig, name, params[name])
+                except OptionError as e:
+                    raise TrainError(422, str(e)) from None
+        return checked
+
+    def start(self, params: dict, runs_dir: Path, data_dir: str | None = None) -> dict:
+        params = self.validate(params, data_dir)
+        with self._lock:
+            if self.job is not None and self.job.process.poll() is None:
+                raise TrainError(
+                    409, f"a run is in progress: {self.job.id} ({self.job.status}); stop it first"
+                )
+            run_id = _new_id(runs_dir, params["model"], params["dataset"])
+            path = Path(runs_dir) / run_id
+            path.mkdir(parents=True)
+            with open(path / "train.log", "wb") as log:
+                process = subprocess.Popen(
+                    _command(params, path, data_dir), stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env=_child_env(), start_new_session=True,
+                )  # fmt: skip
+            self.job = Job(run_id, path, params, process)
+            return self.job.to_dict()
+
+    def stop(self) -> dict:
+        """Interrupt the run (as Ctrl-C would: it exits between two steps) and wait for it; the checkpoint
+        of its last finished epoch stays, and ``cnnzoo train --resume`` continues it."""
+        with self._lock:
+            job = self.job
+            if job is None or job.process.poll() is not None:
+                raise TrainError(409, "no run is in progress")
+            job.stopping = True
+            job.process.send_signal(signal.SIGINT)
+        try:
+            job.process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            job.process.kill()  # the checkpoint is crash-safe: the last complete one survives this too
+            job.process.wait()
+        return job.to_dict()
+
+    def state(self) -> dict | None:
+        return self.job.to_dict() if self.job else None
+
+    def running_id(self) -> str | None:
+        job = self.job
+        return job.id if job is not None and job.process.poll() is None else None
+
+    def shutdown(self) -> None:
+        if self.running_id():
+            self.stop()
+
+
+def run_state(runs_dir: Path, run_id: str, offset: int = 0) -> dict:
+    """A run's progress lines from byte ``offset`` and the epochs that have snapshots."""
+    path = Path(runs_dir) / run_id / SNAPSHOTS
+    snaps = sorted(int(p.stem[6:]) for p in path.glob("epoch-*.json") if p.stem[6:].isdigit())
+    try:
+        size = (path / "progress.jsonl").stat().st_size
+    except OSError:
+        size = 0
+    return {"progress": read_progress(path.parent, offset) if size > offset else [], "offset": size,
+            "snapshots": snaps}  # fmt: skip
+
+
+def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
+    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_id, k = base, 1
+    while (Path(runs_dir) / run_id).exists():
+        k += 1
+        run_id = f"{base}-{k}"
+    return run_id
+
+
+def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
+    """``cnnzoo train`` with the page's choices; a named recipe's settings become flags."""
+    cmd = [sys.executable, "-m", "cnnzoo", "train", params["model"], "--dataset", params["dataset"]]
+    options = dict(RECIPES[params["recipe"]]) if params["recipe"] != "auto" else {}
+    options |= {k: params[k] for k in ("epochs", "limit", "lr", "batch_size") if k in params}
+    for name, value in options.items():
+        cmd += ["--" + name.replace("_", "-"), str(value)]
+    if data_dir:
+        cmd += ["--data-dir", str(data_dir)]
+    cmd += ["--snapshots", "--out", str(out), "--threads", str(_child_threads())]
+    if shutil.which("nice") and os.name == "posix":
+        cmd = ["nice", "-n", str(NICE), *cmd]  # nice execs the command: its pid is the trainer's
+    return cmd
+
+
+def _child_threads() -> int:
+    """All cores but one: the server keeps one for the predictions (on two cores the trainer gets one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(_child_threads())
+    env["PYTHONUNBUFFERED"] = "1"
+    src = str(Path(__file__).resolve().parents[2])  # this cnnzoo, even when it is not installed
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
