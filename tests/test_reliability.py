@@ -624,6 +624,7 @@ def test_serve_refuses_pickle_and_missing_in_process(capsys, root, good_run, mon
         raise AssertionError("the server started with a bad checkpoint")
 
     monkeypatch.setattr(uvicorn, "run", no_serving)
+    monkeypatch.setattr(uvicorn.Server, "run", no_serving)
     where = root / "evil-serve"
     where.mkdir(exist_ok=True)
     marker = where / "PWNED"

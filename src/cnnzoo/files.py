@@ -160,14 +160,14 @@ def read_header(path: str | os.PathLike, error: type[CnnzooError] = CheckpointEr
         info, begin, end = _tensor_entry(name, entry, bad)
         tensors[name] = info
         ranges.append((begin, end))
-    data = size - 8 - n
+    data, declared = size - 8 - n, sum(end - begin for begin, end in ranges)
+    if declared != data:
+        raise bad(f"the header declares {declared:,} bytes of tensors, the file holds {data:,}")
     covered = 0
     for begin, end in sorted(ranges):
         if begin != covered:
             raise bad(f"tensor data overlaps or leaves a gap at byte {begin:,}")
         covered = end
-    if covered != data:
-        raise bad(f"the header declares {covered:,} bytes of tensors, the file holds {data:,}")
     return SafetensorsHeader(path, tensors, dict(metadata), size)
 
 

@@ -7,11 +7,13 @@ HELP = "evaluate a checkpoint (run directory or .safetensors) on a dataset's tes
 
 
 def add_arguments(p) -> None:
+    from ..options import Rule
+
     p.add_argument("checkpoint", help="run directory or model.safetensors")
     p.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     p.add_argument("--data-dir", help="where the dataset files are")
-    p.add_argument("--limit", type=int, help="evaluate on at most N test images")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--limit", type=Rule(int, 1).argtype("--limit"), help="evaluate on at most N test images")
+    p.add_argument("--batch-size", type=Rule(int, 1, 65_536).argtype("--batch-size"), default=1024)
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 

@@ -9,12 +9,21 @@ HELP = "export a checkpoint or model to ONNX, safetensors or TorchScript (ONNX c
 
 
 def add_arguments(p) -> None:
+    from ..options import Rule
+
     p.add_argument("source", metavar="CKPT_OR_MODEL", help="run directory, .safetensors file or model name")
     p.add_argument("--format", choices=("onnx", "safetensors", "torchscript"), default="onnx")
     p.add_argument("--out", required=True, metavar="PATH", help="output file")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument(
+        "--opset", type=Rule(int, 9, 25).argtype("--opset"), default=18, help="ONNX opset (default 18)"
+    )
     p.add_argument("--static-batch", action="store_true", help="ONNX: fix the batch size to 1")
-    p.add_argument("--atol", type=float, default=1e-4, help="ONNX/TorchScript check tolerance (default 1e-4)")
+    p.add_argument(
+        "--atol",
+        type=Rule(float, 0, 1).argtype("--atol"),
+        default=1e-4,
+        help="ONNX/TorchScript check tolerance (default 1e-4)",
+    )
 
 
 def run(args) -> int:

@@ -10,11 +10,19 @@ HELP = "classify image files with a trained checkpoint"
 
 
 def add_arguments(p) -> None:
+    from ..options import Rule
+
     p.add_argument(
         "checkpoint", metavar="CHECKPOINT", help="run directory or .safetensors from `cnnzoo train`"
     )
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG/BMP/GIF/WebP files")
-    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes shown per image (default 3)")
+    p.add_argument(
+        "--top-k",
+        type=Rule(int, 1, 100_000).argtype("--top-k"),
+        default=3,
+        metavar="K",
+        help="classes shown per image (default 3)",
+    )
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument(
         "--invert",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -33,12 +34,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CnnzooError, ShapeError, UnknownModelError
 from ..images import decode_image
+from .explain_api import router as explain_router
+from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck
 from .images import png_bytes
 from .session import Session
 from .training import training_router
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB for the whole multipart body
+# Seconds a request has to deliver its whole body: 10 MiB at 1 Mbit/s takes ~84 s; a stalled upload holds
+# its connection no longer than this.
+BODY_SECONDS = 120.0
+SHOWN_CHARS = 80  # user strings echoed in errors are cut to this: a 20 KB model name is not sent back whole
+MAX_ERROR_CHARS = 500
 MAX_SIDE, MAX_CHANNELS = 1024, 16  # the explorer's input sizes; bigger ones are refused, not computed
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*[x×X,]\s*(\d{1,6})\s*$")
 # The pages load nothing from elsewhere: no CDN, no external fonts (a classroom may be offline).
@@ -57,47 +65,16 @@ class ApiError(CnnzooError):
         self.status = status
 
 
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``max_bytes`` with a JSON 413, counting as they stream.
-
-    (FastAPI's own ``max_body_size`` answers in plain text when Content-Length is too big; the API promises
-    JSON errors.) Past the cap, ``receive`` raises an HTTPException, which FastAPI's body parsing re-raises
-    to the app's handler, so the client gets the same ``{"error": ...}`` as for every other problem.
-    """
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    def _message(self) -> str:
-        return f"upload too large: the limit is {self.max_bytes / 2**20:g} MiB"
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse(
-                {"error": self._message()}, status_code=413, headers={"Connection": "close"}
-            )
-            return await response(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise StarletteHTTPException(413, self._message())
-            return message
-
-        await self.app(scope, limited_receive, send)
+def shown(text: str) -> str:
+    """``text`` quoted, cut to SHOWN_CHARS: how a client's string appears in an error."""
+    return repr(text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "...")
 
 
 def parse_input_size(text: str) -> tuple[int, int, int]:
     """'3x224x224' -> (3, 224, 224); nonsense and sizes beyond the caps raise ApiError(422)."""
     m = _SIZE.match(text or "")
     if not m:
-        raise ApiError(422, f"input {text!r} is not a size: write CxHxW, e.g. 3x224x224")
+        raise ApiError(422, f"input {shown(text)} is not a size: write CxHxW, e.g. 3x224x224")
     c, h, w = (int(v) for v in m.groups())
     if min(c, h, w) < 1:
         raise ApiError(422, f"input {text!r}: channels, height and width must all be at least 1")
@@ -138,7 +115,11 @@ def _add_offline_docs(app: FastAPI) -> None:
         )
 
 
-def create_app(session: Session) -> FastAPI:
+def create_app(
+    session: Session, allowed_hosts: Iterable[str] | None = None, body_seconds: float = BODY_SECONDS
+) -> FastAPI:
+    """The app for ``session``. ``allowed_hosts``: the Host header values to answer (``cnnzoo serve``
+    passes the names it is bound to; see :mod:`cnnzoo.web.guards`); None answers any (tests, embedding)."""
     app = FastAPI(
         title="cnnzoo",
         description="Draw a digit and watch LeNet-5 see it; explore the classic CNNs layer by layer.",
@@ -158,9 +139,14 @@ def create_app(session: Session) -> FastAPI:
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    app.add_middleware(BodyDeadline, seconds=body_seconds)
+    app.add_middleware(HeadAsGet)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)  # outermost: a foreign Host gets nothing else
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_offline_docs(app)
     app.include_router(training_router(session))  # /train and its API (cnnzoo.web.training)
+    app.include_router(explain_router)
 
     @app.get("/", include_in_schema=False)
     def predict_page() -> FileResponse:
@@ -187,8 +173,10 @@ def create_app(session: Session) -> FastAPI:
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
     def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
-        from ..registry import get_model_info
+        from ..registry import get_model_info, list_models
 
+        if len(name) > SHOWN_CHARS and name not in list_models():
+            raise ApiError(404, f"unknown model {shown(name)}: see /api/models")
         size = parse_input_size(input) if input else tuple(get_model_info(name).input_size)
         return model_summary(name, size)
 
@@ -256,8 +244,10 @@ def create_app(session: Session) -> FastAPI:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[: MAX_ERROR_CHARS - 3] + "..."
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     @app.exception_handler(CnnzooError)
     async def cnnzoo_error(request, exc: CnnzooError):
@@ -271,6 +261,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc: RequestValidationError):
+        # A form sent urlencoded: FastAPI would say "Expected UploadFile, received: <class 'str'>".
+        multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+        if not multipart and any(tuple(e.get("loc", ()))[-1:] == ("file",) for e in exc.errors()):
+            return error(422, "send the image as multipart/form-data field 'file'")
         parts = []
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
@@ -279,7 +273,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request, exc: Exception):  # a bug, not the client's fault; say so, keep serving

@@ -31,6 +31,7 @@ from ..inference import Predictor
 from .images import png_data_url
 
 GALLERY_PER_CLASS = 3
+NON_FINITE = "the model's outputs are not finite numbers (NaN or infinite weights?): this answer means nothing"
 # A drawing is shrunk to this longer side before it is cropped to its ink and squared: squaring a long
 # strip at full size asked for side² pixels (a 1×16.7 M PNG: 18 M × 18 M). The result is 28×28 or 32×32.
 FIT_MAX_SIDE = 1024
@@ -187,6 +188,9 @@ class Session:
     # --- the network's answers -----------------------------------------------------------------------
     def predict(self, p: Prepared, top: int = 5) -> dict:
         probs = torch.softmax(self.predictor.forward(p.x)[0], dim=0)
+        # NaN would go out as JSON null and the page would show nothing; say why instead
+        finite = bool(torch.isfinite(probs).all())
+        probs = torch.nan_to_num(probs, nan=0.0, posinf=0.0, neginf=0.0)
         classes = self.classes
         order = torch.argsort(probs, descending=True).tolist()
         ranked = [{"index": i, "class": classes[i], "probability": float(probs[i])} for i in order]
@@ -199,7 +203,7 @@ class Session:
             "inverted": p.inverted,
             "input_png": self.seen_png(p),
             "input_size": list(self.input_size),
-        }
+        } | ({} if finite else {"warning": NON_FINITE})
 
     def feature_maps(self, p: Prepared) -> list[dict]:
         """Every shown layer's output for this input, as 8-bit maps the page draws on canvases."""

@@ -1,0 +1,154 @@
+"""ASGI middleware that protects the server from its clients, before a request reaches the app.
+
+- :class:`HostCheck`: only the names the server was bound to (127.0.0.1, localhost, [::1], ``--host``,
+  ``--allow-host``) may appear in the Host header. A page on evil.example whose DNS name is rebound to
+  127.0.0.1 sends ``Host: evil.example``; without the check it could read ``/api/info``.
+- :class:`BodyLimit`: request bodies over the cap get a JSON 413, counted as they stream.
+- :class:`BodyDeadline`: a body that has not fully arrived ``seconds`` after the request started gets a
+  408 and the connection is closed: a client that sends headers and then a byte a minute (slowloris) holds
+  a connection for ``seconds``, not for ever. (uvicorn's ``timeout_keep_alive`` covers idle connections
+  between requests.)
+- :class:`HeadAsGet`: ``HEAD`` on any ``GET`` route answers as ``GET`` would, without the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = ["LOOPBACK_NAMES", "HostCheck", "BodyLimit", "BodyDeadline", "HeadAsGet", "host_names"]
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _bare(host: str) -> str:
+    """'Example.org:8000' -> 'example.org'; '[::1]:8000' and '::1' -> '[::1]'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    if host.count(":") > 1:  # a bare IPv6 address
+        return f"[{host}]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def host_names(bound: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The Host header values a server bound to ``bound`` answers: loopback, ``bound``, ``extra``."""
+    return frozenset(_bare(h) for h in (*LOOPBACK_NAMES, bound, *extra) if h)
+
+
+class HostCheck:
+    """Refuse (400, one line) a request whose Host header is not one of ``allowed`` (``*`` allows any)."""
+
+    def __init__(self, app, allowed: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(_bare(h) for h in allowed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or "*" in self.allowed:
+            return await self.app(scope, receive, send)
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if _bare(host) not in self.allowed:
+            shown = host if len(host) <= 80 else host[:77] + "..."
+            message = (
+                f"Host {shown!r} is not served here (a DNS-rebinding page?); "
+                "if it is yours, restart cnnzoo serve with --allow-host NAME"
+            )
+            response = JSONResponse({"error": message}, status_code=400, headers={"Connection": "close"})
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with a JSON 413, counting as they stream.
+
+    (FastAPI's own ``max_body_size`` answers in plain text when Content-Length is too big; the API promises
+    JSON errors.) Past the cap, ``receive`` raises an HTTPException, which FastAPI's body parsing re-raises
+    to the app's handler, so the client gets the same ``{"error": ...}`` as for every other problem.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _message(self) -> str:
+        return f"upload too large: the limit is {self.max_bytes / 2**20:g} MiB"
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse(
+                {"error": self._message()}, status_code=413, headers={"Connection": "close"}
+            )
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class BodyDeadline:
+    """Give a request ``seconds`` from its start to deliver its whole body; past that, answer 408 with
+    ``Connection: close`` (uvicorn then closes the socket), tell the app the client is gone, and drop
+    whatever the app still tries to send."""
+
+    def __init__(self, app, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        deadline = time.monotonic() + self.seconds
+        timed_out = False
+
+        async def timed_receive():
+            nonlocal timed_out
+            try:
+                return await asyncio.wait_for(receive(), timeout=max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                timed_out = True
+                message = f"the request body did not arrive within {self.seconds:g} s"
+                response = JSONResponse({"error": message}, status_code=408, headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return {"type": "http.disconnect"}
+
+        async def until_timeout(message) -> None:
+            if not timed_out:
+                await send(message)
+
+        try:
+            await self.app(scope, timed_receive, until_timeout)
+        except Exception:
+            if not timed_out:  # the app's reaction to the disconnect is no news; anything else is
+                raise
+
+
+class HeadAsGet:
+    """Answer ``HEAD`` as ``GET`` without the body (FastAPI routes declared with ``get`` answer 405)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
