@@ -77,8 +77,8 @@ def _shortened(fit):
     return fit_briefly
 
 
-# The docs run in order, one scratch folder for all: a placeholder such as RUN refers to a run trained earlier.
-@pytest.mark.xdist_group("docs")
+# The docs run in order, one scratch folder per test process: a placeholder such as RUN refers to a run
+# trained earlier (or, where xdist sent that training to another worker, trained for it).
 @pytest.mark.parametrize("example", list(_examples()))
 def test_doc(example, docs_session, monkeypatch):
     name = Path(example.path).name
