@@ -40,7 +40,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "table1": ("Table I: maps reading m input maps, counted per m", "表 I：按读取的输入图数 m 分组"),
     "bias_terms": ("weights + biases", "权重 + 偏置"),
-    "per_element": ("{kind}: per output element", "{kind}：每个输出元素"),
+    "per_element": ("{kind}", "{kind}"),
     "elements": ("elements × bytes per element", "元素数 × 每元素字节数"),
     # notes
     "note_same_shape": ("keeps its input's shape", "输出与输入形状相同"),
