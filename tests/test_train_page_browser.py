@@ -1,0 +1,138 @@
+"""The Train page end to end in real headless Chromium: start lenet5_modern on 6,000 Fashion-MNIST images for
+2 epochs, watch the epoch counter, the curves and conv1's filters change, use the result on the predict page,
+then restart the server and scrub the finished run with the replay slider. Any browser console error (a CSP
+violation, a failed request) fails the test. ``CNNZOO_SCREENSHOTS=docs`` writes docs/img/train-page.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from test_web_api import FASHION, FASHION_CLASSES
+from test_web_browser import CHROMIUM, CHROMIUM_ARGS, shot_path
+
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
+    pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not at /usr/share/datasets"),
+]
+FASHION_CLASSES_RE = re.compile("^(" + "|".join(map(re.escape, FASHION_CLASSES)) + ")$")
+
+
+@contextmanager
+def serving(runs: Path):
+    """A real uvicorn server on a free loopback port, with an untrained LeNet and ``runs`` as its runs folder."""
+    import uvicorn
+
+    from cnnzoo.web import create_app, load_session
+
+    app = create_app(load_session(None, runs))
+    app.state.runs_dir = str(runs)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, errors: list):
+    page = browser.new_page(viewport={"width": 1360, "height": 1000})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return page
+
+
+def canvas_png(page, testid: str) -> str:
+    return page.get_by_test_id(testid).evaluate("c => c.toDataURL()")
+
+
+def test_train_watch_use_and_replay(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    runs, errors = tmp_path / "runs", []
+    runs.mkdir()
+    with serving(runs) as url:
+        page = open_page(browser, errors)
+        page.goto(url + "/train")
+        page.select_option("select[name=model]", "lenet5_modern")
+        page.select_option("select[name=dataset]", "fashion-mnist")
+        page.fill("input[name=epochs]", "2")
+        page.fill("input[name=limit]", "6000")
+        page.get_by_test_id("train-start").click()
+        epoch = page.get_by_test_id("train-epoch")
+        expect(epoch).to_have_text("1/2", timeout=60_000)
+        page.wait_for_timeout(500)  # epoch 1's snapshot is drawn
+        curves1, filters1 = canvas_png(page, "train-curves"), canvas_png(page, "train-filters")
+        expect(epoch).to_have_text("2/2", timeout=60_000)
+        expect(page.get_by_test_id("train-use")).to_be_enabled(timeout=30_000)
+        page.wait_for_timeout(500)
+        curves2, filters2 = canvas_png(page, "train-curves"), canvas_png(page, "train-filters")
+        blank = page.evaluate("() => { const c = document.createElement('canvas'); c.width = c.height = 1; "
+                              "return c.toDataURL(); }")  # fmt: skip
+        assert filters1 != blank and len(curves1) > 2000  # drawn
+        assert curves2 != curves1 and filters2 != filters1  # and changed between the epochs
+        expect(page.locator("#maps img")).to_have_count(8)  # the input and lenet5_modern's 7 layers
+        expect(page.locator("#confusion td")).to_have_count(100)
+        page.screenshot(path=str(shot_path("train-page.png", tmp_path)), full_page=True)
+
+        page.get_by_test_id("train-use").click()
+        expect(page.locator("#use-note")).to_contain_text("now serves lenet5_modern")
+        run_id = page.locator("#run-id").text_content()
+        info = json.load(urllib.request.urlopen(url + "/api/info"))
+        assert info["source"] == str(runs / run_id) and info["warning"] is None
+
+        page.goto(url + "/")  # the predict page classifies a drawing with the new model
+        expect(page.locator("#banner")).to_be_hidden()
+        box = page.locator("#pad").bounding_box()
+        page.locator("#brush").fill("40")
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.1)
+        page.mouse.down()
+        for i in range(1, 21):
+            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.1 + 0.8 * i / 20))
+        page.mouse.up()
+        expect(page.get_by_test_id("prediction")).to_have_text(FASHION_CLASSES_RE)
+        page.close()
+
+    with serving(runs) as url:  # a new server: the finished run is replayed from its folder
+        page = open_page(browser, errors)
+        page.goto(url + "/train")
+        expect(page.locator("#runs option")).to_have_count(1)
+        expect(page.get_by_test_id("train-epoch")).to_have_text("2/2")
+        slider = page.get_by_test_id("train-replay")
+        expect(slider).to_have_attribute("max", "2")
+        shown = {}
+        for k in ("0", "2"):
+            slider.fill(k)
+            expect(page.locator("#slider-label")).to_contain_text(f"epoch {k}")
+            page.wait_for_timeout(300)
+            shown[k] = canvas_png(page, "train-filters")
+        assert shown["0"] != shown["2"]  # the initial weights are not the trained ones
+        page.close()
+    assert not errors, f"browser errors: {errors}"
