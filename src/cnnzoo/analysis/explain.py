@@ -24,11 +24,8 @@ from ..errors import CnnzooError
 from .explain_formulas import Built, Line, cost_lines, line, memory_lines, output_lines, params_lines
 from .explain_text import FIELDS, LANGS, msg, number, one_line, to_text
 from .rules import Window, window_of
-from .schema import BlockInfo, LayerInfo, ReceptiveField
 
 __all__ = ["Explanation", "Line", "explain", "explain_all", "FIELDS"]
-
-_INPUT_RF = ReceptiveField()
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ def _walk(summary) -> _Walk:
 # -- receptive fields --------------------------------------------------------------------------------------
 
 
-def _window(walk: _Walk, row: LayerInfo) -> Window | None:
+def _window(walk: _Walk, row) -> Window | None:
     module = walk.modules.get(row.name)
     if module is None:
         return None
@@ -134,10 +131,11 @@ def _predecessor(summary, walk: _Walk, i: int) -> tuple[int | None, Window | Non
     return None, w
 
 
-def _rf_path(summary, walk: _Walk, index: int) -> list[tuple[LayerInfo, Window, ReceptiveField]]:
+def _rf_path(summary, walk: _Walk, index: int) -> list[tuple]:
     """The windows that made row ``index``'s field, first to last, each with the field before it, following
     the analyzer's own fields back (memoised per row: a whole ResNet-152 stays linear)."""
     rows, cache = summary.layers, walk.rf_paths
+    origin = type(rows[index].receptive_field)()  # the input pixel's field: r = 1, j = 1
     chain: list[tuple[int, tuple | None]] = []
     i, base = index, None
     while base is None:
@@ -145,13 +143,13 @@ def _rf_path(summary, walk: _Walk, index: int) -> list[tuple[LayerInfo, Window, 
             base = cache[i]
             break
         rf = rows[i].receptive_field
-        if rf is None or rf == _INPUT_RF:
+        if rf is None or rf == origin:
             chain.append((i, None))
             base = []
             break
         j, w = _predecessor(summary, walk, i)
         if j is None:  # the first window: from the input pixel
-            first = (rows[i], w, _INPUT_RF) if w is not None and _INPUT_RF.through(w) == rf else None
+            first = (rows[i], w, origin) if w is not None and origin.through(w) == rf else None
             chain.append((i, first))
             base = []
             break
@@ -192,7 +190,7 @@ def _rf_explanation(summary, walk: _Walk, index: int, lang: str) -> Built:
 # -- blocks ------------------------------------------------------------------------------------------------
 
 
-def _block_explanation(summary, walk: _Walk, block: BlockInfo, field: str, lang: str) -> Explanation:
+def _block_explanation(summary, walk: _Walk, block, field: str, lang: str) -> Explanation:
     names = [r.name for r in summary.layers]
     first, last = names.index(block.layers[0]), names.index(block.layers[1])
     members = summary.layers[first : last + 1]
@@ -239,7 +237,7 @@ def _without_1x1(walk: _Walk, members, field: str, lang: str) -> Line | None:
 # -- entry points ------------------------------------------------------------------------------------------
 
 
-def _figure(row: LayerInfo, field: str):
+def _figure(row, field: str):
     if field == "receptive_field":
         return row.receptive_field.to_dict() if row.receptive_field is not None else None
     return getattr(row, field)
