@@ -37,6 +37,7 @@ from ..images import decode_image
 from .explain_api import router as explain_router
 from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck
 from .images import png_bytes
+from .neuron_api import neuron_router
 from .session import Session
 from .training import training_router
 
@@ -147,6 +148,7 @@ def create_app(
     _add_offline_docs(app)
     app.include_router(training_router(session))  # /train and its API (cnnzoo.web.training)
     app.include_router(explain_router)
+    app.include_router(neuron_router(session))  # POST /api/neuron (cnnzoo.web.neuron)
 
     @app.get("/", include_in_schema=False)
     def predict_page() -> FileResponse:

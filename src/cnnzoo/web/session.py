@@ -15,6 +15,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +32,9 @@ from ..inference import Predictor
 from .images import png_data_url
 
 GALLERY_PER_CLASS = 3
-NON_FINITE = "the model's outputs are not finite numbers (NaN or infinite weights?): this answer means nothing"
+NON_FINITE = (
+    "the model's outputs are not finite numbers (NaN or infinite weights?): this answer means nothing"
+)
 # A drawing is shrunk to this longer side before it is cropped to its ink and squared: squaring a long
 # strip at full size asked for side² pixels (a 1×16.7 M PNG: 18 M × 18 M). The result is 28×28 or 32×32.
 FIT_MAX_SIDE = 1024
@@ -222,12 +225,21 @@ class Session:
             return self._layers, self._extractor
 
 
-def shown_layers(model: nn.Module) -> list[tuple[str, str, str]]:
-    """(label, layer type, node whose output to show) for the model's layers, in definition order.
+class ShownLayer(NamedTuple):
+    """One row of the page: ``head`` is the layer's module (``c1``), ``followers`` the activations, norms
+    and dropout applied after it, ``node`` the last of them (whose output the row shows)."""
 
-    ``c1`` followed by ``act1`` becomes ``("C1", "Conv2d", "act1")``: the row shows the activation.
-    """
-    rows: list[list[str]] = []
+    label: str
+    kind: str
+    head: str
+    node: str
+    followers: tuple[str, ...]
+
+
+def layer_rows(model: nn.Module) -> list[ShownLayer]:
+    """The page's rows with their modules, in definition order: ``c1`` followed by ``act1`` becomes
+    ``ShownLayer("C1", "Conv2d", "c1", "act1", ("act1",))``."""
+    rows: list[list] = []
     for name, m in model.named_modules():
         if not name or any(True for _ in m.children()):
             continue
@@ -236,10 +248,19 @@ def shown_layers(model: nn.Module) -> list[tuple[str, str, str]]:
         if kind in _SKIPPED:
             continue
         if follower and rows:
-            rows[-1][2] = name
+            rows[-1][3] = name
+            rows[-1][4] += (name,)
         elif not follower:
-            rows.append([_label(name), kind, name])
-    return [tuple(r) for r in rows[:MAX_LAYERS]]
+            rows.append([_label(name), kind, name, name, ()])
+    return [ShownLayer(*r) for r in rows[:MAX_LAYERS]]
+
+
+def shown_layers(model: nn.Module) -> list[tuple[str, str, str]]:
+    """(label, layer type, node whose output to show) for the model's layers, in definition order.
+
+    ``c1`` followed by ``act1`` becomes ``("C1", "Conv2d", "act1")``: the row shows the activation.
+    """
+    return [(r.label, r.kind, r.node) for r in layer_rows(model)]
 
 
 def _label(name: str) -> str:
