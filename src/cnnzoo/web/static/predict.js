@@ -85,6 +85,9 @@ document.getElementById("clear").addEventListener("click", () => {
 // --- talking to the server: one request in flight, the newest input waits ---------------------------
 let inFlight = false;
 let queued = null;
+// The image the maps on screen come from: the neuron view (neuron.js) sends it again with the pixel.
+let lastInput = null;
+let lastResult = null;
 
 async function send(blob, name, { fit }) {
   if (inFlight) {
@@ -96,8 +99,13 @@ async function send(blob, name, { fit }) {
   form.append("file", blob, name);
   form.append("invert", document.getElementById("invert").value);
   form.append("fit", fit ? "true" : "false");
+  const input = { blob, name, fit, invert: document.getElementById("invert").value };
   try {
-    render(await api("/api/feature-maps", { method: "POST", body: form }));
+    const result = await api("/api/feature-maps", { method: "POST", body: form });
+    lastInput = input;
+    lastResult = result;
+    render(result);
+    document.dispatchEvent(new CustomEvent("maps", { detail: result }));
     showBanner("error", "");
   } catch (err) {
     showBanner("error", err.message);
@@ -159,14 +167,16 @@ function renderLayers(layers) {
       const cols = Math.min(layer.w, 30);
       const rows = Math.ceil(layer.w / cols);
       const cells = Array.from({ length: rows * cols }, (_, i) => (i < layer.w ? layer.data[i] : 0));
-      const canvas = el("canvas", { title: `${layer.label}: ${layer.w} units, row by row` });
+      const canvas = el("canvas", { title: `${layer.label}: ${layer.w} units, row by row`, "data-layer": layer.label,
+        "data-channel": "all", "data-cols": cols, tabindex: 0 });
       paintCanvas(canvas, cells, 0, rows, cols, lut);
       canvas.style.width = `${cols * 12}px`;
       canvas.style.height = `${rows * 12}px`;
       tiles.append(canvas);
     }
     for (let m = 0; layer.h > 1 && m < layer.maps; m++) {
-      const canvas = el("canvas", { title: `${layer.label} map ${m}` });
+      const canvas = el("canvas", { title: `${layer.label} map ${m}`, "data-layer": layer.label, "data-channel": m,
+        tabindex: 0 });
       paintCanvas(canvas, layer.data, m * size, layer.h, layer.w, lut);
       canvas.style.width = `${layer.w * scale}px`;
       canvas.style.height = `${layer.h * scale}px`;

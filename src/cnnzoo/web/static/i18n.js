@@ -1,0 +1,171 @@
+// English / 中文 for every page: one string table, a switch in the header, `?lang=zh` in the URL; the choice
+// is remembered (localStorage). Elements with data-i18n="key" get their first text node translated (a label
+// keeps its input); data-i18n-placeholder and data-i18n-title translate those attributes. Pages listen to
+// the "langchange" event to redraw what they built in JS. Chinese terms are the seed texts' (卷积层, 池化层/
+// 下采样层, 感受野, 参数, 连接数, 步幅, 填充, 乘加运算).
+"use strict";
+
+const STRINGS = {
+  en: {
+    "nav.predict": "Predict", "nav.explore": "Explore architectures", "nav.train": "Train", "nav.api": "API",
+    "brand.predict": "watch a CNN see", "brand.explore": "layer by layer", "brand.train": "watch a CNN learn",
+    // explorer
+    "form.model": "Model", "form.input": "Input (C×H×W)", "form.analyze": "Analyze",
+    "totals": "Totals", "diagram": "Diagram", "layers": "Layers", "explanation": "Explanation",
+    "diagram.note": "— each box is a layer's output: height ∝ H×W (log), depth ∝ channels (log), as in LeNet-5's Fig. 2",
+    "explain.hint": "Click any number in the table (or Tab to it) to see how it is computed; the layers it comes from light up.",
+    "col.layer": "layer", "col.type": "type", "col.kernel": "kernel", "col.output": "output", "col.params": "params",
+    "col.macs": "MACs", "col.flops": "FLOPs", "col.connections": "connections", "col.rf": "receptive field",
+    "col.activations": "activations", "total": "total", "in": "in", "jump": "jump",
+    "tot.params": "parameters", "tot.trainable": "trainable", "tot.macs": "MACs (multiply-adds)",
+    "tot.flops": "FLOPs", "tot.connections": "connections (LeCun)", "tot.activations": "activations, float32",
+    "at": "at", "source": "source", "loading": "…",
+    // predict
+    "draw": "Draw", "clear": "Clear", "brush": "brush", "invert": "invert", "invert.auto": "auto",
+    "invert.yes": "always", "invert.no": "never", "fit": "centre on the strokes", "upload": "Upload an image…",
+    "prediction": "Prediction", "seen": "What the network sees", "gallery": "Test images",
+    "maps": "Feature maps, layer by layer",
+    "maps.note": "Each small image is one map (channel) of a layer's output, after its activation; vectors (fully connected layers) are shown as grids of cells, one cell per unit. Click any pixel to see what that neuron sees.",
+    "maps.empty": "Draw, pick a test image or upload one to see every layer's maps.",
+    "neuron": "What a neuron sees",
+    "neuron.hint": "Click a pixel of any feature map (or focus a map and press Enter; arrow keys move).",
+    "neuron.title": "{layer}, map {channel}, pixel (y {y}, x {x}) = {value}",
+    "neuron.unit": "{layer}, unit {channel} = {value}",
+    "rf": "Theoretical receptive field", "rf.note": "{h}×{w} input pixels (jump {j}): rows {top}–{bottom}, columns {left}–{right} of the input",
+    "rf.clipped": " (the rest is padding)",
+    "erf": "Effective receptive field: |∂ neuron / ∂ input|",
+    "erf.pre": "The neuron is 0 (its ReLU is off): no input pixel changes it. Shown: the gradient of its sum before the activation.",
+    "erf.note": "{n} input pixels change this neuron; black ones do not.",
+    "dot": "The multiply-add", "dot.kernel": "kernel", "dot.patch": "input patch", "dot.map": "input map {i}",
+    "dot.sum": "sum", "dot.bias": "bias", "dot.rest": "+ the other {n} input maps: {sum}",
+    "dot.padding": "grey: padding (zeros outside the image)",
+    "dot.table": "Table I: map {channel} of {layer} reads maps {maps} of the layer before (LeCun et al. 1998).",
+    "dot.none": "Not a convolution: no kernel to show.",
+    "slide": "Slide the kernel", "slide.play": "Play", "slide.pause": "Pause",
+    "slide.note": "The kernel slides over the input; the map fills pixel by pixel.",
+    "lang": "Language",
+    "train.model": "model", "train.dataset": "dataset", "train.epochs": "epochs", "train.limit": "images (limit)",
+    "train.lr": "learning rate", "train.recipe": "recipe", "train.run": "run", "train.status": "status",
+    "train.epoch": "epoch", "train.speed": "speed", "train.eta": "time left", "train.curves": "Loss and accuracy",
+    "train.replay": "Replay", "train.filters": "conv1's filters", "train.maps": "One test image, layer by layer",
+    "train.confusion": "Confusion matrix", "train.wrong": "Test images it gets wrong",
+  },
+  zh: {
+    "nav.predict": "预测", "nav.explore": "探索网络结构", "nav.train": "训练", "nav.api": "API",
+    "brand.predict": "看卷积网络如何看", "brand.explore": "逐层分析", "brand.train": "看卷积网络学习",
+    "form.model": "模型", "form.input": "输入（C×H×W）", "form.analyze": "分析",
+    "totals": "总计", "diagram": "结构图", "layers": "各层", "explanation": "计算过程",
+    "diagram.note": "— 每个方块是一层的输出：高度 ∝ H×W（对数），厚度 ∝ 通道数（对数），如 LeNet-5 的图 2",
+    "explain.hint": "点击表中任一数字（或用 Tab 键选中）查看它的计算过程；参与计算的层会高亮。",
+    "col.layer": "层", "col.type": "类型", "col.kernel": "卷积核", "col.output": "输出", "col.params": "参数",
+    "col.macs": "乘加运算", "col.flops": "浮点运算", "col.connections": "连接数", "col.rf": "感受野",
+    "col.activations": "激活内存", "total": "总计", "in": "输入", "jump": "步长",
+    "tot.params": "参数", "tot.trainable": "可训练参数", "tot.macs": "乘加运算（MACs）",
+    "tot.flops": "浮点运算（FLOPs）", "tot.connections": "连接数（LeCun）", "tot.activations": "激活内存（float32）",
+    "at": "输入", "source": "来源", "loading": "…",
+    "draw": "手写", "clear": "清除", "brush": "笔刷", "invert": "反色", "invert.auto": "自动",
+    "invert.yes": "总是", "invert.no": "从不", "fit": "按笔画居中", "upload": "上传图片…",
+    "prediction": "预测结果", "seen": "网络看到的输入", "gallery": "测试图片",
+    "maps": "逐层特征图",
+    "maps.note": "每个小图是一层输出的一个特征图（通道），已经过激活函数；全连接层的向量画成格子，每格一个单元。点击任一像素，看这个神经元看到什么。",
+    "maps.empty": "手写、选一张测试图片或上传一张图片，查看每一层的特征图。",
+    "neuron": "一个神经元看到什么",
+    "neuron.hint": "点击任一特征图的一个像素（或选中特征图后按回车；方向键移动）。",
+    "neuron.title": "{layer}，第 {channel} 个特征图，像素（y {y}，x {x}）= {value}",
+    "neuron.unit": "{layer}，第 {channel} 个单元 = {value}",
+    "rf": "理论感受野", "rf.note": "输入中 {h}×{w} 个像素（步长 {j}）：输入的第 {top}–{bottom} 行、第 {left}–{right} 列",
+    "rf.clipped": "（其余是填充）",
+    "erf": "有效感受野：|∂ 神经元 / ∂ 输入|",
+    "erf.pre": "该神经元为 0（ReLU 未激活）：改变任何输入像素都不影响它。图中是激活前加权和的梯度。",
+    "erf.note": "有 {n} 个输入像素影响这个神经元；黑色的不影响。",
+    "dot": "乘加运算", "dot.kernel": "卷积核", "dot.patch": "输入区域", "dot.map": "输入特征图 {i}",
+    "dot.sum": "和", "dot.bias": "偏置", "dot.rest": "+ 其余 {n} 个输入特征图：{sum}",
+    "dot.padding": "灰色：填充（图像外的零）",
+    "dot.table": "表 I：{layer} 的第 {channel} 个特征图读取上一层的第 {maps} 个特征图（LeCun 等 1998）。",
+    "dot.none": "不是卷积层：没有卷积核可显示。",
+    "slide": "滑动卷积核", "slide.play": "播放", "slide.pause": "暂停",
+    "slide.note": "卷积核在输入上滑动，特征图逐个像素填满。",
+    "lang": "语言",
+    "train.model": "模型", "train.dataset": "数据集", "train.epochs": "训练轮数", "train.limit": "图片数（上限）",
+    "train.lr": "学习率", "train.recipe": "训练方案", "train.run": "运行", "train.status": "状态",
+    "train.epoch": "轮次", "train.speed": "速度", "train.eta": "剩余时间", "train.curves": "损失与准确率",
+    "train.replay": "回放", "train.filters": "conv1 的卷积核（第一个卷积层）", "train.maps": "一张测试图片，逐层",
+    "train.confusion": "混淆矩阵", "train.wrong": "分错的测试图片",
+  },
+};
+
+const LANG_KEY = "cnnzoo.lang";
+
+function currentLang() {
+  const asked = new URLSearchParams(location.search).get("lang");
+  if (asked === "en" || asked === "zh") {
+    try { localStorage.setItem(LANG_KEY, asked); } catch (e) { /* private mode: the URL still says it */ }
+    return asked;
+  }
+  let kept = null;
+  try { kept = localStorage.getItem(LANG_KEY); } catch (e) { kept = null; }
+  return kept === "zh" ? "zh" : "en";
+}
+
+let LANG = currentLang();
+
+// t("rf.note", {h: 5}) -> the string in the current language, {names} filled in; unknown keys show as is.
+function t(key, vars) {
+  const text = (STRINGS[LANG] && STRINGS[LANG][key]) || STRINGS.en[key] || key;
+  return text.replace(/\{(\w+)\}/g, (m, k) => (vars && k in vars ? String(vars[k]) : m));
+}
+
+function translatePage(root) {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  for (const node of (root || document).querySelectorAll("[data-i18n]")) {
+    const text = t(node.dataset.i18n);
+    const first = [...node.childNodes].find((c) => c.nodeType === Node.TEXT_NODE && c.textContent.trim());
+    if (first) first.textContent = first.textContent.replace(first.textContent.trim(), text);
+    else if (!node.children.length) node.textContent = text;
+    else node.prepend(document.createTextNode(text + " "));
+  }
+  for (const node of (root || document).querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
+  for (const node of (root || document).querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  for (const b of document.querySelectorAll(".lang-switch button")) {
+    b.setAttribute("aria-pressed", b.dataset.lang === LANG ? "true" : "false");
+  }
+}
+
+function setLang(lang) {
+  if (lang !== "en" && lang !== "zh") return;
+  LANG = lang;
+  try { localStorage.setItem(LANG_KEY, lang); } catch (e) { /* not remembered, still switched */ }
+  const url = new URL(location.href);
+  if (url.searchParams.has("lang")) {
+    url.searchParams.set("lang", lang);
+    history.replaceState(null, "", url);
+  }
+  translatePage();
+  document.dispatchEvent(new CustomEvent("langchange", { detail: { lang } }));
+}
+
+// The switch: two real buttons in the header (Tab + Enter/Space work), on every page.
+function addLangSwitch() {
+  const header = document.querySelector("header.top");
+  if (!header || header.querySelector(".lang-switch")) return;
+  const box = document.createElement("div");
+  box.className = "lang-switch";
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", "Language / 语言");
+  for (const [lang, label] of [["en", "English"], ["zh", "中文"]]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "secondary";
+    b.dataset.lang = lang;
+    b.setAttribute("data-testid", `lang-${lang}`);
+    b.textContent = label;
+    b.addEventListener("click", () => setLang(lang));
+    box.append(b);
+  }
+  header.append(box);
+}
+
+addLangSwitch();
+translatePage();
