@@ -77,6 +77,15 @@ class TrainConfig:
     # a progress line every few steps: what the web app's Train page streams and replays. Off by default: each
     # epoch then costs one more forward pass over up to 2,000 test images.
     snapshots: bool = option(False, Rule(bool))
+    # image folders: decode batches in worker processes instead of loading the folder into memory. None: only
+    # when the decoded folder would take more than a quarter of the available memory (cnnzoo.data.stream)
+    stream: bool | None = option(None, Rule(bool, optional=True))
+    # a streamed file that cannot be read (corrupt, truncated, empty) is an error naming it; off: skipped
+    # with one warning line and counted in result.json's skipped_files
+    strict: bool = option(False, Rule(bool))
+    # decoding worker processes per training process when streaming; None: its share of the cores, at most 8
+    # (0 decodes in the training process itself)
+    workers: int | None = option(None, Rule(int, 0, 256, optional=True))
 
 
 def validate_config(cfg: TrainConfig, source: str = "") -> TrainConfig:

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_ASPECT",
     "open_image",
     "decode_image",
+    "read_image_file",
     "to_channels",
 ]
 
@@ -121,6 +122,12 @@ def _read(path: Path, name: str) -> bytes:
             return f.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]  # the file may grow after the check
     except OSError as e:
         raise DataError(f"{name}: cannot read ({e.strerror or e})") from None
+
+
+def read_image_file(path: str | os.PathLike, name: str | None = None) -> bytes:
+    """The bytes of the image file ``path``: a regular file of at most MAX_FILE_BYTES (for decoders that
+    take bytes, e.g. torchvision.io's, after :func:`open_image` has checked the header)."""
+    return _read(Path(path), _name(path, name))
 
 
 def decode_image(

@@ -23,15 +23,26 @@ from torch import nn
 from ..card import ModelCard, attach_card, card_of
 from ..config import TrainConfig, config_from
 from ..data import dataset_facts
+from ..data.stream import FolderStream, StreamEval, StreamTrain
 from ..device import resolve_device
 from ..errors import CnnzooError, ShapeError
 from ..threads import CpuBudget
 from . import distributed as ddp
-from .data import Data, epoch_generator, resolve_data, split, subset
-from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_one_epoch
+from .data import Data, resolve_data, subset
+from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_batches
 from .optim import make_optimizer, make_scheduler
 from .rundir import RunDir
 from .snapshots import SnapshotWriter
+from .sources import (
+    TensorBatches,
+    as_tensors,
+    channels_of,
+    evaluate_on,
+    input_of,
+    make_sources,
+    resolve,
+    stream_result,
+)
 
 __all__ = ["TrainConfig", "History", "DivergedError", "fit", "evaluate"]
 
@@ -99,9 +110,10 @@ class _Run:
     net: nn.Module  # the model, or its DDP wrapper
     card: ModelCard  # the model's card completed with the dataset: what it is trained and checkpointed as
     data: Data
-    train: tuple[torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor] | None
-    test: tuple[torch.Tensor, torch.Tensor] | None
+    train: tuple[torch.Tensor, torch.Tensor] | None  # the training tensors; None when streaming
+    val: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
+    test: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
+    source: TensorBatches | StreamTrain  # the training batches, from memory or streamed (train/sources.py)
     prepare: Callable
     bf16: bool
     batch: int
@@ -127,8 +139,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         raise CnnzooError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} processes")
     channels_last = True if cfg.channels_last is None else cfg.channels_last
     bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
-    ds = resolve_data(data)
-    base = card_of(model) or ModelCard(model=type(model).__name__, input_size=tuple(ds.train_x.shape[1:]))
+    ds = resolve(data, cfg)  # in memory, or an image folder streamed (cnnzoo.data.stream)
+    base = card_of(model) or ModelCard(model=type(model).__name__, input_size=input_of(ds))
     card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
                         classes=tuple(ds.classes), mean=ds.mean, std=ds.std)  # fmt: skip
     model.to(device)
@@ -136,17 +148,9 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         model.to(memory_format=torch.channels_last)
     _check_model_fits(model, ds, card)
 
-    x, y = subset(ds.train_x, ds.train_y, cfg.limit, cfg.seed)
-    train_x, train_y, val_x, val_y = split(x, y, cfg.validation_split, cfg.seed)
-    train = (train_x.to(device), train_y.to(device))  # the whole set lives on the device
-    test = None
-    if ds.test_x is not None:
-        test = subset(ds.test_x, ds.test_y, cfg.limit, cfg.seed)
-        if cfg.test_every_epoch:
-            test = (test[0].to(device), test[1].to(device))
     hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(ds.name).mirroring
-    batch = min(cfg.batch_size, len(train_x) - len(train_x) % info.world_size)
-    steps_per_epoch = max(1, len(train_x) // batch)
+    parts = make_sources(ds, card, cfg, info, device, hflip)
+    batch, steps_per_epoch = parts.batch, parts.source.steps
 
     out = RunDir(ddp.broadcast_object(cfg.out, info)) if cfg.out else None
     if out is not None and info.is_main:
@@ -169,8 +173,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones,
     )  # fmt: skip
     run = _Run(
-        cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=train,
-        val=None if val_x is None else (val_x, val_y), test=test,
+        cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=parts.train,
+        val=parts.val, test=parts.test, source=parts.source,
         prepare=prepare_for(card, cfg.crop_padding, hflip, channels_last), bf16=bf16, batch=batch,
         optimizer=optimizer, scheduler=scheduler, loss_fn=loss_function(cfg.loss, cfg.label_smoothing),
         progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main), out=out,
@@ -179,6 +183,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         budget=CpuBudget(cfg.threads or (None if cfg.adapt_threads and not info.enabled else torch.get_num_threads())),
     )  # fmt: skip
     _notice(run, run.budget.start(probe=0.1))
+    if isinstance(ds, FolderStream):
+        _notice(run, f"streaming {ds.name} ({ds.reason}): {len(parts.source.dataset):,} training images")
     if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
         state = ckpt.load_train_state(out.path)
         ckpt.load_weights_into(model, out.path)
@@ -195,8 +201,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         _write_summary(model, card.input_size, out)
     if cfg.snapshots and out is not None and info.is_main:
         shown = run.test or run.val or run.train  # the test set unless the data has none
-        run.snapshots = SnapshotWriter(out.path, model, run.prepare, *shown, ds.classes, cfg.epochs,
-                                       steps_per_epoch, batch)  # fmt: skip
+        run.snapshots = SnapshotWriter(out.path, model, run.prepare, *as_tensors(shown), ds.classes,
+                                       cfg.epochs, steps_per_epoch, batch)  # fmt: skip
         run.snapshots.start(run.start_epoch)
     return run
 
@@ -214,7 +220,6 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
         if epoch > run.start_epoch:
             _notice(run, run.budget.update())
         run.progress.start_epoch(epoch + 1)
-        order = torch.randperm(len(run.train[0]), generator=epoch_generator(cfg.seed, epoch))
         t0 = time.perf_counter()
 
         def on_step(step, loss, acc, n, t0=t0, epoch=epoch):
@@ -225,10 +230,10 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
             if run.snapshots is not None:
                 run.snapshots.step(epoch + 1, step, loss, acc, ips)
 
-        sums = train_one_epoch(
-            run.net, *run.train, order, batch_size=run.batch, optimizer=run.optimizer, loss_fn=run.loss_fn,
-            prepare=run.prepare, scheduler=run.scheduler, generator=epoch_generator(cfg.seed, epoch, 1 + info.rank),
-            info=info, bf16=run.bf16, on_step=on_step,
+        sums = train_batches(
+            run.net, run.source.epoch(epoch), run.source.steps, optimizer=run.optimizer, loss_fn=run.loss_fn,
+            prepare=run.prepare, device=run.device, scheduler=run.scheduler,
+            generator=run.source.augment_generator(epoch), bf16=run.bf16, on_step=on_step,
         )  # fmt: skip
         if run.device.type == "cuda":
             torch.cuda.synchronize(run.device)
@@ -243,12 +248,10 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
                   "seconds": seconds, "images": count, "images_per_second": count / seconds}  # fmt: skip
         plain = run.net.module if info.enabled else run.net
         if run.val is not None:
-            v = evaluate_tensors(plain, *run.val, run.prepare, num_classes, cfg.eval_batch_size, info)
+            v = evaluate_on(plain, run.val, run.prepare, num_classes, cfg.eval_batch_size, info)
             record |= {"val_loss": v["loss"], "val_accuracy": v["accuracy"]}
         if cfg.test_every_epoch and run.test is not None:
-            run.last_test = evaluate_tensors(
-                plain, *run.test, run.prepare, num_classes, cfg.eval_batch_size, info
-            )
+            run.last_test = evaluate_on(plain, run.test, run.prepare, num_classes, cfg.eval_batch_size, info)
             record |= {"test_loss": run.last_test["loss"], "test_accuracy": run.last_test["accuracy"]}
         run.epochs.append(record)
         run.progress.end_epoch(record)
@@ -277,8 +280,8 @@ def _finish(run: _Run) -> History:
     if run.last_test is not None:
         history.test = run.last_test  # the same model was just evaluated after its last epoch
     elif run.test is not None:
-        history.test = evaluate_tensors(run.model, *run.test, run.prepare, len(run.data.classes),
-                                        cfg.eval_batch_size, run.info)  # fmt: skip
+        history.test = evaluate_on(run.model, run.test, run.prepare, len(run.data.classes),
+                                   cfg.eval_batch_size, run.info)  # fmt: skip
     train_seconds = sum(r["seconds"] for r in epochs)
     history.result = {
         "model": name, "dataset": run.data.name, "epochs": len(epochs), "world_size": run.info.world_size,
@@ -289,6 +292,7 @@ def _finish(run: _Run) -> History:
         "final": epochs[-1] if epochs else {}, "params": sum(p.numel() for p in run.model.parameters()),
         "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
     }  # fmt: skip
+    history.result |= stream_result(run.data, cfg.workers, run.info)  # skipped_files: every rank's
     attach_card(run.model, run.card)
     if run.out is not None and run.info.is_main:
         run.out.write_result(history.result)
@@ -298,7 +302,7 @@ def _finish(run: _Run) -> History:
 
 def _check_model_fits(model: nn.Module, data: Data, card: ModelCard) -> None:
     """Clear one-line errors for the common mistakes, before any training: channels and classes."""
-    c = data.train_x.shape[1]
+    c = channels_of(data)
     if c != card.channels:
         raise ShapeError(
             f"dataset {data.name!r} has {c}-channel images but model {card.model!r} takes {card.channels} "

@@ -7,7 +7,7 @@ This module is the only place in cnnzoo that calls ``loss.backward()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,10 @@ from ..preprocess import preprocess
 from . import distributed as ddp
 from .augment import random_crop, random_hflip
 
-__all__ = ["make_prepare", "prepare_for", "loss_function", "fast_bf16", "train_one_epoch", "evaluate_tensors"]
+__all__ = [
+    "make_prepare", "prepare_for", "loss_function", "fast_bf16", "train_one_epoch", "train_batches",
+    "tensor_batches", "evaluate_tensors", "evaluate_batches",
+]  # fmt: skip
 
 Prepare = Callable[..., torch.Tensor]  # prepare(uint8 batch, generator=None) -> float batch
 
@@ -106,16 +109,45 @@ def train_one_epoch(
     ``loss_sum``, ``correct``, ``count`` (tensors) and ``steps``.
 
     ``on_step(step, loss, accuracy, images)`` is called every ``report_every`` steps (a device sync)."""
-    model.train()
-    device = images.device
     steps = max(1, len(order) // batch_size)
+    return train_batches(
+        model, tensor_batches(images, labels, order, batch_size, info), steps, optimizer=optimizer,
+        loss_fn=loss_fn, prepare=prepare, scheduler=scheduler, generator=generator, bf16=bf16,
+        on_step=on_step, report_every=report_every, device=images.device,
+    )  # fmt: skip
+
+
+def tensor_batches(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
+                   info: ddp.DistInfo = ddp.DistInfo()) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """This rank's (uint8 images, labels) of each global batch of ``order``: one index operation each."""
+    for step in range(max(1, len(order) // batch_size)):
+        idx = ddp.shard(order[step * batch_size : (step + 1) * batch_size], info).to(images.device)
+        yield images[idx], labels[idx]
+
+
+def train_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    *,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    prepare: Prepare,
+    device: torch.device,
+    scheduler=None,
+    generator: torch.Generator | None = None,
+    bf16: bool = False,
+    on_step: Callable[[int, float, float, int], None] | None = None,
+    report_every: int = 20,
+) -> dict:
+    """One epoch of ``steps`` batches of (uint8 images, labels) on ``device``: from memory
+    (:func:`tensor_batches`) or streamed (:mod:`cnnzoo.data.stream`). Returns this rank's sums."""
+    model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
-    for step in range(steps):
-        idx = ddp.shard(order[step * batch_size : (step + 1) * batch_size], info).to(device)
-        x = prepare(images[idx], generator)  # (B_local, C, H, W) float
-        y = labels[idx]
+    for step, (images, y) in enumerate(batches):
+        x = prepare(images, generator)  # (B_local, C, H, W) float
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)  # (B_local, num_classes)
         loss = loss_fn(logits.float(), y)
@@ -132,7 +164,6 @@ def train_one_epoch(
     return {"loss_sum": loss_sum, "correct": correct, "count": count, "steps": steps}
 
 
-@torch.no_grad()
 def evaluate_tensors(
     model: nn.Module,
     images: torch.Tensor,
@@ -145,14 +176,34 @@ def evaluate_tensors(
 ) -> dict:
     """``{"loss", "accuracy", "count", "confusion"}``: cross-entropy, accuracy and the (true × predicted)
     confusion matrix, summed over all ranks (each rank evaluates a disjoint shard)."""
+    device = next(model.parameters()).device
+
+    def batches():
+        idx_all = ddp.shard(torch.arange(len(images)), info)
+        for start in range(0, len(idx_all), batch_size):
+            idx = idx_all[start : start + batch_size].to(images.device)
+            yield images[idx].to(device), labels[idx].to(device)
+
+    return evaluate_batches(model, batches(), prepare, num_classes, info, bf16)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    prepare: Prepare,
+    num_classes: int,
+    info: ddp.DistInfo = ddp.DistInfo(),
+    bf16: bool = False,
+) -> dict:
+    """:func:`evaluate_tensors` on this rank's share of (uint8 images, labels) batches on the model's device:
+    loss and confusion summed here, then over all ranks."""
     model.eval()
     device = next(model.parameters()).device
-    idx_all = ddp.shard(torch.arange(len(images)), info)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
-    for start in range(0, len(idx_all), batch_size):
-        idx = idx_all[start : start + batch_size].to(images.device)
-        x, y = prepare(images[idx].to(device)), labels[idx].to(device)
+    for images, y in batches:
+        x = prepare(images)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
