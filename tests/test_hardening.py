@@ -27,7 +27,6 @@ import cnnzoo
 from cnnzoo import checkpoint as ckpt
 from cnnzoo.cli import main
 from cnnzoo.errors import CheckpointError
-from cnnzoo.fitcheck import MAX_ACTIVATION_BYTES, check_input_size
 
 MODEL = "lenet5_modern"  # (1, 28, 28) -> 10 classes, 61k parameters
 TIMEOUT = 10  # seconds: every refusal below must come well within this
@@ -260,6 +259,8 @@ def test_input_size_the_model_cannot_take(capsys, monkeypatch, root, good_run, i
 
 def test_activation_cap_on_a_model_that_takes_any_size():
     """ResNet's global pooling takes any size; [1, 8192, 8192] would make a 16 GiB first feature map."""
+    from cnnzoo.fitcheck import MAX_ACTIVATION_BYTES, check_input_size
+
     with torch.device("meta"):
         model = cnnzoo.create_model("resnet18", num_classes=10, in_channels=1)
     assert check_input_size(model, (1, 224, 224), "r") == 10
@@ -292,7 +293,11 @@ def test_bare_safetensors_is_read_through_the_guarded_reader(root, good_run):
      ["export", "x", "--out", "y", "--atol", "nan"], ["export", "x", "--out", "y", "--atol", "-1"],
      ["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--threads", "-4"]],
 )  # fmt: skip
-def test_numeric_options_have_ranges(capsys, argv):
+def test_numeric_options_have_ranges(capsys, monkeypatch, argv):
+    import uvicorn
+
+    for target, name in ((uvicorn, "run"), (uvicorn.Server, "run")):  # an accepted option must not serve
+        monkeypatch.setattr(target, name, lambda *a, **k: pytest.fail("the option was accepted"))
     with pytest.raises(SystemExit) as e:  # refused by the parser, before anything is read
         main(argv)
     code = e.value.code

@@ -296,7 +296,9 @@ def _read_json(path: Path) -> dict:
         with open_regular(path, CheckpointError, "a JSON file") as f:
             text = f.read(MAX_JSON_BYTES + 1)
         if len(text) > MAX_JSON_BYTES:
-            raise CheckpointError(f"{path}: more than {MAX_JSON_BYTES >> 20} MiB: not a checkpoint's metadata")
+            raise CheckpointError(
+                f"{path}: more than {MAX_JSON_BYTES >> 20} MiB: not a checkpoint's metadata"
+            )
         return json.loads(text.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: unreadable or corrupt JSON ({e})") from None
@@ -359,7 +361,9 @@ def load_checkpoint(
     check_declared(skeleton, header, meta.model)
     outputs = check_input_size(skeleton, meta.input_size, meta_path or weights)
     if meta.classes and outputs is not None and outputs != len(meta.classes):
-        raise CheckpointError(f"{weights}: {len(meta.classes)} class names but the model has {outputs} outputs")
+        raise CheckpointError(
+            f"{weights}: {len(meta.classes)} class names but the model has {outputs} outputs"
+        )
     if expected and expected != sha256_file(weights, CheckpointError):
         raise CheckpointError(
             f"{weights}: does not match {meta_path} (checksum differs; file changed or corrupt)"

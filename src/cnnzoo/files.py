@@ -178,7 +178,9 @@ def _tensor_entry(name: str, entry, bad) -> tuple[TensorInfo, int, int]:
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
 
     def ints(v) -> bool:
-        return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+        return isinstance(v, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v
+        )
 
     if dtype not in DTYPE_BYTES:
         raise bad(f"tensor {shown!r} has unknown dtype {str(dtype)[:20]!r}")
@@ -188,7 +190,9 @@ def _tensor_entry(name: str, entry, bad) -> tuple[TensorInfo, int, int]:
         raise bad(f"tensor {shown!r} has invalid data offsets")
     info = TensorInfo(dtype, tuple(shape))
     if offsets[1] - offsets[0] != info.nbytes:
-        raise bad(f"tensor {shown!r}: {info.nbytes:,} bytes by its shape, {offsets[1] - offsets[0]:,} by its offsets")
+        raise bad(
+            f"tensor {shown!r}: {info.nbytes:,} bytes by its shape, {offsets[1] - offsets[0]:,} by its offsets"
+        )
     return info, offsets[0], offsets[1]
 
 
@@ -204,4 +208,6 @@ def load_tensors(header: SafetensorsHeader, error: type[CnnzooError] = Checkpoin
     try:
         return load_file(path, device="cpu")
     except Exception as e:  # SafetensorError, OSError...: all mean "not a sound safetensors file"
-        raise error(f"{path}: corrupt or truncated safetensors file ({type(e).__name__}: {e})"[:400]) from None
+        raise error(
+            f"{path}: corrupt or truncated safetensors file ({type(e).__name__}: {e})"[:400]
+        ) from None
