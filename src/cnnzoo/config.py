@@ -12,10 +12,17 @@ from dataclasses import dataclass, fields
 
 from .options import OptionError, Rule, check, option, validate
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "PROGRESS", "validate_config", "config_from"]
+__all__ = [
+    "TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "NORMALIZATIONS", "PROGRESS", "validate_config",
+    "config_from",
+]  # fmt: skip
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle")
+# sdlm: the 1998 paper's stochastic diagonal Levenberg-Marquardt (cnnzoo.train.sdlm)
+OPTIMIZERS = ("sgd", "adam", "adamw", "sdlm")
+# lenet1998: the paper's η per pass (§III.C): 0.0005 ×2, 0.0002 ×3, 0.0001 ×3, 0.00005 ×4, then 0.00001
+SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle", "lenet1998")
+# dataset: the training set's mean/std; lenet1998: the paper's §II.A scaling, background -0.1, ink 1.175
+NORMALIZATIONS = ("dataset", "lenet1998")
 LOSSES = ("ce", "lenet5")
 PROGRESS = ("rich", "plain", "quiet")
 _MAX_EPOCHS = 10_000  # beyond this a per-step schedule's lr is ~0 and the run would outlive its user
@@ -48,6 +55,8 @@ class TrainConfig:
     label_smoothing: float = option(0.0, Rule(float, 0, 1, hi_open=True))
     # "ce" (cross-entropy on logits) | "lenet5" (the 1998 paper's MAP criterion, eq. 9)
     loss: str = option("ce", Rule(str, choices=LOSSES))
+    # the mean/std the model's card gets, hence what preprocess() uses in training, prediction and the web app
+    normalization: str = option("dataset", Rule(str, choices=NORMALIZATIONS))
     # random shifts of up to ±crop_padding pixels; 0 = none; 64 already shifts a 32×32 image out of view
     crop_padding: int = option(2, Rule(int, 0, 64))
     hflip: bool | None = option(None, Rule(bool, optional=True))  # None: the dataset's facts decide

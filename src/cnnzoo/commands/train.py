@@ -33,6 +33,21 @@ def add_arguments(p) -> None:
         "--dataset", help="mnist, fashion-mnist (default), kmnist, cifar10, cifar100, imagefolder:PATH"
     )
     p.add_argument("--data-dir", help="where the dataset files are (or go)")
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="image folders: decode batches in worker processes (default: when too large for memory)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="an unreadable image is an error (default: skipped)",
+    )
+    p.add_argument("--workers", type=_ranged("workers"), help="decoding processes per training process")
+    p.add_argument(
+        "--input", metavar="CxHxW", help="the model's input size, e.g. 3x128x128 (default: its own)"
+    )
     p.add_argument("--epochs", type=_ranged("epochs"))
     p.add_argument(
         "--batch-size", type=_ranged("batch_size"), help="the global batch (all processes together)"
@@ -150,21 +165,23 @@ def run(args) -> int:
         options["progress"] = None
     options.setdefault("seed", 0)
 
-    from ..data import load_dataset
+    from ..data.stream import FolderStream, load_for_training
 
-    ds = load_dataset(dataset, data_dir=args.data_dir)
+    ds = load_for_training(dataset, args.data_dir, options.get("stream"), bool(options.get("strict")))
+    streaming = isinstance(ds, FolderStream)
+    size = _input_size(args, model_name)
     torch.manual_seed(options["seed"])  # the initial weights follow --seed too
-    model = create_model(model_name, num_classes=len(ds.classes), in_channels=ds.image_size[0])
+    model = create_model(model_name, num_classes=len(ds.classes),
+                         in_channels=size[0] if size else ds.channels if streaming else ds.image_size[0],
+                         **({"input_size": size[1:]} if size else {}))  # fmt: skip
     main = int(os.environ.get("RANK", "0")) == 0
     if main and not args.quiet:
         _print_table(model)
-        n = (
-            len(ds.train_images)
-            if options.get("limit") is None
-            else min(options["limit"], len(ds.train_images))
-        )
-        print(f"training {model_name} on {ds.name} ({n:,} training images, {ds.image_size[0]}×{ds.image_size[1]}"
-              f"×{ds.image_size[2]}) -> {options['out']}", flush=True)  # fmt: skip
+        total = ds.num_train if streaming else len(ds.train_images)
+        n = total if options.get("limit") is None else min(options["limit"], total)
+        shape = "×".join(map(str, model.card.input_size if streaming else ds.image_size))
+        print(f"training {model_name} on {ds.name} ({n:,} training images, {shape}"
+              f"{', streamed' if streaming else ''}) -> {options['out']}", flush=True)  # fmt: skip
 
     history = fit(model, ds, TrainConfig(), **options)
     if main:
@@ -172,11 +189,32 @@ def run(args) -> int:
         print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
               f"({r['epochs']} epochs, {r['train_seconds']:.1f} s training, "
               f"{r['train_images_per_second']:,.0f} img/s, {r['world_size']} process(es))")  # fmt: skip
+        if r.get("skipped_files"):
+            print(f"skipped {r['skipped_files']} unreadable file(s), named in the warnings above")
         out = history.out
         print(
             f"run directory {out}: curves.png, confusion.png, metrics.jsonl, result.json, model.safetensors"
         )
     return 0
+
+
+def _input_size(args, model_name: str) -> tuple[int, int, int] | None:
+    """``--input CxHxW``; when resuming without it, the size the run's checkpoint was trained at."""
+    from ..shapes import parse_input_size
+
+    if args.input:
+        return parse_input_size(args.input)
+    if args.resume:
+        from ..checkpoint import load_meta
+        from ..errors import CnnzooError
+        from ..models import get_model_info
+
+        try:
+            size = tuple(load_meta(args.out).input_size)
+            return size if size != tuple(get_model_info(model_name).input_size) else None
+        except (CnnzooError, OSError):  # no checkpoint yet (or not a registered model): the model's own size
+            return None
+    return None
 
 
 def _print_table(model) -> None:

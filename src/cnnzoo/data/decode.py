@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -58,11 +59,14 @@ def decode_file(path: str, channels: int) -> torch.Tensor:
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     try:
-        if fmt == "JPEG":
-            return decode_jpeg(buf, mode=mode, apply_exif_orientation=True)
-        if fmt == "PNG":
-            t = decode_png(buf, mode=mode, apply_exif_orientation=True)
-            return t if t.dtype == torch.uint8 else (t.to(torch.int32) // 257).to(torch.uint8)  # 16-bit
+        with warnings.catch_warnings():
+            # torchvision 0.29 points to TorchCodec for images too; its decoders still are libjpeg-turbo/libpng
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if fmt == "JPEG":
+                return decode_jpeg(buf, mode=mode, apply_exif_orientation=True)
+            if fmt == "PNG":
+                t = decode_png(buf, mode=mode, apply_exif_orientation=True)
+                return t if t.dtype == torch.uint8 else (t.to(torch.int32) // 257).to(torch.uint8)  # 16-bit
     except RuntimeError:
         pass  # Pillow decodes it, or names what is wrong with it
     with decode_image(data, path) as img:

@@ -31,7 +31,9 @@ from . import distributed as ddp
 from .data import Data, resolve_data, subset
 from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_batches
 from .optim import make_optimizer, make_scheduler
+from .recipes import normalization_stats
 from .rundir import RunDir
+from .sdlm import before_pass
 from .snapshots import SnapshotWriter
 from .sources import (
     TensorBatches,
@@ -141,8 +143,9 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
     ds = resolve(data, cfg)  # in memory, or an image folder streamed (cnnzoo.data.stream)
     base = card_of(model) or ModelCard(model=type(model).__name__, input_size=input_of(ds))
+    mean, std = normalization_stats(cfg.normalization, ds.mean, ds.std)
     card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
-                        classes=tuple(ds.classes), mean=ds.mean, std=ds.std)  # fmt: skip
+                        classes=tuple(ds.classes), mean=mean, std=std)  # fmt: skip
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -170,7 +173,7 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov)
     scheduler = make_scheduler(
         optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
-        cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones,
+        cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones, steps_per_epoch,
     )  # fmt: skip
     run = _Run(
         cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=parts.train,
@@ -221,6 +224,7 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
             _notice(run, run.budget.update())
         run.progress.start_epoch(epoch + 1)
         t0 = time.perf_counter()
+        before_pass(run.optimizer, run.model, run.train[0], run.prepare, cfg.seed, epoch)  # SDLM's curvature
 
         def on_step(step, loss, acc, n, t0=t0, epoch=epoch):
             if not math.isfinite(loss) and not info.enabled:

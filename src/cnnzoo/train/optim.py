@@ -1,9 +1,10 @@
 """Optimizers and learning-rate schedules, stepped once per batch.
 
-``make_optimizer`` builds SGD (momentum, Nesterov), Adam or AdamW with weight decay kept off biases and
-normalisation parameters (decaying a BatchNorm scale toward 0 only hurts). ``make_scheduler`` returns a
-``LambdaLR`` whose factor is :func:`lr_factor`: a linear warmup, then constant, step, He et al.'s
-milestones, cosine or one-cycle.
+``make_optimizer`` builds SGD (momentum, Nesterov), Adam, AdamW or the 1998 paper's SDLM
+(:mod:`cnnzoo.train.sdlm`) with weight decay kept off biases and normalisation parameters (decaying a
+BatchNorm scale toward 0 only hurts). ``make_scheduler`` returns a ``LambdaLR`` whose factor is
+:func:`lr_factor`: a linear warmup, then constant, step, He et al.'s milestones, cosine, one-cycle or the
+1998 paper's η per pass.
 A plain function of the step makes the schedule easy to plot, test and resume (the scheduler's state is
 just its step count).
 """
@@ -16,12 +17,23 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..config import OPTIMIZERS, SCHEDULES
 from ..errors import CnnzooError
+from .sdlm import SDLM
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer", "make_scheduler", "lr_factor", "param_groups"]
+__all__ = [
+    "OPTIMIZERS", "SCHEDULES", "LENET1998_ETA", "make_optimizer", "make_scheduler", "lr_factor", "lenet1998_eta",
+    "param_groups",
+]  # fmt: skip
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle")
+# LeCun et al. 1998, §III.C: "0.0005 for the first two passes, 0.0002 for the next three, 0.0001 for the next
+# three, 0.00005 for the next 4, and 0.00001 thereafter" (batch 1). Index: the pass (epoch), 0-based.
+LENET1998_ETA = (5e-4,) * 2 + (2e-4,) * 3 + (1e-4,) * 3 + (5e-5,) * 4 + (1e-5,)
+
+
+def lenet1998_eta(epoch: int) -> float:
+    """The paper's global η in pass ``epoch`` (0-based); 0.00001 from the 13th pass on."""
+    return LENET1998_ETA[min(epoch, len(LENET1998_ETA) - 1)]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -48,6 +60,8 @@ def make_optimizer(
         return torch.optim.Adam(groups, lr=lr)
     if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
         return torch.optim.AdamW(groups, lr=lr)
+    if name == "sdlm":  # per-parameter steps lr/(0.02 + h); h is re-estimated before every epoch by fit
+        return SDLM(groups, lr=lr)
     raise CnnzooError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
@@ -60,6 +74,7 @@ def lr_factor(
     gamma: float = 0.1,
     final_factor: float = 0.0,
     milestones: Sequence[float] = (0.5, 0.75),
+    steps_per_epoch: int = 0,
 ) -> float:
     """The multiplier of the base LR at optimizer step ``step`` (0-based) of ``total_steps``.
 
@@ -71,6 +86,8 @@ def lr_factor(
     - ``cosine``: half a cosine from 1 down to ``final_factor`` after the warmup.
     - ``onecycle``: Smith's one cycle: linear warmup over 25% of the run when no warmup is given, then
       cosine annealing to ``final_factor``.
+    - ``lenet1998``: the paper's η of the current epoch (``step // steps_per_epoch``) over its first pass's
+      0.0005: 1, 1, 0.4 ×3, 0.2 ×3, 0.1 ×4, then 0.02. The base LR is then the first pass's η.
     """
     if schedule not in SCHEDULES:
         raise CnnzooError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -78,6 +95,10 @@ def lr_factor(
         warmup_steps = max(1, round(0.25 * total_steps))
     if step < warmup_steps:
         return (step + 1) / (warmup_steps + 1)
+    if schedule == "lenet1998":
+        if steps_per_epoch < 1:
+            raise CnnzooError("the lenet1998 schedule is per epoch: it needs steps_per_epoch")
+        return lenet1998_eta(step // steps_per_epoch) / LENET1998_ETA[0]
     if schedule == "constant":
         return 1.0
     if schedule == "step":
@@ -97,11 +118,14 @@ def make_scheduler(
     step_every: int = 0,
     gamma: float = 0.1,
     milestones: Sequence[float] = (0.5, 0.75),
+    steps_per_epoch: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    lr_factor(0, total_steps, schedule)  # validates the name before any training starts
+    # validates the name (and lenet1998's epoch length) before any training starts
+    lr_factor(warmup_steps, total_steps, schedule, warmup_steps, steps_per_epoch=steps_per_epoch)
     milestones = tuple(milestones)
 
     def factor(step: int) -> float:
-        return lr_factor(step, total_steps, schedule, warmup_steps, step_every, gamma, milestones=milestones)
+        return lr_factor(step, total_steps, schedule, warmup_steps, step_every, gamma, milestones=milestones,
+                         steps_per_epoch=steps_per_epoch)  # fmt: skip
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
