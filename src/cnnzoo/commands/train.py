@@ -1,7 +1,8 @@
 """``cnnzoo train [MODEL]``: train a model on a dataset; prints the layer table, progress and test accuracy.
 
 Settings come, in order of precedence, from the command line, then (with ``--resume``) the run's saved
-config.json, then the model's recipe (:mod:`cnnzoo.train.recipes`), then TrainConfig's defaults. With
+config.json, then the model's recipe (:mod:`cnnzoo.train.recipes`; ``--recipe paper`` for LeNet-5 as trained in
+1998), then TrainConfig's defaults. With
 ``--nproc N`` the command re-launches itself under ``torchrun`` (N processes, DDP).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import LOSSES, OPTIMIZERS, SCHEDULES  # no torch: `cnnzoo --help` stays fast
+from ..config import LOSSES, NORMALIZATIONS, OPTIMIZERS, SCHEDULES  # no torch: `cnnzoo --help` stays fast
 from ..options import Rule
 
 NAME = "train"
@@ -48,6 +49,11 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--input", metavar="CxHxW", help="the model's input size, e.g. 3x128x128 (default: its own)"
     )
+    p.add_argument(
+        "--recipe",
+        default="default",
+        help="named settings: default (today's, per model), paper (lenet5 as LeCun et al. 1998 trained it)",
+    )
     p.add_argument("--epochs", type=_ranged("epochs"))
     p.add_argument(
         "--batch-size", type=_ranged("batch_size"), help="the global batch (all processes together)"
@@ -60,6 +66,11 @@ def add_arguments(p) -> None:
     p.add_argument("--momentum", type=_ranged("momentum"))
     p.add_argument("--label-smoothing", type=_ranged("label_smoothing"))
     p.add_argument("--loss", choices=LOSSES, help="lenet5: the 1998 paper's MAP criterion")
+    p.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        help="lenet1998: the paper's inputs, -0.1 (background) to 1.175",
+    )
     p.add_argument(
         "--crop-padding", type=_ranged("crop_padding"), help="random shifts of up to ±N pixels (0: none)"
     )
@@ -153,7 +164,7 @@ def run(args) -> int:
 
     # the command line's options carry TrainConfig's field names (--batch-size -> batch_size)
     known = {f.name for f in fields(TrainConfig)}
-    options = recipe_for(model_name)
+    options = recipe_for(model_name, args.recipe)
     options |= {k: v for k, v in saved.items() if k in known}
     options |= {k: v for k, v in vars(args).items() if k in known and v is not None}
     options["out"] = args.out or saved.get("out") or _default_out(model_name)

@@ -224,7 +224,8 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
             _notice(run, run.budget.update())
         run.progress.start_epoch(epoch + 1)
         t0 = time.perf_counter()
-        before_pass(run.optimizer, run.model, run.train[0], run.prepare, cfg.seed, epoch)  # SDLM's curvature
+        train_x = run.train[0] if run.train else None  # None when streaming
+        before_pass(run.optimizer, run.model, train_x, run.prepare, cfg.seed, epoch)  # SDLM's curvature
 
         def on_step(step, loss, acc, n, t0=t0, epoch=epoch):
             if not math.isfinite(loss) and not info.enabled:
