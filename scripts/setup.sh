@@ -26,6 +26,8 @@ apt_install() {  # apt_install CHECK_PATH PACKAGE...: installs the packages when
 }
 apt_install /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz dataset-fashion-mnist
 [ "$browser" = 1 ] && apt_install /usr/bin/chromium chromium
+# a CJK font, so the browser tests' 中文 screenshots show characters, not boxes
+[ "$browser" = 1 ] && apt_install /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc fonts-wqy-zenhei
 
 py=${PYTHON:-python3}
 # Key the cached env by the dependency spec alone, so editing other parts of pyproject.toml reuses it.
