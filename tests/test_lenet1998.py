@@ -206,7 +206,7 @@ def test_paper_recipe_learns_synthetic_digits_from_mnist_format_files(tmp_path, 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["loss"] < records[0]["loss"]
     result = json.loads((out / "result.json").read_text())
-    assert result["test_accuracy"] > 0.5  # chance is 0.1; 1.0 after 3 epochs when written
+    assert result["test_accuracy"] > 0.5  # chance is 0.1; 0.9967 when written
     config = json.loads((out / "config.json").read_text())
     assert (
         config["optimizer"] == "sdlm"
