@@ -224,3 +224,35 @@ def test_paper_recipe_on_fashion_mnist_through_the_cli(tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     assert result["epochs"] == 2 and result["test_accuracy"] > 0.2
+
+
+def test_paper_recipe_resumes_exactly(tmp_path, monkeypatch):
+    """The curvature is re-estimated from (seed, epoch), so a resumed run repeats it bit for bit."""
+    from cnnzoo import checkpoint as ckpt
+
+    data = synthetic(n_train=256, n_test=64)
+    opts = recipe_for("lenet5", "paper") | dict(epochs=2, seed=3, progress="quiet", device="cpu")
+
+    def model(seed=0):
+        torch.manual_seed(seed)
+        return cnnzoo.create_model("lenet5")
+
+    full = cnnzoo.fit(model(), data, out=str(tmp_path / "full"), **opts)
+    real, calls = ckpt.save_checkpoint, []
+
+    def crash_after_first(*a, **k):
+        real(*a, **k)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("simulated crash after epoch 1's checkpoint")
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        cnnzoo.fit(model(), data, out=str(tmp_path / "cut"), **opts)
+    monkeypatch.undo()
+    resumed = cnnzoo.fit(model(seed=9), data, out=str(tmp_path / "cut"), resume=True, **opts)
+    assert [r["loss"] for r in resumed.epochs] == [r["loss"] for r in full.epochs]
+    a, _ = ckpt.load_checkpoint(tmp_path / "full")
+    b, _ = ckpt.load_checkpoint(tmp_path / "cut")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
