@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "create_model": "models",
+    "create_model": "zoo",  # the registry's, plus weights="imagenet" | "imagenet:v2" | a file
     "list_models": "models",
     "register_model": "models",
     "get_model_info": "models",

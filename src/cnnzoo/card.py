@@ -25,6 +25,12 @@ class ModelCard:
     mean: tuple[float, ...] = (0.0,)  # per channel, in 0..1 units: what normalisation subtracts
     std: tuple[float, ...] = (1.0,)  # ... and divides by; (0,), (1,) means "no normalisation"
     dataset: str = ""  # the dataset it was trained on ("" for a fresh model): its facts live in cnnzoo.data
+    # the side an image's shorter side is resized to before the centre crop to input_size (pretrained weights
+    # were evaluated so: torchvision's resize 256 -> crop 224); None: the whole image is fitted to input_size
+    resize: int | None = None
+    # where the weights started from: {"model", "version", "publisher", "sha256", "verified", "source",
+    # "spec"} of the pretrained weights it was built with (cnnzoo.zoo.create_model); {} for random ones
+    pretrained: dict = field(default_factory=dict, hash=False, compare=True)
 
     def __post_init__(self) -> None:
         # tuples whatever came in (JSON gives lists): a card is a value, never shared mutable state
@@ -33,6 +39,8 @@ class ModelCard:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        object.__setattr__(self, "resize", None if self.resize is None else int(self.resize))
+        object.__setattr__(self, "pretrained", dict(self.pretrained))
 
     @property
     def channels(self) -> int:
@@ -43,15 +51,19 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         """The JSON form (lists, as checkpoint.json has always stored them)."""
-        return {
-            "model": self.model,
-            "model_kwargs": dict(self.model_kwargs),
-            "input_size": list(self.input_size),
-            "dataset": self.dataset,
-            "classes": list(self.classes),
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
+        return (
+            {
+                "model": self.model,
+                "model_kwargs": dict(self.model_kwargs),
+                "input_size": list(self.input_size),
+                "dataset": self.dataset,
+                "classes": list(self.classes),
+                "mean": list(self.mean),
+                "std": list(self.std),
+            }
+            | ({"resize": self.resize} if self.resize is not None else {})
+            | ({"pretrained": dict(self.pretrained)} if self.pretrained else {})
+        )  # only when set: the records of models without them stay as they were
 
 
 def card_of(model) -> ModelCard | None:
@@ -64,7 +76,9 @@ def card_of(model) -> ModelCard | None:
     if size is None:
         return None
     name = getattr(model, "model_name", None) or type(model).__name__
-    return ModelCard(model=name, model_kwargs=dict(getattr(model, "model_kwargs", {}) or {}), input_size=tuple(size))
+    return ModelCard(
+        model=name, model_kwargs=dict(getattr(model, "model_kwargs", {}) or {}), input_size=tuple(size)
+    )
 
 
 def attach_card(model, card: ModelCard):

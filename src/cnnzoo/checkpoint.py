@@ -144,6 +144,12 @@ def _validate(d: dict, source: str) -> None:
         raise bad("'epoch' must be a non-negative integer", epoch)
     if not isinstance(d.get("metrics", {}), dict):
         raise bad("'metrics' must be an object", d["metrics"])
+    resize = d.get("resize")
+    if resize is not None and not (is_int(resize) and 1 <= resize <= 8192):
+        raise bad("'resize' must be null or an integer in 1..8192", resize)
+    pretrained = d.get("pretrained", {})
+    if not (isinstance(pretrained, dict) and all(isinstance(v, (str, bool)) for v in pretrained.values())):
+        raise bad("'pretrained' must be an object of strings", pretrained)
 
 
 # --- writing ---------------------------------------------------------------------------------------------

@@ -82,23 +82,39 @@ def border_mean(image: torch.Tensor) -> float:
 
 
 def image_size(card: ModelCard) -> tuple[int, int]:
-    """(H, W) to read user images at: the native size of the card's dataset (28×28 for the MNIST family,
-    which the preprocessing pads to LeNet-5's 32×32 field, as in training), else the model's input size."""
+    """(H, W) to read user images at: for a card with ``resize`` (pretrained weights), the centre square at
+    that side, which the preprocessing then centre-crops to the input size (torchvision's resize 256, crop
+    224); else the native size of the card's dataset (28×28 for the MNIST family, which the preprocessing
+    pads to LeNet-5's 32×32 field, as in training), else the model's input size."""
+    if card.resize is not None:
+        return (card.resize, card.resize)
     return dataset_facts(card.dataset).native_size or tuple(card.input_size[1:])
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
-def load_model_or_checkpoint(spec: str | Path, warn=None) -> tuple[nn.Module, ModelCard]:
+def load_model_or_checkpoint(
+    spec: str | Path, warn=None, weights: str | None = None
+) -> tuple[nn.Module, ModelCard]:
     """``spec`` is a run directory or ``.safetensors`` file from ``cnnzoo train``, or a registered model name
-    (random weights: ``warn`` is called with a message). Returns the model in eval mode and its card: the
-    checkpoint's :class:`~cnnzoo.checkpoint.CheckpointMeta`, or for a bare model its card with the
-    registry's class count numbered "0", "1", ..."""
+    (with ``weights``: pretrained ones, ``imagenet``, ``imagenet:v2`` or a file (:func:`cnnzoo.zoo.create_model`);
+    without: random weights, and ``warn`` is called with a message). Returns the model in eval mode and its
+    card: the checkpoint's :class:`~cnnzoo.checkpoint.CheckpointMeta`, the weights' card, or for a bare
+    model its card with the registry's class count numbered "0", "1", ..."""
     from .checkpoint import load_checkpoint
     from .models import create_model, get_model_info, list_models
 
     path = Path(spec)
+    if weights is not None:
+        if str(spec) not in list_models():
+            if path.exists():
+                raise CheckpointError(f"{spec}: --weights goes with a model name; a checkpoint has its own")
+            get_model_info(str(spec))  # raises UnknownModelError with "did you mean"
+        from .zoo import create_model as create_pretrained
+
+        model = create_pretrained(str(spec), weights=weights)
+        return model.eval(), _card(model)
     if path.exists():
         model, meta = load_checkpoint(path)  # refuses pickle-based files before opening anything
         return model.eval(), meta

@@ -2,6 +2,10 @@
 
     x = preprocess(images_uint8, card)          # pad/resize to card.input_size, /255, normalise
 
+A card with ``resize`` (pretrained weights: torchvision's resize 256, centre crop 224) has its images' shorter
+side resized to ``resize`` and the centre cut to ``input_size``, as the publisher evaluated them; in training
+the random resized crop (cnnzoo.train.augment) takes that step's place.
+
 The trainer (with augmentation between the resize and the scaling), ``cnnzoo predict``, the
 :class:`~cnnzoo.inference.Predictor` (torch and onnxruntime), evaluation and the web app all call it, so a
 prediction sees exactly what training saw. Batched tensor ops only: no PIL, no per-image Python.
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 from .card import ModelCard
 from .errors import ShapeError
 
-__all__ = ["preprocess", "fit_to_size", "to_float", "normalize"]
+__all__ = ["preprocess", "fit_to_size", "resize_crop", "to_float", "normalize"]
 
 
 def preprocess(
@@ -27,8 +31,9 @@ def preprocess(
     channels_last: bool = False,
 ) -> torch.Tensor:
     """uint8 images (N, C, h, w) or (C, h, w) -> float32 (N, C, H, W) for the model of ``card``: padded or
-    resized to ``card.input_size`` (:func:`fit_to_size`), then ``augment`` (training only: random crops and
-    flips on the still-uint8 batch), then / 255 and ``(x - mean) / std`` with the card's statistics."""
+    resized to ``card.input_size`` (:func:`fit_to_size`; with ``card.resize`` and no ``augment``, resized
+    and centre-cropped: :func:`resize_crop`), then ``augment`` (training only: random crops and flips on the
+    still-uint8 batch), then / 255 and ``(x - mean) / std`` with the card's statistics."""
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:
@@ -36,7 +41,10 @@ def preprocess(
     c, h, w = card.input_size
     if images.shape[1] != c:
         raise ShapeError(f"images have {images.shape[1]} channel(s) but model {card.model!r} takes {c}")
-    x = fit_to_size(images, (h, w))
+    if card.resize is not None and augment is None:
+        x = resize_crop(images, card.resize, (h, w))
+    else:
+        x = fit_to_size(images, (h, w))
     if augment is not None:
         x = augment(x)
     x = normalize(to_float(x), card.mean, card.std)
@@ -62,6 +70,27 @@ def fit_to_size(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         images.float(), size=(th, tw), mode="bilinear", antialias=True, align_corners=False
     )
     return resized.clamp_(0, 255)
+
+
+def resize_crop(images: torch.Tensor, resize: int, size: Sequence[int]) -> torch.Tensor:
+    """torchvision's evaluation transform on a batch: the shorter side resized to ``resize`` (bilinear,
+    antialiased; the longer one in proportion, rounded down as torchvision does), then the centre (H, W) of
+    ``size`` cut out. An image whose shorter side already is ``resize`` is only cropped (what
+    :func:`cnnzoo.inference.load_image` delivers), so uint8 stays uint8."""
+    th, tw = tuple(size)[-2:]
+    h, w = images.shape[-2:]
+    short, long = min(h, w), max(h, w)
+    if resize < max(th, tw):  # nothing to crop from: fit the whole image
+        return fit_to_size(images, (th, tw))
+    if short != resize:
+        other = int(resize * long / short)
+        nh, nw = (resize, other) if h <= w else (other, resize)
+        images = F.interpolate(
+            images.float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False
+        ).clamp_(0, 255)
+        h, w = nh, nw
+    top, left = int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
+    return images[..., top : top + th, left : left + tw]
 
 
 def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
