@@ -47,6 +47,11 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--workers", type=_ranged("workers"), help="decoding processes per training process")
     p.add_argument(
+        "--eval-batch-size",
+        type=_ranged("eval_batch_size"),
+        help="images per evaluation batch (default 1024)",
+    )
+    p.add_argument(
         "--input", metavar="CxHxW", help="the model's input size, e.g. 3x128x128 (default: its own)"
     )
     p.add_argument(

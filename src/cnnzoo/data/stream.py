@@ -47,6 +47,7 @@ __all__ = [
 MEMORY_SHARE = 0.25  # stream when the decoded folder would take more than this share of the available memory
 STATS_SAMPLE = 256  # training images decoded for mean/std (and channels, sizes): a second or two
 PREFETCH = 4  # batches each worker keeps ready
+IN_MEMORY_LAYOUTS = ("train/ + test/", "class folders, 90/10")  # what data/imagefolder.py reads too
 
 
 @dataclass
@@ -297,11 +298,15 @@ def open_stream(name: str, stream: bool | None = None, strict: bool = False) -> 
     channels, median, mean, std = _probe(listing)
     need = decoded_bytes(len(listing.train) + len(listing.test), channels, cfg.size or median)
     have = available_memory()
-    if stream is None and need <= MEMORY_SHARE * have:
+    in_memory_layout = listing.layout in IN_MEMORY_LAYOUTS  # ImageNet's val/ layouts are read here only
+    if stream is None and need <= MEMORY_SHARE * have and in_memory_layout:
         return None
-    reason = "--stream" if stream else (
-        f"about {need / 1e9:.1f} GB decoded, more than {MEMORY_SHARE:.0%} of the {have / 1e9:.1f} GB available"
-    )  # fmt: skip
+    if stream:
+        reason = "--stream"
+    elif not in_memory_layout:
+        reason = f"layout {listing.layout}"
+    else:
+        reason = f"about {need / 1e9:.1f} GB decoded, more than {MEMORY_SHARE:.0%} of the {have / 1e9:.1f} GB available"
     return FolderStream(
         f"imagefolder:{cfg.root}", listing, channels, cfg.size, mean, std, reason, SkipLog(strict)
     )

@@ -2,6 +2,8 @@
 
 Augmentation and normalisation are a few batched tensor ops (:mod:`cnnzoo.train.augment`,
 :func:`cnnzoo.preprocess.preprocess`): no ``DataLoader``, no worker processes, no PIL, no per-image Python.
+An image folder too large for memory arrives instead as uint8 batches already cropped by the workers of
+:mod:`cnnzoo.data.stream`, through the same :func:`train_batches` and :func:`evaluate_batches`.
 This module is the only place in cnnzoo that calls ``loss.backward()``.
 """
 
