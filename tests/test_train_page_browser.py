@@ -88,16 +88,21 @@ def test_train_watch_use_and_replay(browser, tmp_path):
         page.get_by_test_id("train-start").click()
         epoch = page.get_by_test_id("train-epoch")
         expect(epoch).to_have_text("1/2", timeout=60_000)
-        page.wait_for_timeout(500)  # epoch 1's snapshot is drawn
+        # epoch 1's snapshot drawn (or, on a fast machine, already epoch 2's: the point is a trained one)
+        expect(page.get_by_test_id("train-filters")).to_have_attribute(
+            "data-epoch", re.compile("[12]"), timeout=30_000
+        )
         curves1, filters1 = canvas_png(page, "train-curves"), canvas_png(page, "train-filters")
+        shown1 = page.get_by_test_id("train-filters").get_attribute("data-epoch")
         expect(epoch).to_have_text("2/2", timeout=60_000)
         expect(page.get_by_test_id("train-use")).to_be_enabled(timeout=30_000)
-        page.wait_for_timeout(500)
+        expect(page.get_by_test_id("train-filters")).to_have_attribute("data-epoch", "2", timeout=30_000)
         curves2, filters2 = canvas_png(page, "train-curves"), canvas_png(page, "train-filters")
         blank = page.evaluate("() => { const c = document.createElement('canvas'); c.width = c.height = 1; "
                               "return c.toDataURL(); }")  # fmt: skip
         assert filters1 != blank and len(curves1) > 2000  # drawn
-        assert curves2 != curves1 and filters2 != filters1  # and changed between the epochs
+        assert curves2 != curves1  # and changed between the epochs
+        assert shown1 == "2" or filters2 != filters1  # (the replay below compares epochs 0 and 2 in any case)
         expect(page.locator("#maps img")).to_have_count(8)  # the input and lenet5_modern's 7 layers
         expect(page.locator("#confusion td")).to_have_count(100)
         page.screenshot(path=str(shot_path("train-page.png", tmp_path)), full_page=True)

@@ -121,13 +121,13 @@ async function showEpoch(epoch) {
   } catch (e) { showError(e.message); return; }
   if (run !== view.run || epoch !== view.shown) return; // the slider moved on meanwhile
   $("slider-label").textContent = `epoch ${epoch}` + (epoch === 0 ? " (initial weights)" : "");
-  drawFilters(snap.filters);
+  drawFilters(snap.filters, epoch);
   drawMaps(snap);
   drawConfusion(snap);
   drawWrong(snap);
 }
 
-function drawFilters(filters) {
+function drawFilters(filters, epoch) {
   const canvas = $("filters");
   if (!filters) { $("filters-note").textContent = "This model has no convolution."; return; }
   const img = new Image();
@@ -138,6 +138,7 @@ function drawFilters(filters) {
     const ctx = canvas.getContext("2d");
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    canvas.dataset.epoch = String(epoch); // which snapshot is on screen (what the browser test waits for)
   };
   img.src = filters.png;
   $("filters-note").textContent = `${filters.shape[0]} kernels of ${filters.shape.slice(1).join("×")}. ` +
