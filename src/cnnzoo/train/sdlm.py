@@ -32,8 +32,10 @@ How ``h_kk`` is estimated here, and how that differs from the paper:
   mode (dropout off) and in fp32.
 
 The loss we minimise is the *mean* over a batch, so with a batch of B the step is ``η/(μ+h)·mean gradient``,
-where the paper took B=1 steps of ``η/(μ+h)·gradient`` on each pattern: the paper's η times B gives the same
-progress per pass while ``η·B`` stays small (the ``paper`` recipe: B=32, see docs/training.md).
+where the paper took B=1 steps of ``η/(μ+h)·gradient`` on each pattern: the paper's η times B would give the
+same progress per pass while ``η·B`` stays small. With this estimate of h neither the paper's η at B=1 nor
+η·32 at B=32 trained LeNet-5 here (it collapsed to one class); the ``paper`` recipe uses B=32 and η 0.0002
+(docs/training.md, "LeNet-5 as in 1998", has the runs).
 """
 
 from __future__ import annotations
