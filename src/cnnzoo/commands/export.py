@@ -12,6 +12,10 @@ def add_arguments(p) -> None:
     from ..options import Rule
 
     p.add_argument("source", metavar="CKPT_OR_MODEL", help="run directory, .safetensors file or model name")
+    p.add_argument(
+        "--weights",
+        help="with a model name: pretrained weights (imagenet, imagenet:v2 or a .pth/.safetensors file)",
+    )
     p.add_argument("--format", choices=("onnx", "safetensors", "torchscript"), default="onnx")
     p.add_argument("--out", required=True, metavar="PATH", help="output file")
     p.add_argument(
@@ -33,7 +37,9 @@ def run(args) -> int:
     from ..inference import load_model_or_checkpoint
 
     err = Console(stderr=True)
-    model, card = load_model_or_checkpoint(args.source, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+    model, card = load_model_or_checkpoint(
+        args.source, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"), weights=args.weights
+    )
     size = card.input_size
     if args.format == "onnx":
         result = export_onnx(

@@ -1,9 +1,12 @@
-"""``cnnzoo predict CHECKPOINT IMAGE... [--top-k K] [--backend torch|onnxruntime]``.
+"""``cnnzoo predict CHECKPOINT IMAGE... [--top-k K] [--backend torch|onnxruntime]``, or
+``cnnzoo predict --model NAME --weights imagenet IMAGE...`` (pretrained weights, their own preprocessing).
 
 Prints each image's most probable classes. ``--dense`` evaluates VGG-style: the classifier turned fully
 convolutional, applied at several scales (``--scales``), optionally with the mirrored image (``--flip``),
 posteriors averaged; ``--heatmap`` saves the top class's score map over the first image.
 """
+
+import argparse
 
 NAME = "predict"
 HELP = "classify image files with a trained checkpoint"
@@ -13,9 +16,23 @@ def add_arguments(p) -> None:
     from ..options import Rule
 
     p.add_argument(
-        "checkpoint", metavar="CHECKPOINT", help="run directory or .safetensors from `cnnzoo train`"
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="run directory or .safetensors from `cnnzoo train` (or a model name, with --weights)",
     )
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG/BMP/GIF/WebP files")
+    images = p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG/BMP/GIF/WebP files")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        action=_ModelOption,
+        images=images,
+        help="a registered model instead of a CHECKPOINT (with --weights); every positional is then an image",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="WEIGHTS",
+        help="pretrained weights for the model: imagenet, imagenet:v2 or a .pth/.safetensors file",
+    )
     p.add_argument(
         "--top-k",
         type=Rule(int, 1, 100_000).argtype("--top-k"),
@@ -38,9 +55,22 @@ def add_arguments(p) -> None:
     p.add_argument("--heatmap", metavar="OUT.png", help="dense: save the top class's score map (first image)")
 
 
-def _scales(text: str) -> tuple[int, ...]:
-    import argparse
+class _ModelOption(argparse.Action):
+    """``--model NAME``: there is no CHECKPOINT, so a single positional (the image) is all there may be.
+    argparse cannot make IMAGE optional only then, nor let CHECKPOINT be optional without breaking
+    ``predict CKPT --top-k 3 a.png b.png``; this action lifts IMAGE's requirement once the option is seen,
+    and :func:`run` takes CHECKPOINT as the first image. The parser is built anew for every command line."""
 
+    def __init__(self, option_strings, dest, images, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.images = images
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        self.images.required = False
+        setattr(namespace, self.dest, values)
+
+
+def _scales(text: str) -> tuple[int, ...]:
     try:
         scales = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
@@ -65,9 +95,13 @@ def run(args) -> int:
         raise CnnzooError(f"--top-k must be at least 1, not {args.top_k}")
     if not args.dense and (args.scales or args.flip or args.heatmap):
         raise CnnzooError("--scales, --flip and --heatmap need --dense")
+    if args.model:  # argparse put the first image where CHECKPOINT would be
+        args.images = [args.checkpoint, *(args.images or ())]
     err = Console(stderr=True)
     model, card = load_model_or_checkpoint(
-        args.checkpoint, warn=lambda m: err.print(f"[yellow]warning:[/] {m}")
+        args.model or args.checkpoint,
+        warn=lambda m: err.print(f"[yellow]warning:[/] {m}"),
+        weights=args.weights,
     )
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
     if args.dense:
@@ -101,7 +135,7 @@ def _dense(model, card, args, invert) -> list[list[tuple[str, float]]]:
     if args.backend != "torch":
         raise CnnzooError("--dense runs on the torch backend only")
     c, h, w = card.input_size
-    side = max(args.scales or (min(h, w),))
+    side = max(args.scales or (card.resize or min(h, w),))  # pretrained: the publisher's resize (VGG's Q)
     images = torch.stack([load_image(p, c, (side, side), invert=invert) for p in args.images])
     # the one preprocessing's scaling and normalisation; dense_predict resizes to each scale itself
     x = normalize(to_float(images), card.mean, card.std)  # (N, C, side, side)

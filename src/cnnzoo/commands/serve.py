@@ -14,6 +14,11 @@ def add_arguments(p) -> None:
     from ..options import Rule
 
     p.add_argument("--checkpoint", metavar="CKPT_OR_RUN_DIR", help="a run directory or its model.safetensors")
+    p.add_argument("--model", metavar="NAME", help="serve this model with pretrained --weights instead")
+    p.add_argument(
+        "--weights",
+        help="with --model: pretrained weights (imagenet, imagenet:v2 or a .pth/.safetensors file)",
+    )
     p.add_argument(
         "--runs-dir",
         default="runs",
@@ -74,7 +79,7 @@ def run(args) -> int:
     from ..web.guards import host_names
 
     torch.set_num_threads(max(1, args.threads))
-    session = load_session(args.checkpoint, args.runs_dir)
+    session = load_session(args.checkpoint, args.runs_dir, args.model, args.weights)
     session.warm_up()  # load the gallery and trace the feature extractor now, not on the first visitor's click
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]  # --port 0: the one the system chose

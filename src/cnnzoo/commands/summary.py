@@ -14,6 +14,11 @@ def add_arguments(p) -> None:
     p.add_argument("--format", choices=["table", "json", "markdown", "csv"], default="table")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument(
+        "--weights",
+        help="analyse the model built with these pretrained weights (imagenet, imagenet:v2 or a file): "
+        "their input size and classes",
+    )
+    p.add_argument(
         "--trace", action="store_true", help="also walk a real tensor through and print each shape"
     )
     p.add_argument(
@@ -30,7 +35,16 @@ def run(args) -> int:
     from ..analysis.summary import summary, trace
 
     model = args.model
-    if args.fully_convolutional:
+    if args.weights:  # loaded and checked like everywhere else; the input size is the weights' crop
+        from ..zoo import create_model as create_pretrained
+
+        model = create_pretrained(args.model, num_classes=args.num_classes, weights=args.weights)
+        args.input = args.input or "x".join(map(str, model.card.input_size))
+        if args.fully_convolutional:
+            from ..convert import to_fully_convolutional
+
+            model = to_fully_convolutional(model)
+    elif args.fully_convolutional:
         import torch
 
         from ..convert import to_fully_convolutional
@@ -60,8 +74,8 @@ def run(args) -> int:
         console.print(s)
     if args.trace:
         print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
-        traced = args.model
-        if args.fully_convolutional:  # a real copy of the converted form (the analysed one is on meta)
+        traced = model if args.weights else args.model  # the loaded model is a real one already
+        if args.fully_convolutional and not args.weights:  # a real copy (the analysed one is on meta)
             traced = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
         for name, kind, shape in trace(traced, s.input, **kwargs):
             print(f"{name:<24} {kind:<18} output shape: {tuple(shape)}")

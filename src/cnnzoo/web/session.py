@@ -28,7 +28,7 @@ from ..data import DatasetFacts, dataset_facts
 from ..errors import CheckpointError, CnnzooError
 from ..features import FeatureExtractor
 from ..images import to_channels
-from ..inference import Predictor
+from ..inference import Predictor, image_size
 from .images import png_data_url
 
 GALLERY_PER_CLASS = 3
@@ -121,7 +121,7 @@ class Session:
         gallery = self.gallery()
         if gallery:
             return tuple(gallery[0].image.shape[-2:])
-        return self.facts.native_size or self.input_size[1:]
+        return image_size(self.card)  # a pretrained card: the resize, which the preprocessing crops
 
     def info(self) -> dict:
         trained = isinstance(self.card, CheckpointMeta)
@@ -172,6 +172,8 @@ class Session:
                 img = img.reduce(-(-max(img.size) // FIT_MAX_SIDE))  # box average, whole factor
             img = _fit_to_ink(img, self.facts.ink_margin, self.light_on_dark)
         h, w = self.native_hw
+        if self.card.resize is not None and img.size != (w, h):  # a photo: its centre, as load_image reads it
+            img = ImageOps.fit(img, (w, h), method=Image.Resampling.BILINEAR)
         if img.size != (w, h):
             # BOX averages the pixels each output pixel covers, like the anti-aliased scans of MNIST.
             img = img.resize((w, h), Image.Resampling.BOX if img.width >= w else Image.Resampling.BILINEAR)
@@ -372,8 +374,23 @@ def untrained_session() -> Session:
     return session
 
 
-def load_session(checkpoint: str | Path | None = None, runs_dir: str | Path = "runs") -> Session:
-    """The checkpoint given, else the newest LeNet run under ``runs_dir``, else an untrained LeNet."""
+def load_session(
+    checkpoint: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    model: str | None = None,
+    weights: str | None = None,
+) -> Session:
+    """The checkpoint given, else ``model`` with pretrained ``weights`` (``imagenet``, ``imagenet:v2`` or a
+    file), else the newest LeNet run under ``runs_dir``, else an untrained LeNet."""
+    if model is not None or weights is not None:
+        if checkpoint or not (model and weights):
+            raise CheckpointError("give either --checkpoint or --model NAME with --weights WEIGHTS")
+        from ..zoo import create_model
+
+        built = create_model(model, weights=weights)
+        return Session(
+            built.eval(), card_of(built), f"{model} {built.card.pretrained.get('version', weights)} weights"
+        )
     path = Path(checkpoint) if checkpoint else find_latest_run(runs_dir)
     if path is None:
         return untrained_session()
