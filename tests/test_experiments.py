@@ -61,11 +61,11 @@ def test_unknown_experiment_and_bad_options_exit_2(tmp_path, capsys):
         assert "no CUDA GPU" in capsys.readouterr().err
 
 
-def test_bottleneck_1x1_gives_the_seed_figures(tmp_path):
+def test_bottleneck_1x1_gives_the_counts_and_times_every_layer(tmp_path):
     assert main(["experiment", "bottleneck-1x1", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
     doc, report = _outputs(tmp_path, "exp-bottleneck-1x1.png")
     r = doc["results"]
-    # seed 000: 120,422,400 vs 2,408,448 + 10,035,200 = 12,443,648 MACs; 1×1 conv: 6,176 params, 4,816,896 MACs
+    # cnnzoo's arithmetic (Ng's lecture rounds it to ~120M vs ~2.4M + ~10.0M = ~12.4M multiplications)
     assert r["naive"]["macs"] == 120_422_400
     assert r["bottleneck"]["layer_macs"] == [2_408_448, 10_035_200]
     assert r["bottleneck"]["macs"] == 12_443_648
@@ -74,7 +74,46 @@ def test_bottleneck_1x1_gives_the_seed_figures(tmp_path):
     assert r["mac_ratio"] == pytest.approx(120_422_400 / 12_443_648)
     assert r["claim_holds"] is True
     assert "120,422,400" in report and "12,443,648" in report and "6,176" in report
-    assert r["naive"]["time"]["min_ms"] > 0
+    # timed per layer over batch 1/8/64 on one and two threads, best-of and median of the same repeats
+    assert sorted((row["threads"], row["batch"]) for row in r["timing"]) == [
+        (t, b) for t in (1, 2) for b in (1, 8, 64)
+    ]
+    for row in r["timing"]:
+        assert set(row["layers"]) == {"direct", "reduce", "conv5_16", "bottleneck", "conv1x1"}
+        for key, t in row["layers"].items():
+            assert 0 < t["min_ms"] <= t["median_ms"]
+            assert t["gmac_per_s"] == pytest.approx(r["layer_macs"][key] * row["batch"] / t["min_ms"] / 1e6)
+        assert row["speedup_min"] == pytest.approx(
+            row["layers"]["direct"]["min_ms"] / row["layers"]["bottleneck"]["min_ms"]
+        )
+    assert r["layer_macs"]["reduce"] + r["layer_macs"]["conv5_16"] == r["layer_macs"]["bottleneck"]
+    for t in ("1 thread:", "2 threads:"):
+        assert any(line.startswith(t) and "batch 64" in line for line in r["conclusion"])
+    assert "memory-bound" not in report  # the timings do not show why; the report must not claim it
+
+
+def test_bottleneck_conclusion_names_the_slowest_layer_per_mac():
+    from cnnzoo.experiments.bottleneck_1x1 import conclusion
+
+    def row(threads, batch, rates):
+        layers = {k: {"gmac_per_s": v} for k, v in rates.items()}
+        return {
+            "threads": threads,
+            "batch": batch,
+            "layers": layers,
+            "speedup_min": 3.0,
+            "speedup_median": 2.5,
+        }
+
+    rates = {"direct": 20.0, "reduce": 2.0, "conv5_16": 10.0, "bottleneck": 5.0, "conv1x1": 4.0}
+    rows = [row(1, 1, {**rates, "direct": 1.0}), row(1, 64, rates), row(2, 64, rates)]
+    lines = conclusion(rows, 9.68)
+    assert lines[0] == (
+        "1 thread: the bottleneck is faster than the direct 5×5 by batch 1: 3.00× (2.50× by medians), "
+        "batch 64: 3.00× (2.50× by medians), against 9.68× fewer MACs."
+    )
+    assert "1×1 conv 192→16 (the reduce) in 2 of 3 settings" in lines[-1]
+    assert "5×5 conv 192→32 (direct) in 1 of 3 settings" in lines[-1]
 
 
 def test_bottleneck_macs_agree_with_fvcore():
@@ -88,7 +127,7 @@ def test_bottleneck_macs_agree_with_fvcore():
         counted.unsupported_ops_warnings(False)
         counted.uncalled_modules_warnings(False)
         conv_macs = sum(v for k, v in counted.by_operator().items() if k == "conv")
-        assert conv_macs == case.seed_macs
+        assert conv_macs == case.expected_macs
 
 
 @needs_data
@@ -143,11 +182,34 @@ def test_lrn_quick(tmp_path):
 def test_lenet_activations_quick(tmp_path):
     doc = run_experiment("lenet-activations", tmp_path, quick=True, device="cpu")
     doc, report = _outputs(tmp_path, "exp-lenet-activations.png")
-    runs = doc["results"]["runs"]
-    assert sorted(runs) == sorted(f"{a}-{p}" for a in ("sigmoid", "tanh", "relu") for p in ("avg", "max"))
+    res = doc["results"]
+    runs = res["runs"]
+    variants = sorted(f"{a}-{p}" for a in ("sigmoid", "tanh", "relu") for p in ("avg", "max"))
+    assert sorted(runs) == sorted(res["best_lr"]) == sorted(res["sweep"]) == variants
     # seed 000 / REFERENCE.md: LeNet-5 as Ng draws it has 61,706 parameters, whatever the activation/pool
     assert {r["params"] for r in runs.values()} == {61_706}
-    assert "relu | max" in report
+    for v in variants:
+        grid = res["sweep"][v]
+        assert [g["lr"] for g in grid] == res["learning_rates"]  # every lr tried for every combination
+        fitted = [g for g in grid if "diverged" not in g]
+        # the best lr is the one with the lowest final training loss, and the compared run is that one
+        best = min(fitted, key=lambda g: g["final_train_loss"]["mean"])
+        assert res["best_lr"][v] == best["lr"]
+        assert runs[v]["final_train_loss"] == best["final_train_loss"]
+        assert f"| {v.split('-')[0]} | {v.split('-')[1]} | {best['lr']} |" in report
+    assert "its own best learning rate" in report
+
+
+def test_lenet_sweep_records_a_diverged_run_instead_of_crashing(monkeypatch):
+    from cnnzoo.experiments import lenet_activations
+    from cnnzoo.train import DivergedError
+
+    def diverge(*args, **kwargs):
+        raise DivergedError("the loss became nan at epoch 1, step 3")
+
+    monkeypatch.setattr(lenet_activations, "train_job", diverge)
+    out = lenet_activations.sweep_job({"activation": "relu", "pool": "max"}, None, "cpu", 0, None)
+    assert out == {"diverged": "the loss became nan at epoch 1, step 3"}
 
 
 def test_mean_std_and_augment():
@@ -192,3 +254,38 @@ def test_degradation_rebuilt_from_a_stopped_runs_log(tmp_path):
     )  # mean of 3,2,1 offsets
     assert r["verdict"]["claim_holds"] is True
     assert "Rebuilt from the progress log" in (tmp_path / "report.md").read_text()
+
+
+def test_degradation_plot_shows_swings_above_20_percent(tmp_path, monkeypatch):
+    """The top row autoscales (a plain-56 swing to 45% must be visible); the bottom row zooms on the end."""
+    from cnnzoo.experiments import degradation
+
+    shown = {}
+    monkeypatch.setattr(
+        degradation, "save_figure", lambda fig, out, name: shown.setdefault("fig", fig) and name
+    )
+    flat = [0.10, 0.08, 0.07, 0.06, 0.05, 0.05]
+    swing = [0.30, 0.45, 0.12, 0.09, 0.072, 0.071]
+    models = {m: {"train_error_curve": flat, "test_error_curve": swing if m == "plain56" else flat}
+              for m in degradation.MODELS}  # fmt: skip
+    degradation.plot({"models": models}, "fashion-mnist", tmp_path)
+    top_left, top_right, bottom_left, _ = shown["fig"].axes
+    assert top_left.get_ylim()[1] >= 45 and top_right.get_ylim() == top_left.get_ylim()
+    lo, hi = bottom_left.get_ylim()
+    assert 4 < lo < 5 and 9 < hi < 10  # the second half's values (5%..9%), not the early swing
+
+
+def test_two_seeds_train_two_different_nets():
+    """A "± 0.00" over two seeds must be a coincidence of the values, never one run counted twice: the seed
+    changes the initial weights, the batch order and the augmentation."""
+    from cnnzoo.experiments.degradation import build, per_seed, settings_for
+
+    if not _have_fashion_mnist():
+        pytest.skip("Fashion-MNIST files not on this machine")
+    quick = settings_for(True, "fashion-mnist")
+    a, b = (
+        training.train_job(build, {"name": "resnet20", "in_channels": 1}, quick, "cpu", s) for s in (0, 1)
+    )
+    assert a["train_loss"] != b["train_loss"]
+    agg = stats.aggregate([a, b])
+    assert per_seed(agg["final_train_error"]).count("%") == 2

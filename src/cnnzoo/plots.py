@@ -34,10 +34,10 @@ def write_png(fig, path: str | Path, dpi: int = 100) -> Path:
     return Path(path)
 
 
-def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6):
-    """A figure with ``ncols`` panels side by side: ``(fig, [ax, ...])``."""
-    fig, axes = pyplot().subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return fig, list(axes[0])
+def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6, nrows: int = 1):
+    """A figure with ``ncols`` panels side by side (``nrows`` rows of them): ``(fig, [ax, ...])``, row by row."""
+    fig, axes = pyplot().subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    return fig, [ax for row in axes for ax in row]
 
 
 def save_figure(fig, out_dir: str | Path, filename: str) -> str:
