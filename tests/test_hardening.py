@@ -408,11 +408,15 @@ def live_server(session):
 
     from cnnzoo.commands.serve import KEEP_ALIVE_SECONDS, bind
     from cnnzoo.web import create_app
+    from cnnzoo.web.guards import header_deadline_protocol
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     app = create_app(session, allowed_hosts=["127.0.0.1"], body_seconds=1.5)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS))
+    config = uvicorn.Config(
+        app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS, http=header_deadline_protocol(1.5)
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -456,4 +460,30 @@ def test_stalled_upload_is_closed_and_others_are_served(live_server):
         assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
         s.close()
     assert time.perf_counter() - t0 < 5
+    assert _get(live_server)[0] == 200
+
+
+def test_slow_headers_are_closed_and_others_are_served(live_server):
+    """Slowloris proper: the request line and headers trickle in a byte at a time and never end."""
+    slow = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", live_server))
+        s.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        s.settimeout(8)
+        slow.append(s)
+    t0 = time.perf_counter()
+    for _ in range(4):  # keep trickling: each byte would reset a timer that only counts idleness
+        time.sleep(0.5)
+        for s in slow:
+            try:
+                s.sendall(b"a")
+            except OSError:
+                pass
+        status, seconds = _get(live_server)
+        assert status == 200 and seconds < 1
+    for s in slow:
+        while s.recv(4096):  # until the server closes it (recv raises on the 8 s timeout if it never does)
+            pass
+        s.close()
+    assert time.perf_counter() - t0 < 6
     assert _get(live_server)[0] == 200

@@ -76,7 +76,7 @@ def run(args) -> int:
     import uvicorn
 
     from ..web import create_app, load_session
-    from ..web.guards import host_names
+    from ..web.guards import header_deadline_protocol, host_names
 
     torch.set_num_threads(max(1, args.threads))
     session = load_session(args.checkpoint, args.runs_dir, args.model, args.weights)
@@ -95,6 +95,8 @@ def run(args) -> int:
     print(f"open http://{f'[{shown}]' if ':' in shown else shown}:{port}/", flush=True)
     app = create_app(session, allowed_hosts=host_names(args.host, args.allow_host))
     app.state.runs_dir = args.runs_dir  # the Train page starts its runs there and replays the ones it finds
-    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    config = uvicorn.Config(
+        app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS, http=header_deadline_protocol()
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0

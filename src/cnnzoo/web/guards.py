@@ -152,3 +152,56 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+# --- slow headers ---------------------------------------------------------------------------------------
+# BodyDeadline starts once a request's headers are complete; before that the app never sees the request.
+# uvicorn has no header timeout, and its keep-alive timer is cancelled by the first byte that arrives, so a
+# client that sends its headers a byte every few seconds would hold a connection (and a file descriptor)
+# forever. The protocol below closes a connection whose request line and headers are not all in within
+# HEADER_SECONDS, counted from the connection or from the end of the previous response. It reads two
+# attributes of uvicorn's H11Protocol (`conn`, the h11 connection, and `loop`), stable since uvicorn 0.14;
+# tests/test_hardening.py pins the behaviour.
+HEADER_SECONDS = 10.0
+
+
+def header_deadline_protocol(seconds: float = HEADER_SECONDS):
+    """uvicorn's h11 protocol with a deadline for the request headers (pass as ``uvicorn.Config(http=...)``)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _deadline = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            self._arm()  # before super(): a pipelined request it parses disarms it again
+            super().on_response_complete()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadlineProtocol
