@@ -99,6 +99,55 @@ def _evaluate(model, fc, prep, canvases, test_x, test_y, batch: int = 500) -> di
     return {m: torch.cat(v) for m, v in correct.items()}
 
 
+SUBJECT = (
+    "dense"  # dense evaluation + flip, as VGG does it: every other method (but the ceiling) is its baseline
+)
+BASELINES = tuple(m for m in METHODS if m not in (SUBJECT, "centred_28"))
+
+
+def paired_difference(correct: dict) -> dict:
+    """Per baseline: the per-image differences in correctness, subject minus baseline (same canvases)."""
+    subject = correct[SUBJECT].float()
+    return {b: subject - correct[b].float() for b in BASELINES}
+
+
+def compare(accuracy: dict, diffs: dict) -> dict:
+    """``{size: {baseline: {"delta", "se", "outcome"}}}``: accuracy of dense + flip minus the baseline's (a
+    fraction), the standard error of that paired difference, and "wins" / "loses" when it is at least two
+    standard errors from zero, else "tie"."""
+    out = {}
+    for size, by_method in accuracy.items():
+        out[size] = {}
+        for b in BASELINES:
+            delta = by_method[SUBJECT]["mean"] - by_method[b]["mean"]
+            d = diffs[size][b]
+            se = float(d.std() / len(d) ** 0.5) if len(d) > 1 else 0.0
+            outcome = "tie" if abs(delta) < 2 * se or delta == 0 else ("wins" if delta > 0 else "loses")
+            out[size][b] = {"delta": delta, "se": se, "outcome": outcome}
+    return out
+
+
+def headline(accuracy: dict, comparison: dict) -> str:
+    """Where dense evaluation + flip wins and where it loses, against every baseline at every canvas size."""
+    short = {"dense_noflip": "dense without flip", "dense_max": "the max over positions", "ten_crop": "10 crops",
+             "resize": "resizing", "centre_crop": "the centre crop"}  # fmt: skip
+    parts = []
+    for size, cmp in comparison.items():
+        acc = 100 * accuracy[size][SUBJECT]["mean"]
+        said = []
+        for outcome, verb in (("wins", "beats"), ("loses", "loses to"), ("tie", "ties with")):
+            items = sorted((b for b in BASELINES if cmp[b]["outcome"] == outcome),
+                           key=lambda b: -abs(cmp[b]["delta"]))  # fmt: skip
+            if items:
+                said.append(
+                    f"{verb} " + ", ".join(f"{short[b]} ({100 * cmp[b]['delta']:+.2f})" for b in items)
+                )
+        best = max(METHODS.keys() - {"centred_28"}, key=lambda m: accuracy[size][m]["mean"])
+        parts.append(f"At {size}×{size}, dense evaluation + flip ({acc:.2f}%) {'; '.join(said)}; the best "
+                     f"method there is {METHODS[best]} ({100 * accuracy[size][best]['mean']:.2f}%).")  # fmt: skip
+    return " ".join(parts) + " (Points of accuracy; a tie is a difference under two standard errors.)"
+
+
 def _heatmap_example(fc, prep, classes, canvases, corners, labels, out_dir: Path) -> str:
     """Score map of the true class over the canvas whose item is farthest from the centre, as a PNG."""
     import torch
@@ -159,7 +208,8 @@ def _plot(accuracy: dict, by_shift: dict, bin_labels: dict, seeds: int, out_dir:
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[2].legend(fontsize=6, loc="lower left")
+    # right of the last panel: inside, it covered the curves of the far-from-centre bins
+    axes[2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return save_figure(fig, out_dir, "dense_evaluation.png")
 
 
@@ -184,6 +234,7 @@ def run(
     test_x, test_y = ds.test_images[:n_test], ds.test_labels[:n_test]
 
     per_seed, shift_runs, heatmaps, bin_labels = [], [], [], {}
+    diffs: dict = {size: {b: [] for b in BASELINES} for size in CANVASES}
     for seed in range(seeds):
         seed_everything(seed)
         model = create_model(MODEL, num_classes=10)
@@ -197,6 +248,8 @@ def run(
             canvases, corners = make_canvases(test_x, size, torch.Generator().manual_seed(1000 * size + seed))
             correct = _evaluate(model, fc, prep, canvases, test_x, test_y)
             row[size] = {m: float(c.float().mean()) for m, c in correct.items()}
+            for b, d in paired_difference(correct).items():
+                diffs[size][b].append(d)
             shifts[size], bin_labels[size] = _by_shift(correct, corners, size)
             if seed == 0:
                 heatmaps.append(_heatmap_example(fc, prep, ds.classes, canvases, corners, test_y, out_dir))
@@ -206,7 +259,9 @@ def run(
     accuracy = {s: {m: mean_std([r[s][m] for r in per_seed]) for m in METHODS} for s in CANVASES}
     by_shift = {s: {m: [sum(r[s][m][b] for r in shift_runs) / seeds for b in range(len(bin_labels[s]))]
                     for m in METHODS} for s in CANVASES}  # fmt: skip
-    results = {"accuracy": accuracy, "accuracy_by_shift": by_shift, "shift_bins_px": bin_labels,
+    comparison = compare(accuracy, {s: {b: torch.cat(d) for b, d in v.items()} for s, v in diffs.items()})
+    results = {"accuracy": accuracy, "comparison": comparison, "headline": headline(accuracy, comparison),
+               "accuracy_by_shift": by_shift, "shift_bins_px": bin_labels,
                "per_seed": per_seed, "score_map": {s: list(score_map_size(fc, (1, s, s))) for s in CANVASES}}  # fmt: skip
     plot = _plot(accuracy, by_shift, bin_labels, seeds, out_dir)
 
@@ -214,15 +269,15 @@ def run(
     report.para(f"`{MODEL}` trained on centred 28×28 Fashion-MNIST (shifts ±{SHIFT_PAD} px), then converted by "
                 "`cnnzoo.convert.to_fully_convolutional` (FC over the 64×1×1 map -> 1×1 conv, FC -> 1×1 conv). "
                 "Test items are pasted at random places on black canvases.")  # fmt: skip
+    report.para(f"**{results['headline']}**")
     report.table(["method"] + [f"{s}×{s} canvas" for s in CANVASES],
                  [[METHODS[m]] + [pct_acc(accuracy[s][m]) for s in CANVASES] for m in METHODS])  # fmt: skip
     report.image(plot, "accuracy per method, and against the item's distance from the canvas centre")
     for name in heatmaps:
         report.image(name, "posterior of the true class over a canvas whose item is far from the centre")
-    for s in CANVASES:
-        a = accuracy[s]
-        report.para(f"{s}×{s}: dense evaluation {pct_acc(a['dense'])} vs resize {pct_acc(a['resize'])}, centre "
-                    f"crop {pct_acc(a['centre_crop'])}, 10 crops {pct_acc(a['ten_crop'])}.")  # fmt: skip
+    report.table(["dense evaluation + flip vs"] + [f"{s}×{s}: points (± s.e.)" for s in CANVASES],
+                 [[METHODS[b]] + [f"{100 * comparison[s][b]['delta']:+.2f} (± {100 * comparison[s][b]['se']:.2f}): "
+                                  f"{comparison[s][b]['outcome']}" for s in CANVASES] for b in BASELINES])  # fmt: skip
     if quick:
         report.para(
             f"Quick mode: {epochs} epochs on {limit} images and {n_test} canvases, to test the pipeline."
