@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from .options import OptionError, Rule, check, option, validate
 
 __all__ = [
-    "TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "NORMALIZATIONS", "PROGRESS", "validate_config",
+    "TrainConfig", "OPTIMIZERS", "SCHEDULES", "LOSSES", "NORMALIZATIONS", "PROGRESS", "FREEZE", "validate_config",
     "config_from",
 ]  # fmt: skip
 
@@ -21,8 +21,10 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam", "adamw", "sdlm")
 # lenet1998: the paper's η per pass (§III.C): 0.0005 ×2, 0.0002 ×3, 0.0001 ×3, 0.00005 ×4, then 0.00001
 SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle", "lenet1998")
-# dataset: the training set's mean/std; lenet1998: the paper's §II.A scaling, background -0.1, ink 1.175
-NORMALIZATIONS = ("dataset", "lenet1998")
+# dataset: the training set's mean/std; lenet1998: the paper's §II.A scaling, background -0.1, ink 1.175;
+# pretrained: the pretrained weights' own (ImageNet's), which their features were learnt on
+NORMALIZATIONS = ("dataset", "lenet1998", "pretrained")
+FREEZE = ("features",)  # everything but the classifier
 LOSSES = ("ce", "lenet5")
 PROGRESS = ("rich", "plain", "quiet")
 _MAX_EPOCHS = 10_000  # beyond this a per-step schedule's lr is ~0 and the run would outlive its user
@@ -60,6 +62,16 @@ class TrainConfig:
     # random shifts of up to ±crop_padding pixels; 0 = none; 64 already shifts a 32×32 image out of view
     crop_padding: int = option(2, Rule(int, 0, 64))
     hflip: bool | None = option(None, Rule(bool, optional=True))  # None: the dataset's facts decide
+    # random resized crops (as the streamed folders have: 25..100% of the area, aspect 3/4..4/3, resized to
+    # the input size) instead of shifts; None: for image folders (photos), not for the digit and CIFAR sets
+    resized_crop: bool | None = option(None, Rule(bool, optional=True))
+    # fine-tuning (cnnzoo.train.finetune): "features" trains only the classifier; frozen parameters get no
+    # gradient and frozen batch norms keep their statistics
+    freeze: str | None = option(None, Rule(str, choices=FREEZE, optional=True))
+    # freeze every parameter up to and including this module ("layer3"): the later layers train
+    freeze_until: str | None = option(None, Rule(str, optional=True))
+    # the learning rate of the unfrozen layers before the classifier (the pretrained part); None: lr
+    lr_backbone: float | None = option(None, Rule(float, 0, 10, lo_open=True, optional=True))
     # the last fraction of a seeded shuffle of the training set (Keras's name)
     validation_split: float = option(0.1, Rule(float, 0, 1, hi_open=True))
     # use at most this many training and test images (quick runs)
@@ -113,6 +125,8 @@ def validate_config(cfg: TrainConfig, source: str = "") -> TrainConfig:
         raise OptionError(
             f"{where}warmup_epochs ({cfg.warmup_epochs:g}) is longer than the run ({cfg.epochs})"
         )
+    if cfg.freeze is not None and cfg.freeze_until is not None:
+        raise OptionError(f"{where}freeze and freeze_until exclude each other (give one)")
     if cfg.resume and not cfg.out:
         raise OptionError(f"{where}resume needs the run directory (--out DIR)")
     return cfg

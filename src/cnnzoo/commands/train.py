@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import LOSSES, NORMALIZATIONS, OPTIMIZERS, SCHEDULES  # no torch: `cnnzoo --help` stays fast
+from ..config import (
+    FREEZE,
+    LOSSES,
+    NORMALIZATIONS,
+    OPTIMIZERS,
+    SCHEDULES,
+)  # no torch: `cnnzoo --help` stays fast
 from ..options import Rule
 
 NAME = "train"
@@ -83,6 +89,23 @@ def add_arguments(p) -> None:
         "--hflip", action=argparse.BooleanOptionalAction, help="random mirroring (default: not for digits)"
     )
     p.add_argument(
+        "--resized-crop",
+        action=argparse.BooleanOptionalAction,
+        help="random resized crops instead of shifts (default: for image folders)",
+    )
+    p.add_argument(
+        "--weights",
+        help="start from pretrained weights: imagenet, imagenet:v2 or a .pth/.safetensors file (the classifier "
+        "is replaced for the dataset's classes; their mean/std and input size are used)",
+    )
+    p.add_argument("--freeze", choices=FREEZE, help="features: train only the classifier")
+    p.add_argument("--freeze-until", metavar="MODULE", help="freeze up to and including MODULE, e.g. layer3")
+    p.add_argument(
+        "--lr-backbone",
+        type=_ranged("lr_backbone"),
+        help="learning rate of the unfrozen layers before the classifier (default: --lr)",
+    )
+    p.add_argument(
         "--validation-split",
         type=_ranged("validation_split"),
         help="fraction of the training set held out (default 0.1)",
@@ -151,9 +174,9 @@ def run(args) -> int:
 
     from ..config import config_from
     from ..errors import CnnzooError
-    from ..models import create_model
     from ..train import RunDir, TrainConfig, fit
     from ..train.recipes import recipe_for
+    from ..zoo import create_model
 
     if args.nproc and "WORLD_SIZE" not in os.environ:
         argv = sys.argv[sys.argv.index("train") :] if "train" in sys.argv else ["train"]
@@ -180,6 +203,11 @@ def run(args) -> int:
     elif options.get("progress") == "quiet":
         options["progress"] = None
     options.setdefault("seed", 0)
+    weights = args.weights or (saved.get("pretrained") or {}).get(
+        "spec"
+    )  # resumed: the weights it started from
+    if weights and args.normalization is None and "normalization" not in saved:
+        options["normalization"] = "pretrained"  # the inputs the pretrained features were learnt on
 
     from ..data.stream import FolderStream, load_for_training
 
@@ -189,7 +217,7 @@ def run(args) -> int:
     torch.manual_seed(options["seed"])  # the initial weights follow --seed too
     model = create_model(model_name, num_classes=len(ds.classes),
                          in_channels=size[0] if size else ds.channels if streaming else ds.image_size[0],
-                         **({"input_size": size[1:]} if size else {}))  # fmt: skip
+                         weights=weights, **({"input_size": size[1:]} if size else {}))  # fmt: skip
     main = int(os.environ.get("RANK", "0")) == 0
     if main and not args.quiet:
         _print_table(model)

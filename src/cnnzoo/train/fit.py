@@ -29,7 +29,8 @@ from ..errors import CnnzooError, ShapeError
 from ..threads import CpuBudget
 from . import distributed as ddp
 from .data import Data, resolve_data, subset
-from .loop import evaluate_tensors, fast_bf16, loss_function, make_prepare, prepare_for, train_batches
+from .finetune import freeze, pretrained_stats
+from .loop import evaluate_tensors, fast_bf16, loss_function, prepare_for, train_batches
 from .optim import make_optimizer, make_scheduler
 from .recipes import normalization_stats
 from .rundir import RunDir
@@ -143,7 +144,10 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
     ds = resolve(data, cfg)  # in memory, or an image folder streamed (cnnzoo.data.stream)
     base = card_of(model) or ModelCard(model=type(model).__name__, input_size=input_of(ds))
-    mean, std = normalization_stats(cfg.normalization, ds.mean, ds.std)
+    if cfg.normalization == "pretrained":  # fine-tuning: the inputs the pretrained features were learnt on
+        mean, std = pretrained_stats(base)
+    else:
+        mean, std = normalization_stats(cfg.normalization, ds.mean, ds.std)
     card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
                         classes=tuple(ds.classes), mean=mean, std=std)  # fmt: skip
     model.to(device)
@@ -170,7 +174,9 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov)
+    frozen = freeze(model, cfg.freeze, cfg.freeze_until)  # before the optimizer: it gets the rest only
+    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov,
+                               cfg.lr_backbone)  # fmt: skip
     scheduler = make_scheduler(
         optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
         cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones, steps_per_epoch,
@@ -178,7 +184,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     run = _Run(
         cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=parts.train,
         val=parts.val, test=parts.test, source=parts.source,
-        prepare=prepare_for(card, cfg.crop_padding, hflip, channels_last), bf16=bf16, batch=batch,
+        prepare=prepare_for(card, cfg.crop_padding, hflip, channels_last, _resized_crop(cfg, ds)), bf16=bf16,
+        batch=batch,
         optimizer=optimizer, scheduler=scheduler, loss_fn=loss_function(cfg.loss, cfg.label_smoothing),
         progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main), out=out,
         meta=ckpt.CheckpointMeta(**card.to_dict()),
@@ -186,6 +193,9 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         budget=CpuBudget(cfg.threads or (None if cfg.adapt_threads and not info.enabled else torch.get_num_threads())),
     )  # fmt: skip
     _notice(run, run.budget.start(probe=0.1))
+    if frozen:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        _notice(run, f"{len(frozen)} parameter tensors frozen; {trainable:,} parameters train")
     if isinstance(ds, FolderStream):
         _notice(run, f"streaming {ds.name} ({ds.reason}): {len(parts.source.dataset):,} training images")
     if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
@@ -200,7 +210,7 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         run.progress.message(f"no checkpoint in {out.path} yet: starting from epoch 1")
     if out is not None and info.is_main:
         out.write_config(asdict(cfg) | {"out": str(out.path), "model": card.model, "dataset": ds.name,
-                                        "world_size": info.world_size})  # fmt: skip
+                                        "world_size": info.world_size} | _pretrained(card))  # fmt: skip
         _write_summary(model, card.input_size, out)
     if cfg.snapshots and out is not None and info.is_main:
         shown = run.test or run.val or run.train  # the test set unless the data has none
@@ -297,7 +307,7 @@ def _finish(run: _Run) -> History:
         "final": epochs[-1] if epochs else {}, "params": sum(p.numel() for p in run.model.parameters()),
         "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
     }  # fmt: skip
-    history.result |= stream_result(run.data, cfg.workers, run.info)  # skipped_files: every rank's
+    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(run.card)  # skipped_files: every rank's
     attach_card(run.model, run.card)
     if run.out is not None and run.info.is_main:
         run.out.write_result(history.result)
@@ -338,6 +348,16 @@ def _model_kwargs(card: ModelCard, num_classes: int) -> dict:
     except CnnzooError:  # not a registered model: nothing to rebuild it from
         pass
     return kwargs
+
+
+def _pretrained(card: ModelCard) -> dict:
+    """config.json's and result.json's record of the weights the model started from, when pretrained."""
+    return {"pretrained": dict(card.pretrained)} if card.pretrained else {}
+
+
+def _resized_crop(cfg: TrainConfig, ds) -> bool:
+    """Random resized crops for photos (image folders), shifts for the digit and CIFAR sets, unless told."""
+    return cfg.resized_crop if cfg.resized_crop is not None else ds.name.startswith("imagefolder")
 
 
 def _gather_rng(info: ddp.DistInfo) -> list[torch.Tensor]:
@@ -402,7 +422,7 @@ def evaluate(
     trained = card.dataset != ""  # fit and load_checkpoint complete the card with the training statistics
     mean = mean or (card.mean if trained else ds.mean)
     std = std or (card.std if trained else ds.std)
-    prepare = make_prepare(card.input_size, mean, std)
+    prepare = prepare_for(card.replace(mean=tuple(mean), std=tuple(std)))  # with the card's resize and crop
     return evaluate_tensors(
         model, x.to(dev), y.to(dev), prepare, max(len(ds.classes), int(y.max()) + 1), batch_size
     )

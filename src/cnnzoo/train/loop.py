@@ -19,7 +19,7 @@ from ..card import ModelCard
 from ..errors import CnnzooError
 from ..preprocess import preprocess
 from . import distributed as ddp
-from .augment import random_crop, random_hflip
+from .augment import random_crop, random_hflip, random_resized_crop
 
 __all__ = [
     "make_prepare", "prepare_for", "loss_function", "fast_bf16", "train_one_epoch", "train_batches",
@@ -30,17 +30,25 @@ Prepare = Callable[..., torch.Tensor]  # prepare(uint8 batch, generator=None) ->
 
 
 def prepare_for(
-    card: ModelCard, crop_padding: int = 0, hflip: bool = False, channels_last: bool = False
+    card: ModelCard,
+    crop_padding: int = 0,
+    hflip: bool = False,
+    channels_last: bool = False,
+    resized_crop: bool = False,
 ) -> Prepare:
     """``prepare(uint8 batch, generator=None) -> float batch`` for the model of ``card``: the one
-    :func:`~cnnzoo.preprocess.preprocess`, with random shifts and mirroring when given a generator."""
+    :func:`~cnnzoo.preprocess.preprocess`, with random shifts (or random resized crops, for photos) and
+    mirroring when given a generator."""
 
     def prepare(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         augment = None
         if generator is not None:
 
             def augment(batch: torch.Tensor) -> torch.Tensor:
-                batch = random_crop(batch, crop_padding, generator)
+                if resized_crop:
+                    batch = random_resized_crop(batch, generator)
+                else:
+                    batch = random_crop(batch, crop_padding, generator)
                 return random_hflip(batch, 0.5, generator) if hflip else batch
 
         return preprocess(x, card, augment=augment, channels_last=channels_last)

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..config import OPTIMIZERS, SCHEDULES
 from ..errors import CnnzooError
+from .finetune import head_name
 from .sdlm import SDLM
 
 __all__ = [
@@ -36,13 +37,27 @@ def lenet1998_eta(epoch: int) -> float:
     return LENET1998_ETA[min(epoch, len(LENET1998_ETA) - 1)]
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights of convs/linears (decayed) and 1-D parameters: biases, norm scales (not)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def param_groups(model: nn.Module, weight_decay: float, lr_backbone: float | None = None) -> list[dict]:
+    """Two groups: weights of convs/linears (decayed) and 1-D parameters: biases, norm scales (not). Frozen
+    parameters (``requires_grad=False``) are left out. With ``lr_backbone``, the parameters before the
+    classifier (:func:`~cnnzoo.train.finetune.head_name`) form two more groups with that learning rate
+    (after the classifier's: group 0's lr is the one the metrics report)."""
+    head = head_name(model) + "." if lr_backbone is not None else ""
+    decay, no_decay, body_decay, body_no_decay = [], [], [], []
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            body = bool(head) and not name.startswith(head)
+            if p.ndim > 1:
+                (body_decay if body else decay).append(p)
+            else:
+                (body_no_decay if body else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if head:
+        groups += [
+            {"params": body_decay, "weight_decay": weight_decay, "lr": lr_backbone},
+            {"params": body_no_decay, "weight_decay": 0.0, "lr": lr_backbone},
+        ]
+    return groups
 
 
 def make_optimizer(
@@ -52,8 +67,9 @@ def make_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.9,
     nesterov: bool = True,
+    lr_backbone: float | None = None,
 ) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, lr_backbone)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "adam":  # Adam's weight decay is an L2 term in the gradient
