@@ -24,7 +24,7 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import CnnzooError
 from ..options import OptionError, check
-from ..train.recipes import RECIPES
+from ..train.recipes import RECIPE_NAMES, recipe_for
 from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
 
 __all__ = ["TrainError", "Job", "Trainer", "datasets_on_disk", "models_for", "list_runs", "run_path"]
@@ -151,9 +151,14 @@ class Trainer:
         fitting = models_for(dataset)
         if model not in fitting:
             raise TrainError(422, f"model {model[:80]!r} is not one for {dataset}: {', '.join(fitting)}")
-        recipe = params.get("recipe") or "auto"
-        if recipe != "auto" and recipe not in RECIPES:
-            raise TrainError(422, f"recipe {recipe[:80]!r} is not one of: auto, {', '.join(RECIPES)}")
+        recipe = params.get("recipe") or "default"
+        recipe = "default" if recipe == "auto" else recipe  # the page's first name for it
+        if recipe not in RECIPE_NAMES:
+            raise TrainError(422, f"recipe {recipe[:80]!r} is not one of: {', '.join(RECIPE_NAMES)}")
+        try:  # the same check `cnnzoo train --recipe` makes (e.g. `paper` is LeNet-5's alone)
+            recipe_for(model, recipe)
+        except CnnzooError as e:
+            raise TrainError(422, str(e)) from None
         checked = {"model": model, "dataset": dataset, "recipe": recipe}
         for name in ("epochs", "limit", "lr", "batch_size"):
             if params.get(name) is not None:
@@ -231,10 +236,10 @@ def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
 
 
 def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
-    """``cnnzoo train`` with the page's choices; a named recipe's settings become flags."""
+    """``cnnzoo train`` with the page's choices (the page's fields override the recipe's, as on the CLI)."""
     cmd = [sys.executable, "-m", "cnnzoo", "train", params["model"], "--dataset", params["dataset"]]
-    options = dict(RECIPES[params["recipe"]]) if params["recipe"] != "auto" else {}
-    options |= {k: params[k] for k in ("epochs", "limit", "lr", "batch_size") if k in params}
+    cmd += ["--recipe", params["recipe"]]
+    options = {k: params[k] for k in ("epochs", "limit", "lr", "batch_size") if k in params}
     for name, value in options.items():
         cmd += ["--" + name.replace("_", "-"), str(value)]
     if data_dir:

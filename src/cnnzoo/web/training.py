@@ -31,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from ..config import TrainConfig
-from ..train.recipes import RECIPES
+from ..train.recipes import RECIPE_NAMES
 from ..train.snapshots import SNAPSHOTS, snapshot_name
 from .session import Session, load_session
 from .train_jobs import Trainer, TrainError, datasets_on_disk, list_runs, models_for, run_path, run_state
@@ -83,12 +83,12 @@ def training_router(session: Session) -> APIRouter:
         return {
             "datasets": datasets,
             "models": {d: models_for(d) for d in datasets},
-            "recipes": ["auto", *RECIPES],
+            "recipes": list(RECIPE_NAMES),
             "ranges": {
                 k: {"min": rules[k].lo, "max": rules[k].hi, "text": rules[k].describe()}
                 for k in ("epochs", "limit", "lr", "batch_size")
             },  # fmt: skip
-            "defaults": {"model": "lenet5_modern", "dataset": "fashion-mnist", "epochs": 5, "recipe": "auto"},
+            "defaults": {"model": "lenet5_modern", "dataset": "fashion-mnist", "epochs": 5, "recipe": "default"},
         }
 
     @router.post("/api/train/start", summary="Start a run (one at a time)")
@@ -99,7 +99,7 @@ def training_router(session: Session) -> APIRouter:
         epochs: int = Form(5),
         limit: int | None = Form(None),
         lr: float | None = Form(None),
-        recipe: str = Form("auto"),
+        recipe: str = Form("default"),
         batch_size: int | None = Form(None),
     ):
         params = {"model": model, "dataset": dataset, "epochs": epochs, "limit": limit, "lr": lr,
