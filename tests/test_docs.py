@@ -37,6 +37,8 @@ PYTHON_SKIPS = {
         "weights.md",
         'weights.fetch("resnet50:v2")',
     ): "downloads torchvision's weights; the tests have no network",
+    ("models.md", 'weights="imagenet"'): "downloads torchvision's weights; the tests have no network",
+    ("training.md", 'weights="imagenet"'): "downloads torchvision's weights; the tests have no network",
 }
 # The fit() calls in the docs train for 12 epochs on all of Fashion-MNIST; here they are smoke runs.
 FIT_SHORTENING = {"epochs": 1, "limit": 2000}

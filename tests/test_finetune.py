@@ -167,3 +167,27 @@ def test_random_resized_crop_is_seeded_and_keeps_the_size():
     b = random_resized_crop(images, torch.Generator().manual_seed(3))
     assert a.shape == (4, 3, 32, 40) and torch.equal(a, b) and 0 <= a.min() and a.max() <= 255
     assert not torch.equal(a, random_resized_crop(images, torch.Generator().manual_seed(4)))
+
+
+def test_summary_export_and_eval_take_weights(store, weights_file, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["summary", "resnet18", "--weights", str(weights_file), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == [3, 224, 224]
+    out = tmp_path / "r18.safetensors"
+    assert (
+        main(["export", "resnet18", "--weights", "imagenet", "--format", "safetensors", "--out", str(out)])
+        == 0
+    )
+    model, meta = load_checkpoint(out)  # an exported pretrained model is a checkpoint with the weights' card
+    assert meta.resize == 256 and len(meta.classes) == 1000 and meta.pretrained["version"] == "imagenet:v1"
+    capsys.readouterr()
+    assert main(["predict", str(out), "--weights", "imagenet", _photo(tmp_path / "p.png", 2)]) == 2
+    assert "model name" in capsys.readouterr().err
+
+
+def test_offline_create_model_without_stored_weights_names_the_import(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNZOO_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(cnnzoo.CnnzooError, match="cnnzoo weights import resnet18:v1"):
+        cnnzoo.create_model("resnet18", weights="imagenet", offline=True)
+    assert cnnzoo.create_model("resnet18").card.pretrained == {}  # without weights: the registry's model

@@ -42,6 +42,7 @@ SKIPS = {
     r"^(?!CNNZOO_OFFLINE=1 ).*\bcnnzoo weights (fetch|path|import)\b": (
         "needs torchvision's weight files from download.pytorch.org; the tests have no network"
     ),
+    r"--weights imagenet\b": "needs torchvision's weight files from download.pytorch.org; the tests have no network",
 }
 RUN_PLACEHOLDER = re.compile(r"(?<![\w/-])(RUN|runs/lenet5_modern-TIMESTAMP)(?![\w/-])")
 
