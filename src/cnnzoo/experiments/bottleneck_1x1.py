@@ -264,8 +264,10 @@ def _plot(results: dict, macs: dict, device: str, out_dir: Path) -> str:
     )
     ax2.set(xscale="log", xlabel="batch", ylabel="direct / bottleneck time (best-of)", ylim=(0, None),
             title=f"measured speed-up ({device})")  # fmt: skip
-    ax3.set(xscale="log", xlabel="batch", ylabel="GMAC/s (best-of)", title="throughput per layer")
-    ax2.legend(fontsize=7, loc="lower right")
+    ax3.set(
+        xscale="log", yscale="log", xlabel="batch", ylabel="GMAC/s (best-of)", title="throughput per layer"
+    )
+    ax2.legend(fontsize=7, loc="best")
     ax3.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     for ax in (ax2, ax3):
         ax.set_xticks(list(BATCHES), [str(b) for b in BATCHES])

@@ -123,7 +123,7 @@ def run(
                   for a, p in combos])  # fmt: skip
     report.para(
         "Each combination is compared at its own best learning rate (lowest final training loss), all at "
-        f"{train.epochs} epochs. " + (f"At the edge of the grid: {', '.join(at_edge)} (a wider grid might do "
+        f"{train.epochs} epoch{'s' if train.epochs > 1 else ''}. " + (f"At the edge of the grid: {', '.join(at_edge)} (a wider grid might do "
                                       "better)." if at_edge else "No best lr is at the edge of the grid.")
     )  # fmt: skip
     report.heading("Each at its best learning rate")
@@ -154,6 +154,8 @@ def _loss_cell(g: dict) -> str:
 def _plot(swept: dict, runs: dict, best_lr: dict, epochs: int, out_dir: Path) -> str:
     """Sweep (final training loss against lr), then the best-lr runs' training loss and test error. The
     legend sits right of the panels: inside, it covered the dashed (average-pool) curves."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = new_figure(3, width=4.2)
     x = range(1, epochs + 1)
     for a in ACTIVATIONS:
@@ -173,6 +175,8 @@ def _plot(swept: dict, runs: dict, best_lr: dict, epochs: int, out_dir: Path) ->
     axes[2].set(xlabel="epoch", ylabel="test error (%)", title="at each one's best lr")
     for ax in axes:
         ax.grid(alpha=0.3)
+    for ax in axes[1:]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[1].get_legend_handles_labels()
     axes[2].legend(
         handles, labels, fontsize=7, handlelength=3.5, loc="upper left", bbox_to_anchor=(1.02, 1.0)
