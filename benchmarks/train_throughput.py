@@ -7,14 +7,25 @@ into its ``FashionMNIST/raw`` layout. Ours: ``cnnzoo.fit`` (uint8 tensor in memo
 Same model (lenet5_modern), batch 256, SGD, one epoch of the 60,000 training images each, same threads.
 
     .venv/bin/python benchmarks/train_throughput.py [--threads 2] [--write docs/benchmarks.md]
+    .venv/bin/python benchmarks/train_throughput.py --contention [--repeat 2]
+
+``--contention`` runs ``cnnzoo train lenet5_modern --epochs 1 --limit 20000`` (a child process each) on a
+quiet machine and with one and two CPU-bound competitors (Python busy loops started here), each setting in
+turn within one repetition so a change in background load hits them alike, and prints each throughput as a
+share of the same setting's quiet figure. Settings: before issue #20 (OpenMP's default waiting, torch's
+default threads), each remedy alone, and both (the defaults).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,12 +82,88 @@ def ours(epochs: int) -> float:
     return h.result["train_images_per_second"]
 
 
+# name -> (OpenMP waiting passive, threads adapted to the free cores)
+SETTINGS = {
+    "before #20: active waiting, fixed threads": (False, False),
+    "passive waiting only": (True, False),
+    "free-core threads only": (False, True),
+    "both (the defaults)": (True, True),
+}
+# `import torch` before the CLI: its passive-waiting default is then a no-op (cnnzoo.threads), as before #20
+_TRAIN = "import sys, torch; from cnnzoo.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def train_once(passive: bool, adapt: bool, out: Path, limit: int) -> float:
+    """img/s of one `cnnzoo train lenet5_modern` epoch in a child process (result.json's training loop)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    if passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    argv = ["train", "lenet5_modern", "--epochs", "1", "--limit", str(limit), "--quiet", "--out", str(out)]
+    if not adapt:
+        argv += ["--threads", str(os.cpu_count())]  # what torch takes by default
+    subprocess.run([sys.executable, "-c", _TRAIN, *argv], env=env, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "result.json").read_text())["train_images_per_second"]
+
+
+def contention(repeat: int, limit: int) -> None:
+    figures: dict[tuple[str, int], list[float]] = {}
+    loads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(repeat):
+            for competitors in (0, 1, 2):
+                spinners = [
+                    subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(competitors)
+                ]
+                try:
+                    time.sleep(0.5)  # the competitors are running before training starts
+                    for name, (passive, adapt) in SETTINGS.items():
+                        ips = train_once(
+                            passive, adapt, Path(tmp) / f"r{rep}-{competitors}-{len(figures)}", limit
+                        )
+                        figures.setdefault((name, competitors), []).append(ips)
+                        print(
+                            f"  rep {rep + 1}, {competitors} competitor(s), {name}: {ips:,.0f} img/s",
+                            flush=True,
+                        )
+                finally:
+                    for s in spinners:
+                        s.kill()
+                        s.wait()
+                loads.append(os.getloadavg()[0])
+    print(
+        f"\n{_machine()}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, `cnnzoo train "
+        f"lenet5_modern --epochs 1 --limit {limit}`, median (best) of {repeat} interleaved runs; load average "
+        f"{min(loads):.1f}-{max(loads):.1f} (competitors included)\n"
+    )
+    print("| setting | quiet img/s | 1 competitor img/s | share | 2 competitors img/s | share |")
+    print("|---|---|---|---|---|---|")
+    for name in SETTINGS:
+        med = [statistics.median(figures[name, c]) for c in (0, 1, 2)]
+        best = [max(figures[name, c]) for c in (0, 1, 2)]
+        print(
+            f"| {name} | {med[0]:,.0f} ({best[0]:,.0f}) | {med[1]:,.0f} ({best[1]:,.0f}) | "
+            f"**{med[1] / med[0]:.0%}** | {med[2]:,.0f} ({best[2]:,.0f}) | **{med[2] / med[0]:.0%}** |"
+        )
+
+
+def _machine() -> str:
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
+    )
+    return f"{cpu} ({os.cpu_count()} cores)"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--write", help="update the '## Training throughput' section of this markdown file")
+    p.add_argument("--contention", action="store_true", help="quiet vs one and two busy competitors")
+    p.add_argument("--repeat", type=int, default=2, help="--contention: interleaved repetitions")
+    p.add_argument("--limit", type=int, default=20_000, help="--contention: training images (--limit)")
     args = p.parse_args()
+    if args.contention:
+        return contention(args.repeat, args.limit)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tut = tutorial(Path(tmp), args.epochs)

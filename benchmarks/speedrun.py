@@ -1,0 +1,145 @@
+"""CPU speedrun: time to 91% test accuracy on Fashion-MNIST (99% on MNIST when MNIST is present), lenet5_modern,
+cnnzoo's engine vs the tutorial pipeline, mean ± std over seeds, in one process.
+
+- cnnzoo: ``cnnzoo.fit`` with the model's recipe (``cnnzoo.train.recipes``), as ``cnnzoo train`` runs it (10%
+  held out for validation, the machine's defaults for bf16 and channels_last), the test set after every epoch.
+- tutorial: ``torchvision.datasets`` + ``RandomHorizontalFlip`` (where the dataset may be mirrored) +
+  ``ToTensor`` + ``Normalize`` + ``DataLoader(shuffle=True, num_workers=2)`` + a plain fp32 loop, with the
+  same model, optimizer, schedule, batch and epochs, so only the pipeline differs.
+
+Time to target: the training loops' seconds up to the end of the first epoch whose test accuracy reaches the
+target (the per-epoch evaluations are not counted, for either). Seeds alternate between the two pipelines so
+background load hits both alike.
+
+    .venv/bin/python benchmarks/speedrun.py [--seeds 0 1 2 3 4] [--threads 2] [--pipelines cnnzoo tutorial]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts (cnnzoo.threads says why)
+
+import torch  # noqa: E402
+
+import cnnzoo  # noqa: E402
+from cnnzoo.data import dataset_facts, load_dataset  # noqa: E402
+from cnnzoo.train.optim import make_optimizer, make_scheduler  # noqa: E402
+from cnnzoo.train.recipes import recipe_for  # noqa: E402
+
+TARGETS = {"fashion-mnist": 0.91, "mnist": 0.99}
+SRC = Path("/usr/share/datasets")
+MODEL = "lenet5_modern"
+
+
+def ours(dataset: str, seed: int, target: float) -> tuple[float | None, int | None]:
+    ds = load_dataset(dataset)
+    torch.manual_seed(seed)
+    model = cnnzoo.create_model(MODEL)
+    h = cnnzoo.fit(model, ds, seed=seed, progress="quiet", test_every_epoch=True, **recipe_for(MODEL))
+    return _first(h.epochs, target)
+
+
+def _first(records: list[dict], target: float) -> tuple[float | None, int | None]:
+    seconds = 0.0
+    for r in records:
+        seconds += r["seconds"]
+        if r["test_accuracy"] >= target:
+            return seconds, r["epoch"]
+    return None, None
+
+
+def tutorial(dataset: str, seed: int, target: float, root: Path) -> tuple[float | None, int | None]:
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    cls = {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST}[dataset]
+    raw = root / cls.__name__ / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+        if not (raw / name).exists():
+            with gzip.open(SRC / dataset / f"{name}.gz") as f, open(raw / name, "wb") as g:
+                shutil.copyfileobj(f, g)
+    ds = load_dataset(dataset)
+    norm = [transforms.ToTensor(), transforms.Normalize(ds.mean, ds.std)]
+    flip = [transforms.RandomHorizontalFlip()] if dataset_facts(dataset).mirroring else []
+    train = cls(root, train=True, download=False, transform=transforms.Compose(flip + norm))
+    test = cls(root, train=False, download=False, transform=transforms.Compose(norm))
+    train = Subset(train, torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:54_000])
+    recipe = recipe_for(MODEL)
+    loader = DataLoader(train, batch_size=recipe["batch_size"], shuffle=True, num_workers=2, drop_last=True)
+    torch.manual_seed(seed)
+    model = cnnzoo.create_model(MODEL)
+    opt = make_optimizer(model, recipe["optimizer"], recipe["lr"], recipe["weight_decay"])
+    sched = make_scheduler(opt, len(loader) * recipe["epochs"], recipe["schedule"])
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.get("label_smoothing", 0.0))
+    records = []
+    for epoch in range(recipe["epochs"]):
+        model.train()
+        t0 = time.perf_counter()
+        for x, y in loader:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+            sched.step()
+        seconds = time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(test, batch_size=1000))
+        records.append({"epoch": epoch + 1, "seconds": seconds, "test_accuracy": correct / len(test)})
+    return _first(records, target)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pipelines", nargs="+", choices=["cnnzoo", "tutorial"], default=["cnnzoo", "tutorial"])
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
+    )
+    print(f"{cpu}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    for dataset, target in TARGETS.items():
+        if not (SRC / dataset).is_dir():
+            print(f"{dataset}: not on this machine ({SRC / dataset}): skipped")
+            continue
+        times: dict[str, list] = {k: [] for k in args.pipelines}
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in args.seeds:
+                for name in args.pipelines:
+                    t, epoch = (
+                        ours(dataset, seed, target)
+                        if name == "cnnzoo"
+                        else tutorial(dataset, seed, target, Path(tmp))
+                    )
+                    times[name].append(t)
+                    shown = f"{t:.1f} s (epoch {epoch})" if t is not None else "not reached"
+                    print(
+                        f"  {dataset} seed {seed} {name}: {shown}, load {os.getloadavg()[0]:.1f}", flush=True
+                    )
+        print(
+            f"\n| {dataset}, target {target:.0%} | seeds reaching it | time to target mean ± std |\n|---|---|---|"
+        )
+        for name, ts in times.items():
+            ok = [t for t in ts if t is not None]
+            spread = (
+                f"{statistics.mean(ok):.1f} ± {statistics.stdev(ok) if len(ok) > 1 else 0:.1f} s"
+                if ok
+                else "-"
+            )
+            print(f"| {name} | {len(ok)}/{len(ts)} | {spread} |")
+
+
+if __name__ == "__main__":
+    main()
