@@ -9,7 +9,8 @@ and the peak memory of a streamed ResNet-18 run against the folder's size, in on
    128×128 at 25-100% of the area, mirror) and both ending in a normalised float batch: ours (uint8 batches
    from the workers, normalised in the main process as the trainer does) and torchvision's (PIL decode,
    ``RandomResizedCrop``, ``ToTensor``, ``Normalize`` in the workers). The two alternate (A B A B); the best
-   pass of each is reported (other processes only ever add time) with the ratio.
+   pass of each is reported (other processes only ever add time) with the ratio. The main process keeps
+   one torch thread.
 3. ``cnnzoo train resnet18 --dataset imagefolder:PATH --stream --input 3x128x128 --epochs 1`` on both folders:
    the peak resident memory of the training process (VmHWM) and the peak proportional memory (PSS) of the
    process and its decoding workers together, sampled every 0.1 s; the change from N to 2N images.
@@ -170,6 +171,9 @@ def main() -> None:
         f"folders: {one} ({args.images:,} JPEGs), {two} ({2 * args.images:,}) in {time.perf_counter() - t0:.0f} s"
     )
     print("throughput, one pass over the folder:")
+    # one thread for our batch normalisation in this process: the cores belong to the workers, and two
+    # OpenMP threads spin-wait on busy cores (docs/training.md); torchvision's main process only unpickles
+    torch.set_num_threads(1)
     throughput(one, args.workers, args.repeat)
     if args.no_train:
         return
