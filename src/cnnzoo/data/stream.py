@@ -317,7 +317,7 @@ def load_for_training(
 ):
     """An :class:`ImageDataset` in memory, or a :class:`FolderStream` for an image folder that streams
     (``stream=True``, or None and too large for memory). ``stream=False`` always loads into memory."""
-    from .datasets import load_dataset
+    from . import load_dataset  # the package's name, as every caller (and test) sees it
 
     folder = name.lower().startswith("imagefolder:")
     if stream and not folder:
