@@ -129,8 +129,8 @@ def compare(accuracy: dict, diffs: dict) -> dict:
 
 def headline(accuracy: dict, comparison: dict) -> str:
     """Where dense evaluation + flip wins and where it loses, against every baseline at every canvas size."""
-    short = {"dense_noflip": "dense without flip", "dense_max": "the max over positions", "ten_crop": "10 crops",
-             "resize": "resizing", "centre_crop": "the centre crop"}  # fmt: skip
+    short = {"dense": "dense evaluation + flip", "dense_noflip": "dense without flip", "dense_max": "the max over "
+             "positions", "ten_crop": "10 crops", "resize": "resizing", "centre_crop": "the centre crop"}  # fmt: skip
     parts = []
     for size, cmp in comparison.items():
         acc = 100 * accuracy[size][SUBJECT]["mean"]
@@ -144,7 +144,7 @@ def headline(accuracy: dict, comparison: dict) -> str:
                 )
         best = max(METHODS.keys() - {"centred_28"}, key=lambda m: accuracy[size][m]["mean"])
         parts.append(f"At {size}×{size}, dense evaluation + flip ({acc:.2f}%) {'; '.join(said)}; the best "
-                     f"method there is {METHODS[best]} ({100 * accuracy[size][best]['mean']:.2f}%).")  # fmt: skip
+                     f"method there is {short[best]} ({100 * accuracy[size][best]['mean']:.2f}%).")  # fmt: skip
     return " ".join(parts) + " (Points of accuracy; a tie is a difference under two standard errors.)"
 
 
