@@ -56,7 +56,7 @@ def test_predict_with_imported_weights_prints_imagenet_classes_equal_to_torchvis
     card = model.card
     assert card.resize == 256 and card.input_size == (3, 224, 224) and len(card.classes) == 1000
     predictor = cnnzoo.Predictor(model, channels_last=False)
-    x = predictor.preprocess(predictor.load_images([photo]))
+    x = predictor.to_input(predictor.load_images([photo]))
     reference = torchvision.models.resnet18().eval()
     reference.load_state_dict(torch.load(weights_file, weights_only=True))
     with torch.no_grad():

@@ -41,7 +41,6 @@ __all__ = [
     "load_checkpoint",
     "load_meta",
     "load_train_state",
-    "preprocess",
     "check_writable",
     "recover",
     "refuse_pickle",
@@ -420,12 +419,14 @@ def load_train_state(run_dir: str | os.PathLike) -> dict:
         ) from None
 
 
-def preprocess(images: torch.Tensor, meta: ModelCard) -> torch.Tensor:
-    """Deprecated: use :func:`cnnzoo.preprocess.preprocess` (the same function, for any model card)."""
-    warnings.warn(
-        "cnnzoo.checkpoint.preprocess is deprecated; use cnnzoo.preprocess.preprocess", DeprecationWarning, 2
-    )
-    return _preprocess(images, meta)
+def __getattr__(name: str):
+    """Deprecated names: ``preprocess`` is :func:`cnnzoo.preprocess.preprocess` (the one preprocessing)."""
+    if name == "preprocess":
+        warnings.warn(
+            "cnnzoo.checkpoint.preprocess is deprecated; use cnnzoo.preprocess.preprocess", DeprecationWarning, 2
+        )
+        return _preprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_weights_into(model: nn.Module, path: str | os.PathLike) -> CheckpointMeta | None:

@@ -204,8 +204,9 @@ class Predictor:
         c = self.card.input_size[0]
         return torch.stack([load_image(p, c, self.image_size, invert=invert) for p in paths])
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, C, h, w) -> float32 (N, C, H, W) as the model saw it in training."""
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, h, w) -> float32 (N, C, H, W) as the model saw it in training: checks the batch,
+        then :func:`cnnzoo.preprocess.preprocess` with the model's card (the one preprocessing)."""
         if images.dtype != torch.uint8:
             raise DataError(f"images must be uint8 tensors (0..255), got {images.dtype}")
         if images.ndim == 3:
@@ -217,6 +218,8 @@ class Predictor:
             )
         return preprocess(images, self.card).float()
 
+    preprocess = to_input  # its name before the one cnnzoo.preprocess existed (kept for callers)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Already preprocessed float input (N, C, H, W) -> float32 logits on the CPU, in batches."""
         if len(x) <= self.batch_size:  # the common case: one batch, no copy into a result tensor
@@ -225,7 +228,7 @@ class Predictor:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> float32 logits (N, num_classes), in batches of ``batch_size``."""
-        return self.forward(self.preprocess(images))
+        return self.forward(self.to_input(images))
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, C, H, W) -> class probabilities (N, num_classes), softmax of the logits."""

@@ -179,7 +179,7 @@ class Session:
             img = img.resize((w, h), Image.Resampling.BOX if img.width >= w else Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.uint8)
         u8 = torch.from_numpy(arr.copy()).reshape(h, w, self.channels).permute(2, 0, 1).contiguous()
-        x = self.predictor.preprocess(u8[None])  # (1, C, H, W) float, as in training
+        x = self.predictor.to_input(u8[None])  # (1, C, H, W) float, as in training
         return Prepared(u8, x, inverted)
 
     def seen_png(self, p: Prepared) -> str:
