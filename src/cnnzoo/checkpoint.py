@@ -423,7 +423,9 @@ def __getattr__(name: str):
     """Deprecated names: ``preprocess`` is :func:`cnnzoo.preprocess.preprocess` (the one preprocessing)."""
     if name == "preprocess":
         warnings.warn(
-            "cnnzoo.checkpoint.preprocess is deprecated; use cnnzoo.preprocess.preprocess", DeprecationWarning, 2
+            "cnnzoo.checkpoint.preprocess is deprecated; use cnnzoo.preprocess.preprocess",
+            DeprecationWarning,
+            2,
         )
         return _preprocess
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
