@@ -307,7 +307,9 @@ def _finish(run: _Run) -> History:
         "final": epochs[-1] if epochs else {}, "params": sum(p.numel() for p in run.model.parameters()),
         "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
     }  # fmt: skip
-    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(run.card)  # skipped_files: every rank's
+    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(
+        run.card
+    )  # skipped_files: every rank's
     attach_card(run.model, run.card)
     if run.out is not None and run.info.is_main:
         run.out.write_result(history.result)

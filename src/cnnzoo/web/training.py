@@ -88,7 +88,12 @@ def training_router(session: Session) -> APIRouter:
                 k: {"min": rules[k].lo, "max": rules[k].hi, "text": rules[k].describe()}
                 for k in ("epochs", "limit", "lr", "batch_size")
             },  # fmt: skip
-            "defaults": {"model": "lenet5_modern", "dataset": "fashion-mnist", "epochs": 5, "recipe": "default"},
+            "defaults": {
+                "model": "lenet5_modern",
+                "dataset": "fashion-mnist",
+                "epochs": 5,
+                "recipe": "default",
+            },
         }
 
     @router.post("/api/train/start", summary="Start a run (one at a time)")
