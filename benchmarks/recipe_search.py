@@ -45,6 +45,7 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
         BASE | dict(epochs=6, batch_size=64, validation_split=0.0),
         "twice the steps, all 60,000 training images (no validation split)",
     ),
+    "sgd8_bs64": (BASE | dict(epochs=8, batch_size=64), "8 epochs, twice the steps per epoch"),
     "adam6_bs64": (
         BASE | dict(epochs=6, batch_size=64, optimizer="adam", lr=0.003, weight_decay=0.0),
         "Adam, as in train_mnist_fast (default betas: TrainConfig has no betas option)",
