@@ -190,7 +190,10 @@ def test_lenet_activations_quick(tmp_path):
     assert {r["params"] for r in runs.values()} == {61_706}
     for v in variants:
         grid = res["sweep"][v]
-        assert [g["lr"] for g in grid] == res["learning_rates"]  # every lr tried for every combination
+        lrs = [g["lr"] for g in grid]  # every lr of the grid for every combination, more past an edge
+        assert lrs == sorted(lrs) and set(res["learning_rates"]) <= set(lrs) <= set(
+            res["learning_rates_tried"]
+        )
         fitted = [g for g in grid if "diverged" not in g]
         # the best lr is the one with the lowest final training loss, and the compared run is that one
         best = min(fitted, key=lambda g: g["final_train_loss"]["mean"])
@@ -198,6 +201,20 @@ def test_lenet_activations_quick(tmp_path):
         assert runs[v]["final_train_loss"] == best["final_train_loss"]
         assert f"| {v.split('-')[0]} | {v.split('-')[1]} | {best['lr']} |" in report
     assert "its own best learning rate" in report
+
+
+def test_lenet_sweep_extends_the_grid_past_an_edge_best():
+    from cnnzoo.experiments.lenet_activations import _beyond_edge
+
+    def grid(losses: dict):
+        return [{"lr": lr, "final_train_loss": {"mean": v}} for lr, v in sorted(losses.items())]
+
+    assert _beyond_edge(grid({0.1: 2.0, 0.3: 1.0, 0.9: 0.5})) == 2.7  # best at the top: try 3× more
+    assert _beyond_edge(grid({0.01: 0.4, 0.03: 0.6})) == 0.00333333  # best at the bottom: 3× less
+    assert _beyond_edge(grid({0.1: 2.0, 0.3: 1.0, 0.9: 1.5})) is None  # inside: done
+    assert _beyond_edge(grid({2.7: 1.0, 8.1: 0.5})) is None  # 24.3 is past TrainConfig's lr limit of 10
+    diverged_top = grid({0.1: 1.0, 0.3: 0.5}) + [{"lr": 0.9, "diverged": "the loss became nan"}]
+    assert _beyond_edge(diverged_top) is None  # a diverged run above the best bounds it
 
 
 def test_lenet_sweep_records_a_diverged_run_instead_of_crashing(monkeypatch):

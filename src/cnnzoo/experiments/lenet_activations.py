@@ -50,23 +50,60 @@ def sweep_job(kwargs: dict, settings: TrainSettings, device: str, seed: int, dat
 
 
 def sweep(train: TrainSettings, lrs, device: str, seeds: int, data_dir: str | None) -> dict:
-    """``{variant: {"grid": [per lr: aggregate + "lr", or {"lr", "diverged"}], "best": lr}}``."""
+    """``{variant: {"grid": [per lr, ascending: aggregate + "lr", or {"lr", "diverged"}], "best": lr}}``.
+
+    A best lr at the edge of the grid says only that the optimum may lie beyond it, so the grid of that
+    variant is extended by factors of 3 (within :data:`LR_LIMITS`) until its best lr is inside it."""
     load_data("fashion-mnist", data_dir)  # fails here, once, when the files are missing
-    combos = [(a, p) for a in ACTIVATIONS for p in POOLS]
-    jobs = [({"activation": a, "pool": p}, replace(train, lr=lr), device, seed, data_dir)
-            for a, p in combos for lr in lrs for seed in range(seeds)]  # fmt: skip
+    variants = {f"{a}-{p}": {"activation": a, "pool": p} for a in ACTIVATIONS for p in POOLS}
+    grids = _train_grid(variants, list(lrs), train, device, seeds, data_dir)
+    out = {}
+    for v, kwargs in variants.items():
+        grid = grids[v]
+        while (step := _beyond_edge(grid)) is not None:
+            grid = sorted(grid + _train_grid({v: kwargs}, [step], train, device, seeds, data_dir)[v],
+                          key=lambda g: g["lr"])  # fmt: skip
+        out[v] = {"grid": grid, "best": _best(grid)}
+    return out
+
+
+LR_LIMITS = (1e-4, 10.0)  # TrainConfig takes lr in (0, 10]
+
+
+def _train_grid(variants: dict, lrs: list, train: TrainSettings, device: str, seeds: int, data_dir) -> dict:
+    jobs = [(kw, replace(train, lr=lr), device, seed, data_dir)
+            for kw in variants.values() for lr in lrs for seed in range(seeds)]  # fmt: skip
     done = iter(run_jobs(sweep_job, jobs, parallel=len(jobs) if device.startswith("cuda") else 1))
     out = {}
-    for a, p in combos:
-        grid = []
+    for v in variants:
+        out[v] = []
         for lr in lrs:
             hs = [next(done) for _ in range(seeds)]
             bad = [h["diverged"] for h in hs if "diverged" in h]
-            grid.append({"lr": lr, "diverged": bad[0]} if bad else {"lr": lr, **aggregate(hs, last=1)})
-        fitted = [g for g in grid if "diverged" not in g]
-        best = min(fitted, key=lambda g: g["final_train_loss"]["mean"])["lr"] if fitted else None
-        out[f"{a}-{p}"] = {"grid": grid, "best": best}
+            out[v].append({"lr": lr, "diverged": bad[0]} if bad else {"lr": lr, **aggregate(hs, last=1)})
     return out
+
+
+def _best(grid: list[dict]) -> float | None:
+    """The lr with the lowest final training loss (None when every one diverged)."""
+    fitted = [g for g in grid if "diverged" not in g]
+    return min(fitted, key=lambda g: g["final_train_loss"]["mean"])["lr"] if fitted else None
+
+
+def _beyond_edge(grid: list[dict]) -> float | None:
+    """The next lr to try when the best is the grid's smallest or largest (a factor 3 beyond), else None."""
+    best, lrs = _best(grid), [g["lr"] for g in grid]
+    if best is None or len(lrs) < 2:
+        return None
+    # six significant digits: 0.9 × 3 is 2.7, not 2.7000000000000002, in the report and results.json
+    step = (
+        float(f"{best * 3:.6g}")
+        if best == max(lrs)
+        else float(f"{best / 3:.6g}")
+        if best == min(lrs)
+        else None
+    )
+    return step if step is not None and LR_LIMITS[0] <= step <= LR_LIMITS[1] else None
 
 
 def run(
@@ -86,7 +123,7 @@ def run(
     lrs = QUICK_LRS if quick else LRS
     settings = {"model": "lenet5_modern (1×28×28)", "epochs": train.epochs, "batch": train.batch_size,
                 "optimizer": "plain SGD (d2l): no momentum, no weight decay, constant lr",
-                "learning rates tried": ", ".join(map(str, lrs)), "best lr chosen by": "lowest final training loss",
+                "learning rates": ", ".join(map(str, lrs)) + " (×3 beyond where the best is at an edge)", "best lr chosen by": "lowest final training loss",
                 "train images": train.train_subset or "all 60,000", "test images": train.test_subset or "all 10,000",
                 "seeds": seeds, "quick": quick}  # fmt: skip
     swept = sweep(train, lrs, device, seeds, data_dir)
@@ -111,20 +148,22 @@ def run(
         "max_pool_lower_test_error": {a: runs[f"{a}-max"]["final_test_error"]["mean"]
                                       < runs[f"{a}-avg"]["final_test_error"]["mean"] for a in ACTIVATIONS},
     }  # fmt: skip
-    at_edge = sorted(v for v, lr in best_lr.items() if lr in (min(lrs), max(lrs)))
-    results = {"learning_rates": list(lrs), "best_lr": best_lr, "best_lr_at_grid_edge": at_edge,
+    tried = sorted({g["lr"] for s in swept.values() for g in s["grid"]})
+    at_edge = sorted(v for v, s in swept.items() if s["best"] in (s["grid"][0]["lr"], s["grid"][-1]["lr"]))
+    results = {"learning_rates": list(lrs), "learning_rates_tried": tried, "best_lr": best_lr, "best_lr_at_grid_edge": at_edge,
                "sweep": {v: s["grid"] for v, s in swept.items()}, "runs": runs, "verdict": verdict}  # fmt: skip
     plot = _plot(swept, runs, best_lr, train.epochs, out_dir)
 
     report = Report("LeNet-5: sigmoid vs tanh vs ReLU, average vs max pooling", get_experiment(NAME))
     report.heading("Learning-rate sweep (final training loss)")
-    report.table(["activation", "pool", *[f"lr {lr}" for lr in lrs], "best lr"],
-                 [(a, p, *[_loss_cell(g) for g in swept[f"{a}-{p}"]["grid"]], best_lr[f"{a}-{p}"])
+    cells = {v: {g["lr"]: _loss_cell(g) for g in s["grid"]} for v, s in swept.items()}
+    report.table(["activation", "pool", *[f"lr {lr}" for lr in tried], "best lr"],
+                 [(a, p, *[cells[f"{a}-{p}"].get(lr, "–") for lr in tried], best_lr[f"{a}-{p}"])
                   for a, p in combos])  # fmt: skip
     report.para(
         "Each combination is compared at its own best learning rate (lowest final training loss), all at "
-        f"{train.epochs} epoch{'s' if train.epochs > 1 else ''}. " + (f"At the edge of the grid: {', '.join(at_edge)} (a wider grid might do "
-                                      "better)." if at_edge else "No best lr is at the edge of the grid.")
+        f"{train.epochs} epoch{'s' if train.epochs > 1 else ''}. " + (f"Still at the edge of the grid (its lr limit reached): {', '.join(at_edge)}." if at_edge
+           else "Every best lr has a worse one on each side of it.")
     )  # fmt: skip
     report.heading("Each at its best learning rate")
     report.table(
