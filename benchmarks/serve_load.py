@@ -3,6 +3,10 @@ bounded time; prints requests/s and latency percentiles.
 
     python benchmarks/serve_load.py [--checkpoint RUN_DIR] [--clients 1 4 16] [--seconds 10]
                                     [--endpoint predict|feature-maps]
+    python benchmarks/serve_load.py --contention [--repeat 3] [--seconds 5]
+
+``--contention``: one client, the server quiet and with one and two CPU-bound competitors (Python busy loops
+started here), in turn within each repetition; p50 as a multiple of the quiet p50.
 
 The server runs in its own process (``python -m cnnzoo serve``, one uvicorn worker, as users run it), so
 the clients' threads do not share its interpreter lock. Without --checkpoint the server uses an untrained
@@ -15,6 +19,7 @@ import argparse
 import io
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,12 +109,47 @@ def drive(url: str, clients: int, seconds: float, body: bytes) -> Result:
     return result
 
 
+def contention(url: str, body: bytes, seconds: float, repeat: int) -> None:
+    p50: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    p99: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    loads = []
+    for _ in range(repeat):
+        for competitors in p50:
+            spinners = [
+                subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(competitors)
+            ]
+            try:
+                time.sleep(0.5)
+                r = drive(url, 1, seconds, body)
+            finally:
+                for s in spinners:
+                    s.kill()
+                    s.wait()
+            p50[competitors].append(1000 * r.percentile(0.5))
+            p99[competitors].append(1000 * r.percentile(0.99))
+            loads.append(os.getloadavg()[0])
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
+    )
+    print(
+        f"{cpu} ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M')}, 1 client, {seconds:g} s per cell, "
+        f"median of {repeat} interleaved repetitions, load average {min(loads):.1f}-{max(loads):.1f}\n"
+    )
+    print("| competitors | p50 ms | p99 ms | p50 vs quiet |\n|---|---|---|---|")
+    quiet = statistics.median(p50[0])
+    for c in p50:
+        m = statistics.median(p50[c])
+        print(f"| {c} | {m:.1f} | {statistics.median(p99[c]):.1f} | **{m / quiet:.2f}×** |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="run directory to serve (default: an untrained lenet5_modern)")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--endpoint", choices=["predict", "feature-maps"], default="predict")
+    p.add_argument("--contention", action="store_true", help="1 client: quiet vs 1 and 2 busy competitors")
+    p.add_argument("--repeat", type=int, default=3, help="--contention: interleaved repetitions")
     args = p.parse_args()
 
     port = free_port()
@@ -119,6 +159,8 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}/api/{args.endpoint}"
             body = drawing_png()
             drive(url, 1, 1.0, body)  # warm-up: first-request costs (tracing, dataset load) are not load
+            if args.contention:
+                return contention(url, body, args.seconds, args.repeat)
             print(f"POST /api/{args.endpoint}, 280×280 PNG drawing, {args.seconds:g} s per row, "
                   f"{os.cpu_count()} CPU cores, server: 1 uvicorn process")  # fmt: skip
             print("| clients | requests | req/s | p50 ms | p99 ms | errors |")

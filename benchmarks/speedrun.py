@@ -53,6 +53,7 @@ def _first(records: list[dict], target: float) -> tuple[float | None, int | None
         seconds += r["seconds"]
         if r["test_accuracy"] >= target:
             return seconds, r["epoch"]
+    print(f"  (best test accuracy {max(r['test_accuracy'] for r in records):.2%} in {len(records)} epochs)")
     return None, None
 
 

@@ -30,10 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+# as `cnnzoo train` runs (cnnzoo.threads): set before torch starts; --contention's children get their own
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import cnnzoo
-from cnnzoo.data import load_dataset
+import torch  # noqa: E402
+
+import cnnzoo  # noqa: E402
+from cnnzoo.data import load_dataset  # noqa: E402
 
 SRC = Path("/usr/share/datasets/fashion-mnist")
 
