@@ -18,6 +18,7 @@ cut off as soon as it passes the cap.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterable
@@ -33,7 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CnnzooError, ShapeError, UnknownModelError
-from ..images import decode_image
+from ..images import decode_image, open_image
 from .explain_api import router as explain_router
 from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck
 from .images import png_bytes
@@ -55,6 +56,9 @@ Invert = Literal["auto", "yes", "no"]
 # Image requests decoding at once: each may hold a 16.7 M-pixel image (~70 MB, a few copies while it is
 # converted), so the server's memory stays bounded however many clients send big images at the same time.
 MAX_DECODING = 4
+# Images up to this many pixels (a 1024×1024 photo, any drawing) skip that queue: they cost little, and a good
+# request must not wait behind four huge ones (#17: answered within 1 s throughout an attack).
+SMALL_PIXELS = 1 << 20
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 
 
@@ -130,6 +134,13 @@ def create_app(
     )
     _add_error_handlers(app)
     decoding = threading.BoundedSemaphore(MAX_DECODING)
+
+    def _decode_slot(data: bytes, name: str):
+        """A place in the queue of big decodes, or none for a small image (its header says which)."""
+        with open_image(data, name) as im:
+            small = im.width * im.height <= SMALL_PIXELS
+        return contextlib.nullcontext() if small else decoding
+
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
 
     @app.middleware("http")
@@ -221,7 +232,7 @@ def create_app(
         data, name = await _read(file), file.filename or "upload"
 
         def work() -> dict:
-            with decoding:
+            with _decode_slot(data, name):
                 prepared = session.prepare(decode_image(data, name), invert, fit)
             return session.predict(prepared)
 
@@ -236,7 +247,7 @@ def create_app(
         data, name = await _read(file), file.filename or "upload"
 
         def work() -> dict:
-            with decoding:
+            with _decode_slot(data, name):
                 prepared = session.prepare(decode_image(data, name), invert, fit)
             return {**session.predict(prepared), "layers": session.feature_maps(prepared)}
 
