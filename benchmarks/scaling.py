@@ -84,6 +84,8 @@ def plot(path: str, cells, flops, cpu: str) -> None:
             for n in names:
                 b.annotate(n, (flops[n], cells[n, 128, 2] * 3 * flops[n] / 1e9), fontsize=8)
     a.set(xscale="log", xlabel="batch size", ylabel="img/s", title="lenet5_modern: throughput vs batch")
+    a.set_xticks(BATCHES, [str(bs) for bs in BATCHES], minor=False)
+    a.set_xticks([], minor=True)
     b.set(xscale="log", xlabel="forward FLOPs per image", ylabel="achieved GFLOP/s (training, 3× forward)",
           title="batch 128: work per image vs achieved rate")  # fmt: skip
     for ax in (a, b):
