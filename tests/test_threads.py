@@ -1,5 +1,5 @@
 """Fair CPU use under contention (cnnzoo.threads): the measurement sees a busy neighbour and the budget
-gives its core back; the CLI asks OpenMP for passive waiting before torch starts."""
+gives its core back."""
 
 from __future__ import annotations
 
@@ -57,10 +57,3 @@ def test_requested_threads_are_kept():
         assert budget.start() is None and torch.get_num_threads() == 1 and budget.update() is None
     finally:
         torch.set_num_threads(before)
-
-
-def test_cli_sets_passive_waiting_before_torch_starts():
-    code = "import os, cnnzoo.cli as c; c.prefer_passive_waiting(); print(os.environ.get('OMP_WAIT_POLICY'))"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "PASSIVE"

@@ -19,7 +19,6 @@ import sys
 
 from . import commands
 from .errors import CnnzooError
-from .threads import prefer_passive_waiting
 
 
 def _command_modules():
@@ -51,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prefer_passive_waiting()  # before any command imports torch (cnnzoo.threads says why)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the subcommand's parser, so the hint points at its --help

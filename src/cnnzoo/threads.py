@@ -3,11 +3,11 @@
 Why: PyTorch starts one OpenMP thread per core, and every parallel region waits for its slowest thread. When
 another process holds a core, the thread that shares it is descheduled for whole time slices and the rest
 spin, waiting for it; measured on a 2-core machine, one busy neighbour cut training to 22% of its quiet
-speed and two to 3.5% (one thread alone kept 54%). Two remedies, both cheap:
+speed and two to 3.5% (one thread alone kept 54%).
 
-- OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``), so a waiting thread gives its core back
-  instead of spinning. It must be set before the OpenMP runtime starts, i.e. before ``import torch``:
-  :func:`prefer_passive_waiting` is called by the CLI first thing.
+- (Passive OpenMP waiting, ``OMP_WAIT_POLICY=PASSIVE``, was tried as a second remedy and dropped: it
+  halved the quiet speed, 15-17k against 24.5-26.4k img/s, while the budget alone keeps 70%/50% with one
+  and two neighbours; docs/benchmarks.md.)
 - :class:`CpuBudget` measures how much CPU *other* processes used (``/proc/stat`` minus our own
   ``os.times()``) and sets ``torch.set_num_threads`` to the cores left free, at the start and then at every
   epoch, so the trainer takes the cores back when the neighbour ends.
@@ -19,17 +19,10 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 
-__all__ = ["prefer_passive_waiting", "CpuBudget", "usable_cores"]
-
-
-def prefer_passive_waiting() -> None:
-    """Ask OpenMP for passive waiting unless the user chose a policy; a no-op once torch is imported."""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+__all__ = ["CpuBudget", "usable_cores"]
 
 
 def usable_cores() -> int:
