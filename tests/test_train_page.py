@@ -125,7 +125,9 @@ def test_start_refuse_stop_resume_replay_and_use(client, capsys):
     # one request first: the predictor's one-time set-up is not what this measures
     assert client.post("/api/predict", files={"file": ("d.png", png)}, data={"fit": "true"}).status_code == 200
     wait_for(lambda: (run / SNAPSHOTS / "epoch-000.json").exists(), 60, "the run to start training")
-    while not (run / SNAPSHOTS / "epoch-002.json").exists():
+    # at least 200 requests, so that p99 is a percentile and not the single slowest one (a suite running
+    # beside it on 2 cores can stall any one request)
+    while not (run / SNAPSHOTS / "epoch-002.json").exists() or len(times) < 200:
         t0 = time.perf_counter()
         assert (
             client.post("/api/predict", files={"file": ("d.png", png)}, data={"fit": "true"}).status_code
@@ -138,7 +140,7 @@ def test_start_refuse_stop_resume_replay_and_use(client, capsys):
     with capsys.disabled():
         print(f"\n/api/predict during training: {len(times)} requests, p50 {1000 * times[len(times) // 2]:.0f} ms, "
               f"p99 {1000 * p99:.0f} ms ({os.cpu_count()} cores)")  # fmt: skip
-    assert len(times) >= 5 and p99 < 1.0
+    assert len(times) >= 200 and p99 < 1.0
 
     stopped = client.post("/api/train/stop").json()
     assert stopped["status"] == "stopped" and stopped["resume"] == f"cnnzoo train --resume --out {run}"
