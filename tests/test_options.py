@@ -142,3 +142,30 @@ def test_cli_train_options_out_of_range(args):
     proc = _cli("train", *args)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"argument {args[0]}: must be" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("experiment", "lrn", "--seeds", "0"), ("experiment", "lrn", "--epochs", "-1"),
+     ("summary", "lenet5", "--num-classes", "0"), ("weights", "fetch", "resnet18", "--timeout", "nan")],
+)  # fmt: skip
+def test_every_commands_numeric_options_have_ranges(args):
+    proc = _cli(*args)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"argument {args[-2]}: must be" in proc.stderr
+
+
+def test_no_command_option_is_an_unchecked_number():
+    """Every numeric flag of every command goes through a Rule (cnnzoo.options), never a bare int/float."""
+    import cnnzoo.cli as cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = []
+    for name, p in sub.choices.items():
+        parsers = [p] + [
+            q for a in p._actions if isinstance(a, argparse._SubParsersAction) for q in a.choices.values()
+        ]
+        for q in parsers:
+            bare += [f"{name} {a.option_strings}" for a in q._actions if a.type in (int, float)]
+    assert bare == []

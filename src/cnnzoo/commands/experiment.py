@@ -9,12 +9,24 @@ HELP = "reproduce a claim of the papers and courses (list, degradation, lrn, sma
 
 
 def add_arguments(p) -> None:
+    from ..options import Rule
+
     p.add_argument("name", help="experiment name, or 'list' to show them all")
     p.add_argument(
         "--quick", action="store_true", help="a small version that finishes in about a minute on a CPU"
     )
-    p.add_argument("--seeds", type=int, default=1, help="repeat training with N seeds; report mean ± std")
-    p.add_argument("--epochs", type=int, default=None, help="override the experiment's number of epochs")
+    p.add_argument(
+        "--seeds",
+        type=Rule(int, 1, 100).argtype("--seeds"),
+        default=1,
+        help="repeat training with N seeds; report mean ± std",
+    )
+    p.add_argument(
+        "--epochs",
+        type=Rule(int, 1, 10_000).argtype("--epochs"),
+        default=None,
+        help="override the experiment's number of epochs",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--out", default=None, help="output folder (default runs/experiments/NAME)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset files (searched first)")

@@ -9,10 +9,12 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ..options import Rule
+
     p.add_argument("model", help="registered model name (see `cnnzoo models`)")
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
     p.add_argument("--format", choices=["table", "json", "markdown", "csv"], default="table")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--num-classes", type=Rule(int, 1, 100_000).argtype("--num-classes"), default=None)
     p.add_argument(
         "--weights",
         help="analyse the model built with these pretrained weights (imagenet, imagenet:v2 or a file): "

@@ -14,6 +14,8 @@ DESCRIPTION = (
 def add_arguments(p) -> None:
     import argparse
 
+    from ..options import Rule
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--offline", action="store_true", help="never use the network (also: CNNZOO_OFFLINE=1)"
@@ -24,7 +26,12 @@ def add_arguments(p) -> None:
     f = sub.add_parser("fetch", parents=[common], help="download, check and store NAME[:VERSION]")
     f.add_argument("spec", metavar="NAME[:VERSION]")
     f.add_argument("--force", action="store_true", help="fetch again even if stored")
-    f.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    f.add_argument(
+        "--timeout",
+        type=Rule(float, 0, 3600, lo_open=True).argtype("--timeout"),
+        default=30.0,
+        help="seconds without data before giving up",
+    )
     i = sub.add_parser(
         "import", parents=[common], help="store a .pth or .safetensors file (the offline path)"
     )
