@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_web_browser import browser, page, server, shot_path  # noqa: F401 (fixtures)
+from test_web_browser import page, server, shot_path  # noqa: F401 (fixtures; `browser` is conftest's)
 
 TABLE_I = "6·(3·25+1) + 9·(4·25+1) + 1·(6·25+1) = 1,516"
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from test_web_api import FASHION, FASHION_CLASSES
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, shot_path
+from test_web_browser import CHROMIUM, shot_path  # its `browser` fixture is shared through conftest.py
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
@@ -29,37 +26,14 @@ FASHION_CLASSES_RE = re.compile("^(" + "|".join(map(re.escape, FASHION_CLASSES))
 @contextmanager
 def serving(runs: Path):
     """A real uvicorn server on a free loopback port, with an untrained LeNet and ``runs`` as its runs folder."""
-    import uvicorn
+    from helpers import serving as serving_app
 
     from cnnzoo.web import create_app, load_session
 
     app = create_app(load_session(None, runs))
     app.state.runs_dir = str(runs)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serving_app(app) as url:
+        yield url
 
 
 def open_page(browser, errors: list):

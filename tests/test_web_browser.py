@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +23,7 @@ DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A uvicorn server in a thread, on a free port of 127.0.0.1, serving a freshly trained checkpoint."""
-    import uvicorn
+    from helpers import serving
     from test_web_api import FASHION, train_fashion_run
 
     from cnnzoo.web import create_app, load_session
@@ -34,31 +31,8 @@ def server(tmp_path_factory):
     if not FASHION.is_dir():
         pytest.skip("Fashion-MNIST not at /usr/share/datasets")
     run = train_fashion_run(tmp_path_factory.mktemp("runs") / "fashion-lenet")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(load_session(run)), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serving(create_app(load_session(run))) as url:
+        yield url
 
 
 @pytest.fixture
