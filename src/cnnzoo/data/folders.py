@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
-from .imagefolder import EXTENSIONS, REFUSED_EXTENSIONS, ImageFolderConfig, _collect
+from .imagefolder import EXTENSIONS, REFUSED_EXTENSIONS, ImageFolderConfig, collect_files
 
 __all__ = ["FolderListing", "list_folder", "LABEL_FILES"]
 
@@ -143,7 +143,7 @@ def list_folder(root: str | os.PathLike) -> FolderListing:
         return _check(
             FolderListing(root, classes, train, _flat_val(root, classes), "train/ + flat val/ + labels")
         )
-    classes, train, test = _collect(ImageFolderConfig(root))
+    classes, train, test = collect_files(ImageFolderConfig(root))
     pairs = [[(str(p), c) for p, c in part] for part in (train, test)]
     layout = "train/ + test/" if (root / "test").is_dir() and train_dir.is_dir() else "class folders, 90/10"
     return _check(FolderListing(root, classes, pairs[0], pairs[1], layout))

@@ -68,7 +68,9 @@ def _images_in(d: Path) -> list[Path]:
     )
 
 
-def _collect(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+def collect_files(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """(classes, train files, test files) of a folder: the one listing both the in-memory loader and the
+    stream (data/folders.py) use, so a folder splits the same way either way."""
     root = cfg.root
     if not root.is_dir():
         raise DataError(f"imagefolder: {root} is not a directory")
@@ -122,7 +124,7 @@ def _decode(
 def load_imagefolder(spec: str | ImageFolderConfig) -> ImageDataset:
     """Load an image folder into an :class:`ImageDataset` (uint8 N×C×H×W, all one size)."""
     cfg = spec if isinstance(spec, ImageFolderConfig) else parse_imagefolder_name(spec)
-    classes, train, test = _collect(cfg)
+    classes, train, test = collect_files(cfg)
     sizes, grey = Counter(), True
     for path, _ in train + test:  # headers only: Pillow opens lazily
         with open_image(path) as img:
