@@ -61,7 +61,7 @@ def test_train_watch_use_and_replay(browser, tmp_path):
         page.fill("input[name=limit]", "6000")
         page.get_by_test_id("train-start").click()
         epoch = page.get_by_test_id("train-epoch")
-        expect(epoch).to_have_text("1/2", timeout=60_000)
+        expect(epoch).to_have_text(re.compile(r"[12]/2"), timeout=60_000)  # a fast epoch may skip 1/2
         # epoch 1's snapshot drawn (or, on a fast machine, already epoch 2's: the point is a trained one)
         expect(page.get_by_test_id("train-filters")).to_have_attribute(
             "data-epoch", re.compile("[12]"), timeout=30_000
