@@ -91,6 +91,9 @@ def test_scheduler_and_optimizer_groups():
     decayed, plain = opt.param_groups
     assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
     assert plain["weight_decay"] == 0.0 and decayed["weight_decay"] == 5e-4
+    # He et al.'s recipe (the experiments): biases decay too
+    everything = make_optimizer(model, "sgd", 0.1, weight_decay=1e-4, decay_all=True).param_groups
+    assert [g["weight_decay"] for g in everything] == [1e-4, 1e-4]
     assert isinstance(make_optimizer(model, "adamw", 1e-3, 0.01), torch.optim.AdamW)
     sched = make_scheduler(opt, 10, "cosine", warmup_steps=2)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 3)  # warmup starts at 1/(w+1)

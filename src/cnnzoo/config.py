@@ -44,7 +44,10 @@ class TrainConfig:
     optimizer: str = option("sgd", Rule(str, choices=OPTIMIZERS))
     momentum: float = option(0.9, Rule(float, 0, 1, hi_open=True))  # 1 would never forget a gradient
     nesterov: bool = option(True, Rule(bool))
-    weight_decay: float = option(5e-4, Rule(float, 0, 1))  # on conv/linear weights only
+    weight_decay: float = option(5e-4, Rule(float, 0, 1))  # on conv/linear weights only, unless decay_all
+    # weight decay on every parameter, biases and norm scales too: what He et al. 2015 did (and the
+    # experiments reproduce); off, the modern default, 1-D parameters are not pulled towards zero
+    decay_all: bool = option(False, Rule(bool))
     schedule: str = option("onecycle", Rule(str, choices=SCHEDULES))
     # linear warmup (onecycle: 25% of the run when 0); at most the whole run
     warmup_epochs: float = option(0.0, Rule(float, 0, _MAX_EPOCHS))

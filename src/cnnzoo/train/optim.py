@@ -37,8 +37,11 @@ def lenet1998_eta(epoch: int) -> float:
     return LENET1998_ETA[min(epoch, len(LENET1998_ETA) - 1)]
 
 
-def param_groups(model: nn.Module, weight_decay: float, lr_backbone: float | None = None) -> list[dict]:
-    """Two groups: weights of convs/linears (decayed) and 1-D parameters: biases, norm scales (not). Frozen
+def param_groups(
+    model: nn.Module, weight_decay: float, lr_backbone: float | None = None, decay_all: bool = False
+) -> list[dict]:
+    """Two groups: weights of convs/linears (decayed) and 1-D parameters: biases, norm scales (decayed only
+    with ``decay_all``). Frozen
     parameters (``requires_grad=False``) are left out. With ``lr_backbone``, the parameters before the
     classifier (:func:`~cnnzoo.train.finetune.head_name`) form two more groups with that learning rate
     (after the classifier's: group 0's lr is the one the metrics report)."""
@@ -51,11 +54,12 @@ def param_groups(model: nn.Module, weight_decay: float, lr_backbone: float | Non
                 (body_decay if body else decay).append(p)
             else:
                 (body_no_decay if body else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    other = weight_decay if decay_all else 0.0
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": other}]
     if head:
         groups += [
             {"params": body_decay, "weight_decay": weight_decay, "lr": lr_backbone},
-            {"params": body_no_decay, "weight_decay": 0.0, "lr": lr_backbone},
+            {"params": body_no_decay, "weight_decay": other, "lr": lr_backbone},
         ]
     return groups
 
@@ -68,8 +72,9 @@ def make_optimizer(
     momentum: float = 0.9,
     nesterov: bool = True,
     lr_backbone: float | None = None,
+    decay_all: bool = False,
 ) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay, lr_backbone)
+    groups = param_groups(model, weight_decay, lr_backbone, decay_all)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "adam":  # Adam's weight decay is an L2 term in the gradient
