@@ -73,14 +73,17 @@ def make_optimizer(
     nesterov: bool = True,
     lr_backbone: float | None = None,
     decay_all: bool = False,
+    betas: tuple[float, float] | None = None,
 ) -> torch.optim.Optimizer:
+    """``betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none."""
     groups = param_groups(model, weight_decay, lr_backbone, decay_all)
+    adam = {"betas": tuple(betas)} if betas is not None else {}
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "adam":  # Adam's weight decay is an L2 term in the gradient
-        return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.Adam(groups, lr=lr, **adam)
     if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(groups, lr=lr, **adam)
     if name == "sdlm":  # per-parameter steps lr/(0.02 + h); h is re-estimated before every epoch by fit
         return SDLM(groups, lr=lr)
     raise CnnzooError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
