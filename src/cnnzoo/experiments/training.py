@@ -41,13 +41,15 @@ class TrainSettings:
 
 
 def train_config(settings: TrainSettings, device: str, seed: int):
-    """The :class:`~cnnzoo.train.TrainConfig` of ``settings``: plain SGD (no Nesterov) or Adam, the milestone
-    schedule, no validation split (the papers train on the whole training set), the test set every epoch."""
+    """The :class:`~cnnzoo.train.TrainConfig` of ``settings``: plain SGD (no Nesterov) or Adam, weight decay
+    on every parameter (He et al.'s, and the experiments' trainer before #15), the milestone schedule, no
+    validation split (the papers train on the whole training set), the test set every epoch."""
     from ..train import TrainConfig
 
     return TrainConfig(
         epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, optimizer=settings.optimizer,
-        momentum=settings.momentum, nesterov=False, weight_decay=settings.weight_decay, schedule="milestones",
+        momentum=settings.momentum, nesterov=False, weight_decay=settings.weight_decay, decay_all=True,
+        schedule="milestones",
         milestones=tuple(settings.milestones), warmup_epochs=settings.warmup_epochs, gamma=0.1,
         label_smoothing=settings.label_smoothing, crop_padding=4 if settings.augment else 0,
         hflip=settings.augment, validation_split=0.0, test_every_epoch=True, seed=seed, device=device,
