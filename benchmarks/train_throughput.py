@@ -12,8 +12,8 @@ Same model (lenet5_modern), batch 256, SGD, one epoch of the 60,000 training ima
 ``--contention`` runs ``cnnzoo train lenet5_modern --epochs 1 --limit 20000`` (a child process each) on a
 quiet machine and with one and two CPU-bound competitors (Python busy loops started here), each setting in
 turn within one repetition so a change in background load hits them alike, and prints each throughput as a
-share of the same setting's quiet figure. Settings: before issue #20 (OpenMP's default waiting, torch's
-default threads), each remedy alone, and both (the defaults).
+share of the same setting's quiet figure. Settings: before issue #20 (torch's default threads), passive OpenMP
+waiting (tried and dropped), the free-core budget (the default, cnnzoo.threads) and both.
 """
 
 from __future__ import annotations
@@ -30,13 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# as `cnnzoo train` runs (cnnzoo.threads): set before torch starts; --contention's children get their own
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import torch  # noqa: E402
-
-import cnnzoo  # noqa: E402
-from cnnzoo.data import load_dataset  # noqa: E402
+import cnnzoo
+from cnnzoo.data import load_dataset
 
 SRC = Path("/usr/share/datasets/fashion-mnist")
 
@@ -87,13 +84,12 @@ def ours(epochs: int) -> float:
 
 # name -> (OpenMP waiting passive, threads adapted to the free cores)
 SETTINGS = {
-    "before #20: active waiting, fixed threads": (False, False),
-    "passive waiting only": (True, False),
-    "free-core threads only": (False, True),
-    "both (the defaults)": (True, True),
+    "before #20: torch's threads, OpenMP's default waiting": (False, False),
+    "passive waiting only (tried, dropped)": (True, False),
+    "free-core budget (the default)": (False, True),
+    "budget + passive waiting": (True, True),
 }
-# `import torch` before the CLI: its passive-waiting default is then a no-op (cnnzoo.threads), as before #20
-_TRAIN = "import sys, torch; from cnnzoo.cli import main; sys.exit(main(sys.argv[1:]))"
+_TRAIN = "import sys; from cnnzoo.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def train_once(passive: bool, adapt: bool, out: Path, limit: int) -> float:

@@ -427,3 +427,32 @@ def test_long_drawings_are_fitted_in_bounded_memory(client, size):
     r = post(client, png(img), fit="true")
     assert r.status_code == 200, r.text
     assert abs(sum(r.json()["probabilities"]) - 1) < 1e-5 and time.perf_counter() - t < 5
+
+
+def test_small_drawings_skip_the_thread_hop_once_the_net_is_known_fast(run_dir, monkeypatch):
+    """A warmed-up LeNet answers a drawing on the event loop (a worker thread's time slice costs more than
+    the work when other processes keep the cores busy, #20); a big photo, or a net not yet timed, still goes
+    to the thread pool, so the loop never blocks on a long decode."""
+    import cnnzoo.web.app as web_app
+
+    hops = []
+    real = web_app.run_in_threadpool
+
+    async def counting(fn, *args):
+        hops.append(fn)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(web_app, "run_in_threadpool", counting)
+    session = load_session(run_dir)
+    cold = TestClient(create_app(session))
+    assert post(cold, drawing()).status_code == 200 and len(hops) == 1  # not timed yet: the pool
+    session.warm_up()
+    assert 0 < session.predict_seconds < web_app.INLINE_SECONDS  # a LeNet prediction is well under 5 ms
+    warm = TestClient(create_app(session))
+    r = post(warm, drawing())
+    assert r.status_code == 200 and len(hops) == 1, r.text  # inline
+    big = Image.new("L", (800, 800), 255)  # 640,000 pixels > INLINE_PIXELS
+    ImageDraw.Draw(big).line(((100, 100), (700, 700)), fill=0, width=60)
+    r2 = post(warm, png(big))
+    assert r2.status_code == 200 and len(hops) == 2
+    assert r.json()["probabilities"] == post(cold, drawing()).json()["probabilities"]  # the same answer

@@ -59,6 +59,10 @@ MAX_DECODING = 4
 # Images up to this many pixels (a 1024×1024 photo, any drawing) skip that queue: they cost little, and a good
 # request must not wait behind four huge ones (#17: answered within 1 s throughout an attack).
 SMALL_PIXELS = 1 << 20
+# An image this small (any drawing), for a net whose prediction took under INLINE_SECONDS at warm-up, is answered
+# on the event loop itself: when other processes keep the cores busy, every hand-over to a worker thread
+# waits for a time slice, which costs more than the work (#20, docs/benchmarks.md: p50 under contention).
+INLINE_PIXELS, INLINE_SECONDS = 512 * 512, 0.005
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 
 
@@ -135,11 +139,14 @@ def create_app(
     _add_error_handlers(app)
     decoding = threading.BoundedSemaphore(MAX_DECODING)
 
-    def _decode_slot(data: bytes, name: str):
-        """A place in the queue of big decodes, or none for a small image (its header says which)."""
+    def _pixels(data: bytes, name: str) -> int:
+        """The image's size from its header (nothing decoded yet)."""
         with open_image(data, name) as im:
-            small = im.width * im.height <= SMALL_PIXELS
-        return contextlib.nullcontext() if small else decoding
+            return im.width * im.height
+
+    def _decode_slot(pixels: int):
+        """A place in the queue of big decodes, or none for a small image."""
+        return contextlib.nullcontext() if pixels <= SMALL_PIXELS else decoding
 
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
 
@@ -230,12 +237,15 @@ def create_app(
         fit: bool = Form(False, description=fit_doc),
     ) -> dict:
         data, name = await _read(file), file.filename or "upload"
+        pixels = _pixels(data, name)
 
         def work() -> dict:
-            with _decode_slot(data, name):
+            with _decode_slot(pixels):
                 prepared = session.prepare(decode_image(data, name), invert, fit)
             return session.predict(prepared)
 
+        if pixels <= INLINE_PIXELS and session.predict_seconds < INLINE_SECONDS:
+            return work()
         return await run_in_threadpool(work)
 
     @app.post("/api/feature-maps", summary="Probabilities and every layer's feature maps")
@@ -247,7 +257,7 @@ def create_app(
         data, name = await _read(file), file.filename or "upload"
 
         def work() -> dict:
-            with _decode_slot(data, name):
+            with _decode_slot(_pixels(data, name)):
                 prepared = session.prepare(decode_image(data, name), invert, fit)
             return {**session.predict(prepared), "layers": session.feature_maps(prepared)}
 

@@ -12,7 +12,9 @@ preprocessing) and runs the model. What the dataset's images look like comes fro
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -76,6 +78,9 @@ class Session:
     _extractor: FeatureExtractor | None = field(default=None, repr=False)
     _layers: list[tuple[str, str, str]] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # one small prediction's seconds, measured by warm_up (inf before it): the app answers small images on its
+    # event loop when this is short (cnnzoo.web.app.INLINE_SECONDS)
+    predict_seconds: float = field(default=math.inf, repr=False)
 
     def __post_init__(self) -> None:
         # NCHW as the feature maps run it: the page's prediction and its maps come from the same numbers
@@ -156,6 +161,12 @@ class Session:
         self.gallery()
         blank = Image.new("L" if self.channels == 1 else "RGB", self.native_hw[::-1])
         self.feature_maps(self.prepare(blank))
+        times = []
+        for _ in range(3):  # the best of three: the first call after tracing may still be slow
+            t0 = time.perf_counter()
+            self.predict(self.prepare(blank))
+            times.append(time.perf_counter() - t0)
+        self.predict_seconds = min(times)
 
     # --- from an uploaded image to the network's input ---------------------------------------------
     def prepare(self, img: Image.Image, invert: str = "auto", fit: bool = False) -> Prepared:
