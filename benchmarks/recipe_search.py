@@ -22,8 +22,6 @@ import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts (cnnzoo.threads says why)
-
 TARGET = 0.91
 RESULTS = Path(__file__).with_name("recipe_search.jsonl")
 BASE = dict(batch_size=128, lr=0.05, optimizer="sgd", schedule="onecycle", weight_decay=5e-4, crop_padding=0)

@@ -19,14 +19,12 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts (cnnzoo.threads says why)
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import cnnzoo  # noqa: E402
-from cnnzoo.card import card_of  # noqa: E402
-from cnnzoo.preprocess import preprocess  # noqa: E402
+import cnnzoo
+from cnnzoo.card import card_of
+from cnnzoo.preprocess import preprocess
 
 
 def timed(fn, min_seconds: float) -> float:
