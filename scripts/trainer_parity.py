@@ -51,7 +51,9 @@ def train(which: str, model: str, seed: int, epochs: int, subset: int, overrides
         cfg = config(settings, device, s)
         for k, v in overrides.items():
             setattr(cfg, k, v)
-        overrides["decay_all"] = cfg.decay_all  # recorded: the one setting the two loops are known to differ in
+        overrides["decay_all"] = (
+            cfg.decay_all
+        )  # recorded: the one setting the two loops are known to differ in
         return cfg
 
     training.train_config = with_overrides

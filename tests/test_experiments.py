@@ -240,7 +240,9 @@ def test_mean_std_and_augment():
     cfg = training.train_config(training.TrainSettings(epochs=1), "cpu", seed=0)  # augment: pad-4 crop + flip
     # He et al. 2015 Sec. 4.2 (and the experiments' own trainer before #15): plain momentum, every parameter
     # decayed, /10 at 50% and 75%
-    assert not cfg.nesterov and cfg.decay_all and cfg.schedule == "milestones" and cfg.milestones == (0.5, 0.75)
+    assert (
+        not cfg.nesterov and cfg.decay_all and cfg.schedule == "milestones" and cfg.milestones == (0.5, 0.75)
+    )
     x = torch.zeros(64, 1, 16, 16, dtype=torch.uint8)
     x[:, :, 8, 5] = 255
     prepare = prepare_for(ModelCard("t", input_size=(1, 16, 16)), cfg.crop_padding, cfg.hflip)
