@@ -75,7 +75,8 @@ def test_one_ddp_step_equals_one_process_with_the_global_batch(tmp_path):
 def test_cli_nproc_2_writes_result_with_world_size_2(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "cnnzoo", "train", "lenet5_modern", "--nproc", "2", "--limit", "512",
-           "--epochs", "2", "--batch-size", "64", "--out", str(out), "--quiet", "--threads", "1"]  # fmt: skip
+           "--epochs", "2", "--batch-size", "64", "--validation-split", "0.1", "--out", str(out), "--quiet",
+           "--threads", "1"]  # fmt: skip
     done = subprocess.run(
         cmd, capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )
@@ -83,7 +84,7 @@ def test_cli_nproc_2_writes_result_with_world_size_2(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["world_size"] == 2 and result["epochs"] == 2
     assert result["test_accuracy"] is not None and 0 <= result["test_accuracy"] <= 1
-    # each rank saw half of every batch: 7 steps x 64 images per epoch in all (460 train images after the split)
+    # each rank saw half of every batch: 7 steps x 64 images per epoch in all (460 train images after the 10% split)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["images"] for r in lines] == [7 * 64, 7 * 64]
     # resume works distributed too: extend to 3 epochs

@@ -75,8 +75,9 @@ def test_train_watch_use_and_replay(browser, tmp_path):
         blank = page.evaluate("() => { const c = document.createElement('canvas'); c.width = c.height = 1; "
                               "return c.toDataURL(); }")  # fmt: skip
         assert filters1 != blank and len(curves1) > 2000  # drawn
-        assert curves2 != curves1  # and changed between the epochs
-        assert shown1 == "2" or filters2 != filters1  # (the replay below compares epochs 0 and 2 in any case)
+        # changed between the epochs, unless the first look already found epoch 2 (the replay below compares
+        # epochs 0 and 2 in any case)
+        assert shown1 == "2" or (curves2 != curves1 and filters2 != filters1)
         expect(page.locator("#maps img")).to_have_count(8)  # the input and lenet5_modern's 7 layers
         expect(page.locator("#confusion td")).to_have_count(100)
         page.screenshot(path=str(shot_path("train-page.png", tmp_path)), full_page=True)
