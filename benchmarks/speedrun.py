@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 
 import cnnzoo
+from cnnzoo.config import config_from
 from cnnzoo.data import dataset_facts, load_dataset
+from cnnzoo.train.data import split
 from cnnzoo.train.optim import make_optimizer, make_scheduler
 from cnnzoo.train.recipes import recipe_for
 
@@ -70,25 +72,22 @@ def tutorial(dataset: str, seed: int, target: float, root: Path) -> tuple[float 
                 shutil.copyfileobj(f, g)
     ds = load_dataset(dataset)
     norm = [transforms.ToTensor(), transforms.Normalize(ds.mean, ds.std)]
-    recipe = recipe_for(MODEL)
-    hflip = recipe.get("hflip")
-    flip = (
-        [transforms.RandomHorizontalFlip()]
-        if (dataset_facts(dataset).mirroring if hflip is None else hflip)
-        else []
-    )
+    cfg = config_from(recipe_for(MODEL))  # the recipe's options with TrainConfig's defaults for the rest
+    hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(dataset).mirroring  # as fit decides
+    flip = [transforms.RandomHorizontalFlip()] if hflip else []
     train = cls(root, train=True, download=False, transform=transforms.Compose(flip + norm))
     test = cls(root, train=False, download=False, transform=transforms.Compose(norm))
-    kept = round(len(train) * (1 - recipe.get("validation_split", 0.1)))  # what fit trains on
-    train = Subset(train, torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:kept])
-    loader = DataLoader(train, batch_size=recipe["batch_size"], shuffle=True, num_workers=2, drop_last=True)
+    index = torch.arange(len(train))
+    kept = split(index, index, cfg.validation_split, seed)[0]  # the very images fit trains on
+    train = Subset(train, kept.tolist())
+    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, num_workers=2, drop_last=True)
     torch.manual_seed(seed)
     model = cnnzoo.create_model(MODEL)
-    opt = make_optimizer(model, recipe["optimizer"], recipe["lr"], recipe["weight_decay"])
-    sched = make_scheduler(opt, len(loader) * recipe["epochs"], recipe["schedule"])
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.get("label_smoothing", 0.0))
+    opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov)
+    sched = make_scheduler(opt, len(loader) * cfg.epochs, cfg.schedule)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     records = []
-    for epoch in range(recipe["epochs"]):
+    for epoch in range(cfg.epochs):
         model.train()
         t0 = time.perf_counter()
         for x, y in loader:

@@ -115,30 +115,33 @@ class TrainConfig:
     workers: int | None = option(None, Rule(int, 0, 256, optional=True))
 
 
+def _fractions(value, within) -> tuple[float, ...] | None:
+    """``value`` as a tuple of floats when it is a list/tuple of finite real numbers each ``within(x)``;
+    None otherwise (the tuple-valued options, which a Rule does not cover)."""
+    if not isinstance(value, (tuple, list)):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return None
+    return tuple(float(v) for v in value) if all(within(v) for v in value) else None
+
+
 def validate_config(cfg: TrainConfig, source: str = "") -> TrainConfig:
     """Every field's rule, then the rules between fields. Raises :class:`OptionError` (one line)."""
     validate(cfg, source)
     where = f"{source}: " if source else ""
-    ms = cfg.milestones
-    if not (
-        isinstance(ms, (tuple, list))
-        and all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) for m in ms)
-        and all(0 < m < 1 for m in ms)
-    ):
-        raise OptionError(f"{where}milestones must be fractions of the run in (0, 1), got {ms!r}"[:200])
-    cfg.milestones = tuple(float(m) for m in ms)
+    ms = _fractions(cfg.milestones, lambda m: 0 < m < 1)
+    if ms is None:
+        raise OptionError(
+            f"{where}milestones must be fractions of the run in (0, 1), got {cfg.milestones!r}"[:200]
+        )
+    cfg.milestones = ms
     if cfg.betas is not None:
-        bs = cfg.betas
         # each in [0, 1): a beta of 1 would never forget its first gradient (Adam's bias correction divides
         # by 1 - beta**t = 0)
-        if not (
-            isinstance(bs, (tuple, list))
-            and len(bs) == 2
-            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bs)
-            and all(0 <= b < 1 for b in bs)
-        ):
-            raise OptionError(f"{where}betas must be two numbers in [0, 1), got {bs!r}"[:200])
-        cfg.betas = (float(bs[0]), float(bs[1]))
+        bs = _fractions(cfg.betas, lambda b: 0 <= b < 1)
+        if bs is None or len(bs) != 2:
+            raise OptionError(f"{where}betas must be two numbers in [0, 1), got {cfg.betas!r}"[:200])
+        cfg.betas = bs
     if cfg.warmup_epochs > cfg.epochs:
         raise OptionError(
             f"{where}warmup_epochs ({cfg.warmup_epochs:g}) is longer than the run ({cfg.epochs})"

@@ -139,15 +139,6 @@ def create_app(
     _add_error_handlers(app)
     decoding = threading.BoundedSemaphore(MAX_DECODING)
 
-    def _pixels(data: bytes, name: str) -> int:
-        """The image's size from its header (nothing decoded yet)."""
-        with open_image(data, name) as im:
-            return im.width * im.height
-
-    def _decode_slot(pixels: int):
-        """A place in the queue of big decodes, or none for a small image."""
-        return contextlib.nullcontext() if pixels <= SMALL_PIXELS else decoding
-
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
 
     @app.middleware("http")
@@ -226,9 +217,23 @@ def create_app(
     invert_doc = "auto: invert when the background differs from the dataset's (black-on-white drawings)"
     fit_doc = "crop to the strokes and centre them as the dataset's images are (for drawings)"
 
-    async def _read(file: UploadFile) -> bytes:
+    async def _answer(file: UploadFile, invert: str, fit: bool, answer, inline: bool = False) -> dict:
+        """``answer(prepared)`` for the uploaded image, in the thread pool. The image waits in the queue of big
+        decodes only if its header (nothing decoded yet) says it is big; with ``inline``, a drawing for a
+        fast net is answered on the event loop itself."""
         # BodyLimit has already held: the multipart parser could not read more than 10 MiB.
-        return await file.read()
+        data, name = await file.read(), file.filename or "upload"
+        with open_image(data, name) as im:
+            pixels = im.width * im.height
+
+        def work() -> dict:
+            with contextlib.nullcontext() if pixels <= SMALL_PIXELS else decoding:
+                prepared = session.prepare(decode_image(data, name), invert, fit)
+            return answer(prepared)
+
+        if inline and pixels <= INLINE_PIXELS and session.predict_seconds < INLINE_SECONDS:
+            return work()
+        return await run_in_threadpool(work)
 
     @app.post("/api/predict", summary="Class probabilities for one image")
     async def predict(
@@ -236,17 +241,7 @@ def create_app(
         invert: Invert = Form("auto", description=invert_doc),
         fit: bool = Form(False, description=fit_doc),
     ) -> dict:
-        data, name = await _read(file), file.filename or "upload"
-        pixels = _pixels(data, name)
-
-        def work() -> dict:
-            with _decode_slot(pixels):
-                prepared = session.prepare(decode_image(data, name), invert, fit)
-            return session.predict(prepared)
-
-        if pixels <= INLINE_PIXELS and session.predict_seconds < INLINE_SECONDS:
-            return work()
-        return await run_in_threadpool(work)
+        return await _answer(file, invert, fit, session.predict, inline=True)
 
     @app.post("/api/feature-maps", summary="Probabilities and every layer's feature maps")
     async def feature_maps(
@@ -254,14 +249,9 @@ def create_app(
         invert: Invert = Form("auto", description=invert_doc),
         fit: bool = Form(False, description=fit_doc),
     ) -> dict:
-        data, name = await _read(file), file.filename or "upload"
-
-        def work() -> dict:
-            with _decode_slot(_pixels(data, name)):
-                prepared = session.prepare(decode_image(data, name), invert, fit)
-            return {**session.predict(prepared), "layers": session.feature_maps(prepared)}
-
-        return await run_in_threadpool(work)
+        return await _answer(
+            file, invert, fit, lambda p: {**session.predict(p), "layers": session.feature_maps(p)}
+        )
 
     return app
 
