@@ -137,7 +137,8 @@ def test_cli_resume_with_a_bad_config_is_one_line(tmp_path):
     "args",
     [("--epochs", "0"), ("--label-smoothing", "5"), ("--seed", str(2**70)), ("--warmup-epochs", "nan"),
      ("--crop-padding", "20000"), ("--threads", "-4"), ("--limit", "0"), ("--limit", "-1"),
-     ("--epochs", str(10**23)), ("--batch-size", str(10**12))],
+     ("--epochs", str(10**23)), ("--batch-size", str(10**12)), ("--betas", "0.9", "1"),
+     ("--milestones", "0.5", "2"), ("--milestones", "0.5", "nan")],
 )  # fmt: skip
 def test_cli_train_options_out_of_range(args):
     proc = _cli("train", *args)

@@ -6,10 +6,11 @@ import json
 
 import pytest
 import torch
-from helpers import synthetic
+from helpers import fashion_available, synthetic
 
 import cnnzoo
 from cnnzoo.checkpoint import load_train_state
+from cnnzoo.cli import main
 from cnnzoo.config import config_from
 from cnnzoo.options import OptionError
 from cnnzoo.train import make_optimizer
@@ -44,3 +45,15 @@ def test_fit_trains_with_the_betas_and_saves_them(tmp_path):
     groups = load_train_state(tmp_path)["optimizer"]["param_groups"]
     assert [tuple(g["betas"]) for g in groups] == [(0.7, 0.9)] * len(groups)
     assert json.loads((tmp_path / "config.json").read_text())["betas"] == [0.7, 0.9]
+
+
+@pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST is not on this machine")
+def test_betas_and_milestones_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--limit", "256", "--epochs", "1", "--optimizer", "adam", "--betas", "0.7", "0.9",
+            "--schedule", "milestones", "--milestones", "0.3", "0.6", "0.9", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["betas"] == [0.7, 0.9] and config["milestones"] == [0.3, 0.6, 0.9]
+    groups = load_train_state(out)["optimizer"]["param_groups"]
+    assert [tuple(g["betas"]) for g in groups] == [(0.7, 0.9)] * len(groups)

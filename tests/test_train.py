@@ -84,6 +84,25 @@ def test_onecycle_warms_up_then_anneals():
     assert all(a <= b for a, b in zip(f[:peak], f[1 : peak + 1], strict=True))
 
 
+def test_linear_schedule_matches_torch_warmup_then_linear_decay():
+    # ours: a 10% warmup from 1/(w+1), then a straight line to 0; torch: two LinearLRs in sequence
+    w, n = 20, 200
+    ours = [0.1 * lr_factor(s, n, "linear") for s in range(n)]
+    ref = _torch_lrs(
+        lambda o: torch.optim.lr_scheduler.SequentialLR(
+            o,
+            [
+                torch.optim.lr_scheduler.LinearLR(o, start_factor=1 / (w + 1), end_factor=1.0, total_iters=w),
+                torch.optim.lr_scheduler.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=n - w),
+            ],
+            milestones=[w],
+        ),
+        n,
+    )
+    assert ours == pytest.approx(ref, abs=1e-9)
+    assert max(ours) == pytest.approx(0.1) and ours[-1] < 0.1 / (n - w) + 1e-12
+
+
 def test_scheduler_and_optimizer_groups():
     model = cnnzoo.create_model("lenet5_modern")
     opt = make_optimizer(model, "sgd", 0.1, weight_decay=5e-4)

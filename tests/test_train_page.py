@@ -90,7 +90,7 @@ def test_fit_writes_snapshots(tmp_path):
         ({"model": "lenet6"}, "model 'lenet6' is not one for fashion-mnist: "),
         ({"model": "vgg16"}, "model 'vgg16' is not one for fashion-mnist: "),  # 224×224: not for 28×28 images
         ({"dataset": "no-such-set"}, "dataset 'no-such-set' is not on this machine; here: "),
-        ({"recipe": "x"}, "recipe 'x' is not one of: default, paper"),
+        ({"recipe": "x"}, "recipe 'x' is not one of: default, fast, paper"),
         ({"recipe": "paper"}, "no 'paper' recipe for lenet5_modern"),
         ({"epochs": "many"}, "epochs: Input should be a valid integer"),
     ],

@@ -20,7 +20,7 @@ __all__ = [
 # sdlm: the 1998 paper's stochastic diagonal Levenberg-Marquardt (cnnzoo.train.sdlm)
 OPTIMIZERS = ("sgd", "adam", "adamw", "sdlm")
 # lenet1998: the paper's η per pass (§III.C): 0.0005 ×2, 0.0002 ×3, 0.0001 ×3, 0.00005 ×4, then 0.00001
-SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle", "lenet1998")
+SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle", "linear", "lenet1998")
 # dataset: the training set's mean/std; lenet1998: the paper's §II.A scaling, background -0.1, ink 1.175;
 # pretrained: the pretrained weights' own (ImageNet's), which their features were learnt on
 NORMALIZATIONS = ("dataset", "lenet1998", "pretrained")
@@ -52,7 +52,7 @@ class TrainConfig:
     # experiments reproduce); off, the modern default, 1-D parameters are not pulled towards zero
     decay_all: bool = option(False, Rule(bool))
     schedule: str = option("onecycle", Rule(str, choices=SCHEDULES))
-    # linear warmup (onecycle: 25% of the run when 0); at most the whole run
+    # linear warmup (when 0: onecycle 25% of the run, linear 10%); at most the whole run
     warmup_epochs: float = option(0.0, Rule(float, 0, _MAX_EPOCHS))
     # "step" schedule: × gamma every this many epochs (0: a third of the run)
     step_every_epochs: int = option(0, Rule(int, 0, _MAX_EPOCHS))

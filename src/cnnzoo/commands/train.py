@@ -63,7 +63,8 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--recipe",
         default="default",
-        help="named settings: default (today's, per model), paper (lenet5 as LeCun et al. 1998 trained it)",
+        help="named settings: default (today's, per model), fast (lenet5_modern in 6 epochs), paper (lenet5 as "
+        "LeCun et al. 1998 trained it)",
     )
     p.add_argument("--epochs", type=_ranged("epochs"))
     p.add_argument(
@@ -73,6 +74,20 @@ def add_arguments(p) -> None:
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--schedule", choices=SCHEDULES)
     p.add_argument("--warmup-epochs", type=_ranged("warmup_epochs"))
+    p.add_argument(
+        "--milestones",
+        type=Rule(float, 0, 1, lo_open=True, hi_open=True).argtype("--milestones"),
+        nargs="+",
+        metavar="F",
+        help="milestones schedule: × gamma at these fractions of the run (default 0.5 0.75)",
+    )
+    p.add_argument(
+        "--betas",
+        type=Rule(float, 0, 1, hi_open=True).argtype("--betas"),
+        nargs=2,
+        metavar=("B1", "B2"),
+        help="Adam/AdamW's betas (default 0.9 0.999)",
+    )
     p.add_argument("--weight-decay", type=_ranged("weight_decay"))
     p.add_argument("--momentum", type=_ranged("momentum"))
     p.add_argument("--label-smoothing", type=_ranged("label_smoothing"))
