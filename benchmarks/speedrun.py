@@ -1,9 +1,9 @@
 """CPU speedrun: time to 91% test accuracy on Fashion-MNIST (99% on MNIST when MNIST is present), lenet5_modern,
 cnnzoo's engine vs the tutorial pipeline, mean ± std over seeds, in one process.
 
-- cnnzoo: ``cnnzoo.fit`` with the model's recipe (``cnnzoo.train.recipes``), as ``cnnzoo train`` runs it (the
-  recipe's validation split and flips, the machine's defaults for bf16 and channels_last), the test set after
-  every epoch.
+- cnnzoo: ``cnnzoo.fit`` with the model's recipe (``cnnzoo.train.recipes``; ``--recipe fast``: the 6-epoch
+  one), as ``cnnzoo train`` runs it (the recipe's validation split and flips, the machine's defaults for bf16
+  and channels_last), the test set after every epoch.
 - tutorial: ``torchvision.datasets`` + ``RandomHorizontalFlip`` (where the recipe flips) + ``ToTensor`` +
   ``Normalize`` + ``DataLoader(shuffle=True, num_workers=2)`` + a plain fp32 loop, with the same model,
   training images, optimizer, schedule, label smoothing, batch and epochs, so only the pipeline differs.
@@ -13,6 +13,7 @@ target (the per-epoch evaluations are not counted, for either). Seeds alternate 
 background load hits both alike.
 
     .venv/bin/python benchmarks/speedrun.py [--seeds 0 1 2 3 4] [--threads 2] [--pipelines cnnzoo tutorial]
+        [--recipe default|fast]
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ from cnnzoo.config import config_from
 from cnnzoo.data import dataset_facts, load_dataset
 from cnnzoo.train.data import split
 from cnnzoo.train.optim import make_optimizer, make_scheduler
-from cnnzoo.train.recipes import recipe_for
+from cnnzoo.train.recipes import RECIPE_NAMES, recipe_for
 
 TARGETS = {"fashion-mnist": 0.91, "mnist": 0.99}
 SRC = Path("/usr/share/datasets")
 MODEL = "lenet5_modern"
 
 
-def ours(dataset: str, seed: int, target: float) -> tuple[float | None, int | None]:
+def ours(dataset: str, seed: int, target: float, recipe: str) -> tuple[float | None, int | None]:
     ds = load_dataset(dataset)
     torch.manual_seed(seed)
     model = cnnzoo.create_model(MODEL)
-    h = cnnzoo.fit(model, ds, seed=seed, progress="quiet", test_every_epoch=True, **recipe_for(MODEL))
+    h = cnnzoo.fit(model, ds, seed=seed, progress="quiet", test_every_epoch=True, **recipe_for(MODEL, recipe))
     return _first(h.epochs, target)
 
 
@@ -58,7 +59,9 @@ def _first(records: list[dict], target: float) -> tuple[float | None, int | None
     return None, None
 
 
-def tutorial(dataset: str, seed: int, target: float, root: Path) -> tuple[float | None, int | None]:
+def tutorial(
+    dataset: str, seed: int, target: float, root: Path, recipe: str
+) -> tuple[float | None, int | None]:
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
@@ -72,7 +75,7 @@ def tutorial(dataset: str, seed: int, target: float, root: Path) -> tuple[float 
                 shutil.copyfileobj(f, g)
     ds = load_dataset(dataset)
     norm = [transforms.ToTensor(), transforms.Normalize(ds.mean, ds.std)]
-    cfg = config_from(recipe_for(MODEL))  # the recipe's options with TrainConfig's defaults for the rest
+    cfg = config_from(recipe_for(MODEL, recipe))  # the recipe's options, TrainConfig's defaults for the rest
     hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(dataset).mirroring  # as fit decides
     flip = [transforms.RandomHorizontalFlip()] if hflip else []
     train = cls(root, train=True, download=False, transform=transforms.Compose(flip + norm))
@@ -107,6 +110,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--recipe", choices=RECIPE_NAMES, default="default")
     p.add_argument("--pipelines", nargs="+", choices=["cnnzoo", "tutorial"], default=["cnnzoo", "tutorial"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,7 +118,7 @@ def main() -> None:
         (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
     )
     print(f"{cpu}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}, recipe {args.recipe}")  # fmt: skip
     for dataset, target in TARGETS.items():
         if not (SRC / dataset).is_dir():
             print(f"{dataset}: not on this machine ({SRC / dataset}): skipped")
@@ -124,9 +128,9 @@ def main() -> None:
             for seed in args.seeds:
                 for name in args.pipelines:
                     t, epoch = (
-                        ours(dataset, seed, target)
+                        ours(dataset, seed, target, args.recipe)
                         if name == "cnnzoo"
-                        else tutorial(dataset, seed, target, Path(tmp))
+                        else tutorial(dataset, seed, target, Path(tmp), args.recipe)
                     )
                     times[name].append(t)
                     shown = f"{t:.1f} s (epoch {epoch})" if t is not None else "not reached"
