@@ -117,7 +117,10 @@ def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
     # 8 it once finished first, in a fresh clone's full suite: the requests slow down more than the training)
     r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 50, "limit": 6000})
     assert r.status_code == 200, r.json()
-    run = client.runs / r.json()["id"]
+    run_id = r.json()["id"]
+    run = client.runs / run_id
+    second = client.post("/api/train/start", data={"epochs": 1})
+    assert second.status_code == 409 and run_id in second.json()["error"]
     png, times = drawing(), []
     # one request first: the predictor's one-time set-up is not what this measures
     assert (
@@ -145,17 +148,19 @@ def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
 
 
 def test_start_refuse_stop_resume_replay_and_use(client):
-    r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 8, "limit": 12000})
+    # Nothing between the start and the stop but polling. In a loaded full suite this run once finished before
+    # Stop came (its epoch 2 ended 6.6 s before the run did), when the test made one more request first.
+    r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 8, "limit": 24000})
     assert r.status_code == 200, r.json()
     run_id = r.json()["id"]
     run = client.runs / run_id
-    second = client.post("/api/train/start", data={"epochs": 1})
-    assert second.status_code == 409 and run_id in second.json()["error"]
-    png = drawing()
-    # Stop as soon as two epochs are done: six more of 12,000 images are seconds away even on an idle machine
+    # Stop as soon as two epochs are done: six more of 24,000 images are 6 s away even on an idle machine
     wait_for(lambda: (run / SNAPSHOTS / "epoch-002.json").exists(), 120, "two epochs")
+    seen = time.monotonic()
     stopped = client.post("/api/train/stop").json()
-    assert stopped["status"] == "stopped" and stopped["resume"] == f"cnnzoo train --resume --out {run}"
+    late = f"Stop came {time.monotonic() - seen:.1f} s after epoch 2"
+    assert stopped["status"] == "stopped", late
+    assert stopped["resume"] == f"cnnzoo train --resume --out {run}"
     assert client.post("/api/train/stop").status_code == 409  # nothing left to stop
     meta = json.loads((run / "checkpoint.json").read_text())
     assert 2 <= meta["epoch"] < 8 and not (run / "result.json").exists()  # Stop landed mid-run
@@ -194,7 +199,7 @@ def test_start_refuse_stop_resume_replay_and_use(client):
     assert used.status_code == 200 and used.json()["source"] == str(run)
     info = client.get("/api/info").json()
     assert info["source"] == str(run) and info["epoch"] == 8 and info["warning"] is None
-    r = client.post("/api/predict", files={"file": ("d.png", png)}, data={"fit": "true"})
+    r = client.post("/api/predict", files={"file": ("d.png", drawing())}, data={"fit": "true"})
     assert r.status_code == 200 and r.json()["prediction"]["class"] in info["classes"]
 
 
