@@ -79,6 +79,37 @@ def test_kill_9_at_random_moments_then_resume_finishes(tmp_path):
     assert _assert_intact(out) == epochs
 
 
+@pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
+def test_sigterm_stops_a_run_that_ignores_ctrl_c(tmp_path):
+    """A run launched by a process that a script started in the background inherits SIGINT ignored (POSIX
+    shells do that to background jobs): the web app's Stop sends SIGTERM, which ends it like Ctrl-C."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cnnzoo", "train", "--limit", "640", "--batch-size", "64", "--epochs", "200",
+           "--out", str(out), "--quiet", "--threads", "1"]  # fmt: skip
+    ignoring = "import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    ignoring += f"sys.exit(subprocess.call({cmd!r}))"  # SIG_IGN is inherited across exec
+    proc = subprocess.Popen([sys.executable, "-c", ignoring], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "metrics.jsonl").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()[-500:]
+        train = next(p for p in _children(proc.pid))
+        os.kill(train, signal.SIGINT)  # ignored: the run goes on
+        time.sleep(1.0)
+        assert proc.poll() is None
+        os.kill(train, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 130  # `cnnzoo train`'s exit status for an interrupted run
+    finally:
+        proc.kill()
+    assert "interrupted" in proc.stderr.read()
+    assert 1 <= _assert_intact(out) < 200 and not (out / "result.json").exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")

@@ -9,6 +9,9 @@ config.json, then the model's recipe (:mod:`cnnzoo.train.recipes`; ``--recipe pa
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import threading
 
 from ..config import (
     FREEZE,
@@ -157,6 +160,22 @@ def add_arguments(p) -> None:
     )
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM ends a run as Ctrl-C does: between two steps, with its last checkpoint kept (the web app's Stop,
+    a cluster's notice before it kills). Ctrl-C alone is not enough: a process that a script starts in the
+    background inherits SIGINT ignored, and so does every run it launches. The previous handler comes back
+    afterwards (``main`` may be called in a longer-lived process)."""
+    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _default_out(model: str) -> str:
     import time
 
@@ -181,6 +200,11 @@ def _launch(args, argv: list[str]) -> int:
 
 
 def run(args) -> int:
+    with _sigterm_as_ctrl_c():
+        return _train(args)
+
+
+def _train(args) -> int:
     import os
     import sys
     from dataclasses import fields

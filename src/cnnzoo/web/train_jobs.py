@@ -187,14 +187,15 @@ class Trainer:
             return self.job.to_dict()
 
     def stop(self) -> dict:
-        """Interrupt the run (as Ctrl-C would: it exits between two steps) and wait for it; the checkpoint
-        of its last finished epoch stays, and ``cnnzoo train --resume`` continues it."""
+        """Interrupt the run (SIGTERM, which ``cnnzoo train`` takes as Ctrl-C: it exits between two steps) and
+        wait for it; the checkpoint of its last finished epoch stays, and ``cnnzoo train --resume`` continues
+        it."""
         with self._lock:
             job = self.job
             if job is None or job.process.poll() is not None:
                 raise TrainError(409, "no run is in progress")
             job.stopping = True
-            job.process.send_signal(signal.SIGINT)
+            job.process.send_signal(signal.SIGTERM)  # not SIGINT: `cnnzoo serve &` in a script ignores it
         try:
             job.process.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
