@@ -113,8 +113,7 @@ def test_options_offer_the_lenet_family_first(client):
 
 
 def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
-    # 50 epochs: the run is still training when the 200 timed requests end, however loaded the machine (with
-    # 8 it once finished first, in a fresh clone's full suite: the requests slow down more than the training)
+    # 50 epochs: the run is still training when the 200 timed requests end, however loaded the machine
     r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 50, "limit": 6000})
     assert r.status_code == 200, r.json()
     run_id = r.json()["id"]
@@ -148,8 +147,9 @@ def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
 
 
 def test_start_refuse_stop_resume_replay_and_use(client):
-    # Nothing between the start and the stop but polling. In a loaded full suite this run once finished before
-    # Stop came (its epoch 2 ended 6.6 s before the run did), when the test made one more request first.
+    # Nothing between the start and Stop but polling. (This test once failed with 'finished': the suite ran in
+    # a script's background job, so the run inherited SIGINT ignored; Stop now sends SIGTERM, see
+    # test_train_faults.test_sigterm_stops_a_run_that_ignores_ctrl_c.)
     r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 8, "limit": 24000})
     assert r.status_code == 200, r.json()
     run_id = r.json()["id"]
