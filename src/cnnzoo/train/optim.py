@@ -27,10 +27,11 @@ __all__ = [
     "param_groups",
 ]  # fmt: skip
 
-# LeCun et al. 1998, §III.C: "0.0005 for the first two passes, 0.0002 for the next three, 0.0001 for the next
-# three, 0.00005 for the next 4, and 0.00001 thereafter" (batch 1). Index: the pass (epoch), 0-based.
 # the warmup of a schedule when none is given, as a share of the run
 DEFAULT_WARMUP = {"onecycle": 0.25, "linear": 0.1}
+
+# LeCun et al. 1998, §III.C: "0.0005 for the first two passes, 0.0002 for the next three, 0.0001 for the next
+# three, 0.00005 for the next 4, and 0.00001 thereafter" (batch 1). Index: the pass (epoch), 0-based.
 LENET1998_ETA = (5e-4,) * 2 + (2e-4,) * 3 + (1e-4,) * 3 + (5e-5,) * 4 + (1e-5,)
 
 

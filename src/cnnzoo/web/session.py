@@ -161,10 +161,10 @@ class Session:
         self.gallery()
         blank = Image.new("L" if self.channels == 1 else "RGB", self.native_hw[::-1])
         self.feature_maps(self.prepare(blank))
-        times = []
+        prepared, times = self.prepare(blank), []
         for _ in range(3):  # the best of three: the first call after tracing may still be slow
             t0 = time.perf_counter()
-            self.predict(self.prepare(blank))
+            self.predict(prepared)
             times.append(time.perf_counter() - t0)
         self.predict_seconds = min(times)
 
