@@ -3,9 +3,9 @@
 Each run is what ``cnnzoo train MODEL --seed S`` does with the candidate's options (the initial
 weights from ``torch.manual_seed(S)``, the candidate's validation split, the machine's defaults for bf16 and
 channels_last), plus the test accuracy after every epoch. Accuracy does not depend on the machine's load, so
-the runs can share a busy machine; one thread each keeps them out of each other's way. ``ema`` and
-``lookahead`` are not TrainConfig options: the script tries them with a global optimizer hook, and adopts
-nothing it did not measure.
+the runs can share a busy machine; one thread each keeps them out of each other's way. ``ema``,
+``lookahead``, ``flip_epochs`` and ``init`` are not TrainConfig options: the script tries them with a global
+hook or by re-initialising the model, and adopts nothing it did not measure.
 Results are appended to a JSON-lines file, one line per (candidate, seed), so an interrupted search resumes
 where it stopped; ``--report`` prints the table of docs/training.md.
 
@@ -147,6 +147,24 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
     "sgd6_lm_ls15": (LIN_M95 | dict(label_smoothing=0.15), "label smoothing 0.15"),
     "sgd7_lm": (LIN_M95 | dict(epochs=7), "7 epochs of it: a wider margin?"),
     "sgd8_lm": (LIN_M95 | dict(epochs=8), "8 epochs of it"),
+    # Round 8: flips for a wider margin. Flips help late in a long run (sgd12's test-time flip column) but cost
+    # a 6-epoch run that is still fitting: flip early only, or flip throughout and flip at test time too.
+    "sgd6_lm_flip2": (LIN_M95 | dict(flip_epochs=2), "flips in the first 2 epochs only"),
+    "sgd6_lm_flip3": (LIN_M95 | dict(flip_epochs=3), "flips in the first 3 epochs only"),
+    "sgd6_lm_flip4": (LIN_M95 | dict(flip_epochs=4), "flips in the first 4 epochs only"),
+    "sgd6_f_lm_wd25": (LIN_M95 | dict(hflip=True, weight_decay=2.5e-4), "flips, half the weight decay"),
+    "sgd6_f_lm_ls0": (LIN_M95 | dict(hflip=True, label_smoothing=0.0), "flips, no label smoothing"),
+    "sgd6_f_lm_lr07": (LIN_M95 | dict(hflip=True, lr=0.07), "flips, a higher peak (0.07)"),
+    "sgd6_f_lm_bs32": (LIN_M95 | dict(hflip=True, batch_size=32, lr=0.03), "flips, batch 32 (peak 0.03)"),
+    "sgd6_f_lm_crop1": (LIN_M95 | dict(hflip=True, crop_padding=1), "flips and shifts of ±1 pixel"),
+    "sgd6_f_lm_ls2": (LIN_M95 | dict(hflip=True, label_smoothing=0.2), "flips, label smoothing 0.2"),
+    # Round 9: the initial weights (the architecture stays; its starting point is part of the recipe).
+    "sgd6_lm_he": (LIN_M95 | dict(init="he"), "He et al. 2015 initialisation (normal, fan-in, ReLU gain)"),
+    "sgd6_lm_zero": (
+        LIN_M95 | dict(init="zero_last"),
+        "the output layer starts at zero (uniform first logits)",
+    ),
+    "sgd6_f_lm_he": (LIN_M95 | dict(hflip=True, init="he"), "flips, He initialisation"),
 }
 
 # The 1998 LeNet-5 (Fashion-MNIST padded to 32×32, the paper's MAP loss, eq. 9): its default recipe before
@@ -190,12 +208,17 @@ def run_one(model_name: str, name: str, seed: int, threads: int) -> dict:
     model = cnnzoo.create_model(model_name)
     t0 = time.perf_counter()
     options, ema = dict(options), None
+    if "init" in options:  # a trial: cnnzoo's models keep torch's default initialisation
+        initialise(model, options.pop("init"))
     hooks = []
     if "ema" in options and not hasattr(TrainConfig, "ema"):  # a trial before TrainConfig has it
         ema, hook = weight_average(model, options.pop("ema"))
         hooks.append(hook)
     if "lookahead" in options and not hasattr(TrainConfig, "lookahead"):  # the same
         hooks.append(lookahead(model, *options.pop("lookahead")))
+    if "flip_epochs" in options:  # the same
+        hooks.append(FlipsUntil(options.pop("flip_epochs") * len(ds.train_images)))
+        options["hflip"] = True
     h = cnnzoo.fit(model, ds, seed=seed, threads=threads, progress="quiet", test_every_epoch=True, **options)
     for hook in hooks:
         hook.remove()
@@ -243,6 +266,43 @@ def lookahead(model, k: int, alpha: float):
                 p.copy_(s)
 
     return register_optimizer_step_post_hook(step)
+
+
+def initialise(model, how: str) -> None:
+    """Re-initialise ``model`` in place: ``he`` (He et al. 2015: normal, fan-in, ReLU gain, zero biases) or
+    ``zero_last`` (the output layer at zero, so every first prediction is uniform). A trial of the idea."""
+    import torch
+    from torch import nn
+
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        if how == "he":
+            for m in layers:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        elif how == "zero_last":
+            layers[-1].weight.zero_()
+            layers[-1].bias.zero_()
+        else:
+            raise ValueError(how)
+
+
+class FlipsUntil:
+    """Random mirroring for the first ``images`` training images only: :func:`cnnzoo.train.loop`'s flip,
+    wrapped with a count of the images it has seen (evaluation prepares its batches without flips)."""
+
+    def __init__(self, images: int):
+        from cnnzoo.train import loop
+
+        self.loop, self.flip, self.left = loop, loop.random_hflip, images
+        loop.random_hflip = self
+
+    def __call__(self, batch, p, generator):
+        self.left -= len(batch)
+        return self.flip(batch, p, generator) if self.left >= 0 else batch
+
+    def remove(self):
+        self.loop.random_hflip = self.flip
 
 
 def flip_accuracy(model, ds) -> float:
