@@ -40,3 +40,34 @@ def test_every_recorded_candidate_is_still_defined():
     rows = SEARCH.load_results(SEARCH.RESULTS)
     for row in rows:
         assert row["candidate"] in SEARCH.SEARCHES[SEARCH.model_of(row)][1], row["candidate"]
+
+
+# (recipe name, model) -> the candidate whose measured rows docs/training.md cites for it
+SHIPPED = {
+    ("default", "lenet5_modern"): "sgd8_nfls",
+    ("fast", "lenet5_modern"): "sgd6_nfls_lin_m95",
+    ("default", "lenet5"): "l10_lin_full_nf",
+    ("fast", "resnet20"): "r5_full_ls_nf",
+}
+
+
+@pytest.mark.parametrize(("recipe", "model"), sorted(SHIPPED))
+def test_the_shipped_recipe_is_the_one_measured(recipe, model):
+    """`cnnzoo train MODEL [--recipe NAME]` trains with exactly the settings of the search's candidate."""
+    from cnnzoo.config import TrainConfig
+    from cnnzoo.train.recipes import recipe_for
+
+    options, _ = SEARCH.SEARCHES[model][1][SHIPPED[recipe, model]]
+    assert TrainConfig(**recipe_for(model, recipe)) == TrainConfig(**options)
+    rows = [r for r in SEARCH.load_results(SEARCH.RESULTS) if r["candidate"] == SHIPPED[recipe, model]]
+    assert len({r["seed"] for r in rows}) >= 5, "a shipped recipe is judged over at least 5 seeds"
+
+
+def test_every_named_recipe_was_measured():
+    from cnnzoo.train.recipes import NAMED_RECIPES
+
+    measured = {pair for pair in SHIPPED if pair[0] != "default"}
+    named = {
+        (recipe, model) for recipe, models in NAMED_RECIPES.items() for model in models if recipe != "paper"
+    }
+    assert named == measured  # the paper recipe is LeCun et al.'s, tested in test_lenet1998.py

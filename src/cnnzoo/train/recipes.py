@@ -46,6 +46,12 @@ NAMED_RECIPES: dict[str, dict[str, dict]] = {
     # quarter less time for about 0.15 points less than the default, and a coin weighted 4:1 for clearing 91%.
     "fast": {
         "lenet5_modern": RECIPES["lenet5_modern"] | dict(epochs=6, momentum=0.95, schedule="linear"),
+        # The ResNet family's recipe in 5 epochs instead of 30, with lenet5_modern's lessons: all 60,000 images,
+        # label smoothing 0.1, no flips and no shifts. On Fashion-MNIST at 32×32: 93.46 ± 0.07% over seeds 0-4
+        # (all >= 93.37%), where the family recipe reached 93% after 19 epochs and 94.23% after 30 (seed 0), and
+        # cut to 5 epochs gave 92.56% (seed 0). Short runs only: augmentation pays in long ones (CIFAR-10).
+        "resnet20": RECIPES["resnet"] | dict(epochs=5, validation_split=0.0, label_smoothing=0.1, hflip=False,
+                                             crop_padding=0),
     },
     # LeCun et al. 1998 (§II.A, §III.C, Appendix C): inputs scaled to -0.1 (background) .. 1.175 (ink), the
     # MAP loss (eq. 9), stochastic diagonal Levenberg-Marquardt with μ = 0.02 and h re-estimated on 500
