@@ -122,9 +122,8 @@ def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
     assert second.status_code == 409 and run_id in second.json()["error"]
     png, times = drawing(), []
     # one request first: the predictor's one-time set-up is not what this measures
-    assert (
-        client.post("/api/predict", files={"file": ("d.png", png)}, data={"fit": "true"}).status_code == 200
-    )
+    first = client.post("/api/predict", files={"file": ("d.png", png)}, data={"fit": "true"})
+    assert first.status_code == 200
     wait_for(lambda: (run / SNAPSHOTS / "epoch-000.json").exists(), 60, "the run to start training")
     # at least 200 requests, so that p99 is a percentile and not the single slowest one (a suite running
     # beside it on 2 cores can stall any one request)
@@ -180,9 +179,8 @@ def test_start_refuse_stop_resume_replay_and_use(client):
     assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 8
     epochs = [r["epoch"] for r in map(json.loads, (run / SNAPSHOTS / PROGRESS).read_text().splitlines())
               if r["kind"] == "epoch"]  # fmt: skip
-    assert epochs == list(
-        range(1, 9)
-    )  # no epoch twice: what came after the checkpoint was forgotten on resume
+    # no epoch twice: what came after the checkpoint was forgotten on resume
+    assert epochs == list(range(1, 9))
 
     listed = client.get("/api/runs").json()
     assert [(r["id"], r["snapshots"], r["finished"]) for r in listed["runs"]] == [
