@@ -36,6 +36,9 @@ ADAM = dict(optimizer="adam", lr=0.003, weight_decay=0.0)
 # the best of round 6: a 10% warmup, then linear decay to 0, momentum 0.95
 LIN_M95 = NFLS | dict(schedule="linear", momentum=0.95)
 
+# flips in training and at test time (cnnzoo.tta): the "with a test-time flip" column is the run's accuracy
+F_LS2 = LIN_M95 | dict(hflip=True, label_smoothing=0.2, test_flip=True)
+
 # name -> (TrainConfig options, why it is a candidate)
 CANDIDATES: dict[str, tuple[dict, str]] = {
     "sgd12": (BASE | dict(epochs=12), "the default recipe (flips, a 10% validation split)"),
@@ -165,6 +168,46 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
         "the output layer starts at zero (uniform first logits)",
     ),
     "sgd6_f_lm_he": (LIN_M95 | dict(hflip=True, init="he"), "flips, He initialisation"),
+    # Round 10: flips in training for a test-time flip (the best "with a test-time flip" columns of round 8),
+    # one change at a time from label smoothing 0.2 (5 seeds each; wd0 and wd1 were stopped after 3 for round 11).
+    "sgd6_f_lm_ls2_wd25": (
+        F_LS2 | dict(weight_decay=2.5e-4),
+        "flips, label smoothing 0.2, half the weight decay",
+    ),
+    "sgd6_f_lm_ls2_m97": (F_LS2 | dict(momentum=0.97), "flips, label smoothing 0.2, momentum 0.97"),
+    "sgd6_f_lm_ls3": (F_LS2 | dict(label_smoothing=0.3), "flips, label smoothing 0.3"),
+    "sgd6_f_lm_ls2_lr07": (F_LS2 | dict(lr=0.07), "flips, label smoothing 0.2, a higher peak (0.07)"),
+    "sgd6_f_lm_ls2_wd0": (F_LS2 | dict(weight_decay=0.0), "flips, label smoothing 0.2, no weight decay"),
+    "sgd6_f_lm_ls2_wd1": (F_LS2 | dict(weight_decay=1e-4), "flips, label smoothing 0.2, weight decay 1e-4"),
+    "sgd6_f_lm_alt": (
+        F_LS2 | dict(flips="alternate", label_smoothing=0.1),
+        "flips, label smoothing 0.1, alternating flips (airbench)",
+    ),
+    # Round 11: Muon (cnnzoo.train.muon) for the hidden layers, SGD as before for the output layer and biases
+    "muon6_f_ls2": (
+        F_LS2 | dict(optimizer="muon", muon_lr=0.02),
+        "flips, label smoothing 0.2, Muon (lr 0.02) for the hidden layers",
+    ),
+    "muon6_f_ls2_lr05": (F_LS2 | dict(optimizer="muon", muon_lr=0.05), "the same at Muon lr 0.05"),
+    "muon6_f_ls2_lr01": (F_LS2 | dict(optimizer="muon", muon_lr=0.01), "the same at Muon lr 0.01"),
+    "muon6_f_ls2_lr005": (F_LS2 | dict(optimizer="muon", muon_lr=0.005), "the same at Muon lr 0.005"),
+    "muon6_f_ls2_lr01_bs128": (
+        F_LS2 | dict(optimizer="muon", muon_lr=0.01, batch_size=128, lr=0.1),
+        "Muon lr 0.01, batch 128 (SGD's peak 0.1): Muon's products shared by twice the images",
+    ),
+    "muon6_f_ls2_lr02_bs128": (
+        F_LS2 | dict(optimizer="muon", muon_lr=0.02, batch_size=128, lr=0.1),
+        "the same at Muon lr 0.02: half the steps, larger ones",
+    ),
+    "muon5_f_ls2_lr01": (
+        F_LS2 | dict(optimizer="muon", muon_lr=0.01, epochs=5),
+        "Muon lr 0.01, 5 epochs: how far below?",
+    ),
+    "muon6_lm": (
+        LIN_M95 | dict(optimizer="muon", muon_lr=0.02),
+        "no flips (round 6's best recipe) with Muon (lr 0.02) for the hidden layers",
+    ),
+    "muon6_lm_lr01": (LIN_M95 | dict(optimizer="muon", muon_lr=0.01), "the same at Muon lr 0.01"),
 }
 
 # The 1998 LeNet-5 (Fashion-MNIST padded to 32×32, the paper's MAP loss, eq. 9): its default recipe before
@@ -264,6 +307,12 @@ def run_one(model_name: str, name: str, seed: int, threads: int) -> dict:
         hooks.append(hook)
     if "lookahead" in options and not hasattr(TrainConfig, "lookahead"):  # the same
         hooks.append(lookahead(model, *options.pop("lookahead")))
+    # every run is measured with and without the test-time flip (the last two columns), whatever test_flip says
+    options.pop("test_flip", None)
+    if options.get("flips") == "alternate":  # the same
+        hooks.append(AlternatingFlips(len(ds.train_images), seed))
+        options["hflip"] = True
+    options.pop("flips", None)
     if "flip_epochs" in options:  # the same
         hooks.append(FlipsUntil(options.pop("flip_epochs") * len(ds.train_images)))
         options["hflip"] = True
@@ -279,7 +328,7 @@ def run_one(model_name: str, name: str, seed: int, threads: int) -> dict:
         "test_accuracy": h.result["test_accuracy"],
         "per_epoch": [round(r["test_accuracy"], 4) for r in h.epochs],
         "train_per_epoch": [round(r["accuracy"], 4) for r in h.epochs],  # under- or overfitting?
-        "flip_accuracy": flip_accuracy(model, ds),
+        **dict(zip(("flip_accuracy", "flip_logit_accuracy"), flip_accuracy(model, ds), strict=True)),
         "train_seconds": round(h.result["train_seconds"], 1), "wall_seconds": round(time.perf_counter() - t0, 1),
         "load": os.getloadavg()[0], "bf16": h.result["config"]["bf16"], "date": time.strftime("%Y-%m-%d"),
     }  # fmt: skip
@@ -353,22 +402,56 @@ class FlipsUntil:
         self.loop.random_hflip = self.flip
 
 
-def flip_accuracy(model, ds) -> float:
-    """Test accuracy with a test-time flip (Fashion-MNIST may be mirrored): the mean of the softmax of each
-    image and of its mirror image. Measured here only; cnnzoo's evaluation and prediction do not flip."""
+class AlternatingFlips:
+    """airbench's alternating flip (Jordan 2024): a random half of the training images is mirrored in the first
+    epoch, and every image's orientation swaps each epoch after, so each is seen both ways every two epochs
+    instead of at random. A trial: it wraps :func:`cnnzoo.train.loop.random_hflip` and learns each batch's
+    image indices from :func:`cnnzoo.train.sources.tensor_batches` (one call per epoch)."""
+
+    def __init__(self, images: int, seed: int):
+        import torch
+
+        from cnnzoo.train import loop, sources
+
+        self.loop, self.sources = loop, sources
+        self.flip, self.batches = loop.random_hflip, sources.tensor_batches
+        g = torch.Generator().manual_seed(10_000 + seed)
+        self.first = torch.rand(images, generator=g) < 0.5
+        self.epoch, self.idx = -1, None
+        loop.random_hflip, sources.tensor_batches = self, self.epoch_batches
+
+    def epoch_batches(self, images, labels, order, batch_size, info):
+        self.epoch += 1
+        for step in range(max(1, len(order) // batch_size)):
+            self.idx = order[step * batch_size : (step + 1) * batch_size]
+            yield images[self.idx], labels[self.idx]
+
+    def __call__(self, batch, p, generator):
+        flip = (self.first[self.idx] ^ bool(self.epoch % 2)).to(batch.device)
+        return batch.flip(-1).where(flip[:, None, None, None], batch)
+
+    def remove(self):
+        self.loop.random_hflip, self.sources.tensor_batches = self.flip, self.batches
+
+
+def flip_accuracy(model, ds) -> tuple[float, float]:
+    """Test accuracy with a test-time flip (Fashion-MNIST may be mirrored), two ways: the mean of the softmax
+    of each image and of its mirror image, and the mean of their logits (airbench's)."""
     import torch
 
     from cnnzoo.card import card_of
     from cnnzoo.preprocess import preprocess
 
     model.eval()
-    correct = 0
+    correct = [0, 0]
     with torch.no_grad():
         for i in range(0, len(ds.test_images), 1000):
             x = preprocess(ds.test_images[i : i + 1000], card_of(model))
-            p = model(x).softmax(1) + model(x.flip(3)).softmax(1)
-            correct += int((p.argmax(1) == ds.test_labels[i : i + 1000]).sum())
-    return correct / len(ds.test_images)
+            a, b = model(x), model(x.flip(3))
+            labels = ds.test_labels[i : i + 1000]
+            correct[0] += int(((a.softmax(1) + b.softmax(1)).argmax(1) == labels).sum())
+            correct[1] += int(((a + b).argmax(1) == labels).sum())
+    return correct[0] / len(ds.test_images), correct[1] / len(ds.test_images)
 
 
 def load_results(path: Path) -> list[dict]:
@@ -408,7 +491,9 @@ def report(rows: list[dict], model_name: str) -> str:
         reached = sorted(e for e in reach if e is not None)
         epochs = f"{statistics.median(reached):g} ({len(reached)}/{len(reach)})" if reached else "never"
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        flips = [r["flip_accuracy"] for r in runs if "flip_accuracy" in r]
+        # the mean of the two logits, as cnnzoo.tta gives it; the runs before round 10 recorded the mean of the
+        # two softmaxes only (on the runs that have both, they differ by at most 0.0x points)
+        flips = [r.get("flip_logit_accuracy", r.get("flip_accuracy")) for r in runs if "flip_accuracy" in r]
         flip = (
             f"{100 * statistics.mean(flips):.2f}%, {100 * min(flips):.2f}%, {sum(a >= target for a in flips)}/{len(flips)}"
             if flips

@@ -10,7 +10,8 @@ started here), in turn within each repetition; p50 as a multiple of the quiet p5
 
 The server runs in its own process (``python -m cnnzoo serve``, one uvicorn worker, as users run it), so
 the clients' threads do not share its interpreter lock. Without --checkpoint the server uses an untrained
-lenet5_modern (the speed is the same as a trained one).
+lenet5_modern (as fast as a trained one, unless that one was trained with the test-time flip, which runs the
+net twice per image: ``cnnzoo train lenet5_modern``'s recipe does).
 """
 
 from __future__ import annotations

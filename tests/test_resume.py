@@ -42,17 +42,19 @@ def _crash_after_first_checkpoint(monkeypatch):
     monkeypatch.setattr(ckpt, "save_checkpoint", save)
 
 
-def test_resume_gives_identical_metrics(tmp_path, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["sgd", "muon"])  # muon: its 2-D momentum of 4-D filters too
+def test_resume_gives_identical_metrics(tmp_path, monkeypatch, optimizer):
     data = synthetic()
-    full = cnnzoo.fit(_model(), data, out=str(tmp_path / "full"), **OPTS)
+    opts = OPTS | {"optimizer": optimizer}
+    full = cnnzoo.fit(_model(), data, out=str(tmp_path / "full"), **opts)
 
     _crash_after_first_checkpoint(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        cnnzoo.fit(_model(), data, out=str(tmp_path / "cut"), **OPTS)
+        cnnzoo.fit(_model(), data, out=str(tmp_path / "cut"), **opts)
     monkeypatch.undo()
     assert ckpt.load_meta(tmp_path / "cut").epoch == 1
     # resume into a differently initialised model: everything must come from the checkpoint
-    resumed = cnnzoo.fit(_model(seed=123), data, out=str(tmp_path / "cut"), resume=True, **OPTS)
+    resumed = cnnzoo.fit(_model(seed=123), data, out=str(tmp_path / "cut"), resume=True, **opts)
 
     assert len(resumed.epochs) == 2
     for a, b in zip(full.epochs, resumed.epochs, strict=True):

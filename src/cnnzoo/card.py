@@ -31,6 +31,9 @@ class ModelCard:
     # where the weights started from: {"model", "version", "publisher", "sha256", "verified", "source",
     # "spec"} of the pretrained weights it was built with (cnnzoo.zoo.create_model); {} for random ones
     pretrained: dict = field(default_factory=dict, hash=False, compare=True)
+    # predictions average the logits of the image and its mirror image (cnnzoo.tta): set by fit for a net
+    # trained with random mirroring and ``test_flip``
+    test_flip: bool = False
 
     def __post_init__(self) -> None:
         # tuples whatever came in (JSON gives lists): a card is a value, never shared mutable state
@@ -41,6 +44,7 @@ class ModelCard:
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
         object.__setattr__(self, "resize", None if self.resize is None else int(self.resize))
         object.__setattr__(self, "pretrained", dict(self.pretrained))
+        object.__setattr__(self, "test_flip", bool(self.test_flip))
 
     @property
     def channels(self) -> int:
@@ -63,6 +67,7 @@ class ModelCard:
             }
             | ({"resize": self.resize} if self.resize is not None else {})
             | ({"pretrained": dict(self.pretrained)} if self.pretrained else {})
+            | ({"test_flip": True} if self.test_flip else {})
         )  # only when set: the records of models without them stay as they were
 
 

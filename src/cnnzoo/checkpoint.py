@@ -149,6 +149,8 @@ def _validate(d: dict, source: str) -> None:
     pretrained = d.get("pretrained", {})
     if not (isinstance(pretrained, dict) and all(isinstance(v, (str, bool)) for v in pretrained.values())):
         raise bad("'pretrained' must be an object of strings", pretrained)
+    if not isinstance(d.get("test_flip", False), bool):
+        raise bad("'test_flip' must be true or false", d["test_flip"])
 
 
 # --- writing ---------------------------------------------------------------------------------------------

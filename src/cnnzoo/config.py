@@ -18,7 +18,8 @@ __all__ = [
 ]  # fmt: skip
 
 # sdlm: the 1998 paper's stochastic diagonal Levenberg-Marquardt (cnnzoo.train.sdlm)
-OPTIMIZERS = ("sgd", "adam", "adamw", "sdlm")
+# muon: Muon for the hidden layers' weights, Nesterov SGD for the rest (cnnzoo.train.muon)
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon", "sdlm")
 # lenet1998: the paper's η per pass (§III.C): 0.0005 ×2, 0.0002 ×3, 0.0001 ×3, 0.00005 ×4, then 0.00001
 SCHEDULES = ("constant", "step", "milestones", "cosine", "onecycle", "linear", "lenet1998")
 # dataset: the training set's mean/std; lenet1998: the paper's §II.A scaling, background -0.1, ink 1.175;
@@ -43,6 +44,10 @@ class TrainConfig:
     lr: float = option(0.05, Rule(float, 0, 10, lo_open=True))
     optimizer: str = option("sgd", Rule(str, choices=OPTIMIZERS))
     momentum: float = option(0.9, Rule(float, 0, 1, hi_open=True))  # 1 would never forget a gradient
+    # --optimizer muon: the hidden layers' learning rate (lr is then the output layer's and the biases'). An
+    # orthogonalised step has a spectral norm of about 1 whatever the gradient's size, so its scale is its own:
+    # 0.02 is Jordan's default for transformers and was the best of 0.01/0.02/0.05 for lenet5_modern
+    muon_lr: float = option(0.02, Rule(float, 0, 10, lo_open=True))
     nesterov: bool = option(True, Rule(bool))
     # Adam/AdamW's (beta1, beta2); None: torch's (0.9, 0.999). Shorter memories, e.g. (0.7, 0.9) as in
     # train_mnist_fast, follow a fast one-cycle schedule more closely. Checked in validate_config (a pair).
@@ -68,6 +73,10 @@ class TrainConfig:
     # random shifts of up to ±crop_padding pixels; 0 = none; 64 already shifts a 32×32 image out of view
     crop_padding: int = option(2, Rule(int, 0, 64))
     hflip: bool | None = option(None, Rule(bool, optional=True))  # None: the dataset's facts decide
+    # predictions average the logits of the image and its mirror image (cnnzoo.tta), where training mirrors
+    # (hflip): a second forward pass for +0.3-0.5 points (lenet5_modern on Fashion-MNIST, docs/training.md);
+    # without mirroring in training it would cost points, so then it is off
+    test_flip: bool = option(False, Rule(bool))
     # random resized crops (as the streamed folders have: 25..100% of the area, aspect 3/4..4/3, resized to
     # the input size) instead of shifts; None: for image folders (photos), not for the digit and CIFAR sets
     resized_crop: bool | None = option(None, Rule(bool, optional=True))

@@ -24,6 +24,7 @@ from torch import nn
 from .atomic import atomic_write
 from .card import card_of
 from .errors import CheckpointError, ConversionError
+from .tta import for_prediction
 
 __all__ = [
     "ExportResult",
@@ -146,9 +147,12 @@ def export_onnx(
     optimize: bool = True,
 ) -> ExportResult:
     """Write ``model`` as one self-contained ONNX file and check it with onnxruntime at batch 1 and 3
-    (batch 1 only when ``dynamic_batch=False``). Raises :class:`ConversionError` if they differ by > atol."""
+    (batch 1 only when ``dynamic_batch=False``). A model whose card has ``test_flip`` is exported with its
+    test-time flip (:func:`cnnzoo.tta.for_prediction`): the file predicts as ``cnnzoo predict`` does.
+    Raises :class:`ConversionError` if they differ by > atol."""
     import onnxruntime as ort
 
+    model = for_prediction(model)  # a card with test_flip: the graph holds the flip and the mean too
     size = _input_size(model, input_size)
     proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset, optimize=optimize)
     path = Path(path)
@@ -193,7 +197,7 @@ def export_torchscript(
     """A traced TorchScript file (``torch.jit.load``-able from C++). TorchScript is deprecated in torch 2.x:
     prefer ONNX or safetensors. Checked by reloading it and comparing with the model at batch 3."""
     c, h, w = _input_size(model, input_size)
-    model = model.eval()
+    model = for_prediction(model).eval()
     path = Path(path)
     g = torch.Generator().manual_seed(0)
     with warnings.catch_warnings():

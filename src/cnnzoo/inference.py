@@ -25,6 +25,7 @@ from .data import dataset_facts
 from .errors import CheckpointError, DataError, ShapeError
 from .images import IMAGE_FORMATS, decode_image, to_channels
 from .preprocess import preprocess
+from .tta import for_prediction
 
 __all__ = ["Predictor", "predict", "load_image", "load_model_or_checkpoint", "image_size", "IMAGE_FORMATS"]
 
@@ -152,7 +153,9 @@ class Predictor:
     default NCHW here (docs/benchmarks.md, "Inference"). It converts ``model``'s weights in place.
     ``backend="onnxruntime"``: the model is exported to ONNX in memory (dynamic batch) and run by an
     onnxruntime CPU session using as many threads as torch does; the export is checked against PyTorch.
-    ``card``: what the model takes (input size, mean/std, classes); default: the model's own card.
+    ``card``: what the model takes (input size, mean/std, classes); default: the model's own card. Where the
+    card says ``test_flip``, each prediction averages the image's logits with its mirror image's
+    (:mod:`cnnzoo.tta`), in both backends.
     """
 
     def __init__(
@@ -173,8 +176,9 @@ class Predictor:
         self._session = None
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._net = for_prediction(self.model, self.card)  # with the test-time flip where the card has it
         if backend == "onnxruntime":
-            self._session = _ort_session(self.model, self.card)
+            self._session = _ort_session(self._net, self.card)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, backend: str = "torch", **kwargs) -> Predictor:
@@ -254,7 +258,7 @@ class Predictor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model(x).float().cpu()
+            return self._net(x).float().cpu()
 
 
 def predict(

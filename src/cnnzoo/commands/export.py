@@ -50,7 +50,8 @@ def run(args) -> int:
     else:  # the card (a checkpoint's whole metadata) travels along: the file stays a loadable checkpoint
         result = export_safetensors(model, args.out, metadata=card.to_dict())
     shape = "x".join(map(str, size))
-    line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {card.model} {shape})"
+    flip = ", with its test-time flip" if card.test_flip and args.format != "safetensors" else ""
+    line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {card.model} {shape}{flip})"
     if result.max_abs_diff is not None:
         checked = "onnxruntime" if args.format == "onnx" else "reloaded TorchScript"
         line += f"; {checked} vs PyTorch max abs diff {result.max_abs_diff:.2e} (tolerance {args.atol:g})"

@@ -66,7 +66,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--recipe",
         default="default",
-        help="named settings: default (today's, per model), fast (lenet5_modern in 6 epochs, resnet20 in 5), "
+        help="named settings: default (today's, per model), fast (resnet20 in 5 epochs), "
         "paper (lenet5 as LeCun et al. 1998 trained it)",
     )
     p.add_argument("--epochs", type=_ranged("epochs"))
@@ -93,6 +93,9 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--weight-decay", type=_ranged("weight_decay"))
     p.add_argument("--momentum", type=_ranged("momentum"))
+    p.add_argument(
+        "--muon-lr", type=_ranged("muon_lr"), help="--optimizer muon: the hidden layers' learning rate (0.02)"
+    )
     p.add_argument("--label-smoothing", type=_ranged("label_smoothing"))
     p.add_argument("--loss", choices=LOSSES, help="lenet5: the 1998 paper's MAP criterion")
     p.add_argument(
@@ -105,6 +108,11 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--hflip", action=argparse.BooleanOptionalAction, help="random mirroring (default: not for digits)"
+    )
+    p.add_argument(
+        "--test-flip",
+        action=argparse.BooleanOptionalAction,
+        help="predict with the mirror image too (mean logits), where training mirrors (default: recipe's)",
     )
     p.add_argument(
         "--resized-crop",
@@ -272,6 +280,9 @@ def _train(args) -> int:
         print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
               f"({r['epochs']} epochs, {r['train_seconds']:.1f} s training, "
               f"{r['train_images_per_second']:,.0f} img/s, {r['world_size']} process(es))")  # fmt: skip
+        if r.get("test_accuracy_no_flip") is not None:
+            print(f"with a test-time flip (the mean of each image's and its mirror image's logits); "
+                  f"without it {r['test_accuracy_no_flip']:.4f}")  # fmt: skip
         if r.get("skipped_files"):
             print(f"skipped {r['skipped_files']} unreadable file(s), named in the warnings above")
         out = history.out

@@ -27,6 +27,7 @@ from ..data.stream import FolderStream, StreamEval, StreamTrain
 from ..device import resolve_device
 from ..errors import CnnzooError, ShapeError
 from ..threads import CpuBudget
+from ..tta import for_prediction
 from . import distributed as ddp
 from .data import Data, resolve_data, subset
 from .finetune import freeze, pretrained_stats
@@ -148,14 +149,15 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         mean, std = pretrained_stats(base)
     else:
         mean, std = normalization_stats(cfg.normalization, ds.mean, ds.std)
+    hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(ds.name).mirroring
     card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
-                        classes=tuple(ds.classes), mean=mean, std=std)  # fmt: skip
+                        classes=tuple(ds.classes), mean=mean, std=std,
+                        test_flip=cfg.test_flip and hflip)  # fmt: skip
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     _check_model_fits(model, ds, card)
 
-    hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(ds.name).mirroring
     parts = make_sources(ds, card, cfg, info, device, hflip)
     batch, steps_per_epoch = parts.batch, parts.source.steps
 
@@ -176,7 +178,7 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     frozen = freeze(model, cfg.freeze, cfg.freeze_until)  # before the optimizer: it gets the rest only
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov,
-                               cfg.lr_backbone, cfg.decay_all, cfg.betas)  # fmt: skip
+                               cfg.lr_backbone, cfg.decay_all, cfg.betas, cfg.muon_lr, bf16)  # fmt: skip
     scheduler = make_scheduler(
         optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
         cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones, steps_per_epoch,
@@ -215,7 +217,7 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     if cfg.snapshots and out is not None and info.is_main:
         shown = run.test or run.val or run.train  # the test set unless the data has none
         run.snapshots = SnapshotWriter(out.path, model, run.prepare, *as_tensors(shown), ds.classes,
-                                       cfg.epochs, steps_per_epoch, batch)  # fmt: skip
+                                       cfg.epochs, steps_per_epoch, batch, card)  # fmt: skip
         run.snapshots.start(run.start_epoch)
     return run
 
@@ -261,7 +263,7 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
             raise DivergedError(_diverged_message(loss, epoch + 1, sums["steps"], run))
         record = {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"],
                   "seconds": seconds, "images": count, "images_per_second": count / seconds}  # fmt: skip
-        plain = run.net.module if info.enabled else run.net
+        plain = for_prediction(run.net.module if info.enabled else run.net, run.card)
         if run.val is not None:
             v = evaluate_on(plain, run.val, run.prepare, num_classes, cfg.eval_batch_size, info)
             record |= {"val_loss": v["loss"], "val_accuracy": v["accuracy"]}
@@ -295,8 +297,12 @@ def _finish(run: _Run) -> History:
     if run.last_test is not None:
         history.test = run.last_test  # the same model was just evaluated after its last epoch
     elif run.test is not None:
-        history.test = evaluate_on(run.model, run.test, run.prepare, len(run.data.classes),
+        history.test = evaluate_on(for_prediction(run.model, run.card), run.test, run.prepare, len(run.data.classes),
                                    cfg.eval_batch_size, run.info)  # fmt: skip
+    no_flip = None  # what the test-time flip adds: the same model, one view
+    if run.card.test_flip and run.test is not None:
+        no_flip = evaluate_on(run.model, run.test, run.prepare, len(run.data.classes), cfg.eval_batch_size,
+                              run.info)["accuracy"]  # fmt: skip
     train_seconds = sum(r["seconds"] for r in epochs)
     history.result = {
         "model": name, "dataset": run.data.name, "epochs": len(epochs), "world_size": run.info.world_size,
@@ -307,6 +313,8 @@ def _finish(run: _Run) -> History:
         "final": epochs[-1] if epochs else {}, "params": sum(p.numel() for p in run.model.parameters()),
         "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
     }  # fmt: skip
+    if no_flip is not None:
+        history.result["test_accuracy_no_flip"] = no_flip
     history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(
         run.card
     )  # skipped_files: every rank's
@@ -425,6 +433,5 @@ def evaluate(
     mean = mean or (card.mean if trained else ds.mean)
     std = std or (card.std if trained else ds.std)
     prepare = prepare_for(card.replace(mean=tuple(mean), std=tuple(std)))  # with the card's resize and crop
-    return evaluate_tensors(
-        model, x.to(dev), y.to(dev), prepare, max(len(ds.classes), int(y.max()) + 1), batch_size
-    )
+    classes = max(len(ds.classes), int(y.max()) + 1)
+    return evaluate_tensors(for_prediction(model, card), x.to(dev), y.to(dev), prepare, classes, batch_size)

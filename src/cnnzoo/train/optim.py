@@ -1,7 +1,7 @@
 """Optimizers and learning-rate schedules, stepped once per batch.
 
-``make_optimizer`` builds SGD (momentum, Nesterov), Adam, AdamW or the 1998 paper's SDLM
-(:mod:`cnnzoo.train.sdlm`) with weight decay kept off biases and normalisation parameters (decaying a
+``make_optimizer`` builds SGD (momentum, Nesterov), Adam, AdamW, Muon with SGD (:mod:`cnnzoo.train.muon`)
+or the 1998 paper's SDLM (:mod:`cnnzoo.train.sdlm`) with weight decay kept off biases and normalisation parameters (decaying a
 BatchNorm scale toward 0 only hurts). ``make_scheduler`` returns a ``LambdaLR`` whose factor is
 :func:`lr_factor`: a linear warmup, then constant, step, He et al.'s milestones, cosine, one-cycle, a
 straight line to zero or the 1998 paper's η per pass.
@@ -20,6 +20,7 @@ from torch import nn
 from ..config import OPTIMIZERS, SCHEDULES
 from ..errors import CnnzooError
 from .finetune import head_name
+from .muon import MuonSGD, muon_groups
 from .sdlm import SDLM
 
 __all__ = [
@@ -77,12 +78,19 @@ def make_optimizer(
     lr_backbone: float | None = None,
     decay_all: bool = False,
     betas: tuple[float, float] | None = None,
+    muon_lr: float = 0.02,
+    bf16: bool = True,
 ) -> torch.optim.Optimizer:
-    """``betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none."""
+    """``betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none.
+    ``muon``: Muon at ``muon_lr`` for the hidden layers' weights, SGD at ``lr`` for the rest
+    (:mod:`cnnzoo.train.muon`); ``momentum`` and ``nesterov`` are both's; ``bf16``: its matrix products in
+    bf16 (as torch.optim.Muon) or, on hardware without bf16 units, fp32."""
     groups = param_groups(model, weight_decay, lr_backbone, decay_all)
     adam = {"betas": tuple(betas)} if betas is not None else {}
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    if name == "muon":
+        return MuonSGD(muon_groups(model, groups, muon_lr, lr), lr, momentum, nesterov, bf16)
     if name == "adam":  # Adam's weight decay is an L2 term in the gradient
         return torch.optim.Adam(groups, lr=lr, **adam)
     if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write
+from ..card import ModelCard
+from ..tta import for_prediction
 
 __all__ = ["SnapshotWriter", "snapshot_name", "SNAPSHOTS", "PROGRESS"]
 
@@ -50,9 +52,10 @@ class SnapshotWriter:
     no augmentation); ``batch`` the training batch, for the time left."""
 
     def __init__(self, out: Path, model: nn.Module, prepare, images: torch.Tensor, labels: torch.Tensor,
-                 classes: list[str], epochs: int, steps_per_epoch: int, batch: int) -> None:  # fmt: skip
+                 classes: list[str], epochs: int, steps_per_epoch: int, batch: int,
+                 card: ModelCard | None = None) -> None:  # fmt: skip
         self.dir = Path(out) / SNAPSHOTS
-        self.model, self.prepare, self.classes = model, prepare, list(classes)
+        self.model, self.prepare, self.classes, self.card = model, prepare, list(classes), card
         self.images, self.labels = images[:SAMPLE].cpu(), labels[:SAMPLE].cpu()
         self.epochs, self.steps, self.batch = epochs, steps_per_epoch, batch
 
@@ -96,7 +99,8 @@ class SnapshotWriter:
         try:
             with torch.no_grad():
                 device = next(model.parameters()).device
-                logits = torch.cat([model(self.prepare(self.images[i : i + 500].to(device))).float().cpu()
+                predictor = for_prediction(model, self.card)  # the predictions cnnzoo predict would give
+                logits = torch.cat([predictor(self.prepare(self.images[i : i + 500].to(device))).float().cpu()
                                     for i in range(0, len(self.images), 500)])  # fmt: skip
                 layers = _layer_outputs(model, self.prepare(self.images[:1].to(device)))
         finally:
