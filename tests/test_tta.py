@@ -8,11 +8,12 @@ import json
 
 import pytest
 import torch
-from helpers import synthetic
+from helpers import fashion_available, synthetic
 from torchvision.transforms.v2 import functional as TF
 
 import cnnzoo
 from cnnzoo.checkpoint import load_checkpoint
+from cnnzoo.cli import main
 from cnnzoo.errors import CheckpointError
 from cnnzoo.inference import Predictor
 from cnnzoo.preprocess import preprocess
@@ -112,3 +113,22 @@ def test_a_bad_test_flip_in_checkpoint_json_is_one_line(trained, tmp_path):
     (run / "checkpoint.json").write_text(json.dumps(record | {"test_flip": "yes"}))
     with pytest.raises(CheckpointError, match="'test_flip' must be true or false"):
         load_checkpoint(run)
+
+
+@pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST is not on this machine")
+def test_the_command_line_reports_both_accuracies_and_exports_the_flip(tmp_path, capsys):
+    """lenet5_modern's recipe has the flip: `cnnzoo train` prints the accuracy without it too, and `cnnzoo
+    export` says the file holds it; `--no-test-flip` turns it off (card, result and output)."""
+    run = tmp_path / "run"
+    assert main(["train", "--limit", "512", "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((run / "result.json").read_text())
+    assert f"without it {result['test_accuracy_no_flip']:.4f}" in out
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "with its test-time flip" in capsys.readouterr().out
+    plain = tmp_path / "plain"
+    argv = ["train", "--limit", "512", "--epochs", "1", "--no-test-flip", "--out", str(plain), "--quiet"]
+    assert main(argv) == 0
+    assert "without it" not in capsys.readouterr().out
+    assert "test_accuracy_no_flip" not in json.loads((plain / "result.json").read_text())
+    assert "test_flip" not in json.loads((plain / "checkpoint.json").read_text())

@@ -2,9 +2,9 @@
 
 A net trained with random mirroring (``hflip``) has learnt both orientations of every class; asking it about
 both at test time and averaging the logits (airbench's test-time flip, Jordan 2024) is a cheap ensemble: on
-Fashion-MNIST it gave lenet5_modern +0.3 to +0.5 points (docs/training.md), for a second forward pass of the
-same batch. A net trained without mirroring is hurt by it (-3 to -6 points there), so fit records it in the
-model's card (``ModelCard.test_flip``) only where training mirrored.
+Fashion-MNIST it gave lenet5_modern +0.3 to +0.6 points (docs/training.md), for a second forward pass of the
+same batch. A net trained without mirroring is hurt by it (-1.9 to -5.3 points there), so fit records it in
+the model's card (``ModelCard.test_flip``) only where training mirrored.
 
 Every prediction path wraps the model with :func:`for_prediction`: evaluation during and after training,
 ``cnnzoo eval``/``predict``/``serve`` (the Predictor), and the ONNX and TorchScript exports, whose graphs then

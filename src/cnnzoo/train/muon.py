@@ -4,18 +4,18 @@ rest (``--optimizer muon``).
 Muon (Jordan et al. 2024, "Muon: an optimizer for hidden layers in neural networks") replaces the momentum
 of a weight matrix's gradient by the nearest semi-orthogonal matrix (about ``U Vᵀ`` of its SVD ``U S Vᵀ``,
 from five Newton-Schulz steps), so every direction of the layer moves at the same rate instead of the few
-that dominate the raw gradient. It is meant for the hidden layers only: the first layer's filters may take it
-too (Jordan's CIFAR-10 speedruns give it every convolution), the output layer and the biases keep an
-ordinary optimizer.
+that dominate the raw gradient. It is meant for the hidden layers: for a convnet, all the convolutional filters
+(Jordan's Muon README), while the classifier's output layer and the biases keep an ordinary optimizer.
 
 ``torch.optim.Muon`` implements it for 2-D parameters and refuses the others; a convolution's filters
-(out, in, kh, kw) are a matrix (out, in·kh·kw), as in Jordan's CIFAR-10 code. :class:`MuonSGD` applies
+(out, in, kh, kw) are a matrix (out, in·kh·kw), as Jordan's Muon package flattens them. :class:`MuonSGD` applies
 exactly torch's update to that view (``tests/test_muon.py`` checks it against ``torch.optim.Muon`` on 2-D
 weights), and Nesterov SGD (torch's) to the output layer and the 1-D parameters. One optimizer with one set of
 param groups, so fit's schedules, checkpoints and resumption treat it like any other.
 
-On lenet5_modern and Fashion-MNIST (docs/training.md, "Fewer epochs?") it reaches in 6 epochs what SGD
-reaches in about 12.
+On lenet5_modern and Fashion-MNIST (docs/training.md, "Fewer epochs?") 6 epochs of it end at 92.1%, where
+the best SGD recipes of 6 to 12 epochs ended at 91.0-91.5%. Its cost: five Newton-Schulz steps per hidden
+layer and step, as much arithmetic as LeNet-5's own forward and backward pass at batch 64.
 """
 
 from __future__ import annotations
