@@ -195,6 +195,10 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
         F_LS2 | dict(optimizer="muon", muon_lr=0.01, batch_size=128, lr=0.1),
         "Muon lr 0.01, batch 128 (SGD's peak 0.1): Muon's products shared by twice the images",
     ),
+    "muon6_f_ls2_lr01_bs128_fp32": (
+        F_LS2 | dict(optimizer="muon", muon_lr=0.01, batch_size=128, lr=0.1, bf16=False),
+        "the default in fp32 (--no-bf16: CPUs without bf16 units; Muon's products in fp32 too)",
+    ),
     "muon6_f_ls2_lr02_bs128": (
         F_LS2 | dict(optimizer="muon", muon_lr=0.02, batch_size=128, lr=0.1),
         "the same at Muon lr 0.02: half the steps, larger ones",
