@@ -1,10 +1,10 @@
 """Optimizers and learning-rate schedules, stepped once per batch.
 
 ``make_optimizer`` builds SGD (momentum, Nesterov), Adam, AdamW, Muon with SGD (:mod:`cnnzoo.train.muon`)
-or the 1998 paper's SDLM (:mod:`cnnzoo.train.sdlm`) with weight decay kept off biases and normalisation parameters (decaying a
-BatchNorm scale toward 0 only hurts). ``make_scheduler`` returns a ``LambdaLR`` whose factor is
-:func:`lr_factor`: a linear warmup, then constant, step, He et al.'s milestones, cosine, one-cycle, a
-straight line to zero or the 1998 paper's η per pass.
+or the 1998 paper's SDLM (:mod:`cnnzoo.train.sdlm`) with weight decay kept off biases and normalisation
+parameters (decaying a BatchNorm scale toward 0 only hurts). ``make_scheduler`` returns a ``LambdaLR`` whose
+factor is :func:`lr_factor`: a linear warmup, then constant, step, He et al.'s milestones, cosine, one-cycle,
+a straight line to zero or the 1998 paper's η per pass.
 A plain function of the step makes the schedule easy to plot, test and resume (the scheduler's state is
 just its step count).
 """
