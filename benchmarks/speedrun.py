@@ -36,6 +36,7 @@ from cnnzoo.data import dataset_facts, load_dataset
 from cnnzoo.train.data import split
 from cnnzoo.train.optim import make_optimizer, make_scheduler
 from cnnzoo.train.recipes import RECIPE_NAMES, recipe_for
+from cnnzoo.tta import FlipAveraged
 
 TARGETS = {"fashion-mnist": 0.91, "mnist": 0.99}
 SRC = Path("/usr/share/datasets")
@@ -103,8 +104,8 @@ def tutorial(
             sched.step()
         seconds = time.perf_counter() - t0
         model.eval()
-        with torch.no_grad():  # with the recipe's test-time flip, as cnnzoo evaluates (cnnzoo.tta)
-            views = (lambda x: model(x) + model(x.flip(-1))) if cfg.test_flip and hflip else model
+        with torch.no_grad():  # with the recipe's test-time flip, as cnnzoo evaluates
+            views = FlipAveraged(model) if cfg.test_flip and hflip else model
             correct = sum(int((views(x).argmax(1) == y).sum()) for x, y in DataLoader(test, batch_size=1000))
         records.append({"epoch": epoch + 1, "seconds": seconds, "test_accuracy": correct / len(test)})
     return _first(records, target)

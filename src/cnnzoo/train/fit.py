@@ -263,7 +263,7 @@ def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
             raise DivergedError(_diverged_message(loss, epoch + 1, sums["steps"], run))
         record = {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"],
                   "seconds": seconds, "images": count, "images_per_second": count / seconds}  # fmt: skip
-        plain = for_prediction(run.net.module if info.enabled else run.net, run.card)
+        plain = for_prediction(run.model, run.card)  # under DDP too: run.net wraps run.model
         if run.val is not None:
             v = evaluate_on(plain, run.val, run.prepare, num_classes, cfg.eval_batch_size, info)
             record |= {"val_loss": v["loss"], "val_accuracy": v["accuracy"]}

@@ -57,11 +57,10 @@ def muon_groups(model: nn.Module, groups: list[dict], muon_lr: float, lr: float 
     hidden = {id(p) for p in weights[:-1]}  # the last weight is the output layer's
     out = []
     for group in groups:  # each group's SGD part first: group 0's lr is --lr, the one the metrics report
+        muon = [p for p in group["params"] if id(p) in hidden]
+        scale = group["lr"] / lr if "lr" in group and lr else 1.0
         out.append(group | {"params": [p for p in group["params"] if id(p) not in hidden], "muon": False})
-        if any(id(p) in hidden for p in group["params"]):
-            scale = group["lr"] / lr if "lr" in group and lr else 1.0
-            out.append(group | {"params": [p for p in group["params"] if id(p) in hidden], "muon": True,
-                                "lr": muon_lr * scale})  # fmt: skip
+        out.append(group | {"params": muon, "muon": True, "lr": muon_lr * scale})
     return [g for g in out if g["params"]]
 
 
