@@ -84,6 +84,17 @@ def test_the_output_layer_and_biases_are_not_muon():
     assert not opt.param_groups[0]["muon"]  # group 0's lr is the one fit's metrics report: --lr
 
 
+def test_muon_layers_conv_leaves_the_fully_connected_layers_to_sgd():
+    """--muon-layers conv: VGG-11's convolutions are Muon's, its 4096-wide FC layers SGD's (not 2 TFLOP a step)."""
+    model = cnnzoo.create_model("vgg11", input_size=32)
+    opt = make_optimizer(model, "muon", 0.01, muon_lr=0.02, muon_layers="conv")
+    muon = {id(p) for g in opt.param_groups if g["muon"] for p in g["params"]}
+    assert muon == {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    hidden = make_optimizer(model, "muon", 0.01, muon_lr=0.02)  # the default: the hidden FC layers too
+    assert {tuple(p.shape) for g in hidden.param_groups if g["muon"] for p in g["params"]} >= {(4096, 4096)}
+
+
 def test_a_backbone_learning_rate_scales_muons_too():
     """--lr-backbone 0.005 with --lr 0.05: the backbone's Muon group learns at a tenth of --muon-lr."""
     model = cnnzoo.create_model("resnet20")
@@ -95,3 +106,5 @@ def test_a_backbone_learning_rate_scales_muons_too():
 def test_muon_lr_is_checked():
     with pytest.raises(OptionError, match="muon_lr"):
         cnnzoo.config.config_from({"muon_lr": 0.0})
+    with pytest.raises(OptionError, match="muon_layers"):
+        cnnzoo.config.config_from({"muon_layers": "fc"})

@@ -16,6 +16,7 @@ import threading
 from ..config import (
     FREEZE,
     LOSSES,
+    MUON_LAYERS,
     NORMALIZATIONS,
     OPTIMIZERS,
     SCHEDULES,
@@ -95,6 +96,11 @@ def add_arguments(p) -> None:
     p.add_argument("--momentum", type=_ranged("momentum"))
     p.add_argument(
         "--muon-lr", type=_ranged("muon_lr"), help="--optimizer muon: the hidden layers' learning rate (0.02)"
+    )
+    p.add_argument(
+        "--muon-layers",
+        choices=MUON_LAYERS,
+        help="--optimizer muon: every hidden layer's weights (hidden, the default) or the convolutions' only (conv)",
     )
     p.add_argument("--label-smoothing", type=_ranged("label_smoothing"))
     p.add_argument("--loss", choices=LOSSES, help="lenet5: the 1998 paper's MAP criterion")

@@ -178,7 +178,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     frozen = freeze(model, cfg.freeze, cfg.freeze_until)  # before the optimizer: it gets the rest only
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov,
-                               cfg.lr_backbone, cfg.decay_all, cfg.betas, cfg.muon_lr, bf16)  # fmt: skip
+                               cfg.lr_backbone, cfg.decay_all, cfg.betas, cfg.muon_lr, bf16,
+                               cfg.muon_layers)  # fmt: skip
     scheduler = make_scheduler(
         optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
         cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones, steps_per_epoch,

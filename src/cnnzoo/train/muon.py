@@ -49,12 +49,15 @@ def orthogonalise(g: torch.Tensor, bf16: bool = True) -> torch.Tensor:
     return x.T if tall else x
 
 
-def muon_groups(model: nn.Module, groups: list[dict], muon_lr: float, lr: float | None = None) -> list[dict]:
+def muon_groups(
+    model: nn.Module, groups: list[dict], muon_lr: float, lr: float | None = None, layers: str = "hidden"
+) -> list[dict]:
     """``groups`` (:func:`cnnzoo.train.optim.param_groups`) with the weights of every layer but the last
-    moved to a Muon group at ``muon_lr``: the multi-dimensional trainable parameters before the classifier's.
+    moved to a Muon group at ``muon_lr``: the multi-dimensional trainable parameters before the classifier's
+    (``layers="conv"``: the convolutions' filters only, the fully connected layers staying with SGD).
     A group with a learning rate of its own (``--lr-backbone``) gets ``muon_lr`` scaled as its lr is to ``lr``."""
     weights = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    hidden = {id(p) for p in weights[:-1]}  # the last weight is the output layer's
+    hidden = {id(p) for p in weights[:-1] if layers == "hidden" or p.ndim > 2}  # the last: the output layer's
     out = []
     for group in groups:  # each group's SGD part first: group 0's lr is --lr, the one the metrics report
         muon = [p for p in group["params"] if id(p) in hidden]

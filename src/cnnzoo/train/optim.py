@@ -80,17 +80,18 @@ def make_optimizer(
     betas: tuple[float, float] | None = None,
     muon_lr: float = 0.02,
     bf16: bool = True,
+    muon_layers: str = "hidden",
 ) -> torch.optim.Optimizer:
     """``betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none.
-    ``muon``: Muon at ``muon_lr`` for the hidden layers' weights, SGD at ``lr`` for the rest
-    (:mod:`cnnzoo.train.muon`); ``momentum`` and ``nesterov`` are both's; ``bf16``: its matrix products in
+    ``muon``: Muon at ``muon_lr`` for the hidden layers' weights (``muon_layers="conv"``: the convolutions'
+    only), SGD at ``lr`` for the rest (:mod:`cnnzoo.train.muon`); ``momentum`` and ``nesterov`` are both's; ``bf16``: its matrix products in
     bf16 (as torch.optim.Muon) or, on hardware without bf16 units, fp32."""
     groups = param_groups(model, weight_decay, lr_backbone, decay_all)
     adam = {"betas": tuple(betas)} if betas is not None else {}
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "muon":
-        return MuonSGD(muon_groups(model, groups, muon_lr, lr), lr, momentum, nesterov, bf16)
+        return MuonSGD(muon_groups(model, groups, muon_lr, lr, muon_layers), lr, momentum, nesterov, bf16)
     if name == "adam":  # Adam's weight decay is an L2 term in the gradient
         return torch.optim.Adam(groups, lr=lr, **adam)
     if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
