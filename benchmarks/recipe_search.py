@@ -268,7 +268,7 @@ RESNET20: dict[str, tuple[dict, str]] = {
 V_BASE = dict(epochs=30, batch_size=128, lr=0.01, optimizer="sgd", schedule="cosine", warmup_epochs=1,
               weight_decay=5e-4)  # fmt: skip
 V_FAST = V_BASE | dict(epochs=5, validation_split=0.0, label_smoothing=0.1, hflip=False, crop_padding=0)
-# Muon's Newton-Schulz for VGG-11's convolutions costs about 0.7× the rest of a step here: 3 epochs ≈ 5 of SGD
+# Muon's Newton-Schulz for VGG-11's convolutions costs about half the rest of a step here: 3 epochs < 5 of SGD
 V_MUON = V_FAST | dict(epochs=3, optimizer="muon", muon_layers="conv", muon_lr=0.02, momentum=0.95,
                        schedule="linear", warmup_epochs=0.0)  # fmt: skip
 VGG11: dict[str, tuple[dict, str]] = {

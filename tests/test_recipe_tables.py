@@ -47,6 +47,7 @@ SHIPPED = {
     ("default", "lenet5_modern"): "muon6_f_ls2_lr01_bs128",
     ("default", "lenet5"): "l10_lin_full_nf",
     ("fast", "resnet20"): "r5_full_ls_nf",
+    ("fast", "vgg11"): "vm3_conv",
 }
 
 

@@ -50,6 +50,15 @@ NAMED_RECIPES: dict[str, dict[str, dict]] = {
         # cut to 5 epochs gave 92.58 ± 0.12%. Short runs only: augmentation pays in long ones (CIFAR-10).
         "resnet20": RECIPES["resnet"] | dict(epochs=5, validation_split=0.0, label_smoothing=0.1, hflip=False,
                                              crop_padding=0),
+        # VGG-11 at 32×32 (--input 1x32x32; no batch norm, as in the paper) in 3 epochs: Muon (0.02) for the
+        # convolutions, Nesterov SGD (0.01, the family's peak) for the fully connected layers and biases, a 10%
+        # warmup then linear to 0, with resnet20's lessons. On Fashion-MNIST: 93.19 ± 0.16% over seeds 0-4 (4/5
+        # >= 93%, min 92.93%) in 1,282 s on one thread, where 5 epochs of the family's SGD gave 89.47 ± 0.17% in
+        # 1,457 s (Muon's Newton-Schulz costs about half the rest of a step). Muon for the FC layers too would
+        # orthogonalise the 4096×4096 matrix: ~2 TFLOP a step.
+        "vgg11": RECIPES["vgg"] | dict(epochs=3, optimizer="muon", muon_layers="conv", muon_lr=0.02, momentum=0.95,
+                                       schedule="linear", warmup_epochs=0.0, validation_split=0.0,
+                                       label_smoothing=0.1, hflip=False, crop_padding=0),
     },
     # LeCun et al. 1998 (§II.A, §III.C, Appendix C): inputs scaled to -0.1 (background) .. 1.175 (ink), the
     # MAP loss (eq. 9), stochastic diagonal Levenberg-Marquardt with μ = 0.02 and h re-estimated on 500
