@@ -108,3 +108,5 @@ def test_muon_lr_is_checked():
         cnnzoo.config.config_from({"muon_lr": 0.0})
     with pytest.raises(OptionError, match="muon_layers"):
         cnnzoo.config.config_from({"muon_layers": "fc"})
+    with pytest.raises(ValueError, match="layers"):
+        muon_groups(cnnzoo.create_model("lenet5_modern"), [], 0.02, layers="fc")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 from .options import OptionError, Rule, check, option, validate
 
 __all__ = [
-    "TrainConfig", "OPTIMIZERS", "MUON_LAYERS", "SCHEDULES", "LOSSES", "NORMALIZATIONS", "PROGRESS", "FREEZE", "validate_config",
-    "config_from",
+    "TrainConfig", "OPTIMIZERS", "MUON_LAYERS", "SCHEDULES", "LOSSES", "NORMALIZATIONS", "PROGRESS", "FREEZE",
+    "validate_config", "config_from",
 ]  # fmt: skip
 
 # sdlm: the 1998 paper's stochastic diagonal Levenberg-Marquardt (cnnzoo.train.sdlm)
@@ -51,6 +51,7 @@ class TrainConfig:
     # orthogonalised step has a spectral norm of about 1 whatever the gradient's size, so its scale is its own:
     # 0.02 is Jordan's default; lenet5_modern's recipe sets 0.01, the best of 0.005/0.01/0.02/0.05 there
     muon_lr: float = option(0.02, Rule(float, 0, 10, lo_open=True))
+    # --optimizer muon: which weights Muon takes, every hidden layer's or the convolutions' (MUON_LAYERS)
     muon_layers: str = option("hidden", Rule(str, choices=MUON_LAYERS))
     nesterov: bool = option(True, Rule(bool))
     # Adam/AdamW's (beta1, beta2); None: torch's (0.9, 0.999). Shorter memories, e.g. (0.7, 0.9) as in

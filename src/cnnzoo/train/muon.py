@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.optim.sgd import sgd  # torch.optim.SGD's step as a function (public: torch.optim.sgd.__all__)
 
+from ..config import MUON_LAYERS
+
 __all__ = ["MuonSGD", "muon_groups", "orthogonalise", "NS_COEFFICIENTS"]
 
 # torch.optim.Muon's (Jordan's) quintic Newton-Schulz coefficients, 5 steps, and its eps
@@ -56,6 +58,8 @@ def muon_groups(
     moved to a Muon group at ``muon_lr``: the multi-dimensional trainable parameters before the classifier's
     (``layers="conv"``: the convolutions' filters only, the fully connected layers staying with SGD).
     A group with a learning rate of its own (``--lr-backbone``) gets ``muon_lr`` scaled as its lr is to ``lr``."""
+    if layers not in MUON_LAYERS:
+        raise ValueError(f"layers must be one of {', '.join(MUON_LAYERS)}, not {layers!r}")
     weights = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     hidden = {id(p) for p in weights[:-1] if layers == "hidden" or p.ndim > 2}  # the last: the output layer's
     out = []

@@ -84,8 +84,8 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """``betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none.
     ``muon``: Muon at ``muon_lr`` for the hidden layers' weights (``muon_layers="conv"``: the convolutions'
-    only), SGD at ``lr`` for the rest (:mod:`cnnzoo.train.muon`); ``momentum`` and ``nesterov`` are both's; ``bf16``: its matrix products in
-    bf16 (as torch.optim.Muon) or, on hardware without bf16 units, fp32."""
+    only), SGD at ``lr`` for the rest (:mod:`cnnzoo.train.muon`); ``momentum`` and ``nesterov`` are both's;
+    ``bf16``: its matrix products in bf16 (as torch.optim.Muon) or, on hardware without bf16 units, fp32."""
     groups = param_groups(model, weight_decay, lr_backbone, decay_all)
     adam = {"betas": tuple(betas)} if betas is not None else {}
     if name == "sgd":
