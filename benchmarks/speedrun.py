@@ -34,7 +34,7 @@ import cnnzoo
 from cnnzoo.config import config_from
 from cnnzoo.data import dataset_facts, load_dataset
 from cnnzoo.train.data import split
-from cnnzoo.train.optim import make_optimizer, make_scheduler
+from cnnzoo.train.optim import make_scheduler, optimizer_for
 from cnnzoo.train.recipes import RECIPE_NAMES, recipe_for
 from cnnzoo.tta import FlipAveraged
 
@@ -88,9 +88,7 @@ def tutorial(
     loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, num_workers=2, drop_last=True)
     torch.manual_seed(seed)
     model = cnnzoo.create_model(MODEL)
-    opt = make_optimizer(
-        model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov, muon_lr=cfg.muon_lr
-    )
+    opt = optimizer_for(model, cfg, bf16=True)  # Muon's products in bf16, as torch.optim.Muon has them
     sched = make_scheduler(opt, len(loader) * cfg.epochs, cfg.schedule)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     records = []

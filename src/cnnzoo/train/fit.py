@@ -32,7 +32,7 @@ from . import distributed as ddp
 from .data import Data, resolve_data, subset
 from .finetune import freeze, pretrained_stats
 from .loop import evaluate_tensors, fast_bf16, loss_function, prepare_for, train_batches
-from .optim import make_optimizer, make_scheduler
+from .optim import make_scheduler, optimizer_for
 from .recipes import normalization_stats
 from .rundir import RunDir
 from .sdlm import before_pass
@@ -177,9 +177,7 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     frozen = freeze(model, cfg.freeze, cfg.freeze_until)  # before the optimizer: it gets the rest only
-    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov,
-                               cfg.lr_backbone, cfg.decay_all, cfg.betas, cfg.muon_lr, bf16,
-                               cfg.muon_layers)  # fmt: skip
+    optimizer = optimizer_for(model, cfg, bf16)
     scheduler = make_scheduler(
         optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
         cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones, steps_per_epoch,

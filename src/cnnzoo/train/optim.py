@@ -17,14 +17,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..config import OPTIMIZERS, SCHEDULES
+from ..config import OPTIMIZERS, SCHEDULES, TrainConfig
 from ..errors import CnnzooError
 from .finetune import head_name
 from .muon import MuonSGD, muon_groups
 from .sdlm import SDLM
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "LENET1998_ETA", "make_optimizer", "make_scheduler", "lr_factor", "lenet1998_eta",
+    "OPTIMIZERS", "SCHEDULES", "LENET1998_ETA", "make_optimizer", "optimizer_for", "make_scheduler", "lr_factor", "lenet1998_eta",
     "param_groups",
 ]  # fmt: skip
 
@@ -99,6 +99,13 @@ def make_optimizer(
     if name == "sdlm":  # per-parameter steps lr/(0.02 + h); h is re-estimated before every epoch by fit
         return SDLM(groups, lr=lr)
     raise CnnzooError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def optimizer_for(model: nn.Module, cfg: TrainConfig, bf16: bool) -> torch.optim.Optimizer:
+    """:func:`make_optimizer` with every optimizer option of ``cfg``: fit and the speedrun's tutorial loop
+    build the same optimizer from a recipe. ``bf16``: the run's choice (Muon's products in bf16 or fp32)."""
+    return make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov,
+                          cfg.lr_backbone, cfg.decay_all, cfg.betas, cfg.muon_lr, bf16, cfg.muon_layers)  # fmt: skip
 
 
 def lr_factor(
