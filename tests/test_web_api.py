@@ -466,3 +466,15 @@ def test_small_drawings_skip_the_thread_hop_once_the_net_is_known_fast(run_dir, 
     r2 = post(warm, png(big))
     assert r2.status_code == 200 and len(hops) == 2
     assert r.json()["probabilities"] == post(cold, drawing()).json()["probabilities"]  # the same answer
+
+
+def test_info_gives_the_test_accuracy_not_the_training_one(tmp_path, run_dir):
+    meta = {**json.loads((run_dir / "checkpoint.json").read_text()), "epoch": 5}
+    meta.pop("weights_sha256", None)
+    meta["metrics"] = {"loss": 1.0, "accuracy": 0.6233}  # the last epoch's training figures
+    run = write_run(tmp_path / "run", create_model("lenet5_modern"), meta)
+    assert load_session(run).info()["test_accuracy"] is None  # no test figure yet: none is made up
+    (run / "result.json").write_text(json.dumps({"epochs": 5, "test_accuracy": 0.655}))
+    assert load_session(run).info()["test_accuracy"] == 0.655
+    (run / "result.json").write_text(json.dumps({"epochs": 3, "test_accuracy": 0.5}))  # another checkpoint's
+    assert load_session(run).info()["test_accuracy"] is None

@@ -141,7 +141,23 @@ class Session:
             "light_on_dark": self.light_on_dark,
             "epoch": self.card.epoch if trained else None,
             "metrics": dict(self.card.metrics) if trained else {},
+            "test_accuracy": self._test_accuracy() if trained else None,
         }
+
+    def _test_accuracy(self) -> float | None:
+        """The run's accuracy on the test set (result.json, written when training ends) if it is this
+        checkpoint's; the checkpoint's own metrics are the last epoch's training and validation figures."""
+        test = self.card.metrics.get("test_accuracy")
+        if test is not None:
+            return float(test)
+        path = Path(self.source)
+        try:
+            result = json.loads(((path if path.is_dir() else path.parent) / "result.json").read_text())
+        except (OSError, ValueError):
+            return None
+        same = isinstance(result, dict) and result.get("epochs") == self.card.epoch
+        test = result.get("test_accuracy") if same else None
+        return float(test) if isinstance(test, (int, float)) else None
 
     # --- gallery: a few test images per class ------------------------------------------------------
     def gallery(self) -> list[GalleryItem]:
