@@ -40,7 +40,7 @@ async function analyze() {
   const name = modelSelect.value;
   const input = inputBox.value.trim();
   const m = models[name];
-  document.getElementById("desc").textContent = m ? `${m.description} ${m.paper ? "— " + m.paper : ""}` : "";
+  showDescription(m);
   history.replaceState(null, "", `/explore?model=${encodeURIComponent(name)}&input=${encodeURIComponent(input)}`);
   try {
     const s = await api(`/api/summary/${encodeURIComponent(name)}?input=${encodeURIComponent(input)}`);
@@ -50,6 +50,19 @@ async function analyze() {
     showBanner("error", err.message); // e.g. the analyzer's "input too small" naming the layer
     clear();
   }
+}
+
+// The model's line: the card's description in English; in 中文 its family's, the input size and the authors.
+function showDescription(m) {
+  if (!m) {
+    document.getElementById("desc").textContent = "";
+    return;
+  }
+  const first = (m.paper || "").split(",")[0];
+  const cite = /^[A-Z][\w-]*( et al\.| & [A-Z][\w-]*)?( \d{4})?$/.test(first)
+    ? `${t("source")}：${first.replace(" et al.", " 等")}` : "";
+  document.getElementById("desc").textContent = t("desc.model", { description: m.description, paper: m.paper || "",
+    family: dataName("family", m.family), input: m.input_size.join("×"), cite }).replace(/ — $/, "");
 }
 
 function clear() {
@@ -72,7 +85,7 @@ function render(s) {
     card(fmtInt(tot.connections), t("tot.connections")),
     card(fmtBytes(tot.activation_bytes), t("tot.activations")),
   );
-  document.getElementById("conventions").textContent = s.conventions || "";
+  document.getElementById("conventions").textContent = LANG === "zh" || !s.conventions ? t("conventions") : s.conventions;
 
   const rows = s.layers.map((l) => {
     const rf = l.receptive_field ? `${l.receptive_field.size} (${t("jump")} ${l.receptive_field.jump})` : "";
@@ -195,6 +208,7 @@ rowsBody.addEventListener("keydown", (event) => {
   }
 });
 document.addEventListener("langchange", () => {
+  showDescription(models[modelSelect.value]);
   if (shown) render(shown);
 });
 
