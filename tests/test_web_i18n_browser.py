@@ -32,9 +32,9 @@ ALLOWED = {"cnnzoo", "API", "English", "MACs", "FLOPs", "LeNet", "LeCun", "AlexN
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real server whose newest run is a one-epoch lenet5_modern with snapshots and result.json."""
-    import cnnzoo
     from helpers import serving
 
+    import cnnzoo
     from cnnzoo.web import create_app, load_session
 
     runs = tmp_path_factory.mktemp("runs")
