@@ -213,7 +213,7 @@ def test_fully_connected_unit_shows_its_weighted_sum(server, page):
     assert float(d["after"]) == pytest.approx(float(value), abs=1e-4)
 
 
-def test_disabled_buttons_look_disabled_and_names_fit(server, page):
+def test_disabled_buttons_look_disabled(server, page):
     url, _ = server
     page.goto(url + "/train")
     page.wait_for_function("document.getElementById('model').options.length > 0")
@@ -229,6 +229,12 @@ def test_disabled_buttons_look_disabled_and_names_fit(server, page):
     }""")
     disabled, off, on = looks
     assert disabled and off != on and off[2] == "not-allowed"
+
+
+def test_model_dropdown_shows_the_whole_name(server, page):
+    url, _ = server
+    page.goto(url + "/train")
+    page.wait_for_function("document.getElementById('model').options.length > 0")
     page.select_option("#model", "lenet5_modern")
     need, width = page.evaluate("""() => {
         const sel = document.getElementById("model");
@@ -247,16 +253,20 @@ def test_explanation_box_shows_a_long_recurrence_whole(server, page):
     cells = page.locator('#rows td[data-field="receptive_field"]')
     expect(cells.first).to_be_visible()
     cells.last.click()
+    explained = json.loads(
+        page.evaluate("""async () => JSON.stringify((await (await fetch(
+            "/api/explain/resnet50?input=3x224x224&layer=fc&field=receptive_field")).json()).explanations[0])""")
+    )
     box = page.get_by_test_id("explanation")
     expect(box.locator(".line").first).to_be_visible()
     sizes = box.evaluate("""(b) => {
         const card = b.closest(".card");
-        card.scrollTop = card.scrollHeight;
-        const last = b.querySelector(".line:last-of-type").getBoundingClientRect();
+        const lines = b.querySelectorAll(".line");
+        const last = lines[lines.length - 1].getBoundingClientRect();
         const frame = card.getBoundingClientRect();
-        return {wide: [card.scrollWidth, card.clientWidth], last: [last.bottom, frame.bottom],
-                lines: b.querySelectorAll(".line").length};
+        return {wide: [card.scrollWidth, card.clientWidth], last: [last.bottom, frame.bottom], lines: lines.length,
+                top: card.scrollTop};
     }""")
-    assert sizes["lines"] > 20  # a deep recurrence
+    assert sizes["lines"] == len(explained["lines"]) > 20  # a deep recurrence, every step on the page
     assert sizes["wide"][0] <= sizes["wide"][1] + 1, sizes  # no line cut at the right
-    assert sizes["last"][0] <= sizes["last"][1] + 1, sizes  # the last line can be scrolled to
+    assert sizes["top"] == 0 and sizes["last"][0] <= sizes["last"][1] + 1, sizes  # the last step in view
