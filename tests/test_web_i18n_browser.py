@@ -233,16 +233,18 @@ def test_disabled_buttons_look_disabled(server, page):
 
 def test_model_dropdown_shows_the_whole_name(server, page):
     url, _ = server
-    page.goto(url + "/train")
-    page.wait_for_function("document.getElementById('model').options.length > 0")
-    page.select_option("#model", "lenet5_modern")
-    need, width = page.evaluate("""() => {
-        const sel = document.getElementById("model");
-        const ctx = document.createElement("canvas").getContext("2d");
-        ctx.font = getComputedStyle(sel).font;
-        return [ctx.measureText(sel.selectedOptions[0].text).width, sel.clientWidth];
-    }""")
-    assert width >= need + 24, (need, width)  # the text, the padding and the arrow
+    for width in (1024, 1360):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(url + "/train")
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+        cut = page.evaluate("""() => {
+            const sel = document.getElementById("model");
+            const ctx = document.createElement("canvas").getContext("2d");
+            ctx.font = getComputedStyle(sel).font;
+            return [...sel.options].map((o) => [o.text, ctx.measureText(o.text).width])
+                .filter(([, need]) => sel.clientWidth < need + 24).map(([text]) => text);  // + padding, arrow
+        }""")
+        assert cut == [], (width, cut)
 
 
 def test_explanation_box_shows_a_long_recurrence_whole(server, page):
