@@ -272,3 +272,17 @@ def test_explanation_box_shows_a_long_recurrence_whole(server, page):
     assert sizes["lines"] == len(explained["lines"]) > 20  # a deep recurrence, every step on the page
     assert sizes["wide"][0] <= sizes["wide"][1] + 1, sizes  # no line cut at the right
     assert sizes["top"] == 0 and sizes["last"][0] <= sizes["last"][1] + 1, sizes  # the last step in view
+
+
+def test_untrained_page_in_chinese(page, tmp_path):
+    from helpers import serving
+    from playwright.sync_api import expect
+
+    from cnnzoo.web import create_app, load_session
+
+    with serving(create_app(load_session(None, tmp_path))) as url:
+        page.goto(url + "/?lang=zh")
+        expect(page.locator("#banner")).to_contain_text("未经训练")
+        expect(page.locator("#footer")).to_contain_text("未训练")
+        words = english_words(visible_text(page), ALLOWED | {"lenet5_modern", "fashion-mnist"})
+        assert words == set()
