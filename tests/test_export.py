@@ -18,7 +18,7 @@ from cnnzoo.errors import CheckpointError, ConversionError
 from cnnzoo.export import export_onnx, export_safetensors, export_torchscript, load_safetensors
 from cnnzoo.inference import load_model_or_checkpoint
 from cnnzoo.layers import LENET5_C3_TABLE
-from cnnzoo.registry import create_model, get_model_info, list_models
+from cnnzoo.models import create_model, get_model_info, list_models
 
 # Models whose export takes more than ~1.5 s of CPU at their smallest input (deep or wide nets).
 HEAVY = ("alexnet*", "vgg*", "resnet*", "plain*")

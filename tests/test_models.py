@@ -12,8 +12,8 @@ from torch import nn
 import cnnzoo
 from cnnzoo.errors import CnnzooError, ShapeError
 from cnnzoo.features import feature_layer_names, feature_maps
+from cnnzoo.models import get_model_info
 from cnnzoo.models.resnet import BasicBlock, Bottleneck, PlainBlock, ZeroPadShortcut
-from cnnzoo.registry import get_model_info
 
 ALL = cnnzoo.list_models()
 
@@ -45,7 +45,7 @@ def test_zoo_has_every_issue_model():
 def test_forward_backward_reset(name):
     torch.manual_seed(0)
     model = _small_build(name)
-    x = torch.randn(2, *model.default_input_size)
+    x = torch.randn(2, *model.card.input_size)
     out = model(x)
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
@@ -62,7 +62,7 @@ def test_meta_forward_at_paper_size(name):
     info = get_model_info(name)
     with torch.device("meta"):
         model = cnnzoo.create_model(name, num_classes=7)
-        assert model.default_input_size == info.input_size
+        assert model.card.input_size == info.input_size
         assert model(torch.empty(2, *info.input_size)).shape == (2, 7)
 
 
@@ -75,15 +75,8 @@ def test_in_channels(name):
     info = get_model_info(name)
     with torch.device("meta"):
         model = cnnzoo.create_model(name, in_channels=2)
-        assert model.default_input_size == (2, *info.input_size[1:])
-        assert model(torch.empty(1, *model.default_input_size)).shape == (1, info.num_classes)
-
-
-def test_deprecated_alexnet_seed_still_builds_but_is_listed_once():
-    assert "alexnet_seed" not in ALL
-    with pytest.warns(DeprecationWarning, match="alexnet_ng"):
-        model = cnnzoo.create_model("alexnet_seed", input_size=67)
-    assert model.card.model == "alexnet_ng" and model.default_input_size == (3, 67, 67)
+        assert model.card.input_size == (2, *info.input_size[1:])
+        assert model(torch.empty(1, *model.card.input_size)).shape == (1, info.num_classes)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -188,7 +181,7 @@ def test_feature_maps_unknown_layer():
 
 
 def test_alexnet_227_shapes_match_seed_000():
-    model = cnnzoo.create_model("alexnet_seed")
+    model = cnnzoo.create_model("alexnet_ng")
     maps = _meta_maps(
         model, (3, 227, 227), ["features.0", "features.2", "features.3", "features.5", "features.12"]
     )
@@ -220,7 +213,7 @@ def test_alexnet_paper_init():
 
 def test_alexnet_too_small():
     with pytest.raises(ShapeError, match="at least 67"):
-        cnnzoo.create_model("alexnet_seed", input_size=50)
+        cnnzoo.create_model("alexnet_ng", input_size=50)
 
 
 # --- VGG ----------------------------------------------------------------------------------------------

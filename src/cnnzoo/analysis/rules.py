@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..layers import RBFOutput, ScaledTanh, SparseConv2d, Subsampling
-from .arithmetic import pair
+from ..shapes import pair
 
 CONVENTIONS = (
     "MACs = multiply-accumulates with weights (conv, linear; LeNet subsampling and RBF); "

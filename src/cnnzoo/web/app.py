@@ -99,7 +99,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
     from ..analysis.summary import summary
-    from ..registry import get_model_info
+    from ..models import get_model_info
 
     get_model_info(name)  # unknown names fail here with the registry's "did you mean"
     return summary(name, input_size=input_size).to_dict()
@@ -173,7 +173,7 @@ def create_app(
 
     @app.get("/api/models", summary="Registered models")
     def models() -> dict:
-        from ..registry import get_model_info, list_models
+        from ..models import get_model_info, list_models
 
         rows = []
         for name in list_models():
@@ -184,7 +184,7 @@ def create_app(
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
     def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
-        from ..registry import get_model_info, list_models
+        from ..models import get_model_info, list_models
 
         if len(name) > SHOWN_CHARS and name not in list_models():
             raise ApiError(404, f"unknown model {shown(name)}: see /api/models")
