@@ -238,8 +238,7 @@ def test_mean_std_and_augment():
     from cnnzoo.train import prepare_for
 
     cfg = training.train_config(training.TrainSettings(epochs=1), "cpu", seed=0)  # augment: pad-4 crop + flip
-    # He et al. 2015 Sec. 4.2 (and the experiments' own trainer before #15): plain momentum, every parameter
-    # decayed, /10 at 50% and 75%
+    # He et al. 2015 Sec. 4.2: plain momentum, every parameter decayed, /10 at 50% and 75%
     assert (
         not cfg.nesterov and cfg.decay_all and cfg.schedule == "milestones" and cfg.milestones == (0.5, 0.75)
     )

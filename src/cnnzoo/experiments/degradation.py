@@ -137,7 +137,7 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
     settings = {"models": ", ".join(MODELS), "datasets": ", ".join(datasets), "seeds": seeds, "quick": quick,
                 "recipe": "SGD momentum 0.9, wd 1e-4, lr 0.1 (/10 at 50%, 75%), 1 epoch warm-up, bf16 on GPU",
                 **{f"{k} ({ds})": v for ds in datasets for k, v in vars(results[ds]["settings"]).items()
-                   if k in ("epochs", "batch_size", "pad_to", "augment", "train_subset", "test_subset")}}  # fmt: skip
+                   if k in ("epochs", "batch_size", "pad_to", "crop_padding", "hflip", "train_subset", "test_subset")}}  # fmt: skip
 
     report = Report("Degradation: plain vs residual nets at depth 20 and 56", get_experiment(NAME))
     if note:

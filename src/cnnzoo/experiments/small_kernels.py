@@ -88,7 +88,7 @@ def run(
     width = 8 if quick else 32
     train = TrainSettings(
         epochs=1 if quick else 15, batch_size=64 if quick else 128, lr=3e-3 if quick else 1e-3, weight_decay=0.0,
-        optimizer="adam", milestones=(0.67,), augment=False, train_subset=1024 if quick else None,
+        optimizer="adam", milestones=(0.67,), crop_padding=0, hflip=False, train_subset=1024 if quick else None,
         test_subset=500 if quick else None,
     )  # fmt: skip
     train.epochs = epochs or train.epochs
