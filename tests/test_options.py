@@ -150,7 +150,9 @@ def test_train_help_lists_every_training_option_with_its_range_and_default(monke
         assert line is not None, f"cnnzoo train --help has no flag for {f.name}"
         rule = f.metadata.get("rule") or f.metadata["item_rule"]
         assert f.default is not MISSING
-        if f.metadata.get("default_text"):  # None ("choose for me") in words, or the command line's own default
+        if f.metadata.get(
+            "default_text"
+        ):  # None ("choose for me") in words, or the command line's own default
             shown = f.metadata["default_text"]
         elif isinstance(f.default, bool):
             shown = "on" if f.default else "off"

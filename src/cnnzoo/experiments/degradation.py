@@ -24,6 +24,8 @@ from .table import get_experiment
 from .training import TrainSettings, load_data, train_variants
 
 NAME = "degradation"
+SOURCE = "Ng's course; He et al. 2015, Fig. 1/6"
+CLAIM = "a deeper plain net has higher training error than a shallower one; a residual net does not"
 MODELS = ["plain20", "plain56", "resnet20", "resnet56"]
 COLORS = {"20": "tab:orange", "56": "tab:red"}
 PAPER_CIFAR10_TEST_ERROR = {"resnet20": 8.75, "resnet56": 6.97}  # He et al. Table 6, %

@@ -18,6 +18,8 @@ from .table import get_experiment
 from .training import TrainSettings, train_variants
 
 NAME = "lrn"
+SOURCE = "the VGG paper: Simonyan & Zisserman 2014, Table 3"
+CLAIM = "local response normalisation (VGG-A-LRN) brings no gain over VGG-A"
 MODELS = {"vgg11": "VGG-A", "vgg11_lrn": "VGG-A-LRN"}
 PAPER_TOP1 = {"vgg11": 29.6, "vgg11_lrn": 29.7}  # Table 3, ImageNet val, single scale, %
 
