@@ -680,7 +680,7 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "safetensors", "torchscript"])
+@pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=pytest.mark.slow), "safetensors", "torchscript"])
 def test_export_onto_a_full_disk_leaves_no_partial_file(tiny_disk, fmt):
     """A real process: torch's C++ file writer can abort the whole interpreter on ENOSPC (torchscript)."""
     disk = tiny_disk("64k")  # LeNet's weights alone are 250 kB
@@ -705,6 +705,7 @@ def test_train_on_a_full_disk_fails_at_start(tiny_disk):
 
 
 @needs_fashion
+@pytest.mark.slow
 def test_disk_filling_mid_run_keeps_the_last_checkpoint_and_resumes(tiny_disk):
     """Train, fill the disk as soon as the first checkpoint exists: the run stops with one line, the last
     checkpoint loads, and after space is freed `--resume` finishes the run with every epoch logged."""

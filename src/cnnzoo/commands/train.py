@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
 
     p.add_argument("model", nargs="?", help=f"registered model name (default {DEFAULT_MODEL})")
     p.add_argument(
-        "--dataset", help="mnist, fashion-mnist (default), kmnist, cifar10, cifar100, imagefolder:PATH"
+        "--dataset",
+        help="a dataset name (`cnnzoo data list` shows them) or imagefolder:PATH (default fashion-mnist)",
     )
     p.add_argument("--data-dir", help="where the dataset files are (or go)")
     p.add_argument(
