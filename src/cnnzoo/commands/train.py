@@ -139,9 +139,8 @@ def _train(args) -> int:
     elif options.get("progress") == "quiet":
         options["progress"] = None
     options.setdefault("seed", 0)
-    weights = args.weights or (saved.get("pretrained") or {}).get(
-        "spec"
-    )  # resumed: the weights it started from
+    # resumed: the weights the run started from
+    weights = args.weights or (saved.get("pretrained") or {}).get("spec")
     if weights and args.normalization is None and "normalization" not in saved:
         options["normalization"] = "pretrained"  # the inputs the pretrained features were learnt on
 

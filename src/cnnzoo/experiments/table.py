@@ -3,7 +3,7 @@
 An experiment is a module under :mod:`cnnzoo.experiments` that declares, once, ::
 
     NAME = "small-kernels"    # what `cnnzoo experiment NAME` runs
-    SOURCE = "..."          
+    SOURCE = "..."            # where the claim comes from: the course or book, and the paper
     CLAIM = "..."             # the claim it tests
 
     def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto", ...) -> dict

@@ -153,7 +153,7 @@ PAPER_ERROR = "37.5% top-1, 17.0% top-5 error (ILSVRC-2010 test)"
 
 @register_model(
     input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
-    published=Published("Ng's course (count: REFERENCE.md)", params=62_378_344),
+    published=Published("Ng's course (counted from its layer sizes)", params=62_378_344),
 )  # fmt: skip
 def alexnet_ng(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
     """AlexNet as Ng's course draws it: one tower 96-256-384-384-256, no LRN, 227×227."""
@@ -162,7 +162,7 @@ def alexnet_ng(num_classes=1000, in_channels=3, input_size=(227, 227), paper_ini
 
 @register_model(
     input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
-    published=Published("Krizhevsky et al. 2012 (count: REFERENCE.md)", params=60_965_224, error=PAPER_ERROR),
+    published=Published("Krizhevsky et al. 2012 (counted from Fig. 2)", params=60_965_224, error=PAPER_ERROR),
 )  # fmt: skip
 def alexnet_paper(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
     """AlexNet as published: two towers (groups=2 in conv2/4/5), LRN after conv1/conv2, 227×227."""

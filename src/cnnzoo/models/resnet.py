@@ -205,9 +205,8 @@ class ResNet(nn.Module):
                     nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(
-            self.relu(self.bn1(self.conv1(x)))
-        )  # ImageNet: (N, 64, 56, 56); CIFAR: (N, 16, 32, 32)
+        # ImageNet: (N, 64, 56, 56); CIFAR: (N, 16, 32, 32)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{i}")(x)  # ImageNet: ... (N, 2048 or 512, 7, 7); CIFAR: (N, 64, 8, 8)
         return self.fc(torch.flatten(self.avgpool(x), 1))  # (N, num_classes)
@@ -255,7 +254,7 @@ def _imagenet(params: int, gmacs: float) -> Published:
 
 
 def _cifar(params: int, error: float) -> Published:
-    return Published("He et al. 2015, Table 6 (count: REFERENCE.md)", params=params,
+    return Published("He et al. 2015, Table 6", params=params,
                      error=f"{error}% test error on CIFAR-10")  # fmt: skip
 
 

@@ -313,9 +313,8 @@ def _finish(run: _Run) -> History:
     }  # fmt: skip
     if no_flip is not None:
         history.result["test_accuracy_no_flip"] = no_flip
-    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(
-        run.card
-    )  # skipped_files: every rank's
+    # skipped_files: every rank's
+    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(run.card)
     attach_card(run.model, run.card)
     if run.out is not None and run.info.is_main:
         run.out.write_result(history.result)

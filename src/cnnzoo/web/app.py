@@ -57,11 +57,12 @@ Invert = Literal["auto", "yes", "no"]
 # converted), so the server's memory stays bounded however many clients send big images at the same time.
 MAX_DECODING = 4
 # Images up to this many pixels (a 1024×1024 photo, any drawing) skip that queue: they cost little, and a good
-# request must not wait behind four huge ones (#17: answered within 1 s throughout an attack).
+# request must not wait behind four huge ones (tests/test_server_memory.py: answered within 1 s throughout
+# a flood of huge images).
 SMALL_PIXELS = 1 << 20
 # An image this small (any drawing), for a net whose prediction took under INLINE_SECONDS at warm-up, is answered
 # on the event loop itself: when other processes keep the cores busy, every hand-over to a worker thread
-# waits for a time slice, which costs more than the work (#20, docs/benchmarks.md: p50 under contention).
+# waits for a time slice, which costs more than the work (docs/benchmarks.md: p50 under contention).
 INLINE_PIXELS, INLINE_SECONDS = 512 * 512, 0.005
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 
