@@ -207,7 +207,9 @@ def test_hostile_weights_are_one_line_for_every_command(
     assert_one_line(code, err, command, word)
 
 
-@pytest.mark.parametrize("command", ["predict", "eval", "export", pytest.param("serve", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "command", ["predict", "eval", "export", pytest.param("serve", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("case", SPECIAL)
 def test_device_and_fifo_weights_end_at_once(root, good_run, image, case, command):
     """In a subprocess: before the fix, /dev/zero was read until the OOM killer came, and a FIFO hung."""
