@@ -55,17 +55,21 @@ def _evaluate(example):
 PARSER = Sybil(parsers=[ConsoleParser(_evaluate), PythonCodeBlockParser()])
 
 
-# Commands that train, run an experiment, serve or need a trained run take 5-40 s each here: the full suite
-# runs them, the fast lane (-m "not slow") the rest of every doc.
-SLOW = re.compile(r"\bcnnzoo (train|experiment (?!list\b)|serve\b)|--nproc|" + RUN_PLACEHOLDER.pattern)
+# Examples that train (a command or a Python block), run an experiment, serve, export, predict, evaluate,
+# fetch weights or need a trained run take 3-40 s each here: the full suite runs them, the fast lane
+# (-m "not slow") the rest of every doc (the analyzer's tables, the explanations, the Python examples).
+SLOW = re.compile(
+    r"\bcnnzoo (train|experiment (?!list\b)|serve|export|predict|eval|weights (fetch|import))\b|--nproc|"
+    r"\bfit\(|" + RUN_PLACEHOLDER.pattern
+)
 
 
 def _examples():
     for path in DOCS:
         document = PARSER.parse(path)
         for example in document.examples():
-            code = getattr(example.parsed, "code", None) or ""
-            marks = [pytest.mark.slow] if isinstance(code, str) and SLOW.search(code) else []
+            code = str(getattr(example.parsed, "code", example.parsed))  # a command, or a Python block's text
+            marks = [pytest.mark.slow] if SLOW.search(code) else []
             yield pytest.param(example, id=f"{path.relative_to(REPO)}:{example.line}", marks=marks)
 
 
