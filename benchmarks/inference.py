@@ -28,7 +28,7 @@ import torch
 
 from cnnzoo.card import ModelCard, attach_card, card_of
 from cnnzoo.inference import Predictor
-from cnnzoo.registry import create_model, list_models
+from cnnzoo.models import create_model, list_models
 
 BACKENDS = ("eager", "predictor", "predictor_cl", "onnxruntime")
 

@@ -34,7 +34,7 @@ import cnnzoo
 from cnnzoo.config import config_from
 from cnnzoo.data import dataset_facts, load_dataset
 from cnnzoo.train.data import split
-from cnnzoo.train.optim import make_scheduler, optimizer_for
+from cnnzoo.train.optim import make_optimizer, make_scheduler
 from cnnzoo.train.recipes import RECIPE_NAMES, recipe_for
 from cnnzoo.tta import FlipAveraged
 
@@ -88,8 +88,8 @@ def tutorial(
     loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, num_workers=2, drop_last=True)
     torch.manual_seed(seed)
     model = cnnzoo.create_model(MODEL)
-    opt = optimizer_for(model, cfg, bf16=True)  # Muon's products in bf16, as torch.optim.Muon has them
-    sched = make_scheduler(opt, len(loader) * cfg.epochs, cfg.schedule)
+    opt = make_optimizer(model, cfg, bf16=True)  # Muon's products in bf16, as torch.optim.Muon has them
+    sched = make_scheduler(opt, cfg, len(loader))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     records = []
     for epoch in range(cfg.epochs):

@@ -21,7 +21,6 @@ TORCHVISION = (
     ("squeezenet1_0", 224), ("googlenet", 224), ("convnext_tiny", 224), ("swin_t", 224), ("vit_b_16", 224),
     ("efficientnet_b0", 224),
 )  # fmt: skip
-RENAMED = ("alexnet_seed",)  # deprecated names, still analysed (the golden file predates the rename)
 TOO_SMALL = (("lenet5", "1x8x8"), ("vgg16", "3x16x16"), ("alexnet", "3x32x32"), ("resnet18", "3x1x1"),
              ("lenet_d2l", "1x4x4"), ("keras_mnist_cnn", "1x10x10"), ("lenet5", "3x32x32"))  # fmt: skip
 
@@ -37,7 +36,7 @@ def _error(fn) -> str:
 def main(path: str) -> None:
     warnings.filterwarnings("ignore")
     out: dict = {"zoo": {}, "torchvision": {}, "errors": {}, "fully_convolutional": {}}
-    for name in sorted({*cnnzoo.list_models(), *RENAMED}):
+    for name in cnnzoo.list_models():
         out["zoo"][name] = cnnzoo.summary(name).to_dict()
     for name, side in TORCHVISION:
         kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
@@ -47,7 +46,7 @@ def main(path: str) -> None:
     for name, size in TOO_SMALL:
         out["errors"][f"{name} {size}"] = _error(lambda n=name, s=size: cnnzoo.summary(n, s))
     # the builders' and the fully convolutional form's own too-small messages
-    for name, side in (("alexnet_seed", 50), ("alexnet", 40), ("lenet_d2l", 4), ("keras_three_conv", 6)):
+    for name, side in (("alexnet_ng", 50), ("alexnet", 40), ("lenet_d2l", 4), ("keras_three_conv", 6)):
         out["errors"][f"create_model {name} {side}"] = _error(
             lambda n=name, s=side: cnnzoo.create_model(n, input_size=s)
         )
@@ -58,7 +57,7 @@ def main(path: str) -> None:
     out["errors"]["score_map_size lenet5 1x20x40"] = _error(
         lambda: cnnzoo.score_map_size(lenet_fc, (1, 20, 40))
     )
-    # the fully convolutional forms (issue 16 items 1-2: these failed or were wrong before)
+    # the fully convolutional forms, including an input larger than the one the model was built for
     for label, model, size in (
         ("vgg16", vgg_fc, None),
         ("lenet5", lenet_fc, None),

@@ -212,8 +212,8 @@ def test_model_kwargs_are_recorded_and_rebuild_the_same_model(tmp_path):
     registry's default: the checkpoint stores what create_model was given."""
     torch.manual_seed(0)
     model = cnnzoo.create_model("resnet20", num_classes=7, shortcut="B")
-    assert model.model_kwargs == {"num_classes": 7, "shortcut": "B"}
-    meta = ckpt.CheckpointMeta(model="resnet20", model_kwargs=model.model_kwargs, input_size=[3, 32, 32],
+    assert model.card.model_kwargs == {"num_classes": 7, "shortcut": "B"}
+    meta = ckpt.CheckpointMeta(model="resnet20", model_kwargs=model.card.model_kwargs, input_size=[3, 32, 32],
                                classes=list("abcdefg"), mean=[0.5] * 3, std=[0.25] * 3)  # fmt: skip
     ckpt.save_checkpoint(tmp_path / "run", model, meta)
     loaded, _ = ckpt.load_checkpoint(tmp_path / "run")
@@ -285,5 +285,4 @@ def test_meta_is_the_model_card_plus_progress(tmp_path):
     run = ckpt.save_checkpoint(tmp_path / "run", _model(), meta)
     model, loaded = ckpt.load_checkpoint(run)
     assert cnnzoo.card.card_of(model) == meta.card and not hasattr(model, "preprocessing")
-    with pytest.warns(DeprecationWarning):
-        ckpt.preprocess(torch.zeros(1, 1, 28, 28, dtype=torch.uint8), loaded)
+    assert not hasattr(ckpt, "preprocess")  # one preprocessing: cnnzoo.preprocess.preprocess

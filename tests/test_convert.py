@@ -9,6 +9,7 @@ import torchvision
 from torch import nn
 
 import cnnzoo
+from cnnzoo.card import ModelCard, attach_card, card_of
 from cnnzoo.convert import PerPosition, score_map_size, to_fully_convolutional
 from cnnzoo.dense import dense_predict
 from cnnzoo.errors import ConversionError, ShapeError
@@ -39,7 +40,7 @@ def _build_small(name: str) -> nn.Module:
 
 
 def _arith_map_size(model: nn.Module, n: int) -> int:
-    """Side of the output map by walking conv/pool modules in order with cnnzoo.analysis.arithmetic — an
+    """Side of the output map by walking conv/pool modules in order with cnnzoo.shapes — an
     independent check of the fake-tensor shape pass (for sequential nets: VGG, AlexNet, LeNet-5)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -65,7 +66,7 @@ def test_registered_model_converts_exactly(name):
     model = _build_small(name).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fc = to_fully_convolutional(model).eval()
-    c, h, w = model.default_input_size
+    c, h, w = model.card.input_size
     x = torch.randn(2, c, h, w)
     with torch.no_grad():
         ref, out = model(x), fc(x)
@@ -94,7 +95,8 @@ def vgg16_tv_weights():
         create_model("vgg16", num_classes=1000) if "vgg16" in list_models() else torchvision.models.vgg16()
     )
     model.load_state_dict(state)
-    model.default_input_size = (3, 224, 224)
+    if card_of(model) is None:
+        attach_card(model, ModelCard(model="vgg16", input_size=(3, 224, 224)))
     return model.eval()
 
 
@@ -212,7 +214,7 @@ def _tiny_net() -> nn.Sequential:
         nn.BatchNorm1d(16),  # after the flatten and not element-wise: applied per position
         nn.Linear(16, 3),
     )
-    net.default_input_size = (1, 12, 12)
+    attach_card(net, ModelCard(model="toy", input_size=(1, 12, 12)))
     with torch.no_grad():
         net[7].running_mean.uniform_(-1, 1)
         net[7].running_var.uniform_(0.5, 2)
@@ -323,7 +325,7 @@ def test_save_heatmap_writes_a_png(tmp_path):
 def test_converted_graph_keeps_the_card_and_the_analyzer_reads_it():
     model = create_model("lenet5_modern")
     fc = to_fully_convolutional(model)
-    assert fc.card == model.card and fc.default_input_size == (1, 28, 28)
+    assert fc.card == model.card and fc.card.input_size == (1, 28, 28)
     s = cnnzoo.summary(fc)  # no input size given: the card's
     assert s.input == (1, 28, 28) and s.model == "lenet5_modern"
     assert s.layers[-1].output_shape == [10, 1, 1]

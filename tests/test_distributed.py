@@ -13,6 +13,7 @@ import torch
 from helpers import fashion_available
 
 import cnnzoo
+from cnnzoo.config import TrainConfig
 from cnnzoo.train import make_prepare, train_one_epoch
 from cnnzoo.train.optim import make_optimizer
 
@@ -22,6 +23,7 @@ STEP_SCRIPT = textwrap.dedent(
     import sys, torch
     import cnnzoo
     from cnnzoo.train import distributed as ddp, make_prepare, train_one_epoch
+    from cnnzoo.config import TrainConfig
     from cnnzoo.train.optim import make_optimizer
     from torch.nn.parallel import DistributedDataParallel
 
@@ -32,7 +34,7 @@ STEP_SCRIPT = textwrap.dedent(
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 10, (64,), generator=g)
-    opt = make_optimizer(model, "sgd", 0.1, weight_decay=5e-4)
+    opt = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4))
     net = DistributedDataParallel(model)
     train_one_epoch(net, x, y, torch.arange(64), batch_size=64, optimizer=opt, info=info,
                     loss_fn=torch.nn.functional.cross_entropy, prepare=make_prepare((1, 28, 28), [0.5], [0.25]))
@@ -62,7 +64,7 @@ def test_one_ddp_step_equals_one_process_with_the_global_batch(tmp_path):
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 10, (64,), generator=g)
-    opt = make_optimizer(model, "sgd", 0.1, weight_decay=5e-4)
+    opt = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4))
     train_one_epoch(model, x, y, torch.arange(64), batch_size=64, optimizer=opt,
                     loss_fn=torch.nn.functional.cross_entropy, prepare=make_prepare((1, 28, 28), [0.5], [0.25]))  # fmt: skip
     for k, v in model.state_dict().items():

@@ -13,12 +13,13 @@ rewrites the documented outputs that no longer match, in place (see docs/contrib
 from __future__ import annotations
 
 import os
+import re
 import unittest
 from pathlib import Path
 
 import pytest
 from docs_support.console import ConsoleParser
-from docs_support.session import REPO, DocSession
+from docs_support.session import REPO, RUN_PLACEHOLDER, DocSession
 from sybil import Sybil
 from sybil.parsers.markdown import PythonCodeBlockParser
 
@@ -54,11 +55,22 @@ def _evaluate(example):
 PARSER = Sybil(parsers=[ConsoleParser(_evaluate), PythonCodeBlockParser()])
 
 
+# Examples that train (a command or a Python block), run an experiment, serve, export, predict, evaluate,
+# fetch weights or need a trained run take 3-40 s each here: the full suite runs them, the fast lane
+# (-m "not slow") the rest of every doc (the analyzer's tables, the explanations, the Python examples).
+SLOW = re.compile(
+    r"\bcnnzoo (train|experiment (?!list\b)|serve|export|predict|eval|weights (fetch|import))\b|--nproc|"
+    r"\bfit\(|" + RUN_PLACEHOLDER.pattern
+)
+
+
 def _examples():
     for path in DOCS:
         document = PARSER.parse(path)
         for example in document.examples():
-            yield pytest.param(example, id=f"{path.relative_to(REPO)}:{example.line}")
+            code = str(getattr(example.parsed, "code", example.parsed))  # a command, or a Python block's text
+            marks = [pytest.mark.slow] if SLOW.search(code) else []
+            yield pytest.param(example, id=f"{path.relative_to(REPO)}:{example.line}", marks=marks)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,6 +1,6 @@
 """The experiments in --quick mode: each writes report.md, its PNG and results.json holding the numbers.
 
-The analysis experiments must give the published figures exactly (REFERENCE.md, seed 000 and 001); the
+The analysis experiments must give the published figures exactly (the papers' counts, seed 000 and 001); the
 training experiments run on a small subset of the real Fashion-MNIST (skipped where its files are absent),
 so only their plumbing and the parameter counts (against the papers) are asserted, never their accuracy.
 """
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cnnzoo.cli import main
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import CnnzooError, DataError
 from cnnzoo.experiments import list_experiments, run_experiment, stats, training
 
 
@@ -24,9 +24,6 @@ def _have_fashion_mnist() -> bool:
         return True
     except CnnzooError:
         return False
-
-
-needs_data = pytest.mark.skipif(not _have_fashion_mnist(), reason="Fashion-MNIST files not on this machine")
 
 
 def _outputs(out: Path, png: str) -> tuple[dict, str]:
@@ -39,11 +36,54 @@ def _outputs(out: Path, png: str) -> tuple[dict, str]:
     return doc, report
 
 
+EXPERIMENTS = [e.name for e in list_experiments()]
+# the quick runs that take seconds stay in the fast lane; the others train several nets (-m slow)
+FAST_QUICK_RUNS = ("bottleneck-1x1", "small-kernels")
+_QUICK_RUNS: dict[str, tuple[Path, dict]] = {}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``quick_run(name)``: experiment ``name`` run once with --quick on the CPU (its out dir and results),
+    shared by the tests of this module; skipped where the dataset it reads is not on this machine."""
+
+    def run(name: str) -> tuple[Path, dict]:
+        if name not in _QUICK_RUNS:
+            out = tmp_path_factory.mktemp(name)
+            try:
+                _QUICK_RUNS[name] = (out, run_experiment(name, out, quick=True, device="cpu"))
+            except DataError as e:
+                pytest.skip(f"{name}: {e}")
+        return _QUICK_RUNS[name]
+
+    return run
+
+
 def test_list_and_cli(capsys):
-    names = [e.name for e in list_experiments()]
-    assert names[:5] == ["degradation", "lrn", "small-kernels", "bottleneck-1x1", "lenet-activations"]
+    """Each experiment module declares its name, source and claim once; the list and the CLI show them."""
+    import importlib
+
+    assert len(EXPERIMENTS) == len(set(EXPERIMENTS)) >= 6
+    for e in list_experiments():
+        module = importlib.import_module(f"cnnzoo.experiments.{e.module}")
+        assert (module.NAME, module.SOURCE, module.CLAIM) == (e.name, e.source, e.claim)
     assert main(["experiment", "list"]) == 0
-    assert "small-kernels" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(name in out for name in EXPERIMENTS)
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in FAST_QUICK_RUNS else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS]
+)
+def test_every_experiment_runs_quick(name, quick_run):
+    """The contract of every experiment: --quick writes results.json and report.md, which states the claim."""
+    out, doc = quick_run(name)
+    info = next(e for e in list_experiments() if e.name == name)
+    assert json.loads((out / "results.json").read_text())["seconds"] == doc["seconds"] > 0
+    assert doc["hardware"]["device"] == "cpu" and doc["settings"]["quick"] is True
+    report = (out / "report.md").read_text()
+    assert f"**Claim** ({info.source}): {info.claim}." in report
+    assert any(p.suffix == ".png" for p in out.iterdir())
 
 
 def test_unknown_experiment_and_bad_options_exit_2(tmp_path, capsys):
@@ -61,9 +101,8 @@ def test_unknown_experiment_and_bad_options_exit_2(tmp_path, capsys):
         assert "no CUDA GPU" in capsys.readouterr().err
 
 
-def test_bottleneck_1x1_gives_the_counts_and_times_every_layer(tmp_path):
-    assert main(["experiment", "bottleneck-1x1", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 0
-    doc, report = _outputs(tmp_path, "exp-bottleneck-1x1.png")
+def test_bottleneck_1x1_gives_the_counts_and_times_every_layer(quick_run):
+    doc, report = _outputs(quick_run("bottleneck-1x1")[0], "exp-bottleneck-1x1.png")
     r = doc["results"]
     # cnnzoo's arithmetic (Ng's lecture rounds it to ~120M vs ~2.4M + ~10.0M = ~12.4M multiplications)
     assert r["naive"]["macs"] == 120_422_400
@@ -130,10 +169,8 @@ def test_bottleneck_macs_agree_with_fvcore():
         assert conv_macs == case.expected_macs
 
 
-@needs_data
-def test_small_kernels(tmp_path):
-    doc = run_experiment("small-kernels", tmp_path, quick=True, device="cpu")
-    doc, report = _outputs(tmp_path, "exp-small-kernels.png")
+def test_small_kernels(quick_run):
+    doc, report = _outputs(quick_run("small-kernels")[0], "exp-small-kernels.png")
     blocks = doc["results"]["blocks"]
     # seed 001: 2·3·3·C² = 18C² vs 25C²; 3·3·3·C² = 27C² vs 49C²; equal receptive fields 5 and 7
     assert [blocks[b]["params_per_c2"] for b in ("2×3×3", "1×5×5", "3×3×3", "1×7×7")] == [18, 25, 27, 49]
@@ -146,11 +183,9 @@ def test_small_kernels(tmp_path):
         assert len(net["test_error_curve"]) == 1 and 0 <= net["final_test_error"]["mean"] <= 1
 
 
-@needs_data
 @pytest.mark.slow
-def test_degradation_quick(tmp_path):
-    doc = run_experiment("degradation", tmp_path, quick=True, device="cpu")
-    doc, report = _outputs(tmp_path, "exp-degradation-fashion-mnist.png")
+def test_degradation_quick(quick_run):
+    doc, report = _outputs(quick_run("degradation")[0], "exp-degradation-fashion-mnist.png")
     models = doc["results"]["fashion-mnist"]["models"]
     # He et al. Table 6: ResNet-20 269,722 and ResNet-56 853,018 params with 3 input channels; one channel
     # (Fashion-MNIST) saves the stem's 16·3·3·2 = 288 weights. Plain nets drop only parameter-free shortcuts.
@@ -166,27 +201,23 @@ def test_degradation_quick(tmp_path):
     assert "Verdict (fashion-mnist)" in report and "Quick mode" in report
 
 
-@needs_data
 @pytest.mark.slow
-def test_lrn_quick(tmp_path):
-    doc = run_experiment("lrn", tmp_path, quick=True, device="cpu")
-    doc, report = _outputs(tmp_path, "exp-lrn.png")
+def test_lrn_quick(quick_run):
+    doc, report = _outputs(quick_run("lrn")[0], "exp-lrn.png")
     models = doc["results"]["models"]
     assert models["vgg11"]["params"] == models["vgg11_lrn"]["params"]  # LRN has no parameters
     assert "One seed cannot separate" in report  # a single seed gives no verdict, and says so
     assert doc["results"]["claim_holds"] is None
 
 
-@needs_data
 @pytest.mark.slow
-def test_lenet_activations_quick(tmp_path):
-    doc = run_experiment("lenet-activations", tmp_path, quick=True, device="cpu")
-    doc, report = _outputs(tmp_path, "exp-lenet-activations.png")
+def test_lenet_activations_quick(quick_run):
+    doc, report = _outputs(quick_run("lenet-activations")[0], "exp-lenet-activations.png")
     res = doc["results"]
     runs = res["runs"]
     variants = sorted(f"{a}-{p}" for a in ("sigmoid", "tanh", "relu") for p in ("avg", "max"))
     assert sorted(runs) == sorted(res["best_lr"]) == sorted(res["sweep"]) == variants
-    # seed 000 / REFERENCE.md: LeNet-5 as Ng draws it has 61,706 parameters, whatever the activation/pool
+    # seed 000: LeNet-5 as Ng draws it has 61,706 parameters, whatever the activation/pool
     assert {r["params"] for r in runs.values()} == {61_706}
     for v in variants:
         grid = res["sweep"][v]
@@ -238,8 +269,7 @@ def test_mean_std_and_augment():
     from cnnzoo.train import prepare_for
 
     cfg = training.train_config(training.TrainSettings(epochs=1), "cpu", seed=0)  # augment: pad-4 crop + flip
-    # He et al. 2015 Sec. 4.2 (and the experiments' own trainer before #15): plain momentum, every parameter
-    # decayed, /10 at 50% and 75%
+    # He et al. 2015 Sec. 4.2: plain momentum, every parameter decayed, /10 at 50% and 75%
     assert (
         not cfg.nesterov and cfg.decay_all and cfg.schedule == "milestones" and cfg.milestones == (0.5, 0.75)
     )

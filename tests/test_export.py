@@ -18,7 +18,7 @@ from cnnzoo.errors import CheckpointError, ConversionError
 from cnnzoo.export import export_onnx, export_safetensors, export_torchscript, load_safetensors
 from cnnzoo.inference import load_model_or_checkpoint
 from cnnzoo.layers import LENET5_C3_TABLE
-from cnnzoo.registry import create_model, get_model_info, list_models
+from cnnzoo.models import create_model, get_model_info, list_models
 
 # Models whose export takes more than ~1.5 s of CPU at their smallest input (deep or wide nets).
 HEAVY = ("alexnet*", "vgg*", "resnet*", "plain*")
@@ -29,7 +29,8 @@ def small_model(name: str) -> tuple[torch.nn.Module, tuple[int, int, int]]:
     Builders that size their head from the input get ``input_size``; others (global pooling) just take it."""
     info = get_model_info(name)
     c, h, w = info.input_size
-    takes_size = "input_size" in inspect.signature(info.builder).parameters
+    params = inspect.signature(info.builder).parameters.values()
+    takes_size = any(p.name == "input_size" or p.kind is p.VAR_KEYWORD for p in params)
     model = None
     for s in (32, 48, 64, 96, 128, 160, 224, 227):
         if s > max(h, w):

@@ -126,6 +126,7 @@ def test_train_freeze_features_trains_only_the_classifier(store, weights_file, t
 
 
 def test_freeze_until_and_lr_backbone(weights_file):
+    from cnnzoo.config import TrainConfig
     from cnnzoo.train.finetune import freeze
     from cnnzoo.train.optim import make_optimizer
 
@@ -133,7 +134,7 @@ def test_freeze_until_and_lr_backbone(weights_file):
     assert model.card.classes == () and model.card.model_kwargs["num_classes"] == 2
     frozen = freeze(model, freeze_until="layer3")
     assert frozen[-1].startswith("layer3.") and not any(n.startswith(("layer4", "fc")) for n in frozen)
-    optimizer = make_optimizer(model, "sgd", 0.1, 5e-4, lr_backbone=0.001)
+    optimizer = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4, lr_backbone=0.001))
     lrs = [(g["lr"], sum(p.numel() for p in g["params"])) for g in optimizer.param_groups]
     layer4 = sum(p.numel() for p in model.layer4.parameters())
     assert lrs[0][0] == lrs[1][0] == 0.1 and lrs[0][1] + lrs[1][1] == 512 * 2 + 2

@@ -207,7 +207,9 @@ def test_hostile_weights_are_one_line_for_every_command(
     assert_one_line(code, err, command, word)
 
 
-@pytest.mark.parametrize("command", ["predict", "eval", "export", "serve"])
+@pytest.mark.parametrize(
+    "command", ["predict", "eval", "export", pytest.param("serve", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("case", SPECIAL)
 def test_device_and_fifo_weights_end_at_once(root, good_run, image, case, command):
     """In a subprocess: before the fix, /dev/zero was read until the OOM killer came, and a FIFO hung."""
@@ -311,7 +313,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["port in use", "bad host"])
+@pytest.mark.parametrize("case", ["port in use", pytest.param("bad host", marks=pytest.mark.slow)])
 def test_serve_bind_failure_is_one_line_and_no_url(case):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

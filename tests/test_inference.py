@@ -15,7 +15,7 @@ from cnnzoo.checkpoint import CheckpointMeta, save_checkpoint
 from cnnzoo.cli import main
 from cnnzoo.errors import DataError, ShapeError
 from cnnzoo.inference import Predictor, load_image
-from cnnzoo.registry import create_model
+from cnnzoo.models import create_model
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

@@ -14,6 +14,7 @@ from helpers import fashion_available, synthetic
 import cnnzoo
 from cnnzoo.card import ModelCard, card_of
 from cnnzoo.cli import main
+from cnnzoo.config import TrainConfig
 from cnnzoo.errors import CnnzooError
 from cnnzoo.layers import RBF_DIGIT_BITMAPS, RBFOutput
 from cnnzoo.preprocess import preprocess
@@ -94,7 +95,7 @@ def test_curvature_estimate_is_positive_for_every_parameter(name):
 
 
 def test_make_optimizer_builds_sdlm_with_the_papers_mu():
-    opt = make_optimizer(cnnzoo.create_model("lenet5"), "sdlm", 5e-4)
+    opt = make_optimizer(cnnzoo.create_model("lenet5"), TrainConfig(optimizer="sdlm", lr=5e-4))
     assert isinstance(opt, SDLM) and all(g["mu"] == 0.02 and g["lr"] == 5e-4 for g in opt.param_groups)
 
 
@@ -116,7 +117,7 @@ def test_the_lenet1998_schedule_steps_the_eta_per_epoch():
     opt = SDLM([w], lr=0.0005)
     opt.set_curvature({w: torch.zeros(1)})
     w.grad = torch.zeros(1)
-    sched = make_scheduler(opt, 20 * steps, "lenet1998", steps_per_epoch=steps)
+    sched = make_scheduler(opt, TrainConfig(epochs=20, schedule="lenet1998"), steps_per_epoch=steps)
     seen = []
     for step in range(20 * steps):
         if step % steps == 0:
@@ -125,7 +126,7 @@ def test_the_lenet1998_schedule_steps_the_eta_per_epoch():
         sched.step()
     assert seen == [pytest.approx(lenet1998_eta(e)) for e in range(20)]
     with pytest.raises(CnnzooError, match="steps_per_epoch"):
-        make_scheduler(opt, 100, "lenet1998")
+        make_scheduler(opt, TrainConfig(epochs=100, schedule="lenet1998"), steps_per_epoch=0)
 
 
 # ---------------------------------------------------------------- Fig. 3: the RBF centres

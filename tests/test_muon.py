@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import cnnzoo
+from cnnzoo.config import TrainConfig
 from cnnzoo.options import OptionError
 from cnnzoo.train.muon import MuonSGD, muon_groups, orthogonalise
 from cnnzoo.train.optim import make_optimizer, param_groups
@@ -76,7 +77,7 @@ def test_fp32_newton_schulz_is_bf16s_up_to_rounding():
 
 def test_the_output_layer_and_biases_are_not_muon():
     model = cnnzoo.create_model("lenet5_modern")
-    opt = make_optimizer(model, "muon", 0.05, 5e-4, muon_lr=0.02)
+    opt = make_optimizer(model, TrainConfig(optimizer="muon", lr=0.05, muon_lr=0.02))
     muon = [p for g in opt.param_groups if g["muon"] for p in g["params"]]
     weights = [p for p in model.parameters() if p.ndim > 1]
     assert [p.shape for p in muon] == [p.shape for p in weights[:-1]]
@@ -87,18 +88,18 @@ def test_the_output_layer_and_biases_are_not_muon():
 def test_muon_layers_conv_leaves_the_fully_connected_layers_to_sgd():
     """--muon-layers conv: VGG-11's convolutions are Muon's, its 4096-wide FC layers SGD's (not 2 TFLOP a step)."""
     model = cnnzoo.create_model("vgg11", input_size=32)
-    opt = make_optimizer(model, "muon", 0.01, muon_lr=0.02, muon_layers="conv")
+    opt = make_optimizer(model, TrainConfig(optimizer="muon", lr=0.01, muon_lr=0.02, muon_layers="conv"))
     muon = {id(p) for g in opt.param_groups if g["muon"] for p in g["params"]}
     assert muon == {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
-    hidden = make_optimizer(model, "muon", 0.01, muon_lr=0.02)  # the default: the hidden FC layers too
+    hidden = make_optimizer(model, TrainConfig(optimizer="muon", lr=0.01, muon_lr=0.02))  # the default: the hidden FC layers too
     assert {tuple(p.shape) for g in hidden.param_groups if g["muon"] for p in g["params"]} >= {(4096, 4096)}
 
 
 def test_a_backbone_learning_rate_scales_muons_too():
     """--lr-backbone 0.005 with --lr 0.05: the backbone's Muon group learns at a tenth of --muon-lr."""
     model = cnnzoo.create_model("resnet20")
-    opt = make_optimizer(model, "muon", 0.05, lr_backbone=0.005, muon_lr=0.02)
+    opt = make_optimizer(model, TrainConfig(optimizer="muon", lr=0.05, lr_backbone=0.005, muon_lr=0.02))
     assert sorted({round(g["lr"], 6) for g in opt.param_groups if g["muon"]}) == [0.002]
     assert sorted({round(g["lr"], 6) for g in opt.param_groups if not g["muon"]}) == [0.005, 0.05]
 

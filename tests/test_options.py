@@ -76,7 +76,7 @@ def test_usage_errors_are_one_line_with_a_hint(args):
     assert len(lines) == 1 and "--help" in lines[0] and "Traceback" not in proc.stderr
 
 
-# --- training options: one schema for the command line, the API and a resumed run's config.json (#17) ---
+# --- training options: one schema for the command line, the API and a resumed run's config.json ---
 
 BAD_SAVED = [
     ("epochs", "abc"), ("lr", "abc"), ("crop_padding", 1e9), ("eval_batch_size", 0), ("limit", 0),
@@ -119,9 +119,73 @@ def test_every_training_option_has_a_rule():
 
     from cnnzoo.config import TrainConfig
 
-    tuples = ("milestones", "betas")  # no Rule for a tuple: validate_config checks them
-    unruled = [f.name for f in fields(TrainConfig) if "rule" not in f.metadata and f.name not in tuples]
+    # a tuple's rule is its items' (validate_config checks the tuple as a whole)
+    unruled = [f.name for f in fields(TrainConfig) if not ({"rule", "item_rule"} & set(f.metadata))]
     assert unruled == []
+
+
+def _train_help(monkeypatch) -> str:
+    import cnnzoo.cli as cli
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"].format_help()
+
+
+def test_train_help_lists_every_training_option_with_its_range_and_default(monkeypatch):
+    """The flags are made from TrainConfig: each field has one, with its range and its default."""
+    from dataclasses import MISSING, fields
+
+    from cnnzoo.config import TrainConfig
+
+    entries: list[str] = []  # a flag's line and the lines its help continues on
+    for line in _train_help(monkeypatch).splitlines():
+        if line.startswith("  -"):
+            entries.append(line)
+        elif entries and line.startswith("   "):
+            entries[-1] += " " + line.strip()
+    lines = {e.split()[0].rstrip(","): " ".join(e.split()) for e in entries}
+    for f in fields(TrainConfig):
+        line = lines.get("--" + f.name.replace("_", "-"))
+        assert line is not None, f"cnnzoo train --help has no flag for {f.name}"
+        rule = f.metadata.get("rule") or f.metadata["item_rule"]
+        assert f.default is not MISSING
+        if f.metadata.get(
+            "default_text"
+        ):  # None ("choose for me") in words, or the command line's own default
+            shown = f.metadata["default_text"]
+        elif isinstance(f.default, bool):
+            shown = "on" if f.default else "off"
+        elif isinstance(f.default, tuple):
+            shown = " ".join(f"{v:g}" for v in f.default)
+        elif isinstance(f.default, (int, float)):
+            shown = f"{int(f.default):,}" if float(f.default).is_integer() else f"{f.default:g}"
+        else:
+            shown = f.default
+        assert f"default {shown})" in line, (f.name, line)
+        if rule.kind in (int, float):
+            assert rule.describe() in line, (f.name, line)
+        for choice in rule.choices:
+            assert choice in line
+
+
+def test_generated_flags_parse_into_the_fields():
+    import cnnzoo.cli as cli
+
+    args = cli.build_parser().parse_args(
+        ["train", "--no-hflip", "--milestones", "0.3", "0.6", "--betas", "0.7", "0.9", "--lr", "0.5",
+         "--freeze", "features", "--decay-all"]
+    )  # fmt: skip
+    assert (args.hflip, args.milestones, args.betas, args.lr) == (False, [0.3, 0.6], [0.7, 0.9], 0.5)
+    assert (args.freeze, args.decay_all, args.epochs, args.nesterov) == ("features", True, None, None)
+
+
+def test_train_command_does_not_restate_the_options():
+    import inspect
+
+    import cnnzoo.commands.train as train
+
+    assert inspect.getsource(train).count("add_argument(") <= 10
 
 
 def test_cli_resume_with_a_bad_config_is_one_line(tmp_path):

@@ -11,7 +11,7 @@ from helpers import fashion_available, synthetic
 import cnnzoo
 from cnnzoo.checkpoint import load_train_state
 from cnnzoo.cli import main
-from cnnzoo.config import config_from
+from cnnzoo.config import TrainConfig, config_from
 from cnnzoo.options import OptionError
 from cnnzoo.train import make_optimizer
 
@@ -33,8 +33,8 @@ def test_betas_from_a_saved_config_become_a_tuple():
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_betas_reach_adam(name):
     model = torch.nn.Linear(3, 2)
-    assert make_optimizer(model, name, 1e-3, betas=(0.7, 0.9)).defaults["betas"] == (0.7, 0.9)
-    assert make_optimizer(model, name, 1e-3).defaults["betas"] == (0.9, 0.999)  # torch's, as before
+    assert make_optimizer(model, TrainConfig(optimizer=name, betas=(0.7, 0.9))).defaults["betas"] == (0.7, 0.9)
+    assert make_optimizer(model, TrainConfig(optimizer=name)).defaults["betas"] == (0.9, 0.999)  # torch's, as before
 
 
 def test_fit_trains_with_the_betas_and_saves_them(tmp_path):

@@ -7,8 +7,8 @@ from torch import nn
 from cnnzoo import create_model, list_models
 from cnnzoo.errors import UnknownModelError
 from cnnzoo.layers import LENET5_C3_TABLE, RBF_DIGIT_BITMAPS, RBFOutput, SparseConv2d, Subsampling
+from cnnzoo.models import register_model
 from cnnzoo.models.lenet import lenet5_loss
-from cnnzoo.registry import register_model
 
 
 def test_duplicate_registration_is_an_error():
@@ -28,7 +28,7 @@ def test_list_models_pattern():
 
 def test_create_model_options():
     m = create_model("lenet5", num_classes=7, in_channels=3)
-    assert m.default_input_size == (3, 32, 32) and m.model_name == "lenet5"
+    assert m.card.input_size == (3, 32, 32) and m.card.model == "lenet5"
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
@@ -93,13 +93,11 @@ def test_lenet5_trains_only_its_trainable_weights_and_loss_is_the_papers():
 
 
 def test_registry_is_a_table_below_the_models():
-    """The table imports no model (cnnzoo.models imports the families, whose decorators fill it); the old
-    module cnnzoo.registry is an alias of cnnzoo.models."""
+    """The table imports no model (cnnzoo.models imports the families, whose decorators fill it)."""
     import ast
     import inspect
 
     import cnnzoo.models
-    import cnnzoo.registry
     from cnnzoo.models import registry as table
 
     imported = {
@@ -108,10 +106,10 @@ def test_registry_is_a_table_below_the_models():
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not any(m.startswith(("models", "alexnet", "lenet", "vgg", "resnet")) for m in imported), imported
-    assert cnnzoo.registry.create_model is cnnzoo.models.create_model is table.create_model
+    assert cnnzoo.models.create_model is table.create_model
 
 
 def test_create_model_attaches_the_card():
     m = create_model("lenet_d2l", num_classes=5, input_size=32)
     assert m.card.model == "lenet_d2l" and m.card.input_size == (1, 32, 32)
-    assert m.card.model_kwargs == {"num_classes": 5, "input_size": 32} == m.model_kwargs
+    assert m.card.model_kwargs == {"num_classes": 5, "input_size": 32}

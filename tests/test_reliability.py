@@ -396,6 +396,7 @@ def test_pickle_checkpoints_refused_in_process(capsys, root, image, kind):
         assert not marker.exists(), f"{name}: the pickle's code ran"
 
 
+@pytest.mark.slow
 def test_malicious_pickle_never_runs_in_a_real_process(root, image):
     """The real CLI, a fresh interpreter: `cnnzoo predict evil.pt` and `cnnzoo eval` on a run directory whose
     model.safetensors is a pickle. The marker file the payload would create never appears."""
@@ -604,6 +605,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serve_with_corrupt_checkpoint_fails_at_start(root, good_run):
     """`cnnzoo serve --checkpoint BAD` must refuse at start with one line, not serve a broken model."""
     run = copy_run(good_run, root / "serve-bad")
@@ -680,7 +682,14 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "safetensors", "torchscript"])
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        pytest.param("onnx", marks=pytest.mark.slow),
+        "safetensors",
+        pytest.param("torchscript", marks=pytest.mark.slow),
+    ],
+)
 def test_export_onto_a_full_disk_leaves_no_partial_file(tiny_disk, fmt):
     """A real process: torch's C++ file writer can abort the whole interpreter on ENOSPC (torchscript)."""
     disk = tiny_disk("64k")  # LeNet's weights alone are 250 kB
@@ -693,6 +702,7 @@ def test_export_onto_a_full_disk_leaves_no_partial_file(tiny_disk, fmt):
 
 
 @needs_fashion
+@pytest.mark.slow
 def test_train_on_a_full_disk_fails_at_start(tiny_disk):
     disk = tiny_disk("64k")
     t0 = time.perf_counter()
@@ -705,6 +715,7 @@ def test_train_on_a_full_disk_fails_at_start(tiny_disk):
 
 
 @needs_fashion
+@pytest.mark.slow
 def test_disk_filling_mid_run_keeps_the_last_checkpoint_and_resumes(tiny_disk):
     """Train, fill the disk as soon as the first checkpoint exists: the run stops with one line, the last
     checkpoint loads, and after space is freed `--resume` finishes the run with every epoch logged."""

@@ -239,6 +239,7 @@ def test_cli_skips_and_reports_bad_files_and_strict_fails_naming_one(bad_folder,
     assert len(err) == 1 and err[0].startswith("cnnzoo train: error: ") and ".jpg: " in err[0], err
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_stream_and_write_one_result(folder, tmp_path):
     out = tmp_path / "ddp"
     env = os.environ | {"OMP_NUM_THREADS": "1"}

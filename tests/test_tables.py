@@ -72,7 +72,7 @@ def test_models_piped_never_truncates_a_description(columns):
     assert "…" not in out
     d2l = next(line for line in out.splitlines() if line.strip().startswith("lenet_d2l"))
     assert cnnzoo.get_model_info("lenet_d2l").description in d2l  # one whole line, to its end
-    assert "alexnet_seed" not in out and "alexnet_ng" in out  # the deprecated name is not listed twice
+    assert "alexnet_ng" in out
 
 
 def test_models_labels_published_figures_with_their_source():

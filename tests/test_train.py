@@ -12,6 +12,7 @@ from helpers import synthetic
 import cnnzoo
 from cnnzoo.checkpoint import load_checkpoint
 from cnnzoo.cli import main
+from cnnzoo.config import TrainConfig
 from cnnzoo.errors import CnnzooError, ShapeError
 from cnnzoo.preprocess import preprocess
 from cnnzoo.train import fit_to_size, lr_factor, make_optimizer, make_scheduler, random_crop, random_hflip
@@ -105,19 +106,19 @@ def test_linear_schedule_matches_torch_warmup_then_linear_decay():
 
 def test_scheduler_and_optimizer_groups():
     model = cnnzoo.create_model("lenet5_modern")
-    opt = make_optimizer(model, "sgd", 0.1, weight_decay=5e-4)
+    opt = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4))
     assert opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.9
     decayed, plain = opt.param_groups
     assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
     assert plain["weight_decay"] == 0.0 and decayed["weight_decay"] == 5e-4
     # He et al.'s recipe (the experiments): biases decay too
-    everything = make_optimizer(model, "sgd", 0.1, weight_decay=1e-4, decay_all=True).param_groups
+    everything = make_optimizer(model, TrainConfig(lr=0.1, weight_decay=1e-4, decay_all=True)).param_groups
     assert [g["weight_decay"] for g in everything] == [1e-4, 1e-4]
-    assert isinstance(make_optimizer(model, "adamw", 1e-3, 0.01), torch.optim.AdamW)
-    sched = make_scheduler(opt, 10, "cosine", warmup_steps=2)
+    assert isinstance(make_optimizer(model, TrainConfig(optimizer="adamw", lr=1e-3)), torch.optim.AdamW)
+    sched = make_scheduler(opt, TrainConfig(epochs=10, schedule="cosine", warmup_epochs=2), steps_per_epoch=1)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 3)  # warmup starts at 1/(w+1)
     with pytest.raises(CnnzooError, match="schedule"):
-        make_scheduler(opt, 10, "exponential")
+        make_scheduler(opt, TrainConfig(schedule="exponential"), steps_per_epoch=1)
     del sched
 
 

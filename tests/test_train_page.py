@@ -145,6 +145,7 @@ def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
     assert len(times) >= 200 and p99 < 1.0
 
 
+@pytest.mark.slow
 def test_start_refuse_stop_resume_replay_and_use(client):
     # Nothing between the start and Stop but polling. (This test once failed with 'finished': the suite ran in
     # a script's background job, so the run inherited SIGINT ignored; Stop now sends SIGTERM, see

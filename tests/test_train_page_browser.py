@@ -47,6 +47,7 @@ def canvas_png(page, testid: str) -> str:
     return page.get_by_test_id(testid).evaluate("c => c.toDataURL()")
 
 
+@pytest.mark.slow
 def test_train_watch_use_and_replay(browser, tmp_path):
     from playwright.sync_api import expect
 

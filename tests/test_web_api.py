@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from cnnzoo import cli
 from cnnzoo.card import ModelCard
 from cnnzoo.checkpoint import CheckpointMeta, save_checkpoint
-from cnnzoo.registry import create_model, list_models
+from cnnzoo.models import create_model, list_models
 from cnnzoo.web import create_app, load_session
 from cnnzoo.web.session import Session, find_latest_run
 

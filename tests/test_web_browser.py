@@ -102,7 +102,7 @@ def test_draw_and_predict(server, page, tmp_path):
 def test_explorer_renders_vgg16(server, page, tmp_path):
     from playwright.sync_api import expect
 
-    from cnnzoo.registry import list_models
+    from cnnzoo.models import list_models
 
     name = "vgg16" if "vgg16" in list_models() else "lenet5"
     page.goto(f"{server}/explore?model={name}")

@@ -24,7 +24,7 @@ import cnnzoo
 from cnnzoo import weights
 from cnnzoo.cli import main
 from cnnzoo.errors import CheckpointError, ChecksumError, CnnzooError, UnknownModelError
-from cnnzoo.registry import create_model
+from cnnzoo.models import create_model
 
 WITH_WEIGHTS = [
     "alexnet", "resnet101", "resnet152", "resnet18", "resnet34", "resnet50", "vgg11", "vgg11_bn",

@@ -72,25 +72,13 @@ class ModelCard:
 
 
 def card_of(model) -> ModelCard | None:
-    """The card of ``model``: the one ``create_model``/``fit``/``load_checkpoint`` attached, else one made from
-    a hand-set ``default_input_size`` (the older contract, still honoured for user models), else None."""
+    """The card of ``model``: the one ``create_model``/``fit``/``load_checkpoint``/``attach_card`` attached,
+    else None (a model of the user's own that nothing has described yet)."""
     card = getattr(model, "card", None)
-    if isinstance(card, ModelCard):
-        return card
-    size = getattr(model, "default_input_size", None)
-    if size is None:
-        return None
-    name = getattr(model, "model_name", None) or type(model).__name__
-    return ModelCard(
-        model=name, model_kwargs=dict(getattr(model, "model_kwargs", {}) or {}), input_size=tuple(size)
-    )
+    return card if isinstance(card, ModelCard) else None
 
 
 def attach_card(model, card: ModelCard):
-    """Give ``model`` its card, and the deprecated attributes older code reads (``default_input_size``,
-    ``model_name``, ``model_kwargs``), kept equal to it. Returns ``model``."""
+    """Give ``model`` its card (``model.card``). Returns ``model``."""
     model.card = card
-    model.default_input_size = tuple(card.input_size)
-    model.model_name = card.model
-    model.model_kwargs = dict(card.model_kwargs)
     return model

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from .card import ModelCard, attach_card
 from .errors import CheckpointError
 from .files import SafetensorsHeader, load_tensors, open_regular, read_header, sha256_file
 from .fitcheck import check_declared, check_finite, check_input_size
-from .preprocess import preprocess as _preprocess
 
 __all__ = [
     "FORMAT_VERSION",
@@ -391,7 +389,7 @@ def load_checkpoint(
 def _build(meta: CheckpointMeta, weights: Path, device: str) -> nn.Module:
     """The checkpoint's model on ``device`` ("meta": no memory); every failure names the checkpoint."""
     from .errors import CnnzooError, UnknownModelError
-    from .registry import create_model
+    from .models import create_model
 
     try:
         with torch.device(device):
@@ -419,18 +417,6 @@ def load_train_state(run_dir: str | os.PathLike) -> dict:
         raise CheckpointError(
             f"{path}: unreadable resume state ({type(e).__name__}: {first[:200]})"
         ) from None
-
-
-def __getattr__(name: str):
-    """Deprecated names: ``preprocess`` is :func:`cnnzoo.preprocess.preprocess` (the one preprocessing)."""
-    if name == "preprocess":
-        warnings.warn(
-            "cnnzoo.checkpoint.preprocess is deprecated; use cnnzoo.preprocess.preprocess",
-            DeprecationWarning,
-            2,
-        )
-        return _preprocess
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_weights_into(model: nn.Module, path: str | os.PathLike) -> CheckpointMeta | None:

@@ -40,93 +40,207 @@ _MAX_SEED = 2**31 - 1  # seeds are mixed into 64-bit generator seeds (data.epoch
 class TrainConfig:
     """Everything that defines a training run. ``fit(model, data, **options)`` accepts any field."""
 
-    epochs: int = option(10, Rule(int, 1, _MAX_EPOCHS))
+    epochs: int = option(10, Rule(int, 1, _MAX_EPOCHS), help="passes over the training set")
     # the global batch: all processes together under DDP
-    batch_size: int = option(256, Rule(int, 1, _MAX_BATCH))
+    batch_size: int = option(256, Rule(int, 1, _MAX_BATCH), help="the global batch (all processes together)")
     # the peak LR for ``batch_size`` (it does not change with the number of processes)
-    lr: float = option(0.05, Rule(float, 0, 10, lo_open=True))
-    optimizer: str = option("sgd", Rule(str, choices=OPTIMIZERS))
-    momentum: float = option(0.9, Rule(float, 0, 1, hi_open=True))  # 1 would never forget a gradient
+    lr: float = option(0.05, Rule(float, 0, 10, lo_open=True), help="peak learning rate for this batch size")
+    optimizer: str = option(
+        "sgd",
+        Rule(str, choices=OPTIMIZERS),
+        help="sdlm: the 1998 paper's; muon: Muon for the hidden layers, SGD for the rest",
+    )
+    # 1 would never forget a gradient
+    momentum: float = option(0.9, Rule(float, 0, 1, hi_open=True), help="SGD's (and Muon's) momentum")
     # --optimizer muon: the hidden layers' learning rate (lr is then the output layer's and the biases'). An
     # orthogonalised step has a spectral norm of about 1 whatever the gradient's size, so its scale is its own:
     # 0.02 is Jordan's default; lenet5_modern's recipe sets 0.01, the best of 0.005/0.01/0.02/0.05 there
-    muon_lr: float = option(0.02, Rule(float, 0, 10, lo_open=True))
+    muon_lr: float = option(
+        0.02, Rule(float, 0, 10, lo_open=True), help="--optimizer muon: the hidden layers' learning rate"
+    )
     # --optimizer muon: which weights Muon takes, every hidden layer's or the convolutions' (MUON_LAYERS)
-    muon_layers: str = option("hidden", Rule(str, choices=MUON_LAYERS))
-    nesterov: bool = option(True, Rule(bool))
+    muon_layers: str = option(
+        "hidden",
+        Rule(str, choices=MUON_LAYERS),
+        help="--optimizer muon: every hidden layer's weights or the convolutions' only",
+    )
+    nesterov: bool = option(True, Rule(bool), help="Nesterov momentum")
     # Adam/AdamW's (beta1, beta2); None: torch's (0.9, 0.999). Shorter memories, e.g. (0.7, 0.9) as in
     # train_mnist_fast, follow a fast one-cycle schedule more closely. Checked in validate_config (a pair).
-    betas: tuple[float, float] | None = None
-    weight_decay: float = option(5e-4, Rule(float, 0, 1))  # on conv/linear weights only, unless decay_all
+    betas: tuple[float, float] | None = option(
+        None, Rule(float, 0, 1, hi_open=True), help="Adam/AdamW's betas", default_text="0.9 0.999", nargs=2
+    )
+    weight_decay: float = option(
+        5e-4, Rule(float, 0, 1), help="on conv/linear weights (every parameter with --decay-all)"
+    )
     # weight decay on every parameter, biases and norm scales too: what He et al. 2015 did (and the
     # experiments reproduce); off, the modern default, 1-D parameters are not pulled towards zero
-    decay_all: bool = option(False, Rule(bool))
-    schedule: str = option("onecycle", Rule(str, choices=SCHEDULES))
+    decay_all: bool = option(
+        False, Rule(bool), help="weight decay on biases and norm scales too (He et al. 2015)"
+    )
+    schedule: str = option(
+        "onecycle", Rule(str, choices=SCHEDULES), help="the learning-rate schedule, stepped per batch"
+    )
     # linear warmup (when 0: onecycle 25% of the run, linear 10%); at most the whole run
-    warmup_epochs: float = option(0.0, Rule(float, 0, _MAX_EPOCHS))
+    warmup_epochs: float = option(
+        0.0, Rule(float, 0, _MAX_EPOCHS), help="linear warmup (0: onecycle 25% of the run, linear 10%)"
+    )
     # "step" schedule: × gamma every this many epochs (0: a third of the run)
-    step_every_epochs: int = option(0, Rule(int, 0, _MAX_EPOCHS))
+    step_every_epochs: int = option(
+        0, Rule(int, 0, _MAX_EPOCHS), help="step schedule: × gamma every N epochs (0: a third of the run)"
+    )
     # "milestones" schedule: × gamma at these fractions of the run (He et al. 2015: 0.5 and 0.75)
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = option(0.1, Rule(float, 0, 1, lo_open=True))
+    milestones: tuple[float, ...] = option(
+        (0.5, 0.75), Rule(float, 0, 1, lo_open=True, hi_open=True), help="× gamma at these fractions of the run",
+        nargs="+",
+    )  # fmt: skip
+    gamma: float = option(
+        0.1, Rule(float, 0, 1, lo_open=True), help="step and milestones schedules: the factor"
+    )
     # 1 would make every target uniform: nothing left to learn
-    label_smoothing: float = option(0.0, Rule(float, 0, 1, hi_open=True))
+    label_smoothing: float = option(
+        0.0, Rule(float, 0, 1, hi_open=True), help="cross-entropy's label smoothing"
+    )
     # "ce" (cross-entropy on logits) | "lenet5" (the 1998 paper's MAP criterion, eq. 9)
-    loss: str = option("ce", Rule(str, choices=LOSSES))
+    loss: str = option("ce", Rule(str, choices=LOSSES), help="lenet5: the 1998 paper's MAP criterion")
     # the mean/std the model's card gets, hence what preprocess() uses in training, prediction and the web app
-    normalization: str = option("dataset", Rule(str, choices=NORMALIZATIONS))
+    normalization: str = option(
+        "dataset",
+        Rule(str, choices=NORMALIZATIONS),
+        help="lenet1998: the paper's inputs, -0.1 (background) to 1.175; pretrained: the weights' own",
+    )
     # random shifts of up to ±crop_padding pixels; 0 = none; 64 already shifts a 32×32 image out of view
-    crop_padding: int = option(2, Rule(int, 0, 64))
-    hflip: bool | None = option(None, Rule(bool, optional=True))  # None: the dataset's facts decide
+    crop_padding: int = option(2, Rule(int, 0, 64), help="random shifts of up to ±N pixels (0: none)")
+    # None: the dataset's facts decide
+    hflip: bool | None = option(
+        None,
+        Rule(bool, optional=True),
+        help="random mirroring",
+        default_text="the dataset decides: not for digits",
+    )
     # predictions average the logits of the image and its mirror image (cnnzoo.tta), where training mirrors
     # (hflip): a second forward pass for +0.3-0.6 points (lenet5_modern on Fashion-MNIST, docs/training.md);
     # without mirroring in training it would cost points, so then it is off
-    test_flip: bool = option(False, Rule(bool))
+    test_flip: bool = option(
+        False, Rule(bool), help="predict with the mirror image too (mean logits), where training mirrors"
+    )
     # random resized crops (as the streamed folders have: 25..100% of the area, aspect 3/4..4/3, resized to
     # the input size) instead of shifts; None: for image folders (photos), not for the digit and CIFAR sets
-    resized_crop: bool | None = option(None, Rule(bool, optional=True))
+    resized_crop: bool | None = option(
+        None,
+        Rule(bool, optional=True),
+        help="random resized crops instead of shifts",
+        default_text="for image folders",
+    )
     # fine-tuning (cnnzoo.train.finetune): "features" trains only the classifier; frozen parameters get no
     # gradient and frozen batch norms keep their statistics
-    freeze: str | None = option(None, Rule(str, choices=FREEZE, optional=True))
+    freeze: str | None = option(
+        None,
+        Rule(str, choices=FREEZE, optional=True),
+        help="features: train only the classifier",
+        default_text="nothing frozen",
+    )
     # freeze every parameter up to and including this module ("layer3"): the later layers train
-    freeze_until: str | None = option(None, Rule(str, optional=True))
+    freeze_until: str | None = option(
+        None,
+        Rule(str, optional=True),
+        help="freeze up to and including this module, e.g. layer3",
+        default_text="nothing frozen",
+    )
     # the learning rate of the unfrozen layers before the classifier (the pretrained part); None: lr
-    lr_backbone: float | None = option(None, Rule(float, 0, 10, lo_open=True, optional=True))
+    lr_backbone: float | None = option(
+        None,
+        Rule(float, 0, 10, lo_open=True, optional=True),
+        help="learning rate of the unfrozen layers before the classifier",
+        default_text="--lr",
+    )
     # the last fraction of a seeded shuffle of the training set (Keras's name)
-    validation_split: float = option(0.1, Rule(float, 0, 1, hi_open=True))
+    validation_split: float = option(
+        0.1, Rule(float, 0, 1, hi_open=True), help="fraction of the training set held out"
+    )
     # use at most this many training and test images (quick runs)
-    limit: int | None = option(None, Rule(int, 1, 10**9, optional=True))
+    limit: int | None = option(
+        None,
+        Rule(int, 1, 10**9, optional=True),
+        help="use at most N training and N test images (quick runs)",
+        default_text="all",
+    )
     # also evaluate the test set after every epoch (test_loss, test_accuracy)
-    test_every_epoch: bool = option(False, Rule(bool))
-    seed: int = option(0, Rule(int, 0, _MAX_SEED))
-    device: str = option("auto", Rule(str))  # auto | cpu | cuda | cuda:N | mps (checked by resolve_device)
+    test_every_epoch: bool = option(False, Rule(bool), help="also evaluate the test set after every epoch")
+    seed: int = option(0, Rule(int, 0, _MAX_SEED), help="makes the run repeatable")
+    # checked by resolve_device
+    device: str = option("auto", Rule(str), help="auto, cpu, cuda, cuda:N or mps")
     # None: on (CUDA and CPU: measured 1.17-1.33x for LeNet-5)
-    channels_last: bool | None = option(None, Rule(bool, optional=True))
+    channels_last: bool | None = option(
+        None,
+        Rule(bool, optional=True),
+        help="channels-last memory format",
+        default_text="on: faster on CPUs and GPUs, measured",
+    )
     # bf16 autocast; None: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)
-    bf16: bool | None = option(None, Rule(bool, optional=True))
-    eval_batch_size: int = option(1024, Rule(int, 1, _MAX_BATCH))
-    out: str | None = option(None, Rule(str, optional=True))  # run directory; None writes nothing
-    resume: bool = option(False, Rule(bool))  # continue the run in ``out`` from its last checkpoint
+    bf16: bool | None = option(
+        None,
+        Rule(bool, optional=True),
+        help="bf16 autocast",
+        default_text="on for CUDA and CPUs with bf16 units, AMX/AVX512-BF16",
+    )
+    eval_batch_size: int = option(1024, Rule(int, 1, _MAX_BATCH), help="images per evaluation batch")
+    # run directory; None writes nothing (the command line always writes one)
+    out: str | None = option(
+        None, Rule(str, optional=True), help="run directory", default_text="runs/MODEL-TIMESTAMP"
+    )
+    resume: bool = option(False, Rule(bool), help="continue the run in --out from its last checkpoint")
     # rich | plain | quiet; None: rich on a terminal, plain otherwise
-    progress: str | None = option(None, Rule(str, choices=PROGRESS, optional=True))
+    progress: str | None = option(
+        None,
+        Rule(str, choices=PROGRESS, optional=True),
+        help="how progress is shown (--quiet: quiet)",
+        default_text="rich on a terminal, plain otherwise",
+    )
     # torch threads per process; None: as torch has them (torchrun: 1 per process)
-    threads: int | None = option(None, Rule(int, 1, 1024, optional=True))
+    threads: int | None = option(
+        None,
+        Rule(int, 1, 1024, optional=True),
+        help="torch intra-op threads per process",
+        default_text="as torch has them",
+    )
     # use the cores other processes leave free, re-checked every epoch (cnnzoo.threads); `cnnzoo train` turns
     # it on unless --threads is given. Off in the API: bit-exact repeatability needs a fixed thread count.
-    adapt_threads: bool = option(False, Rule(bool))
+    adapt_threads: bool = option(
+        False,
+        Rule(bool),
+        help="use the cores other processes leave free, re-checked every epoch",
+        default_text="on unless --threads is given",
+    )
     # per-epoch snapshots in out/snapshots/ (conv1's filters, one test image's maps, confusion, mistakes) and
     # a progress line every few steps: what the web app's Train page streams and replays. Off by default: each
     # epoch then costs one more forward pass over up to 2,000 test images.
-    snapshots: bool = option(False, Rule(bool))
+    snapshots: bool = option(
+        False,
+        Rule(bool),
+        help="per-epoch snapshots in DIR/snapshots/ (filters, feature maps, mistakes): `cnnzoo serve` replays them",
+    )
     # image folders: decode batches in worker processes instead of loading the folder into memory. None: only
     # when the decoded folder would take more than a quarter of the available memory (cnnzoo.data.stream)
-    stream: bool | None = option(None, Rule(bool, optional=True))
+    stream: bool | None = option(
+        None,
+        Rule(bool, optional=True),
+        help="image folders: decode batches in worker processes",
+        default_text="when the folder is too large for memory",
+    )
     # a streamed file that cannot be read (corrupt, truncated, empty) is an error naming it; off: skipped
     # with one warning line and counted in result.json's skipped_files
-    strict: bool = option(False, Rule(bool))
+    strict: bool = option(
+        False, Rule(bool), help="an unreadable image is an error (off: skipped with a warning)"
+    )
     # decoding worker processes per training process when streaming; None: its share of the cores, at most 8
     # (0 decodes in the training process itself)
-    workers: int | None = option(None, Rule(int, 0, 256, optional=True))
+    workers: int | None = option(
+        None,
+        Rule(int, 0, 256, optional=True),
+        help="decoding processes per training process when streaming",
+        default_text="its share of the cores, at most 8",
+    )
 
 
 def _fractions(value, within) -> tuple[float, ...] | None:

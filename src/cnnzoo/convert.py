@@ -135,7 +135,7 @@ def _training_size(model: nn.Module, input_size) -> tuple[int, int, int]:
     if input_size is None:
         if default is None:
             raise ConversionError(
-                f"{type(model).__name__} has no default_input_size: pass input_size=(C, H, W), the size it was "
+                f"{type(model).__name__} has no card giving its input size: pass input_size=(C, H, W), the size it was "
                 "trained at"
             )
         return tuple(default)
@@ -148,7 +148,7 @@ def _training_size(model: nn.Module, input_size) -> tuple[int, int, int]:
 
 def _name(model: nn.Module) -> str:
     card = card_of(model)
-    return card.model if card is not None else getattr(model, "model_name", None) or type(model).__name__
+    return card.model if card is not None else type(model).__name__
 
 
 def _is_flatten(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -313,8 +313,8 @@ def _set_submodule(gm: fx.GraphModule, target: str, module: nn.Module) -> None:
 def to_fully_convolutional(model: nn.Module, input_size=None) -> nn.Module:
     """A copy of ``model`` whose classifier is convolutional: FC over a k×k map -> k×k conv, later FCs -> 1×1.
 
-    ``input_size`` (C, H, W), (H, W) or int: the size the classifier was built for (default: the model's
-    ``default_input_size``). At that size the result's output is (N, classes, 1, 1) and equals the
+    ``input_size`` (C, H, W), (H, W) or int: the size the classifier was built for (default: the input size
+    on the model's card). At that size the result's output is (N, classes, 1, 1) and equals the
     original's; bigger inputs give (N, classes, h, w) score maps. The original model is untouched.
     """
     if getattr(model, "fully_convolutional", False):

@@ -222,8 +222,6 @@ class Predictor:
             )
         return preprocess(images, self.card).float()
 
-    preprocess = to_input  # its name before the one cnnzoo.preprocess existed (kept for callers)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Already preprocessed float input (N, C, H, W) -> float32 logits on the CPU, in batches."""
         if len(x) <= self.batch_size:  # the common case: one batch, no copy into a result tensor

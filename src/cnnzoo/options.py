@@ -11,7 +11,9 @@ and then
 - ``validate(config)`` checks every field of a dataclass instance (``fit(**options)``, ``--resume``'s
   config.json), raising :class:`OptionError` with one line naming the option, its value and its range;
 - ``rule.argtype(flag)`` is the argparse ``type=`` for the same rule, so ``--epochs 0`` fails in the parser
-  with the same sentence.
+  with the same sentence;
+- ``add_options(parser, TrainConfig)`` makes a flag per field (``--batch-size`` for ``batch_size``) from its
+  rule, default and ``help``: the command line never restates an option by hand.
 
 Bools must be real bools (JSON ``true``), ints real ints (not ``3.0``, not ``True``), floats finite.
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 from .errors import CnnzooError
 
-__all__ = ["OptionError", "Rule", "option", "validate", "check"]
+__all__ = ["OptionError", "Rule", "option", "validate", "check", "add_options", "flag_help"]
 
 
 class OptionError(CnnzooError, ValueError):
@@ -114,9 +116,64 @@ class Rule:
         return parse
 
 
-def option(default: Any, rule: Rule):
-    """A dataclass field with its rule attached (read back by :func:`validate`)."""
-    return field(default=default, metadata={"rule": rule})
+def option(
+    default: Any,
+    rule: Rule,
+    *,
+    help: str = "",
+    default_text: str | None = None,
+    nargs: int | str | None = None,
+):
+    """A dataclass field with its rule attached (read back by :func:`validate`) and what its command-line flag
+    says (:func:`add_options`): ``help``, and ``default_text`` where the default is None ("choose for me") and
+    needs words. ``nargs``: a tuple-valued option (2, "+"); ``rule`` is then each item's, and the rules between
+    the items are the config's own (``validate_config``)."""
+    meta = {
+        "item_rule" if nargs else "rule": rule,
+        "help": help,
+        "default_text": default_text,
+        "nargs": nargs,
+    }
+    return field(default=default, metadata=meta)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return " ".join(_shown(v) for v in value)
+    return _num(value) if isinstance(value, (int, float)) else str(value)
+
+
+def flag_help(f) -> str:
+    """The help line of the dataclass field ``f``'s flag: what it does, its range and its default."""
+    rule = f.metadata.get("rule") or f.metadata["item_rule"]
+    shown = f.metadata.get("default_text") or _shown(f.default)
+    what = f.metadata.get("help", "")
+    limits = f"{rule.describe()}; " if rule.kind in (int, float) else ""
+    return f"{what} ({limits}default {shown})".strip()
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of the dataclass ``cls`` that has a rule (except ``skip``): ``--name-with-dashes``,
+    parsed and checked by the field's rule, with :func:`flag_help`'s help. Every default is None, so a flag
+    that is not given leaves the value to the next source (a saved config, a recipe, the dataclass)."""
+    for f in fields(cls):
+        rule = f.metadata.get("rule") or f.metadata.get("item_rule")
+        if rule is None or f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kw: dict[str, Any] = {"help": flag_help(f).replace("%", "%%"), "default": None}
+        if rule.kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif rule.choices:
+            kw["choices"] = rule.choices
+        else:
+            kw["type"] = rule.argtype(flag)
+        if f.metadata.get("nargs"):
+            kw["nargs"] = f.metadata["nargs"]
+            kw["metavar"] = "X"
+        parser.add_argument(flag, **kw)
 
 
 def check(obj: Any, name: str, value: Any, source: str = "") -> Any:

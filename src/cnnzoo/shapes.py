@@ -3,7 +3,8 @@ of convolution and pooling and its inverse, the one parser of input sizes (:func
 ``C×H×W``, :func:`spatial_size` for a builder's ``input_size``) and the one smallest-input search
 (:func:`smallest_input`). The models, the analyzer and the fully convolutional conversion all use these.
 
-PyTorch's rule (REFERENCE.md), for one spatial dimension::
+PyTorch's rule (the shape formulas of ``torch.nn.Conv2d`` and ``torch.nn.MaxPool2d``), for one spatial
+dimension::
 
     out = floor((n + 2p - d·(k - 1) - 1) / s) + 1          # d = 1:  floor((n + 2p - k) / s) + 1
 

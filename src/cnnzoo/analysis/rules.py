@@ -1,6 +1,6 @@
 """Cost rules: MACs, FLOPs and connections of one layer call, from its hyper-parameters and shapes.
 
-Conventions (stated in every summary's header, REFERENCE.md):
+Conventions (stated in every summary's header and in docs/analyzer.md):
 
 - **MACs**: multiply-accumulates against weights — conv and linear layers (torchvision's ``_ops``, fvcore,
   torchinfo's "Mult-Adds", the ResNet paper's "FLOPs"); also LeNet's weighted subsampling (one per output)
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..layers import RBFOutput, ScaledTanh, SparseConv2d, Subsampling
-from .arithmetic import pair
+from ..shapes import pair
 
 CONVENTIONS = (
     "MACs = multiply-accumulates with weights (conv, linear; LeNet subsampling and RBF); "

@@ -42,9 +42,7 @@ def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str, tuple[int, 
     # The card is read from the caller's model, not from the probe's copy: a copy need not keep attributes
     # (a torch.fx GraphModule, say, copies itself without them).
     card = card_of(model_or_name)
-    name = (
-        card.model if card is not None else getattr(model_or_name, "model_name", type(model_or_name).__name__)
-    )
+    name = card.model if card is not None else type(model_or_name).__name__
     return Probe(model_or_name), name, card.input_size if card is not None else None  # a meta copy
 
 

@@ -1,7 +1,7 @@
 """``cnnzoo data list|fetch|info``: see which datasets are present, download them, inspect one."""
 
 NAME = "data"
-HELP = "list, fetch and inspect datasets (MNIST, Fashion-MNIST, KMNIST, CIFAR-10/100, image folders)"
+HELP = "list, fetch and inspect datasets (the known ones and image folders)"
 
 
 def add_arguments(p) -> None:
@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
         ("info", "counts, shapes, classes, mean/std, source and checksum status"),
     ):
         q = sub.add_parser(action, help=help_)
-        q.add_argument("name", help="mnist, fashion-mnist, kmnist, cifar10, cifar100 or imagefolder:PATH")
+        q.add_argument("name", help="a dataset name (`cnnzoo data list` shows them) or imagefolder:PATH")
         q.add_argument("--data-dir", help="folder holding the files you brought (searched first)")
         if action == "info":
             q.add_argument("--no-download", action="store_true", help="fail instead of downloading")

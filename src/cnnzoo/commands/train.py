@@ -8,59 +8,31 @@ config.json, then the model's recipe (:mod:`cnnzoo.train.recipes`; ``--recipe pa
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 import threading
 
-from ..config import (
-    FREEZE,
-    LOSSES,
-    MUON_LAYERS,
-    NORMALIZATIONS,
-    OPTIMIZERS,
-    SCHEDULES,
-)  # no torch: `cnnzoo --help` stays fast
 from ..options import Rule
 
 NAME = "train"
 HELP = "train a model (default lenet5_modern on Fashion-MNIST)"
+DESCRIPTION = (
+    "Train a model. Each setting comes from the command line, else (with --resume) the run's config.json, "
+    "else the model's recipe (--recipe), else the default shown."
+)
 DEFAULT_MODEL = "lenet5_modern"
 
 
-def _ranged(name: str):
-    """The argparse type of TrainConfig's field ``name``: its rule (cnnzoo.config), one message everywhere."""
-    from dataclasses import fields
-
-    from ..config import TrainConfig
-
-    rule = next(f.metadata["rule"] for f in fields(TrainConfig) if f.name == name)
-    return rule.argtype("--" + name.replace("_", "-"))
-
-
 def add_arguments(p) -> None:
+    from ..config import TrainConfig  # no torch: `cnnzoo --help` stays fast
+    from ..options import add_options
+
     p.add_argument("model", nargs="?", help=f"registered model name (default {DEFAULT_MODEL})")
     p.add_argument(
-        "--dataset", help="mnist, fashion-mnist (default), kmnist, cifar10, cifar100, imagefolder:PATH"
+        "--dataset",
+        help="a dataset name (`cnnzoo data list` shows them) or imagefolder:PATH (default fashion-mnist)",
     )
     p.add_argument("--data-dir", help="where the dataset files are (or go)")
-    p.add_argument(
-        "--stream",
-        action=argparse.BooleanOptionalAction,
-        help="image folders: decode batches in worker processes (default: when too large for memory)",
-    )
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        default=None,
-        help="an unreadable image is an error (default: skipped)",
-    )
-    p.add_argument("--workers", type=_ranged("workers"), help="decoding processes per training process")
-    p.add_argument(
-        "--eval-batch-size",
-        type=_ranged("eval_batch_size"),
-        help="images per evaluation batch (default 1024)",
-    )
     p.add_argument(
         "--input", metavar="CxHxW", help="the model's input size, e.g. 3x128x128 (default: its own)"
     )
@@ -70,108 +42,18 @@ def add_arguments(p) -> None:
         help="named settings: default (today's, per model), fast (resnet20 in 5 epochs, vgg11 at 32×32 in 3), "
         "paper (lenet5 as LeCun et al. 1998 trained it)",
     )
-    p.add_argument("--epochs", type=_ranged("epochs"))
-    p.add_argument(
-        "--batch-size", type=_ranged("batch_size"), help="the global batch (all processes together)"
-    )
-    p.add_argument("--lr", type=_ranged("lr"), help="peak learning rate for this batch size")
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--warmup-epochs", type=_ranged("warmup_epochs"))
-    p.add_argument(
-        "--milestones",
-        type=Rule(float, 0, 1, lo_open=True, hi_open=True).argtype("--milestones"),
-        nargs="+",
-        metavar="F",
-        help="milestones schedule: × gamma at these fractions of the run (default 0.5 0.75)",
-    )
-    p.add_argument(
-        "--betas",
-        type=Rule(float, 0, 1, hi_open=True).argtype("--betas"),
-        nargs=2,
-        metavar=("B1", "B2"),
-        help="Adam/AdamW's betas (default 0.9 0.999)",
-    )
-    p.add_argument("--weight-decay", type=_ranged("weight_decay"))
-    p.add_argument("--momentum", type=_ranged("momentum"))
-    p.add_argument(
-        "--muon-lr", type=_ranged("muon_lr"), help="--optimizer muon: the hidden layers' learning rate (0.02)"
-    )
-    p.add_argument(
-        "--muon-layers",
-        choices=MUON_LAYERS,
-        help="--optimizer muon: every hidden layer's weights (hidden, the default) or the convolutions' only (conv)",
-    )
-    p.add_argument("--label-smoothing", type=_ranged("label_smoothing"))
-    p.add_argument("--loss", choices=LOSSES, help="lenet5: the 1998 paper's MAP criterion")
-    p.add_argument(
-        "--normalization",
-        choices=NORMALIZATIONS,
-        help="lenet1998: the paper's inputs, -0.1 (background) to 1.175",
-    )
-    p.add_argument(
-        "--crop-padding", type=_ranged("crop_padding"), help="random shifts of up to ±N pixels (0: none)"
-    )
-    p.add_argument(
-        "--hflip", action=argparse.BooleanOptionalAction, help="random mirroring (default: not for digits)"
-    )
-    p.add_argument(
-        "--test-flip",
-        action=argparse.BooleanOptionalAction,
-        help="predict with the mirror image too (mean logits), where training mirrors (default: recipe's)",
-    )
-    p.add_argument(
-        "--resized-crop",
-        action=argparse.BooleanOptionalAction,
-        help="random resized crops instead of shifts (default: for image folders)",
-    )
     p.add_argument(
         "--weights",
         help="start from pretrained weights: imagenet, imagenet:v2 or a .pth/.safetensors file (the classifier "
         "is replaced for the dataset's classes; their mean/std and input size are used)",
     )
-    p.add_argument("--freeze", choices=FREEZE, help="features: train only the classifier")
-    p.add_argument("--freeze-until", metavar="MODULE", help="freeze up to and including MODULE, e.g. layer3")
-    p.add_argument(
-        "--lr-backbone",
-        type=_ranged("lr_backbone"),
-        help="learning rate of the unfrozen layers before the classifier (default: --lr)",
-    )
-    p.add_argument(
-        "--validation-split",
-        type=_ranged("validation_split"),
-        help="fraction of the training set held out (default 0.1)",
-    )
-    p.add_argument(
-        "--limit", type=_ranged("limit"), help="use at most N training and N test images (quick runs)"
-    )
-    p.add_argument("--seed", type=_ranged("seed"), help="makes the run repeatable (default 0)")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        help="default: on (faster on CPUs and GPUs, measured)",
-    )
-    p.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        help="bf16 autocast; default: on for CUDA and CPUs with bf16 units (AMX/AVX512-BF16)",
-    )
-    p.add_argument("--threads", type=_ranged("threads"), help="torch intra-op threads per process")
-    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no layer table or progress; final lines only")
-    p.add_argument(
-        "--snapshots",
-        action="store_true",
-        default=None,
-        help="per-epoch snapshots in DIR/snapshots/ (filters, feature maps, mistakes): `cnnzoo serve` replays them",
-    )
     p.add_argument(
         "--nproc",
         type=Rule(int, 1, 1024).argtype("--nproc"),
         help="train with N processes (DDP) via torchrun on this machine",
     )
+    add_options(p.add_argument_group("training options (TrainConfig)"), TrainConfig)
 
 
 @contextlib.contextmanager
@@ -249,16 +131,16 @@ def _train(args) -> int:
     options |= {k: v for k, v in saved.items() if k in known}
     options |= {k: v for k, v in vars(args).items() if k in known and v is not None}
     options["out"] = args.out or saved.get("out") or _default_out(model_name)
-    options["resume"] = args.resume
-    options["adapt_threads"] = not options.get("threads")  # fair under contention (cnnzoo.threads)
+    options["resume"] = bool(args.resume)
+    if args.adapt_threads is None:  # fair under contention (cnnzoo.threads) unless a thread count is fixed
+        options["adapt_threads"] = not options.get("threads")
     if args.quiet:
         options["progress"] = "quiet"
     elif options.get("progress") == "quiet":
         options["progress"] = None
     options.setdefault("seed", 0)
-    weights = args.weights or (saved.get("pretrained") or {}).get(
-        "spec"
-    )  # resumed: the weights it started from
+    # resumed: the weights the run started from
+    weights = args.weights or (saved.get("pretrained") or {}).get("spec")
     if weights and args.normalization is None and "normalization" not in saved:
         options["normalization"] = "pretrained"  # the inputs the pretrained features were learnt on
 

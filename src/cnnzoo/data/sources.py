@@ -65,8 +65,9 @@ class DatasetSpec:
     description: str = ""
 
 
-# Decompressed-file MD5s of Fashion-MNIST (REFERENCE.md): Debian re-gzipped its copies, so their .gz MD5s
-# differ from upstream's while the decompressed bytes are the same.
+# MD5s of Fashion-MNIST's decompressed files (computed from upstream's .gz files, whose own MD5s Xiao et al.
+# publish in the dataset's README): Debian re-gzipped its copies, so their .gz MD5s differ from upstream's
+# while the decompressed bytes are the same.
 FASHION_RAW_MD5 = {
     "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
     "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",

@@ -91,7 +91,7 @@ class FolderStream:
 class _Images(Dataset):
     """Files decoded and cropped one by one (in a worker). Paths live in one numpy byte array, not a
     list of Python strings: workers forked from the main process then share it instead of copying it
-    page by page as reference counts change (PyTorch issue #13246)."""
+    page by page as reference counts change (github.com/pytorch/pytorch/issues/13246)."""
 
     def __init__(self, items, size, channels, seed=0, hflip=False, train=False):
         self.paths = np.array([p.encode() for p, _ in items], dtype=np.bytes_)

@@ -24,6 +24,8 @@ from .table import get_experiment
 from .training import TrainSettings, load_data, train_variants
 
 NAME = "degradation"
+SOURCE = "Ng's course; He et al. 2015, Fig. 1/6"
+CLAIM = "a deeper plain net has higher training error than a shallower one; a residual net does not"
 MODELS = ["plain20", "plain56", "resnet20", "resnet56"]
 COLORS = {"20": "tab:orange", "56": "tab:red"}
 PAPER_CIFAR10_TEST_ERROR = {"resnet20": 8.75, "resnet56": 6.97}  # He et al. Table 6, %
@@ -137,7 +139,7 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
     settings = {"models": ", ".join(MODELS), "datasets": ", ".join(datasets), "seeds": seeds, "quick": quick,
                 "recipe": "SGD momentum 0.9, wd 1e-4, lr 0.1 (/10 at 50%, 75%), 1 epoch warm-up, bf16 on GPU",
                 **{f"{k} ({ds})": v for ds in datasets for k, v in vars(results[ds]["settings"]).items()
-                   if k in ("epochs", "batch_size", "pad_to", "augment", "train_subset", "test_subset")}}  # fmt: skip
+                   if k in ("epochs", "batch_size", "pad_to", "crop_padding", "hflip", "train_subset", "test_subset")}}  # fmt: skip
 
     report = Report("Degradation: plain vs residual nets at depth 20 and 56", get_experiment(NAME))
     if note:

@@ -29,6 +29,8 @@ from .table import get_experiment
 from .training import load_data
 
 NAME = "dense-evaluation"
+SOURCE = "the VGG paper: Simonyan & Zisserman 2014, Sec. 3.2"
+CLAIM = "VGG's test-time FC→conv conversion gives the same scores and takes any input size"
 MODEL = "keras_mnist_cnn"
 # keras_mnist_cnn has stride 9: 42 -> 39 -> 13 -> 10 -> 3 gives a 3×3 score map (the item covers most of the
 # canvas, as objects do in ImageNet photos); 56 -> 53 -> 17 -> 14 -> 4 a 4×4 one (the item covers a quarter).

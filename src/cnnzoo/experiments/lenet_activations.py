@@ -24,6 +24,8 @@ from .table import get_experiment
 from .training import TrainSettings, load_data, run_jobs, train_job
 
 NAME = "lenet-activations"
+SOURCE = "d2l; LeCun et al. 1998"
+CLAIM = "in LeNet-5, ReLU trains faster than sigmoid (vanishing gradients); tanh, max vs average pooling"
 ACTIVATIONS = ["sigmoid", "tanh", "relu"]
 POOLS = ["avg", "max"]
 COLORS = {"sigmoid": "tab:red", "tanh": "tab:orange", "relu": "tab:blue"}
@@ -118,7 +120,7 @@ def run(
     # d2l's recipe: plain SGD (no momentum, no weight decay), batch 256, constant lr, 10 epochs. No
     # augmentation: the question is how fast each one fits.
     train = TrainSettings(epochs=epochs or (1 if quick else 10), batch_size=256, momentum=0.0, weight_decay=0.0,
-                          milestones=(), augment=False, train_subset=2048 if quick else None,
+                          milestones=(), crop_padding=0, hflip=False, train_subset=2048 if quick else None,
                           test_subset=1000 if quick else None)  # fmt: skip
     lrs = QUICK_LRS if quick else LRS
     settings = {"model": "lenet5_modern (1×28×28)", "epochs": train.epochs, "batch": train.batch_size,

@@ -18,6 +18,8 @@ from .table import get_experiment
 from .training import TrainSettings, train_variants
 
 NAME = "lrn"
+SOURCE = "the VGG paper: Simonyan & Zisserman 2014, Table 3"
+CLAIM = "local response normalisation (VGG-A-LRN) brings no gain over VGG-A"
 MODELS = {"vgg11": "VGG-A", "vgg11_lrn": "VGG-A-LRN"}
 PAPER_TOP1 = {"vgg11": 29.6, "vgg11_lrn": 29.7}  # Table 3, ImageNet val, single scale, %
 
@@ -41,16 +43,16 @@ def run(
     # the paper's recipe: SGD momentum 0.9, lr 0.01 (/10 on plateaus), weight decay 5e-4, dropout 0.5
     if quick:
         size, width, fc = 28, 0.125, 64
-        train = TrainSettings(epochs=1, batch_size=64, lr=0.01, weight_decay=5e-4, milestones=(), augment=False,
-                              train_subset=512, test_subset=256)  # fmt: skip
+        train = TrainSettings(epochs=1, batch_size=64, lr=0.01, weight_decay=5e-4, milestones=(), crop_padding=0,
+                              hflip=False, train_subset=512, test_subset=256)  # fmt: skip
     else:
         size, width, fc = 32, 0.5, 512
         train = TrainSettings(epochs=20, batch_size=128, lr=0.01, weight_decay=5e-4, milestones=(0.5, 0.75),
-                              augment=True, pad_to=32, warmup_epochs=1.0)  # fmt: skip
+                              pad_to=32, warmup_epochs=1.0)  # fmt: skip
     train.epochs = epochs or train.epochs
     settings = {"input": f"1×{size}×{size}", "width": width, "fc_features": fc, "epochs": train.epochs,
                 "batch": train.batch_size, "optimizer": f"SGD lr {train.lr}, momentum 0.9, wd 5e-4",
-                "augment": train.augment, "train images": train.train_subset or "all 60,000",
+                "augment": train.hflip, "train images": train.train_subset or "all 60,000",
                 "test images": train.test_subset or "all 10,000", "seeds": seeds, "quick": quick}  # fmt: skip
 
     variants = {

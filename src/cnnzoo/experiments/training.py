@@ -10,51 +10,51 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..config import TrainConfig
 from .stats import aggregate
 
 __all__ = ["TrainSettings", "train_config", "load_data", "train_job", "train_variants", "run_jobs", "curves"]
 
 
-@dataclass
-class TrainSettings:
-    """One training run. Defaults follow He et al. 2015, Sec. 4.2 (CIFAR-10): SGD, momentum 0.9, weight
-    decay 1e-4, batch 128, lr 0.1 divided by 10 at 50% and 75% of training, 4-pixel-pad random crops and
-    horizontal flips."""
+_BASE = {f.name: f for f in fields(TrainConfig)}
 
-    epochs: int
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of all steps where lr /= 10
-    warmup_epochs: float = 0.0  # linear warm-up (He et al. warm ResNet-110 up at lr 0.01)
-    optimizer: str = "sgd"  # "sgd" or "adam"
-    augment: bool = True  # random crop (pad 4) + horizontal flip
+
+def _default(name: str, value):
+    """TrainConfig's field ``name`` with another default (its rule and help kept)."""
+    return field(default=value, metadata=_BASE[name].metadata)
+
+
+@dataclass
+class TrainSettings(TrainConfig):
+    """TrainConfig with He et al. 2015's CIFAR-10 recipe (Sec. 4.2) as its defaults: plain SGD (no Nesterov),
+    momentum 0.9, weight decay 1e-4 on every parameter, batch 128, lr 0.1 divided by 10 at 50% and 75% of
+    training, 4-pixel-pad random crops and horizontal flips; no validation split (the papers train on the
+    whole training set), the test set every epoch. Plus what only the experiments need."""
+
+    batch_size: int = _default("batch_size", 128)
+    lr: float = _default("lr", 0.1)
+    nesterov: bool = _default("nesterov", False)
+    weight_decay: float = _default("weight_decay", 1e-4)
+    decay_all: bool = _default("decay_all", True)
+    schedule: str = _default("schedule", "milestones")
+    crop_padding: int = _default("crop_padding", 4)
+    hflip: bool | None = _default("hflip", True)
+    validation_split: float = _default("validation_split", 0.0)
+    test_every_epoch: bool = _default("test_every_epoch", True)
+    progress: str | None = _default("progress", "quiet")
     pad_to: int | None = None  # zero-pad 28×28 images to e.g. 32×32 (CIFAR-style nets, LeNet-5)
     train_subset: int | None = None  # first N training images (quick runs)
     test_subset: int | None = None
-    label_smoothing: float = 0.0
     extra: dict = field(default_factory=dict)  # free-form notes recorded in results.json
 
 
-def train_config(settings: TrainSettings, device: str, seed: int):
-    """The :class:`~cnnzoo.train.TrainConfig` of ``settings``: plain SGD (no Nesterov) or Adam, weight decay
-    on every parameter (He et al.'s, and the experiments' trainer before #15), the milestone schedule, no
-    validation split (the papers train on the whole training set), the test set every epoch."""
-    from ..train import TrainConfig
-
-    return TrainConfig(
-        epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, optimizer=settings.optimizer,
-        momentum=settings.momentum, nesterov=False, weight_decay=settings.weight_decay, decay_all=True,
-        schedule="milestones",
-        milestones=tuple(settings.milestones), warmup_epochs=settings.warmup_epochs, gamma=0.1,
-        label_smoothing=settings.label_smoothing, crop_padding=4 if settings.augment else 0,
-        hflip=settings.augment, validation_split=0.0, test_every_epoch=True, seed=seed, device=device,
-        progress="quiet",
-    )  # fmt: skip
+def train_config(settings: TrainSettings, device: str, seed: int) -> TrainConfig:
+    """The :class:`~cnnzoo.config.TrainConfig` part of ``settings``, on ``device`` with ``seed``."""
+    chosen = {name: getattr(settings, name) for name in _BASE} | {"device": device, "seed": seed}
+    return TrainConfig(**chosen | {"milestones": tuple(settings.milestones)})
 
 
 @functools.lru_cache(maxsize=4)

@@ -6,10 +6,9 @@ networks", NIPS), in the three forms people mean by the name. One class, three t
     alexnet_paper    227    96-256-384-384-256         conv2/4/5 in 2 groups, LRN after conv1, conv2
     alexnet          224    64-192-384-256-256         torchvision's one-tower variant
 
-Parameter counts are in each builder's ``published`` entry; ``alexnet_seed`` is the deprecated name of
-``alexnet_ng``. Shapes at 227 (paper, course): 3×227×227 -conv1 11×11/4-> 96×55×55 -pool 3/2-> 27
--conv2 5×5 p2-> 256×27×27 -pool-> 13 -conv3,4,5 3×3 p1-> 256×13×13 -pool-> 256×6×6 = 9216 -> 4096 -> 4096
--> 1000.
+Parameter counts are in each builder's ``published`` entry. Shapes at 227 (paper, course): 3×227×227
+-conv1 11×11/4-> 96×55×55 -pool 3/2-> 27 -conv2 5×5 p2-> 256×27×27 -pool-> 13 -conv3,4,5 3×3 p1->
+256×13×13 -pool-> 256×6×6 = 9216 -> 4096 -> 4096 -> 1000.
 
 The paper's two GPUs become ``groups=2`` convolutions: conv2, conv4 and conv5 only see the maps of their own
 GPU; conv3 and the FC layers cross between them. ``alexnet`` keeps torchvision's parameter names
@@ -154,22 +153,16 @@ PAPER_ERROR = "37.5% top-1, 17.0% top-5 error (ILSVRC-2010 test)"
 
 @register_model(
     input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
-    published=Published("Ng's course (count: REFERENCE.md)", params=62_378_344),
-    deprecated_aliases=("alexnet_seed",),
+    published=Published("Ng's course (counted from its layer sizes)", params=62_378_344),
 )  # fmt: skip
 def alexnet_ng(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
     """AlexNet as Ng's course draws it: one tower 96-256-384-384-256, no LRN, 227×227."""
     return _build(NG_COURSE, num_classes, in_channels, input_size, paper_init)
 
 
-def alexnet_seed(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
-    """Deprecated name of :func:`alexnet_ng`."""
-    return alexnet_ng(num_classes, in_channels, input_size, paper_init)
-
-
 @register_model(
     input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
-    published=Published("Krizhevsky et al. 2012 (count: REFERENCE.md)", params=60_965_224, error=PAPER_ERROR),
+    published=Published("Krizhevsky et al. 2012 (counted from Fig. 2)", params=60_965_224, error=PAPER_ERROR),
 )  # fmt: skip
 def alexnet_paper(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
     """AlexNet as published: two towers (groups=2 in conv2/4/5), LRN after conv1/conv2, 227×227."""

@@ -119,7 +119,7 @@ NG_COURSE = "Ng, Deep Learning Specialization (course 4): LeNet-5 as taught"
 D2L = "Zhang et al., Dive into Deep Learning (MXNet), ch. 5 LeNet"
 KERAS_MNIST = "Keras MNIST CNN tutorial"
 KERAS_THREE_CONV = "TensorFlow/Keras three-conv CNN"
-COUNTED = "REFERENCE.md"  # where the exact counts of the course and tutorial variants are written down
+COUNTED = "the course or tutorial, counted from its layer sizes"  # they print the layers, not the total
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 _POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,7 +65,6 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
-_ALIASES: dict[str, str] = {}  # deprecated name -> the name it now has
 
 
 def register_model(
@@ -77,35 +75,23 @@ def register_model(
     paper: str = "",
     num_classes: int = 10,
     published: Published | None = None,
-    deprecated_aliases: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register ``builder`` under ``name`` (default: the function's name). Duplicates are an error.
-    ``deprecated_aliases``: former names that still build it (with a warning) but are not listed."""
+    """Register ``builder`` under ``name`` (default: the function's name). Duplicates are an error."""
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
-        for taken in (key, *deprecated_aliases):
-            if taken in _REGISTRY or taken in _ALIASES:
-                owner = _REGISTRY[_ALIASES.get(taken, taken)].builder.__module__
-                raise ValueError(f"model {taken!r} is already registered (by {owner})")
+        if key in _REGISTRY:
+            owner = _REGISTRY[key].builder.__module__
+            raise ValueError(f"model {key!r} is already registered (by {owner})")
         _REGISTRY[key] = ModelInfo(key, builder, tuple(input_size), family, paper, num_classes, published)
-        _ALIASES.update(dict.fromkeys(deprecated_aliases, key))
         return builder
 
     return wrap
 
 
-def _canonical(name: str) -> str:
-    new = _ALIASES.get(name)
-    if new is None:
-        return name
-    warnings.warn(f"model name {name!r} is deprecated: it is now {new!r}", DeprecationWarning, stacklevel=3)
-    return new
-
-
 def get_model_info(name: str) -> ModelInfo:
     try:
-        return _REGISTRY[_canonical(name)]
+        return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         if not close:  # prefix matches help for e.g. "vgg" or "resnet"
@@ -117,7 +103,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered names (deprecated aliases left out), sorted; ``pattern`` is a shell glob such as ``"vgg*"``."""
+    """Registered names, sorted; ``pattern`` is a shell glob such as ``"vgg*"``."""
     names = sorted(_REGISTRY)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 

@@ -205,9 +205,8 @@ class ResNet(nn.Module):
                     nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(
-            self.relu(self.bn1(self.conv1(x)))
-        )  # ImageNet: (N, 64, 56, 56); CIFAR: (N, 16, 32, 32)
+        # ImageNet: (N, 64, 56, 56); CIFAR: (N, 16, 32, 32)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{i}")(x)  # ImageNet: ... (N, 2048 or 512, 7, 7); CIFAR: (N, 64, 8, 8)
         return self.fc(torch.flatten(self.avgpool(x), 1))  # (N, num_classes)
@@ -236,10 +235,18 @@ CONFIGS = {
     "plain56": ResNetConfig("plain", (9, 9, 9), _CIFAR, "cifar"),
     "plain110": ResNetConfig("plain", (18, 18, 18), _CIFAR, "cifar"),
 }
-# The head is global-average-pooled, so ``input_size`` changes nothing in the network; every builder takes
-# it so that all builders share one signature.
 _IMAGENET = dict(input_size=(3, 224, 224), paper=HE_2015, num_classes=1000)
 _CIFAR10 = dict(input_size=(3, 32, 32), paper=HE_2015, num_classes=10)
+
+
+def _resnet(name: str, input_size=None, **kwargs) -> ResNet:
+    """The ResNet of ``CONFIGS[name]``; ``kwargs`` are :class:`ResNet`'s. The CIFAR nets default to 10
+    classes and option-A shortcuts (He et al. 2015, §4.2). The head is global-average-pooled, so the network
+    does not depend on the input size: ``input_size`` (which ``create_model`` records on the card) builds
+    nothing."""
+    cfg = CONFIGS[name]
+    defaults = {"num_classes": 10, "shortcut": "A"} if cfg.stem == "cifar" else {}
+    return ResNet(cfg, **(defaults | kwargs))
 
 
 def _imagenet(params: int, gmacs: float) -> Published:
@@ -247,124 +254,107 @@ def _imagenet(params: int, gmacs: float) -> Published:
 
 
 def _cifar(params: int, error: float) -> Published:
-    return Published("He et al. 2015, Table 6 (count: REFERENCE.md)", params=params,
+    return Published("He et al. 2015, Table 6", params=params,
                      error=f"{error}% test error on CIFAR-10")  # fmt: skip
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(11_689_512, 1.814))
-def resnet18(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (ImageNet, 224×224)."""
-    return ResNet(CONFIGS["resnet18"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet18", **kwargs)
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(21_797_672, 3.664))
-def resnet34(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet34(**kwargs) -> ResNet:
     """ResNet-34 (ImageNet, 224×224)."""
-    return ResNet(CONFIGS["resnet34"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet34", **kwargs)
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(25_557_032, 4.089))
-def resnet50(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (ImageNet, 224×224, v1.5)."""
-    return ResNet(CONFIGS["resnet50"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet50", **kwargs)
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(44_549_160, 7.801))
-def resnet101(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-              zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet101(**kwargs) -> ResNet:
     """ResNet-101 (ImageNet, 224×224, v1.5)."""
-    return ResNet(CONFIGS["resnet101"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet101", **kwargs)
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(60_192_808, 11.514))
-def resnet152(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-              zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet152(**kwargs) -> ResNet:
     """ResNet-152 (ImageNet, 224×224, v1.5)."""
-    return ResNet(CONFIGS["resnet152"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet152", **kwargs)
 
 
 @register_model(**_IMAGENET, family="plain")
-def plain18(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-            zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain18(**kwargs) -> ResNet:
     """Plain-18 (ImageNet, 224×224): ResNet-18 without shortcuts (paper Fig. 4, left)."""
-    return ResNet(CONFIGS["plain18"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain18", **kwargs)
 
 
 @register_model(**_IMAGENET, family="plain")
-def plain34(num_classes=1000, in_channels=3, input_size=(224, 224), shortcut="B", stride_in_1x1=False,
-            zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain34(**kwargs) -> ResNet:
     """Plain-34 (ImageNet, 224×224): ResNet-34 without shortcuts (paper Fig. 3, middle)."""
-    return ResNet(CONFIGS["plain34"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain34", **kwargs)
 
 
 @register_model(**_CIFAR10, family="resnet", published=_cifar(269_722, 8.75))
-def resnet20(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet20(**kwargs) -> ResNet:
     """ResNet-20 (CIFAR-10, 32×32, n=3, option A)."""
-    return ResNet(CONFIGS["resnet20"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet20", **kwargs)
 
 
 @register_model(**_CIFAR10, family="resnet", published=_cifar(464_154, 7.51))
-def resnet32(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet32(**kwargs) -> ResNet:
     """ResNet-32 (CIFAR-10, 32×32, n=5, option A)."""
-    return ResNet(CONFIGS["resnet32"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet32", **kwargs)
 
 
 @register_model(**_CIFAR10, family="resnet", published=_cifar(658_586, 7.17))
-def resnet44(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet44(**kwargs) -> ResNet:
     """ResNet-44 (CIFAR-10, 32×32, n=7, option A)."""
-    return ResNet(CONFIGS["resnet44"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet44", **kwargs)
 
 
 @register_model(**_CIFAR10, family="resnet", published=_cifar(853_018, 6.97))
-def resnet56(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet56(**kwargs) -> ResNet:
     """ResNet-56 (CIFAR-10, 32×32, n=9, option A)."""
-    return ResNet(CONFIGS["resnet56"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet56", **kwargs)
 
 
 @register_model(**_CIFAR10, family="resnet", published=_cifar(1_727_962, 6.43))
-def resnet110(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-              zero_init_residual=False) -> ResNet:  # fmt: skip
+def resnet110(**kwargs) -> ResNet:
     """ResNet-110 (CIFAR-10, 32×32, n=18, option A)."""
-    return ResNet(CONFIGS["resnet110"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("resnet110", **kwargs)
 
 
 @register_model(**_CIFAR10, family="plain")
-def plain20(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-            zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain20(**kwargs) -> ResNet:
     """Plain-20 (CIFAR-10, 32×32): ResNet-20 without shortcuts."""
-    return ResNet(CONFIGS["plain20"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain20", **kwargs)
 
 
 @register_model(**_CIFAR10, family="plain")
-def plain32(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-            zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain32(**kwargs) -> ResNet:
     """Plain-32 (CIFAR-10, 32×32): ResNet-32 without shortcuts."""
-    return ResNet(CONFIGS["plain32"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain32", **kwargs)
 
 
 @register_model(**_CIFAR10, family="plain")
-def plain44(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-            zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain44(**kwargs) -> ResNet:
     """Plain-44 (CIFAR-10, 32×32): ResNet-44 without shortcuts."""
-    return ResNet(CONFIGS["plain44"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain44", **kwargs)
 
 
 @register_model(**_CIFAR10, family="plain")
-def plain56(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-            zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain56(**kwargs) -> ResNet:
     """Plain-56 (CIFAR-10, 32×32): ResNet-56 without shortcuts (worse than plain-20)."""
-    return ResNet(CONFIGS["plain56"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain56", **kwargs)
 
 
 @register_model(**_CIFAR10, family="plain")
-def plain110(num_classes=10, in_channels=3, input_size=(32, 32), shortcut="A", stride_in_1x1=False,
-             zero_init_residual=False) -> ResNet:  # fmt: skip
+def plain110(**kwargs) -> ResNet:
     """Plain-110 (CIFAR-10, 32×32): ResNet-110 without shortcuts."""
-    return ResNet(CONFIGS["plain110"], num_classes, in_channels, shortcut, stride_in_1x1, zero_init_residual)
+    return _resnet("plain110", **kwargs)

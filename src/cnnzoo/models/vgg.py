@@ -128,9 +128,10 @@ class VGG(nn.Module):
         self.classifier[-1] = nn.Linear(old.in_features, num_classes).to(old.weight.device)
 
 
-def _vgg(config: str, batch_norm: bool, num_classes, in_channels, input_size, width, fc_features, dropout,
-         paper_init) -> VGG:  # fmt: skip
-    model = VGG(CFGS[config], num_classes, in_channels, input_size, batch_norm, width, fc_features, dropout)
+def _vgg(config: str, batch_norm: bool = False, paper_init: bool = False, **kwargs) -> VGG:
+    """VGG with Table 1's ``config``; ``kwargs`` are :class:`VGG`'s (num_classes, in_channels, input_size,
+    width, fc_features, dropout), as torchvision's ``_vgg`` passes them on."""
+    model = VGG(CFGS[config], batch_norm=batch_norm, **kwargs)
     if paper_init:
         model.init_paper_()
     return model
@@ -145,76 +146,67 @@ def _table3(top1: float, top5: float) -> str:
     return f"{top1}% top-1, {top5}% top-5 error (ILSVRC-2012 val, single scale, trained at 256)"
 
 
-# The builders share one signature; ``width`` scales the conv channels, ``fc_features`` the hidden FC width.
+# Every builder takes VGG's keyword arguments (``width`` scales the conv channels, ``fc_features`` the hidden
+# FC width) and ``paper_init``.
 _VGG = dict(input_size=(3, 224, 224), family="vgg", paper=SIMONYAN_2014, num_classes=1000)
 
 
 @register_model(**_VGG, published=_published(132_863_336, 7.609, _table3(29.6, 10.4)))
-def vgg11(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-          paper_init=False) -> VGG:  # fmt: skip
+def vgg11(**kwargs) -> VGG:
     """VGG-11 (config A): 8 conv + 3 FC, 224×224."""
-    return _vgg("A", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("A", **kwargs)
 
 
 @register_model(**_VGG, published=_published(132_863_336, 7.609, _table3(29.7, 10.5)))
-def vgg11_lrn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-              paper_init=False) -> VGG:  # fmt: skip
+def vgg11_lrn(**kwargs) -> VGG:
     """VGG-11 with LRN after conv1 (config A-LRN; LRN has no parameters), 224×224."""
-    return _vgg("A-LRN", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("A-LRN", **kwargs)
 
 
 @register_model(**_VGG, published=_published(133_047_848, 11.308, _table3(28.7, 9.9)))
-def vgg13(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-          paper_init=False) -> VGG:  # fmt: skip
+def vgg13(**kwargs) -> VGG:
     """VGG-13 (config B): 10 conv + 3 FC, 224×224."""
-    return _vgg("B", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("B", **kwargs)
 
 
-@register_model(**_VGG, published=Published("REFERENCE.md (params), Simonyan & Zisserman 2014 Table 3 (error)",
+@register_model(**_VGG, published=Published("Simonyan & Zisserman 2014: Table 1's config C (params, counted), Table 3 (error)",
                                             params=133_638_952, error=_table3(28.1, 9.4)))  # fmt: skip
-def vgg16_c(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-            paper_init=False) -> VGG:  # fmt: skip
+def vgg16_c(**kwargs) -> VGG:
     """VGG-16 config C: 1×1 convs last in blocks 3-5, 224×224."""
-    return _vgg("C", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("C", **kwargs)
 
 
 @register_model(**_VGG, published=_published(138_357_544, 15.47, _table3(27.0, 8.8)))
-def vgg16(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-          paper_init=False) -> VGG:  # fmt: skip
+def vgg16(**kwargs) -> VGG:
     """VGG-16 (config D): 13 conv + 3 FC, 224×224."""
-    return _vgg("D", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("D", **kwargs)
 
 
 @register_model(**_VGG, published=_published(143_667_240, 19.632, _table3(27.3, 9.0)))
-def vgg19(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-          paper_init=False) -> VGG:  # fmt: skip
+def vgg19(**kwargs) -> VGG:
     """VGG-19 (config E): 16 conv + 3 FC, 224×224."""
-    return _vgg("E", False, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("E", **kwargs)
 
 
 @register_model(**_VGG, published=_published(132_868_840, 7.609))
-def vgg11_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-             paper_init=False) -> VGG:  # fmt: skip
+def vgg11_bn(**kwargs) -> VGG:
     """VGG-11 (A) with batch norm after every conv (torchvision's vgg11_bn), 224×224."""
-    return _vgg("A", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("A", batch_norm=True, **kwargs)
 
 
 @register_model(**_VGG, published=_published(133_053_736, 11.308))
-def vgg13_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-             paper_init=False) -> VGG:  # fmt: skip
+def vgg13_bn(**kwargs) -> VGG:
     """VGG-13 (B) with batch norm after every conv (torchvision's vgg13_bn), 224×224."""
-    return _vgg("B", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("B", batch_norm=True, **kwargs)
 
 
 @register_model(**_VGG, published=_published(138_365_992, 15.47))
-def vgg16_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-             paper_init=False) -> VGG:  # fmt: skip
+def vgg16_bn(**kwargs) -> VGG:
     """VGG-16 (D) with batch norm after every conv (torchvision's vgg16_bn), 224×224."""
-    return _vgg("D", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("D", batch_norm=True, **kwargs)
 
 
 @register_model(**_VGG, published=_published(143_678_248, 19.632))
-def vgg19_bn(num_classes=1000, in_channels=3, input_size=(224, 224), width=1.0, fc_features=4096, dropout=0.5,
-             paper_init=False) -> VGG:  # fmt: skip
+def vgg19_bn(**kwargs) -> VGG:
     """VGG-19 (E) with batch norm after every conv (torchvision's vgg19_bn), 224×224."""
-    return _vgg("E", True, num_classes, in_channels, input_size, width, fc_features, dropout, paper_init)
+    return _vgg("E", batch_norm=True, **kwargs)

@@ -32,7 +32,7 @@ from . import distributed as ddp
 from .data import Data, resolve_data, subset
 from .finetune import freeze, pretrained_stats
 from .loop import evaluate_tensors, fast_bf16, loss_function, prepare_for, train_batches
-from .optim import make_scheduler, optimizer_for
+from .optim import make_optimizer, make_scheduler
 from .recipes import normalization_stats
 from .rundir import RunDir
 from .sdlm import before_pass
@@ -177,11 +177,8 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     frozen = freeze(model, cfg.freeze, cfg.freeze_until)  # before the optimizer: it gets the rest only
-    optimizer = optimizer_for(model, cfg, bf16)
-    scheduler = make_scheduler(
-        optimizer, steps_per_epoch * cfg.epochs, cfg.schedule, round(cfg.warmup_epochs * steps_per_epoch),
-        cfg.step_every_epochs * steps_per_epoch, cfg.gamma, cfg.milestones, steps_per_epoch,
-    )  # fmt: skip
+    optimizer = make_optimizer(model, cfg, bf16)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     run = _Run(
         cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=parts.train,
         val=parts.val, test=parts.test, source=parts.source,
@@ -215,8 +212,10 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
         _write_summary(model, card.input_size, out)
     if cfg.snapshots and out is not None and info.is_main:
         shown = run.test or run.val or run.train  # the test set unless the data has none
-        run.snapshots = SnapshotWriter(out.path, model, run.prepare, *as_tensors(shown), ds.classes,
-                                       cfg.epochs, steps_per_epoch, batch, card)  # fmt: skip
+        run.snapshots = SnapshotWriter(
+            out.path, model, run.prepare, *as_tensors(shown), card, cfg, steps_per_epoch=steps_per_epoch,
+            batch=batch,
+        )
         run.snapshots.start(run.start_epoch)
     return run
 
@@ -314,9 +313,8 @@ def _finish(run: _Run) -> History:
     }  # fmt: skip
     if no_flip is not None:
         history.result["test_accuracy_no_flip"] = no_flip
-    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(
-        run.card
-    )  # skipped_files: every rank's
+    # skipped_files: every rank's
+    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(run.card)
     attach_card(run.model, run.card)
     if run.out is not None and run.info.is_main:
         run.out.write_result(history.result)

@@ -24,9 +24,15 @@ from .muon import MuonSGD, muon_groups
 from .sdlm import SDLM
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "LENET1998_ETA", "make_optimizer", "optimizer_for", "make_scheduler", "lr_factor", "lenet1998_eta",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "LENET1998_ETA",
+    "make_optimizer",
+    "make_scheduler",
+    "lr_factor",
+    "lenet1998_eta",
     "param_groups",
-]  # fmt: skip
+]
 
 # the warmup of a schedule when none is given, as a share of the run
 DEFAULT_WARMUP = {"onecycle": 0.25, "linear": 0.1}
@@ -68,44 +74,34 @@ def param_groups(
     return groups
 
 
-def make_optimizer(
-    model: nn.Module,
-    name: str,
-    lr: float,
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    lr_backbone: float | None = None,
-    decay_all: bool = False,
-    betas: tuple[float, float] | None = None,
-    muon_lr: float = 0.02,
-    bf16: bool = True,
-    muon_layers: str = "hidden",
-) -> torch.optim.Optimizer:
-    """``betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none.
-    ``muon``: Muon at ``muon_lr`` for the hidden layers' weights (``muon_layers="conv"``: the convolutions'
-    only), SGD at ``lr`` for the rest (:mod:`cnnzoo.train.muon`); ``momentum`` and ``nesterov`` are both's;
-    ``bf16``: its matrix products in bf16 (as torch.optim.Muon) or, on hardware without bf16 units, fp32."""
-    groups = param_groups(model, weight_decay, lr_backbone, decay_all)
-    adam = {"betas": tuple(betas)} if betas is not None else {}
-    if name == "sgd":
+def make_optimizer(model: nn.Module, cfg: TrainConfig, bf16: bool | None = None) -> torch.optim.Optimizer:
+    """The optimizer ``cfg`` names, with every optimizer option of ``cfg``: fit and a hand-written loop (the
+    speedrun's tutorial loop) build the same optimizer from a recipe.
+
+    ``cfg.betas``: Adam/AdamW's (beta1, beta2), None for torch's (0.9, 0.999); SGD and SDLM have none.
+    ``muon``: Muon at ``cfg.muon_lr`` for the hidden layers' weights (``muon_layers="conv"``: the
+    convolutions' only), SGD at ``cfg.lr`` for the rest (:mod:`cnnzoo.train.muon`); ``momentum`` and
+    ``nesterov`` are both's. ``bf16``: the run's resolved choice for Muon's matrix products (bf16 as
+    torch.optim.Muon has them or, on hardware without bf16 units, fp32); None: ``cfg.bf16``, and bf16 when
+    that is None too."""
+    bf16 = bf16 if bf16 is not None else cfg.bf16 is not False
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_backbone, cfg.decay_all)
+    adam = {"betas": tuple(cfg.betas)} if cfg.betas is not None else {}
+    lr, momentum, nesterov = cfg.lr, cfg.momentum, cfg.nesterov
+    if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
-    if name == "muon":
-        return MuonSGD(muon_groups(model, groups, muon_lr, lr, muon_layers), lr, momentum, nesterov, bf16)
-    if name == "adam":  # Adam's weight decay is an L2 term in the gradient
+    if cfg.optimizer == "muon":
+        groups = muon_groups(model, groups, cfg.muon_lr, lr, cfg.muon_layers)
+        return MuonSGD(groups, lr, momentum, nesterov, bf16)
+    if cfg.optimizer == "adam":  # Adam's weight decay is an L2 term in the gradient
         return torch.optim.Adam(groups, lr=lr, **adam)
-    if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
+    if cfg.optimizer == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
         return torch.optim.AdamW(groups, lr=lr, **adam)
-    if name == "sdlm":  # per-parameter steps lr/(0.02 + h); h is re-estimated before every epoch by fit
+    if (
+        cfg.optimizer == "sdlm"
+    ):  # per-parameter steps lr/(0.02 + h); h is re-estimated before every epoch by fit
         return SDLM(groups, lr=lr)
-    raise CnnzooError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-
-
-def optimizer_for(model: nn.Module, cfg: TrainConfig, bf16: bool) -> torch.optim.Optimizer:
-    """:func:`make_optimizer` with every optimizer option of ``cfg``: fit and the speedrun's tutorial loop
-    build the same optimizer from a recipe. ``bf16``: the run's choice (Muon's products in bf16 or fp32)."""
-    return make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov,
-                          cfg.lr_backbone, cfg.decay_all, cfg.betas, cfg.muon_lr, bf16, cfg.muon_layers)  # fmt: skip
+    raise CnnzooError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 def lr_factor(
@@ -160,21 +156,21 @@ def lr_factor(
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer,
-    total_steps: int,
-    schedule: str,
-    warmup_steps: int = 0,
-    step_every: int = 0,
-    gamma: float = 0.1,
-    milestones: Sequence[float] = (0.5, 0.75),
-    steps_per_epoch: int = 0,
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """``cfg``'s schedule over ``cfg.epochs`` epochs of ``steps_per_epoch`` optimizer steps, stepped once per
+    batch; the epoch-valued options (``warmup_epochs``, ``step_every_epochs``) become step counts here."""
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    step_every = cfg.step_every_epochs * steps_per_epoch
+    schedule, gamma, milestones = cfg.schedule, cfg.gamma, tuple(cfg.milestones)
     # validates the name (and lenet1998's epoch length) before any training starts
     lr_factor(warmup_steps, total_steps, schedule, warmup_steps, steps_per_epoch=steps_per_epoch)
-    milestones = tuple(milestones)
 
     def factor(step: int) -> float:
-        return lr_factor(step, total_steps, schedule, warmup_steps, step_every, gamma, milestones=milestones,
-                         steps_per_epoch=steps_per_epoch)  # fmt: skip
+        return lr_factor(
+            step, total_steps, schedule, warmup_steps, step_every, gamma,
+            milestones=milestones, steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

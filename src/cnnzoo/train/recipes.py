@@ -14,19 +14,19 @@ __all__ = ["RECIPES", "NAMED_RECIPES", "RECIPE_NAMES", "recipe_for", "normalizat
 
 # key: a model name or a family (the registry's ``family``); values are TrainConfig fields.
 RECIPES: dict[str, dict] = {
-    # LeNet-5 in 6 epochs (#20): Muon (lr 0.01) for the hidden layers and Nesterov SGD (lr 0.1, momentum 0.95)
+    # LeNet-5 in 6 epochs: Muon (lr 0.01) for the hidden layers and Nesterov SGD (lr 0.1, momentum 0.95)
     # for the output layer and the biases, a 10% warmup then a straight line to 0, batch 128 on all 60,000
     # training images, random mirroring (where the dataset allows it: not digits) with label smoothing 0.2, and
     # the test-time flip (cnnzoo.tta). On Fashion-MNIST over 15 runs (seeds 0-9 on one thread, 0-4 on two) all
     # >= 91.8%: docs/training.md. Batch 128 rather than 64 (the same accuracy within the noise): Muon's matrix
-    # products are per step, so twice the images share them. The 8-epoch SGD recipe it replaces gave
-    # 91.24 ± 0.09%, the 12-epoch one before #20 91.00 ± 0.16% (3/5). benchmarks/recipe_search.py.
+    # products are per step, so twice the images share them. An 8-epoch SGD recipe gave 91.24 ± 0.09%, a
+    # 12-epoch one-cycle recipe 91.00 ± 0.16% (3/5 runs >= 91%). benchmarks/recipe_search.py.
     "lenet5_modern": dict(epochs=6, batch_size=128, lr=0.1, optimizer="muon", muon_lr=0.01, momentum=0.95,
                           schedule="linear", weight_decay=5e-4, crop_padding=0, hflip=None, label_smoothing=0.2,
                           test_flip=True, validation_split=0.0),
     # The 1998 network with its own MAP loss (eq. 9), lenet5_modern's lessons (all 60,000 images, no flips,
-    # the linear decay) at its own batch and peak: 89.99 ± 0.16% in 10 epochs over seeds 0-4, where the
-    # recipe before #20 (20 epochs, one-cycle, flips, a validation split) gave 89.4%; 6 epochs already give
+    # the linear decay) at its own batch and peak: 89.99 ± 0.16% in 10 epochs over seeds 0-4, where 20 epochs of
+    # one-cycle with flips and a validation split gave 89.4%; 6 epochs already give
     # 89.54%. At batch 64 or a peak of 0.02 the MAP loss was unstable. Cross-entropy on its RBF logits
     # diverged at lr 0.02 and reached only 88.86% at lr 0.005 (benchmarks/recipe_search.py, docs/training.md).
     "lenet5": dict(epochs=10, batch_size=128, lr=0.01, optimizer="sgd", schedule="linear",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from ..plots import plot_confusion, plot_curves  # noqa: F401 - their old home, kept for existing imports
-
 __all__ = ["Progress", "format_epoch"]
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..atomic import atomic_write
 from ..card import ModelCard
+from ..config import TrainConfig
 from ..tta import for_prediction
 
 __all__ = ["SnapshotWriter", "snapshot_name", "SNAPSHOTS", "PROGRESS"]
@@ -49,15 +50,26 @@ def snapshot_name(epoch: int) -> str:
 class SnapshotWriter:
     """Writes a run's snapshots. ``images``/``labels`` are the evaluation images (uint8, N×C×H×W) of which
     the first ``SAMPLE`` are used; ``prepare`` is the trainer's preprocessing (called without a generator:
-    no augmentation); ``batch`` the training batch, for the time left."""
+    no augmentation); ``card`` the model's, with the dataset's classes; ``cfg`` the run's options (its
+    epochs); ``steps_per_epoch`` and ``batch`` (this process's training batch) give the time left."""
 
-    def __init__(self, out: Path, model: nn.Module, prepare, images: torch.Tensor, labels: torch.Tensor,
-                 classes: list[str], epochs: int, steps_per_epoch: int, batch: int,
-                 card: ModelCard | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        out: Path,
+        model: nn.Module,
+        prepare,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        card: ModelCard,
+        cfg: TrainConfig,
+        *,
+        steps_per_epoch: int,
+        batch: int,
+    ) -> None:
         self.dir = Path(out) / SNAPSHOTS
-        self.model, self.prepare, self.classes, self.card = model, prepare, list(classes), card
+        self.model, self.prepare, self.classes, self.card = model, prepare, list(card.classes), card
         self.images, self.labels = images[:SAMPLE].cpu(), labels[:SAMPLE].cpu()
-        self.epochs, self.steps, self.batch = epochs, steps_per_epoch, batch
+        self.epochs, self.steps, self.batch = cfg.epochs, steps_per_epoch, batch
 
     def start(self, start_epoch: int) -> None:
         """A fresh run: epoch 0's snapshot (the initial weights). A resumed one: forget what came after its

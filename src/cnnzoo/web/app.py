@@ -57,11 +57,12 @@ Invert = Literal["auto", "yes", "no"]
 # converted), so the server's memory stays bounded however many clients send big images at the same time.
 MAX_DECODING = 4
 # Images up to this many pixels (a 1024×1024 photo, any drawing) skip that queue: they cost little, and a good
-# request must not wait behind four huge ones (#17: answered within 1 s throughout an attack).
+# request must not wait behind four huge ones (tests/test_server_memory.py: answered within 1 s throughout
+# a flood of huge images).
 SMALL_PIXELS = 1 << 20
 # An image this small (any drawing), for a net whose prediction took under INLINE_SECONDS at warm-up, is answered
 # on the event loop itself: when other processes keep the cores busy, every hand-over to a worker thread
-# waits for a time slice, which costs more than the work (#20, docs/benchmarks.md: p50 under contention).
+# waits for a time slice, which costs more than the work (docs/benchmarks.md: p50 under contention).
 INLINE_PIXELS, INLINE_SECONDS = 512 * 512, 0.005
 _CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
 
@@ -99,7 +100,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
     from ..analysis.summary import summary
-    from ..registry import get_model_info
+    from ..models import get_model_info
 
     get_model_info(name)  # unknown names fail here with the registry's "did you mean"
     return summary(name, input_size=input_size).to_dict()
@@ -173,7 +174,7 @@ def create_app(
 
     @app.get("/api/models", summary="Registered models")
     def models() -> dict:
-        from ..registry import get_model_info, list_models
+        from ..models import get_model_info, list_models
 
         rows = []
         for name in list_models():
@@ -184,7 +185,7 @@ def create_app(
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
     def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
-        from ..registry import get_model_info, list_models
+        from ..models import get_model_info, list_models
 
         if len(name) > SHOWN_CHARS and name not in list_models():
             raise ApiError(404, f"unknown model {shown(name)}: see /api/models")

@@ -23,7 +23,7 @@ router = APIRouter()
 def _summary(name: str, size: tuple[int, int, int] | None):
     """A summary kept with its explanation walk (the explorer asks about one model many times)."""
     from ..analysis.summary import summary
-    from ..registry import get_model_info
+    from ..models import get_model_info
 
     get_model_info(name)  # unknown names fail here with the registry's "did you mean"
     return summary(name, size)

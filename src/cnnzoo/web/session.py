@@ -388,7 +388,7 @@ def find_latest_run(runs_dir: str | Path = "runs") -> Path | None:
 
 def untrained_session() -> Session:
     """An untrained LeNet for Fashion-MNIST: the page works, with a banner saying it only guesses."""
-    from ..registry import create_model, list_models
+    from ..models import create_model, list_models
 
     name = "lenet5_modern" if "lenet5_modern" in list_models() else "lenet5"
     model = create_model(name).eval()
