@@ -81,6 +81,7 @@ class BlockInfo:
     flops: int
     connections: int
     receptive_field: ReceptiveField | None
+    shortcut: list[str] = field(default_factory=list)  # rows on the shortcut path (a projection's conv, BN)
 
     def to_dict(self) -> dict:
         return _row_dict(self)

@@ -97,8 +97,16 @@ def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
         out.append(BlockInfo(
             name, kind, [members[0].name, members[-1].name], members[-1].output_shape, params, trainable,
             sum(r.macs for r in members), sum(r.flops for r in members), sum(r.connections for r in members),
-            members[-1].receptive_field))  # fmt: skip
+            members[-1].receptive_field, [r.name for r in members if _on_shortcut(r.name, name)]))  # fmt: skip
     return out
+
+
+SHORTCUT_MODULES = ("downsample", "shortcut", "skip", "proj")  # a block's child module on its shortcut path
+
+
+def _on_shortcut(row: str, block: str) -> bool:
+    """Whether ``row`` (a layer of ``block``) is inside a child module named as a shortcut."""
+    return row.startswith(block + ".") and row[len(block) + 1 :].split(".")[0] in SHORTCUT_MODULES
 
 
 def summary(

@@ -7,9 +7,6 @@ const modelSelect = document.getElementById("model");
 const inputBox = document.getElementById("input");
 let models = {};
 
-// Layers that only transform values in place get no box in the diagram and a quiet row in the table.
-const QUIET = /ReLU|Tanh|Sigmoid|GELU|SiLU|ELU|Softmax|Flatten|Dropout|BatchNorm|LocalResponseNorm|Identity/i;
-
 async function start() {
   try {
     const list = (await api("/api/models")).models;
@@ -92,7 +89,7 @@ function render(s) {
     el("td", { text: fmtInt(tot.params) }), el("td", { text: fmtInt(tot.macs) }), el("td", { text: fmtInt(tot.flops) }),
     el("td", { text: fmtInt(tot.connections) }), el("td"), el("td", { text: fmtBytes(tot.activation_bytes) })));
 
-  drawDiagram(s);
+  drawNetDiagram(document.getElementById("diagram"), s);
   if (picked && picked.model === s.model && picked.input === s.input.join("x")) showExplanation(picked.layer, picked.field);
   else resetExplanation();
 }
@@ -197,89 +194,5 @@ rowsBody.addEventListener("keydown", (event) => {
 document.addEventListener("langchange", () => {
   if (shown) render(shown);
 });
-
-// --- the diagram --------------------------------------------------------------------------------------
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function colourOf(type) {
-  if (type === "input") return ["#d9dde6", "#8b93a6"];
-  if (/Conv/i.test(type)) return ["#a9c1f5", "#3056d3"];
-  if (/Pool|Subsampl/i.test(type)) return ["#b5e3bf", "#2f8f4e"];
-  return ["#f8d3a6", "#c7741f"]; // fully connected, RBF, anything else
-}
-
-function drawDiagram(s) {
-  let boxes = [{ name: "input", type: "input", shape: s.input }];
-  for (const l of s.layers) if (!QUIET.test(l.type)) boxes.push({ name: l.name, type: l.type, shape: l.output_shape });
-  if (boxes.length > 48) {
-    // Deep nets: keep the layers that change the shape, so the figure stays readable.
-    boxes = boxes.filter((b, i) => i === 0 || shapeText(b.shape) !== shapeText(boxes[i - 1].shape));
-  }
-  const log = (v) => Math.log2(Math.max(v, 1) + 1);
-  const spatial = boxes.filter((b) => b.shape.length === 3);
-  const maxHW = Math.max(2, ...spatial.map((b) => Math.max(b.shape[1], b.shape[2])));
-  const maxC = Math.max(2, ...spatial.map((b) => b.shape[0]));
-  const maxF = Math.max(2, ...boxes.filter((b) => b.shape.length !== 3).map((b) => b.shape.reduce((a, v) => a * v, 1)));
-  const TALL = 120;
-  const DEEP = 34;
-  const top = DEEP + 10;
-  const mid = top + TALL / 2;
-
-  const ROW = top + TALL + 62; // one row of boxes with their labels
-  const maxWidth = Math.max(400, document.getElementById("diagram").clientWidth - 4);
-  const parts = [];
-  let x = 12;
-  let row = 0;
-  let widest = 0;
-  for (const b of boxes) {
-    const [fill, stroke] = colourOf(b.type);
-    let fw;
-    let fh;
-    let d;
-    if (b.shape.length === 3) {
-      fh = 10 + ((TALL - 10) * log(b.shape[1])) / log(maxHW);
-      fw = Math.max(6, (fh * log(b.shape[2])) / log(b.shape[1]));
-      d = 3 + ((DEEP - 3) * log(b.shape[0])) / log(maxC);
-    } else {
-      const n = b.shape.reduce((a, v) => a * v, 1);
-      fh = 10 + ((TALL - 10) * log(n)) / log(maxF);
-      fw = 9;
-      d = 3;
-    }
-    const slot = Math.max(fw + d, 76); // room for the labels
-    if (x + slot > maxWidth && x > 12) {
-      // Deep nets wrap onto further rows rather than scroll off the side.
-      row += 1;
-      x = 12;
-    }
-    const oy = row * ROW;
-    const y = oy + mid - fh / 2;
-    const bx = x + (slot - fw - d) / 2; // the box sits centred in its slot
-    const g = svg("g", { "data-layer": b.name });
-    g.append(svg("title", {}, `${b.name}: ${b.type} → ${shapeText(b.shape)}`));
-    // An oblique box: front face H×W, top and side faces as deep as the channel count.
-    g.append(svg("polygon", { points: `${bx},${y} ${bx + d},${y - d} ${bx + fw + d},${y - d} ${bx + fw},${y}`, fill, stroke, "stroke-width": 1, opacity: 0.75 }));
-    g.append(svg("polygon", { points: `${bx + fw},${y} ${bx + fw + d},${y - d} ${bx + fw + d},${y + fh - d} ${bx + fw},${y + fh}`, fill, stroke, "stroke-width": 1, opacity: 0.6 }));
-    g.append(svg("rect", { x: bx, y, width: fw, height: fh, fill, stroke, "stroke-width": 1.2 }));
-    const cx = x + slot / 2;
-    const ly = oy + top + TALL;
-    g.append(svg("text", { x: cx, y: ly + 22, "text-anchor": "middle", "font-size": 12, "font-weight": 700, fill: "#1d2330" }, b.name));
-    g.append(svg("text", { x: cx, y: ly + 38, "text-anchor": "middle", "font-size": 11, fill: "#5d6678" }, shapeText(b.shape)));
-    g.append(svg("text", { x: cx, y: ly + 52, "text-anchor": "middle", "font-size": 10, fill: "#8a92a3" }, b.type === "input" ? "" : b.type));
-    parts.push(g);
-    x += slot + 10;
-    widest = Math.max(widest, x);
-  }
-  const height = (row + 1) * ROW;
-  const root = svg("svg", { width: widest, height, viewBox: `0 0 ${widest} ${height}`, role: "img", "aria-label": `layer diagram of ${s.model}` });
-  root.append(...parts);
-  document.getElementById("diagram").replaceChildren(root);
-}
 
 start();
