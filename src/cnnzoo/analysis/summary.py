@@ -23,7 +23,7 @@ from torch import nn
 from ..card import card_of
 from ..errors import ShapeError
 from ..models import create_model, get_model_info
-from ..shapes import parse_input_size, smallest_input
+from ..shapes import conv_output_size, parse_input_size, smallest_input
 from .probe import Probe
 from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
@@ -50,6 +50,25 @@ def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str, tuple[int, 
 
 def _fmt(size) -> str:
     return "×".join(str(s) for s in size)
+
+
+def _collapse_formula(c: Collapse) -> str:
+    """The output-size formula of the side that collapses, with its numbers: ``⌊(H + 2p − d·(k − 1) − 1)/s⌋ + 1``."""
+    w = c.window
+    i = (
+        0
+        if conv_output_size(c.in_hw[0], w.kernel[0], w.stride[0], w.padding[0], w.dilation[0], w.ceil_mode)
+        < 1
+        else 1
+    )
+    n, k, s, p, d = c.in_hw[i], w.kernel[i], w.stride[i], w.padding[i], w.dilation[i]
+    out = conv_output_size(n, k, s, p, d, w.ceil_mode)
+    side = "H" if i == 0 else "W"
+    floor = "⌈⌉" if w.ceil_mode else "⌊⌋"
+    return (
+        f"{side}_out = {floor[0]}({side} + 2p − d·(k − 1) − 1)/s{floor[1]} + 1 = "
+        f"{floor[0]}({n} + 2·{p} − {d}·({k} − 1) − 1)/{s}{floor[1]} + 1 = {out}"
+    )
 
 
 def _smallest_working(probe: Probe, input_size: tuple[int, int, int]) -> int | None:
@@ -153,7 +172,8 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
         k = c.window.kernel
         raise ShapeError(
             f"input {_fmt(size)} is too small for {name}: the feature map collapses at layer {c.layer!r} "
-            f"({c.kind} {k[0]}×{k[1]}), whose input is only {c.in_hw[0]}×{c.in_hw[1]}.{hint}"
+            f"({c.kind} {k[0]}×{k[1]}), whose input is only {c.in_hw[0]}×{c.in_hw[1]}: "
+            f"{_collapse_formula(c)}.{hint}"
         ) from None
     rows = result.rows
     total = {
