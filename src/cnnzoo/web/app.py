@@ -2,6 +2,7 @@
 
     GET  /                         the predict page (draw, gallery, upload -> prediction + feature maps)
     GET  /explore                  the architecture explorer (analyzer table + layer diagram)
+    GET  /build                    build a net as a layer string (cnnzoo.web.build_api)
     GET  /api/info                 which checkpoint is loaded, its classes and input size
     GET  /api/models               the registered models
     GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
@@ -35,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CnnzooError, ShapeError, UnknownModelError
 from ..images import decode_image, open_image
+from .build_api import build_router
 from .explain_api import router as explain_router
 from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck
 from .images import png_bytes
@@ -157,6 +159,7 @@ def create_app(
     _add_offline_docs(app)
     app.include_router(training_router(session))  # /train and its API (cnnzoo.web.training)
     app.include_router(explain_router)
+    app.include_router(build_router())  # /build and its check (cnnzoo.web.build_api)
     app.include_router(neuron_router(session))  # POST /api/neuron (cnnzoo.web.neuron)
 
     @app.get("/", include_in_schema=False)
