@@ -35,9 +35,9 @@ _SIZE = re.compile(r"^\s*(\d{1,6})\s*[x×]\s*(\d{1,6})\s*[x×]\s*(\d{1,6})\s*$",
 # The nets of the course notes this project teaches from (docs/tutorial.md): seed 003's Keras CNN (two 4×4
 # convolutions, 3×3 pooling) and seed 004's (three 3×3 convolutions, 2×2 pooling; 101,578 parameters).
 SEED_NETS = {
-    "seed 003: Keras CNN for MNIST": "1x28x28-32C4-MP3-64C4-MP3-64N-10N",
-    "seed 004: Keras CNN for MNIST": "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N",
-    "seed 004: LeNet-5's layers": "1x32x32-6C5-MP2-16C5-MP2-120N-84N-10N",
+    "seed003": "1x28x28-32C4-MP3-64C4-MP3-64N-10N",
+    "seed004": "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N",
+    "seed004-lenet": "1x32x32-6C5-MP2-16C5-MP2-120N-84N-10N",
 }
 EMPTY_NET = "1x28x28-10N"  # the input and the 10 outputs: softmax regression, to grow from
 _NAMES = {
@@ -167,7 +167,7 @@ def start_nets() -> list[dict]:
     from ..models.layerstring import to_layer_string
 
     out = [{"group": "empty", "name": "empty", "net": EMPTY_NET}]
-    out += [{"group": "seed", "name": name, "net": net} for name, net in SEED_NETS.items()]
+    out += [{"group": "seed", "name": key, "key": key, "net": net} for key, net in SEED_NETS.items()]
     for name in list_models():
         try:
             with torch.device("meta"):
