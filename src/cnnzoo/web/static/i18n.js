@@ -139,6 +139,7 @@ Object.assign(STRINGS.zh, {
   "build.f.dilation": "空洞", "build.f.groups": "分组", "build.f.p": "概率",
   "build.max": "最大", "build.avg": "平均", "build.shortcut.B": "1×1 卷积捷径（B）",
   "build.shortcut.A": "补零捷径（A）", "build.up": "上移", "build.down": "下移", "build.remove": "删除",
+  "conventions": "乘加运算（MACs）= 与权重相乘再相加的次数（卷积层、全连接层；LeNet 的下采样层和 RBF）；浮点运算（FLOPs）= 2×MACs + 偏置加法 + 激活/池化/归一化/相加（规则见 docs/analyzer.md）；连接数按 LeCun 的算法（偏置算一个输入）；均按每张图像计。",
 });
 
 const LANG_KEY = "cnnzoo.lang";

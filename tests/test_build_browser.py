@@ -1,0 +1,126 @@
+"""The Build page in a real headless Chromium (a real uvicorn; any console error fails a test): seed 004's Keras
+CNN typed as a layer string has Keras's count (seed 004's summary: 320 + 18,496 + 73,856 + 8,256 + 650 =
+101,578; the same net built in torch below), an edit updates it, a net that collapses is explained, the
+controls rewrite the text, and ``?lang=zh`` is Chinese. ``CNNZOO_SCREENSHOTS=docs`` writes docs/img/build-*.png.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from test_web_browser import page, server, shot_path  # noqa: F401 (fixtures; `browser` is conftest's)
+from torch import nn
+
+SEED_004 = "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N"
+
+
+def keras_cnn(kernel: int) -> nn.Module:
+    """Seed 004's Keras model, written out in torch (valid convolutions, 2×2 max pools, Dense 64, Dense 10)."""
+    convs = [nn.Conv2d(1, 32, kernel), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+             nn.MaxPool2d(2), nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]  # fmt: skip
+    flat = nn.Sequential(*convs)(torch.zeros(1, 1, 28, 28)).shape[1]
+    return nn.Sequential(*convs, nn.Linear(flat, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def count(model: nn.Module) -> str:
+    return f"{sum(p.numel() for p in model.parameters()):,}"
+
+
+def test_seed_004_typed_edited_and_collapsed(server, page, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    assert count(keras_cnn(3)) == "101,578"  # seed 004's table sums to this too
+    page.goto(f"{server}/build?net={SEED_004}&lang=en")
+    total = page.get_by_test_id("total-params")
+    expect(total).to_have_text(count(keras_cnn(3)))
+    box = page.get_by_test_id("net-string")
+    box.fill(SEED_004.replace("32C3", "32C5"))
+    expect(total).to_have_text(count(keras_cnn(5)))  # 102,090
+    expect(page.get_by_test_id("net-diff")).to_contain_text("+512")
+    expect(page.get_by_test_id("net-diff")).to_contain_text("conv1 k 3→5")
+    expect(page).to_have_url(re.compile(r"net=1x28x28-32C5"))
+    # every figure is clickable for its formula, now for a typed net
+    page.locator('td[data-layer="conv1"][data-field="params"]').click()
+    expect(page.get_by_test_id("explanation")).to_contain_text("(5·5·1 + 1)·32 = 832")
+    page.screenshot(path=str(shot_path("build-edit.png", tmp_path)), full_page=False)
+
+    # a fourth 3×3 conv after the last pool: its input is 1×1 (torch refuses it too)
+    with pytest.raises(RuntimeError):
+        nn.Conv2d(128, 128, 3)(torch.zeros(1, 128, 1, 1))
+    box.fill(SEED_004.replace("MP2-64N", "MP2-128C3-64N"))
+    error = page.get_by_test_id("net-error")
+    expect(error).to_be_visible()
+    expect(page.get_by_test_id("net-error-token")).to_have_text("128C3")
+    expect(error).to_contain_text("conv4")
+    expect(error).to_contain_text("⌊(1 + 2·0 − 1·(3 − 1) − 1)/1⌋ + 1 = 0")
+    # the smallest square input that works: 38 (28 → 26 → 13 → 11 → 5 → 3 → 1 at 28; at 38: ... → 3 → 1 left)
+    side = next(s for s in range(1, 200) if _works(s))
+    expect(error).to_contain_text(f"1x{side}x{side}")
+    page.screenshot(path=str(shot_path("build-error.png", tmp_path)), full_page=False)
+
+
+def _works(side: int) -> bool:
+    """Whether torch runs the collapsed net's convolutions and pools on a side×side input."""
+    net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.MaxPool2d(2),
+                        nn.Conv2d(64, 128, 3), nn.MaxPool2d(2), nn.Conv2d(128, 128, 3))  # fmt: skip
+    try:
+        net(torch.zeros(1, 1, side, side))
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_controls_rewrite_the_text(server, page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}/build?net={SEED_004}&lang=en")
+    total = page.get_by_test_id("total-params")
+    expect(total).to_have_text("101,578")
+    box = page.get_by_test_id("net-string")
+    first = page.locator('.token-row[data-index="0"]')
+    first.locator('input[data-field="kernel"]').fill("5")
+    first.locator('input[data-field="kernel"]').dispatch_event("change")
+    expect(box).to_have_value(SEED_004.replace("32C3", "32C5"))
+    expect(total).to_have_text(count(keras_cnn(5)))
+    first.locator('input[data-field="padding"]').fill("2")
+    first.locator('input[data-field="padding"]').dispatch_event("change")
+    expect(box).to_have_value(SEED_004.replace("32C3", "32C5p2"))
+    # add a BN after the selected first row, then remove it, then move the pool up and back
+    first.click()
+    page.locator('button[data-add="bn"]').click()
+    expect(box).to_have_value(SEED_004.replace("32C3", "32C5p2-BN"))
+    page.locator('.token-row[data-index="1"] button[aria-label="remove"]').click()
+    expect(box).to_have_value(SEED_004.replace("32C3", "32C5p2"))
+    page.locator('.token-row[data-index="1"] button[aria-label="move up"]').click()
+    expect(box).to_have_value(SEED_004.replace("32C3-MP2", "MP2-32C5p2", 1))
+    # a residual block: its shortcut is drawn
+    box.fill("1x28x28-16C3p1-BN-R16-R32s2-GAP-10N")
+    expect(page.get_by_test_id("skip")).to_have_count(2)
+    expect(page.locator('.token-row[data-kind="res"]')).to_have_count(2)
+
+
+def test_caps_are_named(server, page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}/build?lang=en&net=3x1024x1024-4096C3p1*4-10N")
+    expect(page.get_by_test_id("net-error")).to_contain_text(re.compile("MAX_(PARAMS|MACS|FEATURE_ELEMENTS)"))
+
+
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_build_page_in_chinese(server, page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}/build?net={SEED_004}&lang=zh")
+    expect(page.get_by_test_id("total-params")).to_have_text("101,578")
+    # every piece of text the page wrote (not the net's own tokens, layer names, types and numbers) is Chinese
+    texts = page.evaluate("""() => [...document.querySelectorAll(`[data-i18n], .kind, .build-add button, label.field,
+        #totals span, thead th, .net-label span, #conventions`)].map(e => e.textContent.trim()).filter(Boolean)""")
+    english = [s for s in texts if re.search(r"[A-Za-z]{3,}", re.sub(r"\b(ReLU|Tanh|GAP|BN|MACs|FLOPs|API|CNN|"
+                                                                      r"MPs|APs|kCs|kN|Dp|Rk|tok|Keras|LeNet)\b", "", s))
+               and not CHINESE.search(s)]  # fmt: skip
+    assert english == []
+    assert len(texts) > 30
