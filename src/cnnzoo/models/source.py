@@ -228,6 +228,7 @@ def _code_model(source: ModelSource, num_classes, in_channels, input_size) -> nn
         first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         size = (in_channels or getattr(first, "in_channels", None) or 3, *size)
     model.model_source = source.to_dict()  # read by fit when it writes the card of a model without one
+    model.model_name = str(source)
     if size is None:
         return model  # no input size known: commands that need one ask for --input
     base = card or ModelCard(model=str(source), input_size=size)

@@ -145,7 +145,9 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
     ds = resolve(data, cfg)  # in memory, or an image folder streamed (cnnzoo.data.stream)
     base = card_of(model) or ModelCard(
-        model=type(model).__name__, input_size=input_of(ds), source=getattr(model, "model_source", {})
+        model=getattr(model, "model_name", None) or type(model).__name__,
+        input_size=input_of(ds),
+        source=getattr(model, "model_source", {}),
     )
     if cfg.normalization == "pretrained":  # fine-tuning: the inputs the pretrained features were learnt on
         mean, std = pretrained_stats(base)
