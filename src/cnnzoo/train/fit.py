@@ -76,7 +76,7 @@ EpochCallback = Callable[[dict], None]
 
 
 def fit(
-    model: nn.Module,
+    model: nn.Module | str,
     data,
     config: TrainConfig | None = None,
     *,
@@ -90,6 +90,12 @@ def fit(
     checkpoint (every epoch, atomically), result.json, curves.png and confusion.png. ``on_epoch(record)`` is
     called after every epoch with its record (a line of metrics.jsonl). Under ``torchrun`` this runs DDP;
     rank 0 alone writes."""
+    if isinstance(
+        model, str
+    ):  # any model argument: a zoo name, a layer string, FILE.py:NAME, torchvision:NAME
+        from ..models.source import resolve_model
+
+        model = resolve_model(model)
     cfg = config_from(options, base=config)  # every option's range: cnnzoo.config
     info = ddp.setup(resolve_device(cfg.device).type)
     try:
