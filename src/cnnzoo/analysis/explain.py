@@ -58,10 +58,10 @@ class _Walk:
             raise CnnzooError(f"the summary of {summary.model} keeps no model to explain")
         model, kwargs = source
         if isinstance(model, str):
-            from ..models import create_model
+            from ..models.source import resolve_model
 
             with torch.device("meta"):
-                work = create_model(model, **kwargs)
+                work = resolve_model(model, **kwargs)
         else:
             work = copy.deepcopy(model)
         work = work.to("meta").eval()

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..card import card_of
 from ..errors import ShapeError
-from ..models import create_model, get_model_info
+from ..models.source import check_model_arg, resolve_model
 from ..shapes import conv_output_size, parse_input_size, smallest_input
 from .probe import Probe
 from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
@@ -34,11 +34,12 @@ __all__ = ["summary", "trace", "Summary", "LayerInfo", "BlockInfo", "ReceptiveFi
 def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str, tuple[int, int, int] | None]:
     """The probe, the name shown, and the input size the model is built for (its card's; None if unknown)."""
     if isinstance(model_or_name, str):
-        get_model_info(model_or_name)  # unknown names fail here, with suggestions
+        check_model_arg(model_or_name)  # unknown names fail here, with suggestions; bad strings with a caret
         with torch.device("meta"):
-            model = create_model(model_or_name, **model_kwargs)
+            model = resolve_model(model_or_name, **model_kwargs)
         # built here: instrumented in place
-        return Probe(model.to("meta"), copy=False), model_or_name, card_of(model).input_size
+        card = card_of(model)  # a user's file without an input size has none: the caller's input_size decides
+        return Probe(model.to("meta"), copy=False), model_or_name, card.input_size if card else None
     # The card is read from the caller's model, not from the probe's copy: a copy need not keep attributes
     # (a torch.fx GraphModule, say, copies itself without them).
     card = card_of(model_or_name)
@@ -195,7 +196,7 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:
     """Walk a real tensor through the network (random weights for a name) and return each leaf layer's
     ``(name, type, output shape)`` — what d2l's LeNet chapter prints with ``for layer in net: X = layer(X)``."""
-    model = create_model(model_or_name, **model_kwargs) if isinstance(model_or_name, str) else model_or_name
+    model = resolve_model(model_or_name, **model_kwargs) if isinstance(model_or_name, str) else model_or_name
     size = summary(model, input_size).input  # clear errors (an unknown size too) before touching real data
     device = next(model.parameters()).device
     shapes: list[tuple[str, str, tuple]] = []
