@@ -56,7 +56,7 @@ def test_a_conv1_neuron_on_the_predict_page(server, page, tmp_path):  # noqa: F8
     expect(conv1).to_have_count(6)
     expect(conv1.nth(2)).to_have_attribute("data-channel", "2")
     # the brightest pixel of map 2 (a neuron whose ReLU is on), clicked in the middle of its square
-    layer = page.evaluate("lastResult.layers[0]")
+    layer = page.evaluate("predictState.result.layers[0]")
     assert (layer["h"], layer["w"]) == (28, 28)
     channel = layer["data"][2 * 784 : 3 * 784]
     y, x = divmod(channel.index(max(channel)), 28)

@@ -143,3 +143,28 @@ def test_bad_requests_are_one_line(image):
     r = ask(client, b"not an image", "C1", 0)
     assert r.status_code == 400 and "unreadable image" in r.json()["error"]
     assert ask(client, image, "C1", 0).status_code == 200  # and the server keeps serving
+
+
+def test_a_fully_connected_unit_shows_its_weighted_sum(served, image):
+    session, client = served
+    modules = dict(session.model.named_modules())
+    for row in [r for r in layer_rows(session.model) if r.kind == "Linear"]:
+        for unit in (0, 5):
+            body = ask(client, image, row.label, unit).json()
+            dot = body["dot_product"]
+            assert dot is not None and dot["kind"] == "linear", row.label
+            linear = modules[row.head]
+            assert dot["inputs"] == linear.in_features
+            written = float(np.dot(dot["weights"], dot["values"]))
+            assert written + (dot["rest"]["sum"] if dot["rest"] else 0.0) == pytest.approx(dot["sum"])
+            assert dot["weights"] == pytest.approx(
+                linear.weight.detach()[unit, : len(dot["weights"])].tolist()
+            )
+            assert dot["bias"] == pytest.approx(float(linear.bias.detach()[unit]))
+            # torch's own layer, on the input the feature extractor saw: z is its output for this unit
+            prepared = session.prepare(Image.open(io.BytesIO(image)), "no")
+            before = FeatureExtractor(session.model, [row.head])(prepared.x)[row.head][0]
+            assert dot["z"] == pytest.approx(float(before.flatten()[unit]), abs=1e-5)
+            expected = forward_value(session, image, row.node, unit, 0, 0)
+            assert dot["after"] == pytest.approx(expected, abs=1e-5)
+            assert body["value"] == pytest.approx(expected, abs=1e-6)

@@ -212,3 +212,15 @@ def test_run_ids_cannot_leave_the_runs_folder(client, tmp_path):
         assert r.status_code == 404, bad
         assert client.post(f"/api/runs/{bad}/use").status_code in (404, 405), bad
     assert client.get("/api/info").json()["source"] == "untrained"
+
+
+def test_page_runs_hold_out_validation_images(client):
+    r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 1, "limit": 600})
+    assert r.status_code == 200, r.json()
+    run = client.runs / r.json()["id"]
+    wait_for(lambda: (run / "result.json").exists(), 180, "the one-epoch run to finish")
+    config = json.loads((run / "config.json").read_text())
+    assert config["validation_split"] == 0.1  # the caption's promise, not the recipe's 0.0
+    epochs = [json.loads(line) for line in (run / SNAPSHOTS / PROGRESS).read_text().splitlines()]
+    dots = [e for e in epochs if e["kind"] == "epoch"]
+    assert dots and all(0 <= e["val_accuracy"] <= 1 and e["val_loss"] > 0 for e in dots)

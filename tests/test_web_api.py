@@ -369,20 +369,30 @@ def test_pages_load_nothing_from_elsewhere(client):
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
 
 
-def test_newest_lenet_run_is_chosen(tmp_path, run_dir):
+def test_newest_finished_run_of_any_model_is_chosen(tmp_path, run_dir):
     runs = tmp_path / "runs"
     meta = json.loads((run_dir / "checkpoint.json").read_text())
     meta.pop("weights_sha256", None)
     old = write_run(runs / "old", create_model("lenet5_modern"), meta)
     new = write_run(runs / "sub" / "new", create_model("lenet5_modern"), meta)
-    not_lenet = {**json.loads((run_dir / "checkpoint.json").read_text()), "model": "resnet20"}
-    not_lenet.pop("weights_sha256", None)
-    other = write_run(runs / "resnet", create_model("lenet5_modern"), not_lenet)  # not LeNet-style
     os.utime(old / "model.safetensors", (1, 1))
     os.utime(new / "model.safetensors", (2, 2))
-    os.utime(other / "model.safetensors", (3, 3))
+    assert find_latest_run(runs) == new
+    unfinished = runs / "still-writing"  # its checkpoint.json without weights yet
+    unfinished.mkdir()
+    (unfinished / "checkpoint.json").write_text("{")
     assert find_latest_run(runs) == new
     assert find_latest_run(tmp_path / "nothing-here") is None
+
+
+def test_serve_finds_a_run_that_is_not_lenet(tmp_path, run_dir):
+    runs = tmp_path / "runs"
+    keras = {**json.loads((run_dir / "checkpoint.json").read_text()), "model": "keras_mnist_cnn"}
+    keras.pop("weights_sha256", None)
+    only = write_run(runs / "keras", create_model("keras_mnist_cnn"), keras)
+    session = load_session(None, runs)
+    assert session.source == str(only) and session.warning is None
+    assert session.card.model == "keras_mnist_cnn"
 
 
 def test_untrained_fallback_warns(tmp_path):
@@ -456,3 +466,15 @@ def test_small_drawings_skip_the_thread_hop_once_the_net_is_known_fast(run_dir, 
     r2 = post(warm, png(big))
     assert r2.status_code == 200 and len(hops) == 2
     assert r.json()["probabilities"] == post(cold, drawing()).json()["probabilities"]  # the same answer
+
+
+def test_info_gives_the_test_accuracy_not_the_training_one(tmp_path, run_dir):
+    meta = {**json.loads((run_dir / "checkpoint.json").read_text()), "epoch": 5}
+    meta.pop("weights_sha256", None)
+    meta["metrics"] = {"loss": 1.0, "accuracy": 0.6233}  # the last epoch's training figures
+    run = write_run(tmp_path / "run", create_model("lenet5_modern"), meta)
+    assert load_session(run).info()["test_accuracy"] is None  # no test figure yet: none is made up
+    (run / "result.json").write_text(json.dumps({"epochs": 5, "test_accuracy": 0.655}))
+    assert load_session(run).info()["test_accuracy"] == 0.655
+    (run / "result.json").write_text(json.dumps({"epochs": 3, "test_accuracy": 0.5}))  # another checkpoint's
+    assert load_session(run).info()["test_accuracy"] is None

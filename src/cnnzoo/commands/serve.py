@@ -3,7 +3,7 @@
 NAME = "serve"
 HELP = "serve the web app: draw and predict, feature maps, architecture explorer"
 DESCRIPTION = (
-    "Serve the web app. Without --checkpoint it uses the newest LeNet run under --runs-dir, else an untrained "
+    "Serve the web app. Without --checkpoint it uses the newest finished run (any model) under --runs-dir, else an untrained "
     "LeNet (with a warning on the page). Binds to 127.0.0.1 unless --host says otherwise, and answers only "
     "requests addressed to the names it is bound to (--allow-host adds one)."
 )

@@ -1,7 +1,8 @@
 """What one neuron sees: for the value at (channel, y, x) of a layer's output on the page, its theoretical
 receptive field (the analyzer's size, jump and start), its effective receptive field (the gradient of that
-value with respect to the network's input) and, for a convolution, the multiply-add that made it, with
-the actual numbers: Σ kernel · patch + bias, then the layer's activation, equals the value.
+value with respect to the network's input) and, for a convolution or a fully connected layer, the
+multiply-add that made it, with the actual numbers: Σ kernel · patch + bias (a convolution) or Σ w·x + b (a
+fully connected unit), then the layer's activation, equals the value.
 
 The forward pass is the model's own, with hooks that act only in the calling thread (other requests share
 the model) and stop the forward once the shown layer has run. Gradients are taken with
@@ -29,6 +30,9 @@ __all__ = ["neuron_view", "MAX_CHANNELS_SHOWN"]
 # A VGG conv reads 512 maps of 3×3: the first few are written out term by term, the rest as one partial
 # sum (the total stays exact). LeNet's layers read at most 16.
 MAX_CHANNELS_SHOWN = 16
+# A fully connected unit reads every input (LeNet-5's F6: 120, VGG's fc6: 25,088): the first ones are written
+# out product by product, the rest as one partial sum.
+MAX_INPUTS_SHOWN = 16
 _SUMMARIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its analyzer summary
 _SUMMARY_LOCK = threading.Lock()
 
@@ -80,6 +84,10 @@ def neuron_view(session: Session, p: Prepared, layer: str, channel: int, y: int,
     }
     if isinstance(head, (nn.Conv2d, SparseConv2d)) and out.dim() == 4:
         dot = _dot_product(head, conv_in[0], channel, y, x)
+        after = _through_followers(modules, row, pre.detach(), index, dot["z"])
+        result["dot_product"] = dot | {"after": after}
+    elif isinstance(head, nn.Linear) and out.dim() == 2:
+        dot = _linear_product(head, conv_in[0], channel)
         after = _through_followers(modules, row, pre.detach(), index, dot["z"])
         result["dot_product"] = dot | {"after": after}
     return result
@@ -215,6 +223,7 @@ def _dot_product(conv: nn.Module, inp: torch.Tensor, channel: int, y: int, x: in
             rest += partial
     bias = float(conv.bias[channel].detach()) if conv.bias is not None else 0.0
     return {
+        "kind": "conv",
         "kernel_size": [kh, kw],
         "stride": [sy, sx],
         "padding": [pad_top, pad_left],
@@ -232,6 +241,19 @@ def _dot_product(conv: nn.Module, inp: torch.Tensor, channel: int, y: int, x: in
         "bias": bias,
         "z": total + bias,
     }
+
+
+def _linear_product(linear: nn.Linear, inp: torch.Tensor, unit: int) -> dict:
+    """Σ_i w_i·x_i + b for one unit, in float64: the first inputs' weights and values, the rest summed."""
+    w = linear.weight.detach().double()[unit]
+    x = inp.detach().double().flatten()
+    products = w * x
+    shown = min(MAX_INPUTS_SHOWN, x.numel())
+    bias = float(linear.bias[unit].detach()) if linear.bias is not None else 0.0
+    total = float(products.sum())
+    rest = {"inputs": x.numel() - shown, "sum": float(products[shown:].sum())} if x.numel() > shown else None
+    return {"kind": "linear", "inputs": x.numel(), "weights": w[:shown].tolist(), "values": x[:shown].tolist(),
+            "rest": rest, "sum": total, "bias": bias, "z": total + bias}  # fmt: skip
 
 
 def _pair(v) -> tuple[int, int]:

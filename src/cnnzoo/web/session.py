@@ -141,7 +141,23 @@ class Session:
             "light_on_dark": self.light_on_dark,
             "epoch": self.card.epoch if trained else None,
             "metrics": dict(self.card.metrics) if trained else {},
+            "test_accuracy": self._test_accuracy() if trained else None,
         }
+
+    def _test_accuracy(self) -> float | None:
+        """The run's accuracy on the test set (result.json, written when training ends) if it is this
+        checkpoint's; the checkpoint's own metrics are the last epoch's training and validation figures."""
+        test = self.card.metrics.get("test_accuracy")
+        if test is not None:
+            return float(test)
+        path = Path(self.source)
+        try:
+            result = json.loads(((path if path.is_dir() else path.parent) / "result.json").read_text())
+        except (OSError, ValueError):
+            return None
+        same = isinstance(result, dict) and result.get("epochs") == self.card.epoch
+        test = result.get("test_accuracy") if same else None
+        return float(test) if isinstance(test, (int, float)) else None
 
     # --- gallery: a few test images per class ------------------------------------------------------
     def gallery(self) -> list[GalleryItem]:
@@ -353,8 +369,8 @@ def _load_gallery(dataset: str, channels: int) -> tuple[list[GalleryItem], list[
 
 
 # --- choosing the checkpoint ---------------------------------------------------------------------------
-def find_latest_run(runs_dir: str | Path = "runs", prefix: str = "lenet") -> Path | None:
-    """The newest run directory under ``runs_dir`` whose model name starts with ``prefix``."""
+def find_latest_run(runs_dir: str | Path = "runs") -> Path | None:
+    """The newest finished run directory under ``runs_dir`` (its weights written), of any model."""
     root = Path(runs_dir)
     if not root.is_dir():
         return None
@@ -362,10 +378,10 @@ def find_latest_run(runs_dir: str | Path = "runs", prefix: str = "lenet") -> Pat
     for meta_path in [*root.glob("*/checkpoint.json"), *root.glob("*/*/checkpoint.json")]:
         weights = meta_path.parent / "model.safetensors"
         try:
-            model = json.loads(meta_path.read_text()).get("model", "")
+            json.loads(meta_path.read_text())
         except (OSError, ValueError):
             continue  # a run still being written, or a broken one: not worth failing the server for
-        if weights.is_file() and str(model).startswith(prefix):
+        if weights.is_file():
             found.append((weights.stat().st_mtime, meta_path.parent))
     return max(found)[1] if found else None
 
@@ -392,7 +408,7 @@ def load_session(
     weights: str | None = None,
 ) -> Session:
     """The checkpoint given, else ``model`` with pretrained ``weights`` (``imagenet``, ``imagenet:v2`` or a
-    file), else the newest LeNet run under ``runs_dir``, else an untrained LeNet."""
+    file), else the newest finished run of any model under ``runs_dir``, else an untrained LeNet."""
     if model is not None or weights is not None:
         if checkpoint or not (model and weights):
             raise CheckpointError("give either --checkpoint or --model NAME with --weights WEIGHTS")

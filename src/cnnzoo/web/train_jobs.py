@@ -180,7 +180,7 @@ class Trainer:
         except CnnzooError as e:
             raise TrainError(422, str(e)) from None
         checked = {"model": model, "dataset": dataset, "recipe": recipe}
-        for name in ("epochs", "limit", "lr", "batch_size"):
+        for name in ("epochs", "limit", "lr", "batch_size", "validation_split"):
             if params.get(name) is not None:
                 try:
                     checked[name] = check(TrainConfig, name, params[name])
@@ -262,7 +262,7 @@ def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
     """``cnnzoo train`` with the page's choices (the page's fields override the recipe's, as on the CLI)."""
     cmd = [sys.executable, "-m", "cnnzoo", "train", params["model"], "--dataset", params["dataset"]]
     cmd += ["--recipe", params["recipe"]]
-    options = {k: params[k] for k in ("epochs", "limit", "lr", "batch_size") if k in params}
+    options = {k: params[k] for k in ("epochs", "limit", "lr", "batch_size", "validation_split") if k in params}
     for name, value in options.items():
         cmd += ["--" + name.replace("_", "-"), str(value)]
     if data_dir:

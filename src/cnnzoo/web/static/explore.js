@@ -37,7 +37,7 @@ async function analyze() {
   const name = modelSelect.value;
   const input = inputBox.value.trim();
   const m = models[name];
-  document.getElementById("desc").textContent = m ? `${m.description} ${m.paper ? "— " + m.paper : ""}` : "";
+  showDescription(m);
   history.replaceState(null, "", `/explore?model=${encodeURIComponent(name)}&input=${encodeURIComponent(input)}`);
   try {
     const s = await api(`/api/summary/${encodeURIComponent(name)}?input=${encodeURIComponent(input)}`);
@@ -49,9 +49,24 @@ async function analyze() {
   }
 }
 
+// The model's line: the card's description in English; in 中文 its family's, the input size and the authors.
+function showDescription(m) {
+  if (!m) {
+    document.getElementById("desc").textContent = "";
+    return;
+  }
+  const first = (m.paper || "").split(",")[0];
+  const cite = /^[A-Z][\w-]*( et al\.| & [A-Z][\w-]*)?( \d{4})?$/.test(first)
+    ? `${t("source")}：${first.replace(" et al.", " 等")}` : "";
+  document.getElementById("desc").textContent = t("desc.model", { description: m.description, paper: m.paper || "",
+    family: dataName("family", m.family), input: m.input_size.join("×"), cite }).replace(/ — $/, "");
+}
+
 function clear() {
   for (const id of ["totals", "diagram", "rows", "foot"]) document.getElementById(id).replaceChildren();
   document.getElementById("conventions").textContent = "";
 }
+
+document.addEventListener("langchange", () => showDescription(models[modelSelect.value]));
 
 start();

@@ -19,8 +19,7 @@ function renderSummary(s) {
     card(fmtInt(tot.connections), t("tot.connections")),
     card(fmtBytes(tot.activation_bytes), t("tot.activations")),
   );
-  // the analyzer's conventions line is English; a translation, where there is one, takes its place
-  document.getElementById("conventions").textContent = LANG !== "en" && STRINGS[LANG].conventions ? t("conventions") : s.conventions || "";
+  document.getElementById("conventions").textContent = LANG === "zh" || !s.conventions ? t("conventions") : s.conventions;
 
   const rows = s.layers.map((l) => {
     const rf = l.receptive_field ? `${l.receptive_field.size} (${t("jump")} ${l.receptive_field.jump})` : "";

@@ -1,10 +1,17 @@
 // The predict page: draw (Pointer Events: mouse, pen and touch), pick a test image or upload one; the server
 // answers with class probabilities, the input as the network sees it, and every layer's feature maps.
+// The page's state is one object, predictState; other scripts (neuron.js) get what they need from the "maps"
+// event: {input, result}, the image sent and the server's answer.
 "use strict";
 
+const predictState = {
+  info: null, // /api/info: the model, its dataset, classes, epoch, test accuracy
+  input: null, // the image the maps on screen come from: {blob, name, fit, invert}
+  result: null, // /api/feature-maps' answer for it
+  gallery: null, // /api/gallery
+};
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
-let info = null;
 
 // --- drawing ------------------------------------------------------------------------------------
 function clearPad() {
@@ -85,9 +92,6 @@ document.getElementById("clear").addEventListener("click", () => {
 // --- talking to the server: one request in flight, the newest input waits ---------------------------
 let inFlight = false;
 let queued = null;
-// The image the maps on screen come from: the neuron view (neuron.js) sends it again with the pixel.
-let lastInput = null;
-let lastResult = null;
 
 async function send(blob, name, { fit }) {
   if (inFlight) {
@@ -102,10 +106,10 @@ async function send(blob, name, { fit }) {
   const input = { blob, name, fit, invert: document.getElementById("invert").value };
   try {
     const result = await api("/api/feature-maps", { method: "POST", body: form });
-    lastInput = input;
-    lastResult = result;
+    predictState.input = input;
+    predictState.result = result;
     render(result);
-    document.dispatchEvent(new CustomEvent("maps", { detail: result }));
+    document.dispatchEvent(new CustomEvent("maps", { detail: { input, result } }));
     showBanner("error", "");
   } catch (err) {
     showBanner("error", err.message);
@@ -127,11 +131,12 @@ function resetResults() {
   document.getElementById("seen").removeAttribute("src");
   document.getElementById("seen-note").textContent = "";
   document.getElementById("layers").replaceChildren();
+  predictState.result = null;
 }
 
 function render(result) {
   const top = result.prediction;
-  document.getElementById("prediction").textContent = top.class;
+  document.getElementById("prediction").textContent = dataName("class", top.class);
   document.getElementById("confidence").textContent = `${(100 * top.probability).toFixed(1)} %`;
 
   // All classes in their fixed order (bars that jump around while drawing are hard to follow).
@@ -139,18 +144,20 @@ function render(result) {
     const p = result.probabilities[i];
     const bar = el("span", { class: "bar" }, el("span", { style: `width:${(100 * p).toFixed(1)}%` }));
     return el("li", { class: i === top.index ? "top" : "" },
-      el("span", { text: name }), bar, el("span", { class: "pct", text: `${(100 * p).toFixed(1)}%` }));
+      el("span", { text: dataName("class", name) }), bar, el("span", { class: "pct", text: `${(100 * p).toFixed(1)}%` }));
   });
   document.getElementById("probs").replaceChildren(...rows);
 
   document.getElementById("seen").src = result.input_png;
   const [c, h, w] = result.input_size;
+  const info = predictState.info;
   const native = info ? info.native_size : [h, w];
-  const resized = native[0] === h && native[1] === w ? `${h}×${w}` : `${native[0]}×${native[1]} → ${h}×${w}`;
+  const size = native[0] === h && native[1] === w ? `${h}×${w}` : `${native[0]}×${native[1]} → ${h}×${w}`;
   const how = result.inverted
-    ? `inverted: your dark-on-light image became light-on-dark, like ${info ? info.dataset : "the training data"}`
-    : "not inverted";
-  document.getElementById("seen-note").textContent = `${resized}, ${c === 1 ? "grey" : "colour"}; ${how}.`;
+    ? t("seen.inverted", { dataset: info ? info.dataset : t("hint.dataset") })
+    : t("seen.not_inverted");
+  document.getElementById("seen-note").textContent =
+    t("seen.note", { size, colour: t(c === 1 ? "seen.grey" : "seen.colour"), how });
 
   if (result.layers) renderLayers(result.layers);
 }
@@ -167,7 +174,7 @@ function renderLayers(layers) {
       const cols = Math.min(layer.w, 30);
       const rows = Math.ceil(layer.w / cols);
       const cells = Array.from({ length: rows * cols }, (_, i) => (i < layer.w ? layer.data[i] : 0));
-      const canvas = el("canvas", { title: `${layer.label}: ${layer.w} units, row by row`, "data-layer": layer.label,
+      const canvas = el("canvas", { title: t("maps.units_title", { layer: layer.label, n: layer.w }), "data-layer": layer.label,
         "data-channel": "all", "data-cols": cols, tabindex: 0 });
       paintCanvas(canvas, cells, 0, rows, cols, lut);
       canvas.style.width = `${cols * 12}px`;
@@ -175,15 +182,15 @@ function renderLayers(layers) {
       tiles.append(canvas);
     }
     for (let m = 0; layer.h > 1 && m < layer.maps; m++) {
-      const canvas = el("canvas", { title: `${layer.label} map ${m}`, "data-layer": layer.label, "data-channel": m,
+      const canvas = el("canvas", { title: t("maps.map_title", { layer: layer.label, m }), "data-layer": layer.label, "data-channel": m,
         tabindex: 0 });
       paintCanvas(canvas, layer.data, m * size, layer.h, layer.w, lut);
       canvas.style.width = `${layer.w * scale}px`;
       canvas.style.height = `${layer.h * scale}px`;
       tiles.append(canvas);
     }
-    const shown = layer.maps < (layer.shape.length === 3 ? layer.shape[0] : 1) ? ` (first ${layer.maps} shown)` : "";
-    const range = `range ${layer.min.toFixed(2)} … ${layer.max.toFixed(2)}`;
+    const shown = layer.maps < (layer.shape.length === 3 ? layer.shape[0] : 1) ? t("maps.first", { n: layer.maps }) : "";
+    const range = t("maps.range", { min: layer.min.toFixed(2), max: layer.max.toFixed(2) });
     return el("div", { class: "layer" },
       el("div", {},
         el("div", { class: "name", text: layer.label }),
@@ -196,13 +203,20 @@ function renderLayers(layers) {
 
 // --- gallery and upload -----------------------------------------------------------------------------
 async function loadGallery() {
-  const g = await api("/api/gallery");
+  predictState.gallery = await api("/api/gallery");
+  showGallery();
+}
+
+function showGallery() {
+  const g = predictState.gallery;
+  if (!g) return;
   document.getElementById("gallery-note").textContent = g.items.length
-    ? `${g.dataset}, a few per class: click one to classify it.`
-    : g.note;
+    ? t("gallery.note", { dataset: g.dataset })
+    : t("gallery.none", { why: g.note });
   const buttons = g.items.map((item) => {
-    const b = el("button", { type: "button", title: item.class, "data-label": item.class },
-      el("img", { src: item.url, alt: item.class, loading: "lazy" }));
+    const name = dataName("class", item.class);
+    const b = el("button", { type: "button", title: name, "data-label": item.class },
+      el("img", { src: item.url, alt: name, loading: "lazy" }));
     b.addEventListener("click", async () => {
       document.querySelectorAll(".thumbs button.picked").forEach((x) => x.classList.remove("picked"));
       b.classList.add("picked");
@@ -220,21 +234,36 @@ document.getElementById("upload").addEventListener("change", (e) => {
   e.target.value = ""; // choosing the same file again should fire again
 });
 
+// --- what depends on /api/info and the language -------------------------------------------------------
+function showInfo() {
+  const info = predictState.info;
+  document.getElementById("draw-hint").textContent = t("hint.draw", { dataset: info ? info.dataset : t("hint.dataset") });
+  if (!info) return;
+  showBanner("banner", info.source === "untrained" ? t("banner.untrained", { model: info.model }) : info.warning);
+  const parts = [t("footer.model", { model: info.model }), t("footer.input", { size: info.input_size.join("×") }),
+    t("footer.dataset", { dataset: info.dataset })];
+  if (info.epoch != null) parts.push(t("footer.epoch", { epoch: info.epoch }));
+  // the test set's accuracy only: the checkpoint's own metrics are the last epoch's training figures
+  if (typeof info.test_accuracy === "number") parts.push(t("footer.test", { acc: (100 * info.test_accuracy).toFixed(2) }));
+  parts.push(info.source === "untrained" ? t("footer.untrained") : info.source);
+  document.getElementById("footer").textContent = parts.join(" · ");
+}
+
+document.addEventListener("langchange", () => {
+  showInfo();
+  showGallery();
+  if (predictState.result) render(predictState.result);
+});
+
 // --- start ---------------------------------------------------------------------------------------------
 async function start() {
   clearPad();
   paintLegend("legend-signed", LUT_SIGNED);
   paintLegend("legend-pos", LUT_POSITIVE);
+  showInfo();
   try {
-    info = await api("/api/info");
-    showBanner("banner", info.warning);
-    document.querySelectorAll(".dataset").forEach((x) => (x.textContent = info.dataset));
-    const acc = info.metrics && (info.metrics.test_accuracy ?? info.metrics.val_accuracy ?? info.metrics.accuracy);
-    document.getElementById("footer").textContent =
-      `model ${info.model} · input ${info.input_size.join("×")} · trained on ${info.dataset}` +
-      (info.epoch != null ? ` · epoch ${info.epoch}` : "") +
-      (typeof acc === "number" ? ` · accuracy ${(100 * acc).toFixed(2)} %` : "") +
-      ` · ${info.source}`;
+    predictState.info = await api("/api/info");
+    showInfo();
     await loadGallery();
   } catch (err) {
     showBanner("error", err.message);

@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const FINAL = ["finished", "stopped", "failed"];
 // What the page shows: one run (the live one, or one picked for replay), its progress lines and snapshots.
-const view = { run: null, job: null, progress: [], snapshots: [], epochs: 0, follow: true, shown: -1 };
+const view = { run: null, job: null, progress: [], snapshots: [], epochs: 0, follow: true, shown: -1, snap: null };
 let source = null;
 let options = null;
 
@@ -13,12 +13,12 @@ function showError(message) { showBanner("error", message); }
 
 async function loadOptions() {
   options = await api("/api/train/options");
-  const fill = (select, values, chosen) => {
-    select.replaceChildren(...values.map((v) => el("option", { value: v, text: v })));
+  const fill = (select, values, chosen, label = (v) => v) => {
+    select.replaceChildren(...values.map((v) => el("option", { value: v, text: label(v) })));
     if (values.includes(chosen)) select.value = chosen;
   };
   fill($("dataset"), options.datasets, options.defaults.dataset);
-  fill($("recipe"), options.recipes, options.defaults.recipe);
+  fill($("recipe"), options.recipes, options.defaults.recipe, (v) => t(`recipe.${v}`));
   // /train?model=<a zoo name or a layer string>&epochs=…&limit=… (the Build page's "Train this" links here)
   const asked = new URLSearchParams(location.search);
   const extra = asked.get("model") ? [asked.get("model")] : [];
@@ -28,7 +28,7 @@ async function loadOptions() {
   models();
   $("epochs").value = asked.get("epochs") || options.defaults.epochs;
   if (asked.get("limit")) $("limit").value = asked.get("limit");
-  if (!options.datasets.length) showError("No dataset is on this machine: download one with `cnnzoo train` first.");
+  if (!options.datasets.length) showError(t("train.no_dataset"));
 }
 
 // --- live: the event stream ------------------------------------------------------------------------------
@@ -70,13 +70,14 @@ function showJob() {
   const job = view.job;
   const live = job && job.id === view.run;
   const running = job && !FINAL.includes(job.status);
-  $("status").textContent = live ? job.status + (job.message ? `: ${job.message}` : "") : "replay";
+  $("status").textContent = !job && !view.run ? t("status.idle")
+    : live ? t(`status.${job.status}`) + (job.message ? `: ${job.message}` : "") : t("status.replay");
   $("stop").disabled = !running;
   $("start").disabled = !!running;
   $("use").disabled = !view.run || (live && running) || !view.snapshots.some((k) => k > 0);
   showStats();
   if (live && job.status === "stopped") {
-    showBanner("notice", `Stopped. The last finished epoch's checkpoint is kept: ${job.resume} continues it.`);
+    showBanner("notice", t("train.stopped", { cmd: job.resume }));
   }
 }
 
@@ -112,8 +113,9 @@ function showStats() {
   $("epoch").textContent = `${done}/${total}`;
   const last = steps[steps.length - 1];
   const running = view.job && view.job.id === view.run && !FINAL.includes(view.job.status);
-  $("speed").textContent = last ? `${fmtInt(Math.round(last.images_per_second))} images/s` : "–";
-  $("eta").textContent = running && last && last.seconds_left !== null ? `${Math.ceil(last.seconds_left)} s` : "–";
+  $("speed").textContent = last ? t("train.per_second", { n: fmtInt(Math.round(last.images_per_second)) }) : "–";
+  $("eta").textContent = running && last && last.seconds_left !== null
+    ? t("train.seconds", { n: Math.ceil(last.seconds_left) }) : "–";
 }
 
 async function showEpoch(epoch) {
@@ -125,7 +127,13 @@ async function showEpoch(epoch) {
     snap = await api(`/api/runs/${encodeURIComponent(run)}/snapshots/${epoch}`);
   } catch (e) { showError(e.message); return; }
   if (run !== view.run || epoch !== view.shown) return; // the slider moved on meanwhile
-  $("slider-label").textContent = `epoch ${epoch}` + (epoch === 0 ? " (initial weights)" : "");
+  view.snap = snap;
+  drawSnapshot(snap);
+}
+
+function drawSnapshot(snap) {
+  const epoch = snap.epoch;
+  $("slider-label").textContent = t("train.slider", { n: epoch }) + (epoch === 0 ? t("train.initial") : "");
   drawFilters(snap.filters, epoch);
   drawMaps(snap);
   drawConfusion(snap);
@@ -134,7 +142,7 @@ async function showEpoch(epoch) {
 
 function drawFilters(filters, epoch) {
   const canvas = $("filters");
-  if (!filters) { $("filters-note").textContent = "This model has no convolution."; return; }
+  if (!filters) { $("filters-note").textContent = t("train.no_conv"); return; }
   const img = new Image();
   img.onload = () => {
     const scale = Math.max(1, Math.floor(320 / img.width));
@@ -146,12 +154,12 @@ function drawFilters(filters, epoch) {
     canvas.dataset.epoch = String(epoch); // which snapshot is on screen (what the browser test waits for)
   };
   img.src = filters.png;
-  $("filters-note").textContent = `${filters.shape[0]} kernels of ${filters.shape.slice(1).join("×")}. ` +
-    "Grey is 0, light positive, dark negative weights; each kernel scaled on its own.";
+  $("filters-note").textContent = t("train.filters_note", { n: filters.shape[0], size: filters.shape.slice(1).join("×") });
 }
 
 function drawMaps(snap) {
-  const rows = [el("div", { class: "row" }, el("span", { class: "small", text: `input (${snap.input.label})` }),
+  const rows = [el("div", { class: "row" },
+    el("span", { class: "small", text: t("train.input_row", { label: dataName("class", snap.input.label) }) }),
     el("img", { src: snap.input.png, class: "input", alt: "the input image" }))];
   for (const layer of snap.layers) {
     rows.push(el("div", { class: "row" },
@@ -164,12 +172,12 @@ function drawMaps(snap) {
 function drawConfusion(snap) {
   const n = snap.classes.length;
   const table = el("table", { class: "confusion" });
-  const head = el("tr", {}, el("th", { text: "true \\ predicted" }));
-  for (let j = 0; j < n; j++) head.append(el("th", { text: String(j), title: snap.classes[j] }));
+  const head = el("tr", {}, el("th", { text: t("train.true_predicted") }));
+  for (let j = 0; j < n; j++) head.append(el("th", { text: String(j), title: dataName("class", snap.classes[j]) }));
   table.append(head);
   snap.confusion.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
-    const tr = el("tr", {}, el("th", { text: `${i} ${snap.classes[i].slice(0, 10)}` }));
+    const tr = el("tr", {}, el("th", { text: `${i} ${dataName("class", snap.classes[i]).slice(0, 10)}` }));
     row.forEach((count, j) => {
       const share = count / total;
       const colour = i === j ? `rgba(48, 86, 211, ${share})` : `rgba(224, 122, 122, ${Math.min(1, share * 3)})`;
@@ -179,14 +187,16 @@ function drawConfusion(snap) {
   });
   $("confusion").replaceChildren(table);
   $("confusion-note").textContent = snap.sample_accuracy === null ? "" :
-    `${(100 * snap.sample_accuracy).toFixed(1)}% right on the same ${fmtInt(snap.sample)} test images every epoch.`;
+    t("train.sample_note", { pct: (100 * snap.sample_accuracy).toFixed(1), n: fmtInt(snap.sample) });
 }
 
 function drawWrong(snap) {
+  const name = (c) => dataName("class", c);
   $("wrong").replaceChildren(...snap.wrong.map((w) => el("figure", {},
-    el("img", { src: w.png, alt: `a ${w.true}` }),
-    el("figcaption", { text: `${w.predicted} (${Math.round(100 * w.probability)}%)`, title: `truly: ${w.true}` }),
-    el("figcaption", { class: "muted", text: `is ${w.true}` }))));
+    el("img", { src: w.png, alt: name(w.true) }),
+    el("figcaption", { text: `${name(w.predicted)} (${Math.round(100 * w.probability)}%)`,
+      title: t("train.truly", { cls: name(w.true) }) }),
+    el("figcaption", { class: "muted", text: t("train.is", { cls: name(w.true) }) }))));
 }
 
 // Two panels on one canvas: loss (left) and accuracy (right); x is the epoch (fractional within one).
@@ -200,11 +210,11 @@ function drawCurves() {
   const x = (r) => r.kind === "step" ? r.epoch - 1 + r.step / r.steps : r.epoch;
   const w = canvas.width / 2;
   const lossMax = Math.max(0.5, ...steps.map((r) => r.loss || 0), ...epochs.map((r) => r.val_loss || 0));
-  panel(ctx, 0, w, "loss", maxX, lossMax, [
+  panel(ctx, 0, w, t("train.loss"), maxX, lossMax, [
     { points: steps.map((r) => [x(r), r.loss]), colour: "#3056d3", line: true },
     { points: epochs.filter((r) => r.val_loss !== undefined).map((r) => [r.epoch, r.val_loss]), colour: "#d0473a" },
   ]);
-  panel(ctx, w, w, "accuracy", maxX, 1, [
+  panel(ctx, w, w, t("train.accuracy"), maxX, 1, [
     { points: steps.map((r) => [x(r), r.accuracy]), colour: "#3056d3", line: true },
     { points: epochs.filter((r) => r.val_accuracy !== undefined).map((r) => [r.epoch, r.val_accuracy]), colour: "#d0473a" },
   ]);
@@ -221,7 +231,7 @@ function panel(ctx, left, width, title, maxX, maxY, series) {
   ctx.font = "11px system-ui, sans-serif";
   ctx.lineWidth = 1;
   ctx.strokeRect(left + pad.l, pad.t, W, H);
-  ctx.fillText(`${title} (train: line, validation: dots)`, left + pad.l, 14);
+  ctx.fillText(t("train.panel", { what: title }), left + pad.l, 14);
   for (let k = 0; k <= 4; k++) {
     const v = (maxY * k) / 4;
     ctx.fillText(v.toFixed(maxY > 2 ? 1 : 2), left + 4, py(v) + 4);
@@ -242,10 +252,17 @@ function panel(ctx, left, width, title, maxX, maxY, series) {
 // --- replay: any run with snapshots ----------------------------------------------------------------------
 async function loadRuns(select) {
   const { runs } = await api("/api/runs");
-  $("runs").replaceChildren(...runs.map((r) => el("option", { value: r.id,
-    text: `${r.id} (${r.model || "?"}, ${r.snapshots.length - 1} epoch${r.snapshots.length === 2 ? "" : "s"})` })));
+  view.runs = runs;
+  showRuns();
   if (select) $("runs").value = select;
   return runs;
+}
+
+function showRuns() {
+  const chosen = $("runs").value;
+  $("runs").replaceChildren(...(view.runs || []).map((r) => el("option", { value: r.id,
+    text: t("train.run_option", { id: r.id, model: r.model || "?", n: r.snapshots.length - 1 }) })));
+  if (chosen) $("runs").value = chosen;
 }
 
 async function replay(id) {
@@ -281,8 +298,8 @@ $("use").addEventListener("click", async () => {
   try {
     const info = await api(`/api/runs/${encodeURIComponent(view.run)}/use`, { method: "POST" });
     const note = $("use-note");
-    note.replaceChildren(`The predict page now serves ${info.model} from ${info.source}. `,
-      el("a", { href: "/", text: "Draw something" }));
+    note.replaceChildren(t("train.used", { model: info.model, source: info.source }),
+      el("a", { href: "/", text: t("train.draw_link") }));
     note.hidden = false;
   } catch (err) { showError(err.message); }
 });
@@ -293,8 +310,23 @@ $("slider").addEventListener("input", () => {
   showEpoch(epoch);
 });
 $("runs").addEventListener("change", () => replay($("runs").value));
+document.addEventListener("langchange", () => {
+  if (options) {
+    const recipe = $("recipe").value;
+    for (const o of $("recipe").options) o.textContent = t(`recipe.${o.value}`);
+    $("recipe").value = recipe;
+  }
+  showRuns();
+  showJob();
+  drawCurves();
+  if (view.snap) drawSnapshot(view.snap);
+  else $("slider-label").textContent = t("train.slider", { n: 0 });
+});
 
 (async () => {
+  showJob();
+  drawCurves();
+  $("slider-label").textContent = t("train.slider", { n: 0 });
   try {
     await loadOptions();
     const runs = await loadRuns();
