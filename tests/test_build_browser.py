@@ -124,3 +124,53 @@ def test_build_page_in_chinese(server, page):  # noqa: F811
                and not CHINESE.search(s)]  # fmt: skip
     assert english == []
     assert len(texts) > 30
+
+
+def test_build_train_predict_and_neuron(browser, tmp_path):
+    """Build -> Train this -> epoch 1 finishes -> Use -> Predict shows its maps -> a pixel's neuron view."""
+    import json
+    import urllib.request
+
+    from playwright.sync_api import expect
+    from test_train_page_browser import open_page, serving
+    from test_web_api import FASHION
+
+    if not FASHION.is_dir():
+        pytest.skip("Fashion-MNIST not at /usr/share/datasets")
+    runs, errors = tmp_path / "runs", []
+    runs.mkdir()
+    net = "1x28x28-8C3p1-MP2-16C3-MP2-32N-10N"
+    with serving(runs) as url:
+        page = open_page(browser, errors)
+        page.goto(f"{url}/build?net={net}&lang=en")
+        expect(page.get_by_test_id("total-params")).to_have_text(count(nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(16 * 6 * 6, 32), nn.Linear(32, 10))))  # fmt: skip
+        page.get_by_test_id("train-this").click()
+        expect(page).to_have_url(re.compile(r"/train\?model="))
+        expect(page.locator("select[name=model]")).to_have_value(net)
+        page.select_option("select[name=dataset]", "fashion-mnist")
+        page.fill("input[name=epochs]", "1")
+        page.fill("input[name=limit]", "1200")
+        page.get_by_test_id("train-start").click()
+        expect(page.get_by_test_id("train-epoch")).to_have_text("1/1", timeout=120_000)
+        expect(page.get_by_test_id("train-use")).to_be_enabled(timeout=60_000)
+        expect(page.get_by_test_id("train-filters")).to_have_attribute("data-epoch", "1", timeout=30_000)
+        page.get_by_test_id("train-use").click()
+        expect(page.locator("#use-note")).to_contain_text(net)
+        info = json.load(urllib.request.urlopen(url + "/api/info"))
+        assert info["model"] == net
+
+        page.goto(f"{url}/?lang=en")
+        expect(page.locator("#gallery button").first).to_be_visible()
+        page.locator("#gallery button").nth(4).click()
+        conv1 = page.locator('#layers canvas[data-layer="conv1"]')
+        expect(conv1).to_have_count(8)
+        layer = page.evaluate("predictState.result.layers[0]")
+        assert (layer["h"], layer["w"]) == (28, 28)
+        box = conv1.nth(0).bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 14.5 / 28, box["y"] + box["height"] * 14.5 / 28)
+        expect(page.get_by_test_id("neuron-value")).to_contain_text("conv1, map 0, pixel (y 14, x 14)")
+        expect(page.get_by_test_id("dot-product")).to_have_attribute("data-after", re.compile(r"\d"))
+        page.close()
+    assert not errors, f"browser errors: {errors}"
