@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 from .rules import CONVENTIONS, Window
@@ -46,7 +46,11 @@ class ReceptiveField(NamedTuple):
 
 def _row_dict(row: LayerInfo | BlockInfo) -> dict:
     """A layer's or block's fields, the receptive field as its own dict (the JSON schema)."""
-    d = asdict(row)
+    # fields() rather than asdict(): asdict deep-copies every value, ~10x slower for the same plain dict
+    d = {f.name: getattr(row, f.name) for f in fields(row)}
+    for k, v in d.items():
+        if isinstance(v, list):
+            d[k] = list(v)
     d["receptive_field"] = row.receptive_field.to_dict() if row.receptive_field else None
     return d
 

@@ -6,15 +6,15 @@
 const netBox = document.getElementById("net");
 const inputBox = document.getElementById("input");
 const startSelect = document.getElementById("start");
-const DEBOUNCE_MS = 25; // an edit waits this long for the next keystroke before it is sent
 const checked = new Map(); // text -> the server's answer (undo and retyping are instant)
-const state = { text: "", good: null, start: null, selected: -1, sent: 0, shown: 0, timer: null };
+// asking: a request is in flight (at most one: an edit made meanwhile is sent when it returns)
+const state = { text: "", good: null, start: null, selected: -1, asking: false };
 
 async function startPage() {
   const params = new URLSearchParams(location.search);
   let net = params.get("net") || "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N";
   if (params.get("input")) net = withInput(net, params.get("input"));
-  setText(net, { now: true, asStart: true });
+  setText(net, { asStart: true });
   try {
     const nets = (await api("/api/build/starts")).nets;
     const groups = { empty: t("build.group.empty"), seed: t("build.group.seed"), zoo: t("build.group.zoo") };
@@ -32,11 +32,11 @@ async function startPage() {
 }
 
 document.getElementById("start-go").addEventListener("click", () => {
-  if (startSelect.value) setText(startSelect.value, { now: true, asStart: true });
+  if (startSelect.value) setText(startSelect.value, { asStart: true });
 });
 netBox.addEventListener("input", () => setText(netBox.value, { fromBox: true }));
 inputBox.addEventListener("change", () => {
-  if (inputBox.value.trim()) setText(withInput(state.text, inputBox.value.trim()), { now: true });
+  if (inputBox.value.trim()) setText(withInput(state.text, inputBox.value.trim()));
 });
 document.getElementById("train").addEventListener("click", () => {
   if (!state.good) return;
@@ -49,24 +49,26 @@ function setText(text, how = {}) {
   if (!how.fromBox) netBox.value = text;
   inputBox.value = inputOf(text);
   if (how.asStart) state.start = null; // the next good answer is the one "what changed" compares against
-  clearTimeout(state.timer);
   if (checked.has(text)) show(checked.get(text), text);
-  else state.timer = setTimeout(() => ask(text), how.now ? 0 : DEBOUNCE_MS);
+  else if (!state.asking) ask(text);
+  // else: the answer in flight is followed by one request for the text typed meanwhile (keystrokes coalesce)
 }
 
 async function ask(text) {
-  const seq = ++state.sent;
+  state.asking = true;
   try {
     const r = await api(`/api/build/check?net=${encodeURIComponent(text)}`);
     checked.set(text, r);
-    if (seq >= state.shown && text === state.text) show(r, text, seq);
+    if (text === state.text) show(r, text);
   } catch (err) {
     showBanner("error", err.message);
+  } finally {
+    state.asking = false;
   }
+  if (state.text !== text && !checked.has(state.text)) ask(state.text);
 }
 
-function show(r, text, seq) {
-  state.shown = seq || state.shown;
+function show(r, text) {
   const url = new URL(location.href);
   url.searchParams.set("net", text);
   url.searchParams.delete("input");
@@ -153,7 +155,7 @@ function renderControls(r) {
   }
   const text = r.net;
   const rows = r.tokens.map((tok, i) => {
-    const edit = (changes) => setText(replaceSpan(text, tok.span, tokenText({ ...tok, ...changes })), { now: true });
+    const edit = (changes) => setText(replaceSpan(text, tok.span, tokenText({ ...tok, ...changes })));
     const row = el("div", { class: `token-row${i === state.selected ? " selected" : ""}`, "data-index": i, "data-kind": tok.kind });
     row.append(el("span", { class: "kind", text: t(`build.kind.${tok.kind}`) }),
       el("code", { class: "token", text: text.slice(tok.span[0], tok.span[1]) }));
@@ -188,9 +190,9 @@ function renderControls(r) {
       return b;
     };
     row.append(
-      button("↑", t("build.up"), () => { state.selected = i - 1; setText(swapSpans(text, r.tokens[i - 1].span, tok.span), { now: true }); }, i === 0),
-      button("↓", t("build.down"), () => { state.selected = i + 1; setText(swapSpans(text, tok.span, r.tokens[i + 1].span), { now: true }); }, i === r.tokens.length - 1),
-      button("✕", t("build.remove"), () => { state.selected = -1; setText(removeSpan(text, tok.span), { now: true }); }, r.tokens.length === 1),
+      button("↑", t("build.up"), () => { state.selected = i - 1; setText(swapSpans(text, r.tokens[i - 1].span, tok.span)); }, i === 0),
+      button("↓", t("build.down"), () => { state.selected = i + 1; setText(swapSpans(text, tok.span, r.tokens[i + 1].span)); }, i === r.tokens.length - 1),
+      button("✕", t("build.remove"), () => { state.selected = -1; setText(removeSpan(text, tok.span)); }, r.tokens.length === 1),
       el("span", { class: "small muted rows", text: tok.rows.join(" · ") }));
     row.addEventListener("click", () => {
       state.selected = i;
@@ -213,7 +215,7 @@ function addButtons() {
         : firstFc > 0 ? firstFc - 1 : r.tokens.length - 1;
       const end = after >= 0 ? r.tokens[after].span[1] : inputOf(r.net).length;
       state.selected = after + 1;
-      setText(insertAfter(r.net, end, NEW_TOKENS[kind]), { now: true });
+      setText(insertAfter(r.net, end, NEW_TOKENS[kind]));
     });
     bar.append(b);
   }

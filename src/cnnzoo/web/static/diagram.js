@@ -24,11 +24,19 @@ function colourOf(type) {
 }
 
 let measureCtx = null;
+let measureFamily = "";
+const measured = new Map(); // "size bold text" -> width: most labels recur from one edit to the next
 function textWidth(text, size, bold) {
-  if (!measureCtx) measureCtx = document.createElement("canvas").getContext("2d");
-  const family = getComputedStyle(document.body).fontFamily || "sans-serif";
-  measureCtx.font = `${bold ? 700 : 400} ${size}px ${family}`;
-  return Math.ceil(measureCtx.measureText(text).width);
+  const key = `${size}${bold ? "b" : ""} ${text}`;
+  if (measured.has(key)) return measured.get(key);
+  if (!measureCtx) {
+    measureCtx = document.createElement("canvas").getContext("2d");
+    measureFamily = getComputedStyle(document.body).fontFamily || "sans-serif";
+  }
+  measureCtx.font = `${bold ? 700 : 400} ${size}px ${measureFamily}`;
+  const width = Math.ceil(measureCtx.measureText(text).width);
+  measured.set(key, width);
+  return width;
 }
 
 // The residual blocks of a summary: the main-path rows and the shortcut rows of each block that adds.
