@@ -109,7 +109,7 @@ def latency(page, url: str, edits: int) -> None:
 def epoch_from_page(page, url: str, runs: Path) -> dict:
     page.goto(f"{url}/build?net={SEED_004}&lang=en")
     page.get_by_test_id("train-this").click()
-    page.wait_for_selector("select[name=dataset] option")
+    page.wait_for_selector("select[name=dataset] option", state="attached")
     page.select_option("select[name=dataset]", "fashion-mnist")
     page.fill("input[name=epochs]", "1")
     page.get_by_test_id("train-start").click()

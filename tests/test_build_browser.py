@@ -25,6 +25,7 @@ def keras_cnn(kernel: int) -> nn.Module:
 
 
 def count(model: nn.Module) -> str:
+    model(torch.zeros(1, 1, 28, 28))  # a LazyLinear learns its input size
     return f"{sum(p.numel() for p in model.parameters()):,}"
 
 
@@ -46,25 +47,35 @@ def test_seed_004_typed_edited_and_collapsed(server, page, tmp_path):  # noqa: F
     expect(page.get_by_test_id("explanation")).to_contain_text("(5·5·1 + 1)·32 = 832")
     page.screenshot(path=str(shot_path("build-edit.png", tmp_path)), full_page=False)
 
-    # a fourth 3×3 conv after the last pool: its input is 1×1 (torch refuses it too)
+    # seed 004's exercise taken further: all three kernels 5×5. conv3's input is then 4×4 (torch refuses it too)
+    five = SEED_004.replace("C3", "C5")
     with pytest.raises(RuntimeError):
-        nn.Conv2d(128, 128, 3)(torch.zeros(1, 128, 1, 1))
-    box.fill(SEED_004.replace("MP2-64N", "MP2-128C3-64N"))
+        keras_cnn5(padding=0)(torch.zeros(1, 1, 28, 28))
+    box.fill(five)
     error = page.get_by_test_id("net-error")
     expect(error).to_be_visible()
-    expect(page.get_by_test_id("net-error-token")).to_have_text("128C3")
-    expect(error).to_contain_text("conv4")
-    expect(error).to_contain_text("⌊(1 + 2·0 − 1·(3 − 1) − 1)/1⌋ + 1 = 0")
-    # the smallest square input that works: 38 (28 → 26 → 13 → 11 → 5 → 3 → 1 at 28; at 38: ... → 3 → 1 left)
-    side = next(s for s in range(1, 200) if _works(s))
-    expect(error).to_contain_text(f"1x{side}x{side}")
+    expect(page.get_by_test_id("net-error-token")).to_have_text("128C5")
+    expect(error).to_contain_text("conv3")
+    expect(error).to_contain_text("⌊(4 + 2·0 − 1·(5 − 1) − 1)/1⌋ + 1 = 0")
+    side = next(s for s in range(1, 200) if _works(keras_cnn5(padding=0), s))
+    expect(error).to_contain_text(f"1x{side}x{side}")  # 36
     page.screenshot(path=str(shot_path("build-error.png", tmp_path)), full_page=False)
+    # 'same' padding (p2) keeps 28 → 14 → 7 → 3: it works again
+    box.fill(five.replace("C5", "C5p2"))
+    expect(error).to_be_hidden()
+    expect(total).to_have_text(count(keras_cnn5(padding=2)))
 
 
-def _works(side: int) -> bool:
-    """Whether torch runs the collapsed net's convolutions and pools on a side×side input."""
-    net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.MaxPool2d(2),
-                        nn.Conv2d(64, 128, 3), nn.MaxPool2d(2), nn.Conv2d(128, 128, 3))  # fmt: skip
+def keras_cnn5(padding: int) -> nn.Module:
+    """Seed 004's net with three 5×5 convolutions."""
+    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(64, 128, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, 10))  # fmt: skip
+
+
+def _works(net: nn.Module, side: int) -> bool:
+    """Whether torch runs ``net`` on a side×side input."""
     try:
         net(torch.zeros(1, 1, side, side))
     except RuntimeError:

@@ -5,7 +5,7 @@ three projections sit on their shortcut rather than in series, and no two labels
 from __future__ import annotations
 
 import pytest
-from test_web_browser import page, server  # noqa: F401 (fixtures; `browser` is conftest's)
+from test_web_browser import page, server, shot_path  # noqa: F401 (fixtures; `browser` is conftest's)
 
 
 def overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
@@ -24,7 +24,7 @@ LABELS = """els => els.map(e => { const r = e.getBoundingClientRect();
 
 
 @pytest.mark.parametrize("model, skips", [("resnet18", 8), ("resnet50", 16)])
-def test_resnet_diagram_draws_its_shortcuts(server, page, model, skips):  # noqa: F811
+def test_resnet_diagram_draws_its_shortcuts(server, page, model, skips, tmp_path):  # noqa: F811
     import torchvision
     from playwright.sync_api import expect
 
@@ -42,6 +42,8 @@ def test_resnet_diagram_draws_its_shortcuts(server, page, model, skips):  # noqa
     labels = page.locator("#diagram text.label").evaluate_all(LABELS)
     assert len(labels) > 3 * blocks
     assert overlapping(labels) == []
+    if model == "resnet18":
+        page.get_by_test_id("diagram").screenshot(path=str(shot_path("diagram-resnet18.png", tmp_path)))
 
 
 def test_overlap_check_finds_an_overlap():
