@@ -45,6 +45,7 @@ def test_seed_004_typed_edited_and_collapsed(server, page, tmp_path):  # noqa: F
     # every figure is clickable for its formula, now for a typed net
     page.locator('td[data-layer="conv1"][data-field="params"]').click()
     expect(page.get_by_test_id("explanation")).to_contain_text("(5·5·1 + 1)·32 = 832")
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shot_path("build-edit.png", tmp_path)), full_page=False)
 
     # seed 004's exercise taken further: all three kernels 5×5. conv3's input is then 4×4 (torch refuses it too)
