@@ -123,7 +123,7 @@ def test_caps_are_named(server, page):  # noqa: F811
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
-def test_build_page_in_chinese(server, page):  # noqa: F811
+def test_build_page_in_chinese(server, page, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
     page.goto(f"{server}/build?net={SEED_004}&lang=zh")
@@ -136,6 +136,7 @@ def test_build_page_in_chinese(server, page):  # noqa: F811
                and not CHINESE.search(s)]  # fmt: skip
     assert english == []
     assert len(texts) > 30
+    page.screenshot(path=str(shot_path("build-zh.png", tmp_path)), full_page=False)
 
 
 def test_build_train_predict_and_neuron(browser, tmp_path):
