@@ -16,7 +16,9 @@ async function startPage() {
   if (params.get("input")) net = withInput(net, params.get("input"));
   setText(net, { asStart: true });
   try {
+    startSelect.append(el("option", { value: "", text: "…" }));
     const nets = (await api("/api/build/starts")).nets;
+    startSelect.replaceChildren();
     const groups = { empty: t("build.group.empty"), seed: t("build.group.seed"), zoo: t("build.group.zoo") };
     for (const [key, label] of Object.entries(groups)) {
       const group = el("optgroup", { label });

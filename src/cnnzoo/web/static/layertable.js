@@ -7,6 +7,8 @@ let shown = null; // the summary on screen, redrawn when the language changes
 
 function renderSummary(s) {
   shown = s;
+  // the diagram first: it reads its box's width, which costs nothing before the table below is replaced
+  drawNetDiagram(document.getElementById("diagram"), s);
   const tot = s.total;
   const title = document.getElementById("title");
   if (title) title.textContent = `${s.model.length > 60 ? s.model.slice(0, 57) + "…" : s.model} ${t("at")} ${s.input.join("×")}`;
@@ -39,7 +41,6 @@ function renderSummary(s) {
     el("td", { text: fmtInt(tot.params) }), el("td", { text: fmtInt(tot.macs) }), el("td", { text: fmtInt(tot.flops) }),
     el("td", { text: fmtInt(tot.connections) }), el("td"), el("td", { text: fmtBytes(tot.activation_bytes) })));
 
-  drawNetDiagram(document.getElementById("diagram"), s);
   if (picked && picked.model === s.model && picked.input === s.input.join("x")) showExplanation(picked.layer, picked.field);
   else resetExplanation();
 }
