@@ -136,3 +136,13 @@ class Summary:
         from .render import to_text
 
         return to_text(self)
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from .render import to_html
+
+        return to_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render import to_markdown
+
+        return to_markdown(self)
