@@ -23,9 +23,9 @@ router = APIRouter()
 def _summary(name: str, size: tuple[int, int, int] | None):
     """A summary kept with its explanation walk (the explorer asks about one model many times)."""
     from ..analysis.summary import summary
-    from ..registry import get_model_info
+    from ..models.source import check_model_arg
 
-    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    check_model_arg(name, allow_code=False)  # a zoo name or a layer string; never code over the web
     return summary(name, size)
 
 
