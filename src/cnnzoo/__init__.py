@@ -20,7 +20,7 @@ _EXPORTS = {
     "register_model": "models",
     "get_model_info": "models",
     "summary": "analysis.summary",
-    "compare": "compare",
+    "compare": "comparison",
     "CnnzooError": "errors",
     "fit": "train",
     "evaluate": "train",

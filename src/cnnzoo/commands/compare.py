@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..compare import compare
+    from ..comparison import compare
 
     result = compare(*args.models, input_size=args.input, lang=args.lang)
     if args.format == "json":

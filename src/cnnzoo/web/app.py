@@ -199,7 +199,7 @@ def create_app(
         input: str | None = Query(None, description="CxHxW for all (default: each one's own)"),
         lang: str = Query("en", description="en or zh"),
     ) -> dict:
-        from ..compare import compare
+        from ..comparison import compare
 
         result = compare(*models, input_size=input, lang=lang, allow_code=False)
         return result.to_dict() | {"table": result.table()[1], "lang": lang}
