@@ -47,8 +47,5 @@ def resolve_layer(summary, name: str) -> list[str]:
         k = int(m[1]) - 6
         found = [linears[k]] if 0 <= k < len(linears) else []
     if not found:
-        raise CnnzooError(
-            f"no layer or block {name!r} in {summary.model} (`cnnzoo summary {summary.model}` names them; "
-            "the papers' names work too: C3, conv1_1, fc6, conv2_x)"
-        )
+        raise CnnzooError(f"no layer or block {name!r} in {summary.model}")
     return found
