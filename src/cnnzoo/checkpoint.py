@@ -352,10 +352,8 @@ def load_checkpoint(
     sizes against its real size), then the metadata, then the model built on the meta device is compared
     with the declared tensors (names, shapes, dtypes) and run on ``input_size`` (channels, bounded
     activations); only then is the checksum computed and the data read (memory-mapped), and refused if any
-    weight is NaN or infinite.
-
-    ``model``: the network to load the weights into, built in Python (e.g. the ``nn.Sequential`` that
-    ``cnnzoo.fit`` trained), instead of rebuilding it from the metadata."""
+    weight is NaN or infinite. ``model``: load into this network built in Python (e.g. the ``nn.Sequential``
+    ``cnnzoo.fit`` trained) instead of rebuilding it from the metadata."""
     weights, meta_path = _locate(path)
     header = read_header(weights)
     expected = None

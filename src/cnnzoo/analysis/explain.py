@@ -48,6 +48,16 @@ class Explanation:
     def __str__(self) -> str:
         return to_text(self)
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..notebook import html_pre
+
+        return html_pre(str(self))
+
+    def _repr_markdown_(self) -> str:
+        from ..notebook import markdown_pre
+
+        return markdown_pre(str(self))
+
 
 class _Walk:
     """Each leaf row's module and input shape (without the batch dimension), by row name."""

@@ -125,11 +125,13 @@ class Summary:
         """How a figure was computed: ``explain("c3", "params")`` is an :class:`~cnnzoo.analysis.explain.
         Explanation` (formula, the formula with the values filled in, the value, the rule's source);
         without a layer or a field, the list of every one (``lang``: "en" or "zh")."""
+        from .aliases import resolve_layer
         from .explain import explain, explain_all
 
-        if layer is not None and field is not None:
-            return explain(self, layer, field, lang)
-        return explain_all(self, layer, field, lang)
+        names = resolve_layer(self, layer) if layer is not None else [None]  # the papers' names too
+        if len(names) == 1 and layer is not None and field is not None:
+            return explain(self, names[0], field, lang)
+        return [e for name in names for e in explain_all(self, name, field, lang)]
 
     def __rich_console__(self, console, options):
         from .render import rich_table
@@ -141,3 +143,13 @@ class Summary:
         from .render import to_text
 
         return to_text(self)
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from .render import to_html
+
+        return to_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render import to_markdown
+
+        return to_markdown(self)

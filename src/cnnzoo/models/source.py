@@ -27,7 +27,15 @@ from ..errors import CnnzooError, UnknownModelError
 from .layerstring import build_from_spec, is_layer_string, parse_layer_string
 from .registry import create_model, get_model_info
 
-__all__ = ["ModelSource", "model_source", "resolve_model", "rebuild_model", "check_model_arg", "CODE_KINDS"]
+__all__ = [
+    "ModelSource",
+    "model_source",
+    "resolve_model",
+    "rebuild_model",
+    "check_model_arg",
+    "default_input_size",
+    "CODE_KINDS",
+]
 
 CODE_KINDS = ("file", "torchvision", "timm")  # kinds that run code other than cnnzoo's: never over the web
 
@@ -94,6 +102,16 @@ def check_model_arg(arg: str, allow_code: bool = True) -> ModelSource:
     elif source.kind == "string":
         parse_layer_string(source.name)
     return source
+
+
+def default_input_size(arg: str, allow_code: bool = False) -> tuple[int, int, int]:
+    """The (C, H, W) a zoo name or a layer string is built for (files and libraries: only when built)."""
+    source = check_model_arg(arg, allow_code)
+    if source.kind == "zoo":
+        return tuple(get_model_info(source.name).input_size)
+    if source.kind == "string":
+        return parse_layer_string(source.name).input
+    raise CnnzooError(f"{arg}: give the input size (--input CxHxW)")
 
 
 def _size(input_size, in_channels: int | None) -> tuple | None:

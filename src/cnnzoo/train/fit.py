@@ -71,6 +71,16 @@ class History:
         keys = [k for k in (self.epochs[0] if self.epochs else {}) if k != "epoch"]
         return {k: [r[k] for r in self.epochs] for k in keys}
 
+    def _repr_html_(self) -> str:  # Jupyter: one row per epoch, the test result below
+        from ..notebook import history_table, html_table
+
+        return html_table(*history_table(self))
+
+    def _repr_markdown_(self) -> str:
+        from ..notebook import history_table, markdown_table
+
+        return markdown_table(*history_table(self))
+
 
 EpochCallback = Callable[[dict], None]
 

@@ -101,9 +101,11 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
     from ..analysis.summary import summary
-    from ..registry import get_model_info
+    from ..models.source import check_model_arg
 
-    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    check_model_arg(
+        name, allow_code=False
+    )  # a zoo name ("did you mean") or a layer string (a caret); no code
     return summary(name, input_size=input_size).to_dict()
 
 
@@ -187,12 +189,23 @@ def create_app(
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
     def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
-        from ..registry import get_model_info, list_models
+        from ..models.source import default_input_size, is_layer_string
 
-        if len(name) > SHOWN_CHARS and name not in list_models():
+        if len(name) > SHOWN_CHARS and not is_layer_string(name):
             raise ApiError(404, f"unknown model {shown(name)}: see /api/models")
-        size = parse_input_size(input) if input else tuple(get_model_info(name).input_size)
+        size = parse_input_size(input) if input else default_input_size(name)
         return model_summary(name, size)
+
+    @app.get("/api/compare", summary="Networks side by side (zoo names and layer strings)")
+    def compare_models(
+        models: list[str] = Query(..., description="two to eight: zoo names or layer strings"),
+        input: str | None = Query(None, description="CxHxW for all (default: each one's own)"),
+        lang: str = Query("en", description="en or zh"),
+    ) -> dict:
+        from ..comparison import compare
+
+        result = compare(*models, input_size=input, lang=lang, allow_code=False)
+        return result.to_dict() | {"table": result.table()[1], "lang": lang}
 
     @app.get("/api/gallery", summary="Test images of the checkpoint's dataset, a few per class")
     def gallery() -> dict:

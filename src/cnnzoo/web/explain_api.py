@@ -24,17 +24,9 @@ router = APIRouter()
 def _summary(name: str, size: tuple[int, int, int] | None):
     """A summary kept with its explanation walk (the explorer asks about one model many times)."""
     from ..analysis.summary import summary
-    from ..models.layerstring import build_from_spec, is_layer_string, parse_layer_string
-    from ..registry import get_model_info
+    from ..models.source import check_model_arg
 
-    if is_layer_string(name):  # data, read by the grammar and built on the meta device: never executed
-        import torch
-
-        spec = parse_layer_string(name)
-        with torch.device("meta"):
-            model = build_from_spec(spec)
-        return summary(model, size or spec.input)
-    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    check_model_arg(name, allow_code=False)  # a zoo name or a layer string; never code over the web
     return summary(name, size)
 
 

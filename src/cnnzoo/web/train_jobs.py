@@ -10,7 +10,6 @@ child to finish, and every epoch's checkpoint is crash-safe either way.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -23,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import TrainConfig
-from ..errors import CnnzooError, LayerStringError
-from ..models.layerstring import is_layer_string, parse_layer_string
+from ..errors import CnnzooError
+from ..models.source import check_model_arg, is_layer_string
 from ..options import OptionError, check
 from ..train.recipes import RECIPE_NAMES, recipe_for
 from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
@@ -63,23 +62,6 @@ def models_for(dataset: str) -> list[str]:
     fits = [n for n in list_models() if get_model_info(n).input_size[0] in (1, 3)
             and max(get_model_info(n).input_size[1:]) <= 2 * side]  # fmt: skip
     return sorted(fits, key=lambda n: (get_model_info(n).family != "lenet", n))
-
-
-def _layer_string_for(net: str, dataset: str) -> str:
-    """The canonical form of layer string ``net`` if it fits ``dataset`` as :func:`models_for`'s nets do (1 or
-    3 channels, sides at most twice the images'); a string that does not read is its one-line reason."""
-    from ..data import dataset_facts
-
-    try:
-        spec = parse_layer_string(net)
-    except LayerStringError as e:
-        raise TrainError(422, str(e).split("\n")[0]) from None
-    side = max(dataset_facts(dataset).native_size or (32, 32))
-    if spec.input[0] not in (1, 3) or max(spec.input[1:]) > 2 * side:
-        raise TrainError(
-            422, f"a net for {dataset} takes 1 or 3 channels and sides up to {2 * side}, not {spec.input}"
-        )
-    return str(spec)
 
 
 def run_path(runs_dir: Path, run_id: str) -> Path:
@@ -167,10 +149,13 @@ class Trainer:
                 422, f"dataset {dataset[:80]!r} is not on this machine; here: {', '.join(on_disk) or 'none'}"
             )
         model = params.get("model") or DEFAULT_MODEL
-        if is_layer_string(model):
-            model = _layer_string_for(model, dataset)
-        elif model not in (fitting := models_for(dataset)):
+        fitting = models_for(dataset)
+        if model not in fitting and not is_layer_string(model):
             raise TrainError(422, f"model {model[:80]!r} is not one for {dataset}: {', '.join(fitting)}")
+        try:  # a layer string is built with the dataset's channels; zoo names only otherwise, never code
+            check_model_arg(model, allow_code=False)
+        except CnnzooError as e:  # a layer string's caret line is for a terminal: the page shows one line
+            raise TrainError(422, str(e).split("\n")[0]) from None
         recipe = params.get("recipe") or "default"
         recipe = "default" if recipe == "auto" else recipe  # the page's first name for it
         if recipe not in RECIPE_NAMES:
@@ -248,9 +233,7 @@ def run_state(runs_dir: Path, run_id: str, offset: int = 0) -> dict:
 
 
 def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
-    if is_layer_string(model):  # its '*' and '.' make no folder name: a short digest names the run
-        model = "net-" + hashlib.sha1(model.encode()).hexdigest()[:8]
-    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model)[:60]}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id, k = base, 1
     while (Path(runs_dir) / run_id).exists():
         k += 1
@@ -262,7 +245,9 @@ def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
     """``cnnzoo train`` with the page's choices (the page's fields override the recipe's, as on the CLI)."""
     cmd = [sys.executable, "-m", "cnnzoo", "train", params["model"], "--dataset", params["dataset"]]
     cmd += ["--recipe", params["recipe"]]
-    options = {k: params[k] for k in ("epochs", "limit", "lr", "batch_size", "validation_split") if k in params}
+    options = {
+        k: params[k] for k in ("epochs", "limit", "lr", "batch_size", "validation_split") if k in params
+    }
     for name, value in options.items():
         cmd += ["--" + name.replace("_", "-"), str(value)]
     if data_dir:
