@@ -116,6 +116,14 @@ def test_chinese_uses_the_seeds_terms():
     assert "参数" in str(zh) and "表 I" in zh.source
     assert "感受野" in str(s.explain("c3", "receptive_field", lang="zh"))
     assert "步幅" in str(s.explain("c1", "output_shape", lang="zh"))
+    # seed 003: a pooling window is a 池化核, a convolution's a 卷积核; the jump is 跳距
+    modern = cnnzoo.summary("lenet5_modern")
+    pool = str(modern.explain("features.pool1", "output_shape", lang="zh"))
+    assert "池化核 2" in pool and "卷积核" not in pool
+    assert "卷积核 5" in str(modern.explain("features.conv1", "output_shape", lang="zh"))
+    rf = str(modern.explain("features.conv2", "receptive_field", lang="zh"))
+    assert "features.pool1：池化核 2" in rf and "features.conv1：卷积核 5" in rf and "跳距" in rf
+    assert "步长" not in rf
 
 
 def test_ceil_mode_dilation_and_same_padding():

@@ -214,7 +214,7 @@ def test_fully_connected_unit_shows_its_weighted_sum(server, page):
     assert float(d["after"]) == pytest.approx(float(value), abs=1e-4)
 
 
-def test_disabled_buttons_look_disabled_and_names_fit(server, page):
+def test_disabled_buttons_look_disabled(server, page):
     url, _ = server
     page.goto(url + "/train")
     page.wait_for_function("document.getElementById('model').options.length > 0")
@@ -230,14 +230,22 @@ def test_disabled_buttons_look_disabled_and_names_fit(server, page):
     }""")
     disabled, off, on = looks
     assert disabled and off != on and off[2] == "not-allowed"
-    page.select_option("#model", "lenet5_modern")
-    need, width = page.evaluate("""() => {
-        const sel = document.getElementById("model");
-        const ctx = document.createElement("canvas").getContext("2d");
-        ctx.font = getComputedStyle(sel).font;
-        return [ctx.measureText(sel.selectedOptions[0].text).width, sel.clientWidth];
-    }""")
-    assert width >= need + 24, (need, width)  # the text, the padding and the arrow
+
+
+def test_model_dropdown_shows_the_whole_name(server, page):
+    url, _ = server
+    for width in (1024, 1360):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(url + "/train")
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+        cut = page.evaluate("""() => {
+            const sel = document.getElementById("model");
+            const ctx = document.createElement("canvas").getContext("2d");
+            ctx.font = getComputedStyle(sel).font;
+            return [...sel.options].map((o) => [o.text, ctx.measureText(o.text).width])
+                .filter(([, need]) => sel.clientWidth < need + 24).map(([text]) => text);  // + padding, arrow
+        }""")
+        assert cut == [], (width, cut)
 
 
 def test_explanation_box_shows_a_long_recurrence_whole(server, page):
@@ -248,16 +256,37 @@ def test_explanation_box_shows_a_long_recurrence_whole(server, page):
     cells = page.locator('#rows td[data-field="receptive_field"]')
     expect(cells.first).to_be_visible()
     cells.last.click()
+    explained = json.loads(
+        page.evaluate("""async () => JSON.stringify((await (await fetch(
+            "/api/explain/resnet50?input=3x224x224&layer=fc&field=receptive_field")).json()).explanations[0])""")
+    )
     box = page.get_by_test_id("explanation")
     expect(box.locator(".line").first).to_be_visible()
     sizes = box.evaluate("""(b) => {
         const card = b.closest(".card");
-        card.scrollTop = card.scrollHeight;
-        const last = b.querySelector(".line:last-of-type").getBoundingClientRect();
+        const lines = b.querySelectorAll(".line");
+        const last = lines[lines.length - 1].getBoundingClientRect();
         const frame = card.getBoundingClientRect();
-        return {wide: [card.scrollWidth, card.clientWidth], last: [last.bottom, frame.bottom],
-                lines: b.querySelectorAll(".line").length};
+        return {wide: [card.scrollWidth, card.clientWidth], last: [last.bottom, frame.bottom], lines: lines.length,
+                top: card.scrollTop};
     }""")
-    assert sizes["lines"] > 20  # a deep recurrence
+    assert sizes["lines"] == len(explained["lines"]) > 20  # a deep recurrence, every step on the page
     assert sizes["wide"][0] <= sizes["wide"][1] + 1, sizes  # no line cut at the right
-    assert sizes["last"][0] <= sizes["last"][1] + 1, sizes  # the last line can be scrolled to
+    assert sizes["top"] == 0 and sizes["last"][0] <= sizes["last"][1] + 1, sizes  # the last step in view
+
+
+def test_untrained_page_in_chinese(page, tmp_path):
+    from helpers import serving
+    from playwright.sync_api import expect
+
+    from cnnzoo.web import create_app, load_session
+
+    with serving(create_app(load_session(None, tmp_path))) as url:
+        page.goto(url + "/?lang=zh")
+        expect(page.locator("#banner")).to_contain_text("未经训练")
+        expect(page.locator("#footer")).to_contain_text("未训练")
+        expect(page.locator("#gallery button")).to_have_count(30)
+        page.wait_for_load_state("networkidle")
+        words = english_words(visible_text(page), ALLOWED | {"lenet5_modern", "fashion-mnist"})
+        page.goto("about:blank")  # nothing left in flight when the server stops
+    assert words == set()

@@ -184,7 +184,8 @@ def _rf_explanation(summary, walk: _Walk, index: int, lang: str) -> Built:
             grow = f"({k} − 1)" if d == 1 else f"{d}·({k} − 1)"
             j = number(before.jump[dim])
             formula = "r = r_prev + (k − 1)·j_prev" if d == 1 else "r = r_prev + d·(k − 1)·j_prev"
-            label = msg("rf_step", lang, layer=r.name, k=k, s=s)
+            kernel = "kernel_pool" if "Pool" in r.type or r.type == "Subsampling" else "kernel_conv"
+            label = msg("rf_step", lang, layer=r.name, k=k, s=s, kernel=msg(kernel, lang))
             lines.append(line(label, formula, f"{number(before.size[dim])} + {grow}·{j}", after.size[dim]))
             if s != 1:
                 lines.append(

@@ -71,10 +71,26 @@ def kind_of(module: nn.Module | None) -> str:
     return "kind_act"
 
 
+def _kernel_word(module: nn.Module | None) -> str:
+    """The message key of the module's window: a pooling or subsampling layer's, else a convolution's."""
+    return "kernel_pool" if kind_of(module) in ("kind_pool", "kind_subsampling") else "kernel_conv"
+
+
 # -- output shape ------------------------------------------------------------------------------------------
 
 
-def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out: int, lang: str) -> Line:
+def _window_line(
+    label: str,
+    n: int,
+    k: int,
+    s: int,
+    p,
+    d: int,
+    ceil: bool,
+    out: int,
+    lang: str,
+    kernel: str = "kernel_conv",
+) -> Line:
     """One dimension through a window, in PyTorch's rule: ⌊(n − k' + 2p)/s⌋ + 1, k' = d·(k − 1) + 1."""
     total = p if isinstance(p, str) else 2 * p  # 'same' padding arrives as its total (a str)
     pad_sym, pad_val = ("p_total", str(total)) if isinstance(p, str) else ("2p", f"2·{p}")
@@ -89,7 +105,8 @@ def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out:
         formula, expr = formula + " − 1", expr + " − 1"
     elif not ceil and total in (0, "0") and d == 1 and span % s == 0:
         expr += f" = ({n} − {k})/{s} + 1"  # exact: the floor changes nothing
-    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p if not isinstance(p, str) else f"{p}/2")
+    p_shown = p if not isinstance(p, str) else f"{p}/2"
+    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p_shown, kernel=msg(kernel, lang))
     if d != 1:
         values += msg("dilation_values", lang, d=d)
     return line(values, formula, expr, out)
@@ -109,7 +126,8 @@ def output_lines(module, in_shape, out_shape, lang: str) -> Built:
             dims.append((in_shape[1 + i], w.kernel[i], w.stride[i], paddings[i], w.dilation[i]))
         labels = [msg("dim_hw", lang)] if dims[0] == dims[1] else [msg("dim_h", lang), msg("dim_w", lang)]
         lines = tuple(
-            _window_line(labels[i], *dims[i], w.ceil_mode, out_shape[1 + i], lang) for i in range(len(labels))
+            _window_line(labels[i], *dims[i], w.ceil_mode, out_shape[1 + i], lang, _kernel_word(module))
+            for i in range(len(labels))
         )
         notes = [msg("note_channels", lang, c=out_shape[0])]
         if w.ceil_mode:

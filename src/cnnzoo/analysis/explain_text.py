@@ -26,11 +26,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dim_hw": ("height = width", "高 = 宽"),
     "window_values": (
         "{dim}: n = input {n}, k = kernel {k}, s = stride {s}, p = padding {p}",
-        "{dim}：n = 输入 {n}，k = 卷积核 {k}，s = 步幅 {s}，p = 填充 {p}",
+        "{dim}：n = 输入 {n}，k = {kernel} {k}，s = 步幅 {s}，p = 填充 {p}",
     ),
     "dilation_values": (", d = dilation {d}", "，d = 空洞率 {d}"),
     "flatten": ("flattened: C·H·W", "展平：C·H·W"),
-    "rf_step": ("{layer}: kernel {k}, stride {s}", "{layer}：卷积核 {k}，步幅 {s}"),
+    "rf_step": ("{layer}: kernel {k}, stride {s}", "{layer}：{kernel} {k}，步幅 {s}"),
+    # a window's name in Chinese: a convolution's 卷积核, a pooling (or subsampling) layer's 池化核
+    "kernel_conv": ("kernel", "卷积核"),
+    "kernel_pool": ("kernel", "池化核"),
     "rf_unrolled": ("the recurrence unrolled", "递推式展开"),
     "rf_jump": ("{layer}: jump j = j_prev·s", "{layer}：跳距 j = j_prev·s"),
     "sum_of_layers": ("sum over the block's layers", "块内各层之和"),

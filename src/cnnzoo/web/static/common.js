@@ -1,4 +1,4 @@
-// Shared helpers for the two pages: API calls, colour maps, number formatting. Plain JS, no build step.
+// Shared helpers for every page: API calls, colour maps, number formatting, el(). Plain JS, no build step.
 "use strict";
 
 // GET/POST JSON; the API answers every problem as {"error": "..."}, which becomes the thrown message.

@@ -1,9 +1,9 @@
 // English / 中文 for every page: one string table (STRINGS; en and zh have the same keys, a test checks it), a
 // switch in the header, `?lang=zh` in the URL; the choice is remembered (localStorage). Every string a page
 // shows comes from here: t("key", {vars}) in JS; data-i18n="key" in HTML gets its first text node translated
-// (a label keeps its input); data-i18n-placeholder and data-i18n-title translate those attributes. Pages listen
-// to the "langchange" event to redraw what they built in JS. A new page adds its keys to both tables, prefixed
-// with its id ("build.…"), plus "nav.<id>" and "brand.<id>" for the header (nav.js).
+// (a label keeps its input); data-i18n-placeholder, -title, -alt and -aria (aria-label) translate those
+// attributes. Pages listen to the "langchange" event to redraw what they built in JS. A new page adds its keys
+// to both tables, prefixed with its id ("build.…"), plus "nav.<id>" and "brand.<id>" for the header (nav.js).
 // Chinese terms are the seed texts' (卷积层, 池化层/下采样层, 感受野, 跳距, 参数, 连接数, 步幅, 填充, 乘加运算).
 // Names that come from the data (class names, model families) are translated by DATA_ZH; English shows them
 // as they are.
@@ -19,6 +19,7 @@ const STRINGS = {
     "totals": "Totals", "diagram": "Diagram", "layers": "Layers", "explanation": "Explanation",
     "diagram.note": "— each box is a layer's output: height ∝ H×W (log), depth ∝ channels (log), as in LeNet-5's Fig. 2",
     "explain.hint": "Click any number in the table (or Tab to it) to see how it is computed; the layers it comes from light up.",
+    "explain.more": "{n} more steps",
     "col.layer": "layer", "col.type": "type", "col.kernel": "kernel", "col.output": "output", "col.params": "params",
     "col.macs": "MACs", "col.flops": "FLOPs", "col.connections": "connections", "col.rf": "receptive field",
     "col.activations": "activations", "total": "total", "in": "in", "jump": "jump",
@@ -91,6 +92,18 @@ const STRINGS = {
     "status.idle": "idle", "status.running": "running", "status.stopping": "stopping", "status.finished": "finished",
     "status.stopped": "stopped", "status.failed": "failed", "status.replay": "replay",
     "recipe.default": "default", "recipe.fast": "fast", "recipe.paper": "paper",
+    // what screen readers say (alt texts, aria-labels)
+    "aria.pad": "drawing pad",
+    "alt.input": "the network's input",
+    "alt.gradient": "gradient of the neuron with respect to the input",
+    "aria.slide_map": "the map filled so far",
+    "aria.slide": "kernel position",
+    "aria.curves": "training curves",
+    "aria.runs": "runs with snapshots",
+    "aria.epoch": "epoch",
+    "aria.filters": "first-layer filters",
+    "alt.maps": "{layer}'s feature maps",
+    "aria.diagram": "layer diagram of {model}",
   },
   zh: {
     "nav.predict": "预测", "nav.explore": "探索网络结构", "nav.train": "训练", "nav.api": "API 文档",
@@ -100,6 +113,7 @@ const STRINGS = {
     "totals": "总计", "diagram": "结构图", "layers": "各层", "explanation": "计算过程",
     "diagram.note": "— 每个方块是一层的输出：高度 ∝ H×W（对数），厚度 ∝ 通道数（对数），如 LeNet-5 的图 2",
     "explain.hint": "点击表中任一数字（或用 Tab 键选中）查看它的计算过程；参与计算的层会高亮。",
+    "explain.more": "另外 {n} 步",
     "col.layer": "层", "col.type": "类型", "col.kernel": "核", "col.output": "输出", "col.params": "参数",
     "col.macs": "乘加运算", "col.flops": "浮点运算", "col.connections": "连接数", "col.rf": "感受野",
     "col.activations": "激活内存", "total": "总计", "in": "输入", "jump": "跳距",
@@ -170,6 +184,17 @@ const STRINGS = {
     "status.idle": "空闲", "status.running": "训练中", "status.stopping": "正在停止", "status.finished": "已完成",
     "status.stopped": "已停止", "status.failed": "失败", "status.replay": "回放",
     "recipe.default": "默认", "recipe.fast": "快速", "recipe.paper": "论文",
+    "aria.pad": "手写板",
+    "alt.input": "网络的输入",
+    "alt.gradient": "神经元对输入的梯度",
+    "aria.slide_map": "目前已填好的特征图",
+    "aria.slide": "卷积核的位置",
+    "aria.curves": "训练曲线",
+    "aria.runs": "有快照的运行",
+    "aria.epoch": "轮次",
+    "aria.filters": "第一层的卷积核",
+    "alt.maps": "{layer} 的特征图",
+    "aria.diagram": "{model} 的结构图",
   },
 };
 
@@ -276,6 +301,10 @@ function translatePage(root) {
     else node.prepend(document.createTextNode(text + " "));
   }
   for (const node of (root || document).querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
+  for (const node of (root || document).querySelectorAll("[data-i18n-alt]")) node.alt = t(node.dataset.i18nAlt);
+  for (const node of (root || document).querySelectorAll("[data-i18n-aria]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAria));
+  }
   for (const node of (root || document).querySelectorAll("[data-i18n-placeholder]")) {
     node.placeholder = t(node.dataset.i18nPlaceholder);
   }

@@ -76,13 +76,23 @@ async function showExplanation(layer, field) {
   }
 }
 
+const HEAD_SHOWN = 2; // a long explanation: its first steps and its last ones (the answer) stay in view
+const TAIL_SHOWN = 3;
+
 function renderExplanation(e) {
   const value = typeof e.value === "object" && e.value !== null
     ? (e.value.size !== undefined ? e.value.size : JSON.stringify(e.value)) : fmtValue(e.value);
-  const lines = e.lines.map((line) => el("div", { class: "line" },
+  let lines = e.lines.map((line) => el("div", { class: "line" },
     el("div", { class: "small", text: line.label }),
     el("div", { class: "formula mono", text: line.formula }),
     el("div", { class: "filled mono", text: line.filled })));
+  if (lines.length > HEAD_SHOWN + TAIL_SHOWN + 1) {
+    // A long recurrence (ResNet-50: 100 lines): its first and last steps stay in view, the rest one click away.
+    const middle = lines.slice(HEAD_SHOWN, -TAIL_SHOWN);
+    lines = [...lines.slice(0, HEAD_SHOWN),
+      el("details", { class: "more" }, el("summary", { text: t("explain.more", { n: middle.length }) }), ...middle),
+      ...lines.slice(-TAIL_SHOWN)];
+  }
   const parts = [el("h3", { text: `${e.layer} · ${fieldName(e.field)} = ${value}` }), ...lines];
   if (e.note) parts.push(el("p", { class: "small", text: e.note }));
   if (e.source) parts.push(el("p", { class: "small muted", text: `${t("source")}: ${e.source}` }));

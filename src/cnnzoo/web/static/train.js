@@ -160,11 +160,11 @@ function drawFilters(filters, epoch) {
 function drawMaps(snap) {
   const rows = [el("div", { class: "row" },
     el("span", { class: "small", text: t("train.input_row", { label: dataName("class", snap.input.label) }) }),
-    el("img", { src: snap.input.png, class: "input", alt: "the input image" }))];
+    el("img", { src: snap.input.png, class: "input", alt: t("alt.input") }))];
   for (const layer of snap.layers) {
     rows.push(el("div", { class: "row" },
       el("span", { class: "small mono", text: `${layer.name} ${shapeText(layer.shape)}` }),
-      el("img", { src: layer.png, alt: `${layer.name}'s feature maps` })));
+      el("img", { src: layer.png, alt: t("alt.maps", { layer: layer.name }) })));
   }
   $("maps").replaceChildren(...rows);
 }
