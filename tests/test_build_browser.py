@@ -137,6 +137,12 @@ def test_build_page_in_chinese(server, page, tmp_path):  # noqa: F811
     assert english == []
     assert len(texts) > 30
     page.screenshot(path=str(shot_path("build-zh.png", tmp_path)), full_page=False)
+    # a net that collapses is explained in Chinese too
+    page.get_by_test_id("net-string").fill(SEED_004.replace("C3", "C5"))
+    error = page.get_by_test_id("net-error")
+    expect(error).to_contain_text("conv3 的特征图坍缩")
+    expect(error).to_contain_text("可用的最小输入")
+    assert not re.search(r"\b(map|kernel|collapse)\b", error.inner_text())
 
 
 def test_build_train_predict_and_neuron(browser, tmp_path):

@@ -100,8 +100,9 @@ function showNetError(r) {
   const parts = [el("div", { class: "mono caret-line" }, text.slice(0, e.position),
     el("mark", { "data-testid": "net-error-token", text: text.slice(e.position, e.position + e.length) || " " }),
     text.slice(e.position + e.length))];
-  parts.push(el("div", { class: "reason", text: e.reason }));
   const c = e.collapse;
+  // the parser's reason is English; for a collapse the translated lines below say the same, with the numbers
+  if (!(c && c.layer && LANG !== "en")) parts.push(el("div", { class: "reason", text: e.reason }));
   if (c && c.layer) {
     parts.push(el("div", { text: t("build.collapse", { layer: c.layer, n: c.input_side }) }));
     parts.push(el("div", { class: "mono formula", text: c.formula }));
