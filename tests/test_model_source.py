@@ -117,6 +117,21 @@ def test_string_and_file_runs_work_everywhere(netfile, tmp_path, capsys):
         assert np.abs(ours.detach().numpy() - theirs).max() < 1e-4
         info = TestClient(create_app(load_session(run))).get("/api/info").json()
         assert name in json.dumps(info)
+    resume = [
+        "train",
+        "--out",
+        str(run),
+        "--resume",
+        "--epochs",
+        "2",
+        "--limit",
+        "500",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
+    assert cli.main(resume) == 0  # the file's run goes on from its checkpoint.json alone
+    assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 2
     capsys.readouterr()
     netfile.write_text(TUTORIAL_NET + "\n# changed\n")
     assert cli.main(["eval", str(tmp_path / f"run{len(name)}"), "--limit", "10"]) == 2

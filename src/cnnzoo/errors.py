@@ -48,5 +48,7 @@ class LayerStringError(CnnzooError, ValueError):
     def __init__(self, reason: str, text: str, position: int, length: int = 1) -> None:
         self.reason, self.text = reason, text
         self.position, self.length = max(0, position), max(1, length)
-        line = f"{text}  <- {reason}"
-        super().__init__(f"{line}\n{' ' * self.position}{'^' * self.length}")
+        if not text:  # a module that cannot be written as a string: no text to point into
+            super().__init__(reason)
+            return
+        super().__init__(f"{text}  <- {reason}\n{' ' * self.position}{'^' * self.length}")

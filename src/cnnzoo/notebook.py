@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import html
 
-__all__ = ["html_table", "markdown_table", "html_pre", "markdown_pre", "history_table"]
+__all__ = [
+    "html_table",
+    "markdown_table",
+    "html_pre",
+    "markdown_pre",
+    "history_table",
+    "history_html",
+    "history_markdown",
+]
 
 
 def html_table(header: list[str], rows: list[list[str]], caption: str = "", note: str = "") -> str:
@@ -55,3 +63,13 @@ def history_table(history) -> tuple[list[str], list[list[str]], str, str]:
         else ""
     )
     return ["epoch", *keys], rows, "", done
+
+
+def history_html(history) -> str:
+    """``History._repr_html_``."""
+    return html_table(*history_table(history))
+
+
+def history_markdown(history) -> str:
+    """``History._repr_markdown_``."""
+    return markdown_table(*history_table(history))

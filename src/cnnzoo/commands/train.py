@@ -313,6 +313,7 @@ def _input_size(args, model_name: str) -> tuple[int, int, int] | None:
     if args.resume:
         import torch
 
+        from ..card import card_of
         from ..checkpoint import load_meta
         from ..errors import CnnzooError
         from ..models.source import resolve_model
@@ -320,8 +321,8 @@ def _input_size(args, model_name: str) -> tuple[int, int, int] | None:
         try:
             size = tuple(load_meta(args.out).input_size)
             with torch.device("meta"):
-                own = resolve_model(model_name, **_model_args(args, {})).card.input_size
-            return size if size != tuple(own) else None
+                own = card_of(resolve_model(model_name, **_model_args(args, {})))  # a file's net may have none
+            return size if own is None or size != tuple(own.input_size) else None
         except (CnnzooError, OSError):  # no checkpoint yet (or not a registered model): the model's own size
             return None
     return None

@@ -26,6 +26,7 @@ from ..data import dataset_facts
 from ..data.stream import FolderStream, StreamEval, StreamTrain
 from ..device import resolve_device
 from ..errors import CnnzooError, ShapeError
+from ..notebook import history_html, history_markdown
 from ..threads import CpuBudget
 from ..tta import for_prediction
 from . import distributed as ddp
@@ -71,15 +72,8 @@ class History:
         keys = [k for k in (self.epochs[0] if self.epochs else {}) if k != "epoch"]
         return {k: [r[k] for r in self.epochs] for k in keys}
 
-    def _repr_html_(self) -> str:  # Jupyter: one row per epoch, the test result below
-        from ..notebook import history_table, html_table
-
-        return html_table(*history_table(self))
-
-    def _repr_markdown_(self) -> str:
-        from ..notebook import history_table, markdown_table
-
-        return markdown_table(*history_table(self))
+    _repr_html_ = history_html  # Jupyter: one row per epoch, the test result below
+    _repr_markdown_ = history_markdown
 
 
 EpochCallback = Callable[[dict], None]
