@@ -35,7 +35,17 @@ function renderSummary(s) {
       figure("connections", fmtInt(l.connections)), figure("receptive_field", rf),
       figure("activation_bytes", fmtBytes(l.activation_bytes)));
   });
-  document.getElementById("rows").replaceChildren(...rows);
+  const body = document.getElementById("rows");
+  const kept = body.children;
+  if (kept.length === rows.length && rows.every((r, i) => kept[i].dataset.layer === r.dataset.layer)) {
+    // the same layers (an edit of a kernel or a width): only the cells whose text changed are touched
+    rows.forEach((r, i) => {
+      for (let k = 0; k < r.children.length; k++) {
+        const [now, old] = [r.children[k], kept[i].children[k]];
+        if (old.textContent !== now.textContent) old.replaceWith(now);
+      }
+    });
+  } else body.replaceChildren(...rows);
   document.getElementById("foot").replaceChildren(el("tr", {},
     el("td", { text: t("total") }), el("td"), el("td"), el("td", { text: `${shapeText(s.input)} ${t("in")}` }),
     el("td", { text: fmtInt(tot.params) }), el("td", { text: fmtInt(tot.macs) }), el("td", { text: fmtInt(tot.flops) }),
