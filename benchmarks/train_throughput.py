@@ -38,7 +38,7 @@ from cnnzoo.data import load_dataset
 SRC = Path("/usr/share/datasets/fashion-mnist")
 
 
-def tutorial(root: Path, epochs: int) -> float:
+def tutorial(root: Path, epochs: int, model_arg: str = "lenet5_modern", images: int | None = None) -> float:
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
@@ -50,9 +50,11 @@ def tutorial(root: Path, epochs: int) -> float:
             with gzip.open(SRC / f"{name}.gz") as f, open(raw / name, "wb") as g:
                 shutil.copyfileobj(f, g)
     train = datasets.FashionMNIST(root, train=True, download=False, transform=transforms.ToTensor())
+    if images is not None:
+        train = torch.utils.data.Subset(train, range(images))
     loader = DataLoader(train, batch_size=256, shuffle=True, num_workers=2)
     torch.manual_seed(0)
-    model = cnnzoo.create_model("lenet5_modern")
+    model = cnnzoo.create_model(model_arg)  # any model argument: a zoo name, a layer string, ...
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     n, t0 = 0, time.perf_counter()
@@ -66,18 +68,18 @@ def tutorial(root: Path, epochs: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def ours(epochs: int) -> float:
+def ours(epochs: int, model_arg: str = "lenet5_modern", images: int | None = None) -> float:
     data = load_dataset("fashion-mnist")
     torch.manual_seed(0)
-    model = cnnzoo.create_model("lenet5_modern")
+    model = cnnzoo.create_model(model_arg)
     t0 = time.perf_counter()
     h = cnnzoo.fit(model, data, epochs=epochs, batch_size=256, lr=0.05, validation_split=0.0, crop_padding=0,
-                   hflip=True, progress="quiet", limit=None)  # fmt: skip
+                   hflip=True, progress="quiet", limit=images)  # fmt: skip
     wall = time.perf_counter() - t0
     # Like the tutorial's figure (its training loop, loader included), ours is the training loop. fit()'s
     # wall clock also includes setup and the 10,000-image test evaluation: printed for reference.
     print(
-        f"  (ours, fit() wall clock incl. setup and test evaluation: {len(data.train_images) * epochs / wall:,.0f} img/s)"
+        f"  (ours, fit() wall clock incl. setup and test evaluation: {(images or len(data.train_images)) * epochs / wall:,.0f} img/s)"
     )
     return h.result["train_images_per_second"]
 
@@ -156,6 +158,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--model", default="lenet5_modern", help="any model argument, e.g. a layer string")
+    p.add_argument(
+        "--images", type=int, default=None, help="train on the first N images (default: all 60,000)"
+    )
     p.add_argument("--write", help="update the '## Training throughput' section of this markdown file")
     p.add_argument("--contention", action="store_true", help="quiet vs one and two busy competitors")
     p.add_argument("--repeat", type=int, default=2, help="--contention: interleaved repetitions")
@@ -165,11 +171,11 @@ def main() -> None:
         return contention(args.repeat, args.limit)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        tut = tutorial(Path(tmp), args.epochs)
+        tut = tutorial(Path(tmp), args.epochs, args.model, args.images)
     print(
         f"tutorial pipeline (torchvision FashionMNIST + ToTensor + DataLoader(num_workers=2)): {tut:,.0f} img/s"
     )
-    our = ours(args.epochs)
+    our = ours(args.epochs, args.model, args.images)
     print(f"cnnzoo engine (in-memory uint8, batched preprocessing): {our:,.0f} img/s")
     print(f"ratio: {our / tut:.1f}x")
     if args.write:

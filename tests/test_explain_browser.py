@@ -113,6 +113,6 @@ def test_chinese_switch(server, page, tmp_path):  # noqa: F811
     expect(page.locator("nav a").first).to_have_text("预测")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     page.goto(f"{server}/train")
-    expect(page.locator("nav a").nth(2)).to_have_text("训练")
+    expect(page.locator('nav a[href="/train"]')).to_have_text("训练")
     page.goto(f"{server}/explore?lang=en")
     expect(head).to_contain_text("receptive field")

@@ -2,6 +2,7 @@
 brute-force receptive fields measured with gradients on real tensors."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -278,6 +279,16 @@ def test_too_small_input_names_layer_and_minimum():
     with pytest.raises(ShapeError, match=r"collapses at layer 'c5'.*smallest input that works is 1×32×32"):
         summary("lenet5", (1, 16, 16))
     with pytest.raises(ShapeError, match=r"features.12.*3×63×63"):
+        summary(torchvision.models.alexnet(), (3, 32, 32))
+
+
+def test_collapse_shows_the_output_size_formula_with_its_numbers():
+    # torchvision's AlexNet at 3×32×32: features.12 (MaxPool 3×3 s2) gets a 1×1 map, and PyTorch refuses it
+    net = torchvision.models.alexnet().features[:12]
+    assert tuple(net(torch.zeros(1, 3, 32, 32)).shape[2:]) == (1, 1)
+    with pytest.raises(RuntimeError):
+        torch.nn.MaxPool2d(3, 2)(torch.zeros(1, 256, 1, 1))
+    with pytest.raises(ShapeError, match=re.escape("⌊(1 + 2·0 − 1·(3 − 1) − 1)/2⌋ + 1 = 0")):
         summary(torchvision.models.alexnet(), (3, 32, 32))
 
 

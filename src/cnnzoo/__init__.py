@@ -20,6 +20,7 @@ _EXPORTS = {
     "register_model": "models",
     "get_model_info": "models",
     "summary": "analysis.summary",
+    "compare": "comparison",
     "CnnzooError": "errors",
     "fit": "train",
     "evaluate": "train",

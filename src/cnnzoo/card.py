@@ -34,6 +34,9 @@ class ModelCard:
     # predictions average the logits of the image and its mirror image (cnnzoo.tta): set by fit for a net
     # trained with random mirroring and ``test_flip``
     test_flip: bool = False
+    # how to rebuild a model that is not a zoo name or a layer string (cnnzoo.models.source.ModelSource):
+    # {"kind": "file", "path", "name", "args", "sha256"} or {"kind": "torchvision" | "timm", "name", "args"}
+    source: dict = field(default_factory=dict, hash=False, compare=True)
 
     def __post_init__(self) -> None:
         # tuples whatever came in (JSON gives lists): a card is a value, never shared mutable state
@@ -45,6 +48,7 @@ class ModelCard:
         object.__setattr__(self, "resize", None if self.resize is None else int(self.resize))
         object.__setattr__(self, "pretrained", dict(self.pretrained))
         object.__setattr__(self, "test_flip", bool(self.test_flip))
+        object.__setattr__(self, "source", dict(self.source))
 
     @property
     def channels(self) -> int:
@@ -68,6 +72,7 @@ class ModelCard:
             | ({"resize": self.resize} if self.resize is not None else {})
             | ({"pretrained": dict(self.pretrained)} if self.pretrained else {})
             | ({"test_flip": True} if self.test_flip else {})
+            | ({"source": dict(self.source)} if self.source else {})
         )  # only when set: the records of models without them stay as they were
 
 

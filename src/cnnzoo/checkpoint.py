@@ -16,6 +16,7 @@ the next save, resume or load finishes ("rolls forward"); an incomplete set is d
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -147,6 +148,8 @@ def _validate(d: dict, source: str) -> None:
     pretrained = d.get("pretrained", {})
     if not (isinstance(pretrained, dict) and all(isinstance(v, (str, bool)) for v in pretrained.values())):
         raise bad("'pretrained' must be an object of strings", pretrained)
+    if not isinstance(d.get("source", {}), dict):
+        raise bad("'source' must be an object", d["source"])
     if not isinstance(d.get("test_flip", False), bool):
         raise bad("'test_flip' must be true or false", d["test_flip"])
 
@@ -339,7 +342,7 @@ def load_meta(path: str | os.PathLike) -> CheckpointMeta:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
+    path: str | os.PathLike, device: str | torch.device = "cpu", model: nn.Module | None = None
 ) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model of a run directory or ``.safetensors`` file: ``(model in eval mode, meta)``.
 
@@ -347,7 +350,8 @@ def load_checkpoint(
     sizes against its real size), then the metadata, then the model built on the meta device is compared
     with the declared tensors (names, shapes, dtypes) and run on ``input_size`` (channels, bounded
     activations); only then is the checksum computed and the data read (memory-mapped), and refused if any
-    weight is NaN or infinite."""
+    weight is NaN or infinite. ``model``: load into this network built in Python (e.g. the ``nn.Sequential``
+    ``cnnzoo.fit`` trained) instead of rebuilding it from the metadata."""
     weights, meta_path = _locate(path)
     header = read_header(weights)
     expected = None
@@ -362,7 +366,7 @@ def load_checkpoint(
                 f"{weights}: no checkpoint.json beside it and no cnnzoo metadata in its header"
             )
         meta = CheckpointMeta.from_dict(embedded, str(weights))
-    skeleton = _build(meta, weights, "meta")
+    skeleton = copy.deepcopy(model).to("meta") if model is not None else _build(meta, weights, "meta")
     check_declared(skeleton, header, meta.model)
     outputs = check_input_size(skeleton, meta.input_size, meta_path or weights)
     if meta.classes and outputs is not None and outputs != len(meta.classes):
@@ -375,7 +379,7 @@ def load_checkpoint(
         )
     tensors = load_tensors(header)
     check_finite(tensors, weights)
-    model = _build(meta, weights, "cpu")
+    model = model if model is not None else _build(meta, weights, "cpu")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
@@ -389,11 +393,11 @@ def load_checkpoint(
 def _build(meta: CheckpointMeta, weights: Path, device: str) -> nn.Module:
     """The checkpoint's model on ``device`` ("meta": no memory); every failure names the checkpoint."""
     from .errors import CnnzooError, UnknownModelError
-    from .models import create_model
+    from .models.source import rebuild_model
 
     try:
         with torch.device(device):
-            return create_model(meta.model, **meta.model_kwargs)
+            return rebuild_model(meta.card)
     except UnknownModelError as e:
         raise CheckpointError(f"{weights}: {e}") from None
     except (TypeError, ValueError, RuntimeError, CnnzooError) as e:

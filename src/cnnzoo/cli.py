@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except CnnzooError as e:
         if args.debug:
             raise
-        print(f"cnnzoo {args.command}: error: {e}", file=sys.stderr)
+        prefix = f"cnnzoo {args.command}: error: "  # a caret line under a layer string stays under its token
+        print(prefix + str(e).replace("\n", "\n" + " " * len(prefix)), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)

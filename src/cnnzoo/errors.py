@@ -39,3 +39,16 @@ class CheckpointError(CnnzooError):
 
 class ConversionError(CnnzooError):
     """A model that cannot be converted (e.g. to fully convolutional form)."""
+
+
+class LayerStringError(CnnzooError, ValueError):
+    """A layer string (``1x28x28-32C3-MP2-10N``) that cannot be read or built: one line saying why, then a
+    caret line under the offending token. ``position`` and ``length`` locate the token in ``text``."""
+
+    def __init__(self, reason: str, text: str, position: int, length: int = 1) -> None:
+        self.reason, self.text = reason, text
+        self.position, self.length = max(0, position), max(1, length)
+        if not text:  # a module that cannot be written as a string: no text to point into
+            super().__init__(reason)
+            return
+        super().__init__(f"{text}  <- {reason}\n{' ' * self.position}{'^' * self.length}")

@@ -16,6 +16,7 @@ from .card import attach_card
 from .errors import ShapeError
 from .models import create_model as build
 from .models import get_model_info
+from .models.source import resolve_model
 from .weights import resolve
 from .weights.files import Progress
 
@@ -41,8 +42,8 @@ def create_model(
     ``num_classes`` other than the weights' replaces the classifier after loading (a new, random head to
     fine-tune). ``input_size`` changes only the size images are cropped to (the resize scales with it): the
     network is built as the weights were trained, so they always fit."""
-    if weights is None:
-        return build(name, num_classes, in_channels, **overrides)
+    if weights is None:  # a zoo name, a layer string, FILE.py:NAME, torchvision:NAME or timm:NAME
+        return resolve_model(name, num_classes, in_channels, **overrides)
     if in_channels not in (None, 3):
         raise ShapeError(
             f"{name}'s {weights} weights take 3-channel (RGB) images, not in_channels={in_channels}"

@@ -48,6 +48,16 @@ class Explanation:
     def __str__(self) -> str:
         return to_text(self)
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..notebook import html_pre
+
+        return html_pre(str(self))
+
+    def _repr_markdown_(self) -> str:
+        from ..notebook import markdown_pre
+
+        return markdown_pre(str(self))
+
 
 class _Walk:
     """Each leaf row's module and input shape (without the batch dimension), by row name."""
@@ -58,10 +68,10 @@ class _Walk:
             raise CnnzooError(f"the summary of {summary.model} keeps no model to explain")
         model, kwargs = source
         if isinstance(model, str):
-            from ..models import create_model
+            from ..models.source import resolve_model
 
             with torch.device("meta"):
-                work = create_model(model, **kwargs)
+                work = resolve_model(model, **kwargs)
         else:
             work = copy.deepcopy(model)
         work = work.to("meta").eval()

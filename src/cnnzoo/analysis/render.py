@@ -114,9 +114,27 @@ def natural_width(s) -> int:
 
 def to_text(s, width: int | None = None) -> str:
     """Plain text; ``width`` None: the whole table, uncut (``str(summary)``)."""
-    console = Console(file=io.StringIO(), width=width or natural_width(s), record=True, color_system=None)
+    console = (
+        Console(  # force_jupyter=False: in a notebook rich would also display it, so print() showed it twice
+            file=io.StringIO(),
+            width=width or natural_width(s),
+            record=True,
+            color_system=None,
+            force_jupyter=False,
+        )
+    )
     console.print(rich_table(s, width))
     return console.export_text()
+
+
+def to_html(s) -> str:
+    """The table for Jupyter (``Summary._repr_html_``): every column, the totals and the conventions."""
+    from ..notebook import html_table
+
+    rows = [_cells(row) for row in s.layers]
+    return html_table(
+        list(COLUMNS), rows, f"{s.model} — input {_shape(s.input)}", f"{_totals(s)}. {s.conventions}"
+    )
 
 
 def to_markdown(s) -> str:

@@ -22,8 +22,8 @@ from torch import nn
 
 from ..card import card_of
 from ..errors import ShapeError
-from ..models import create_model, get_model_info
-from ..shapes import parse_input_size, smallest_input
+from ..models.source import check_model_arg, resolve_model
+from ..shapes import conv_output_size, parse_input_size, smallest_input
 from .probe import Probe
 from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
@@ -34,11 +34,12 @@ __all__ = ["summary", "trace", "Summary", "LayerInfo", "BlockInfo", "ReceptiveFi
 def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str, tuple[int, int, int] | None]:
     """The probe, the name shown, and the input size the model is built for (its card's; None if unknown)."""
     if isinstance(model_or_name, str):
-        get_model_info(model_or_name)  # unknown names fail here, with suggestions
+        check_model_arg(model_or_name)  # unknown names fail here, with suggestions; bad strings with a caret
         with torch.device("meta"):
-            model = create_model(model_or_name, **model_kwargs)
+            model = resolve_model(model_or_name, **model_kwargs)
         # built here: instrumented in place
-        return Probe(model.to("meta"), copy=False), model_or_name, card_of(model).input_size
+        card = card_of(model)  # a user's file without an input size has none: the caller's input_size decides
+        return Probe(model.to("meta"), copy=False), model_or_name, card.input_size if card else None
     # The card is read from the caller's model, not from the probe's copy: a copy need not keep attributes
     # (a torch.fx GraphModule, say, copies itself without them).
     card = card_of(model_or_name)
@@ -48,6 +49,25 @@ def _prepare(model_or_name, model_kwargs: dict) -> tuple[Probe, str, tuple[int, 
 
 def _fmt(size) -> str:
     return "×".join(str(s) for s in size)
+
+
+def _collapse_formula(c: Collapse) -> str:
+    """The output-size formula of the side that collapses, with its numbers: ``⌊(H + 2p − d·(k − 1) − 1)/s⌋ + 1``."""
+    w = c.window
+    i = (
+        0
+        if conv_output_size(c.in_hw[0], w.kernel[0], w.stride[0], w.padding[0], w.dilation[0], w.ceil_mode)
+        < 1
+        else 1
+    )
+    n, k, s, p, d = c.in_hw[i], w.kernel[i], w.stride[i], w.padding[i], w.dilation[i]
+    out = conv_output_size(n, k, s, p, d, w.ceil_mode)
+    side = "H" if i == 0 else "W"
+    floor = "⌈⌉" if w.ceil_mode else "⌊⌋"
+    return (
+        f"{side}_out = {floor[0]}({side} + 2p − d·(k − 1) − 1)/s{floor[1]} + 1 = "
+        f"{floor[0]}({n} + 2·{p} − {d}·({k} − 1) − 1)/{s}{floor[1]} + 1 = {out}"
+    )
 
 
 def _smallest_working(probe: Probe, input_size: tuple[int, int, int]) -> int | None:
@@ -95,8 +115,16 @@ def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
         out.append(BlockInfo(
             name, kind, [members[0].name, members[-1].name], members[-1].output_shape, params, trainable,
             sum(r.macs for r in members), sum(r.flops for r in members), sum(r.connections for r in members),
-            members[-1].receptive_field))  # fmt: skip
+            members[-1].receptive_field, [r.name for r in members if _on_shortcut(r.name, name)]))  # fmt: skip
     return out
+
+
+SHORTCUT_MODULES = ("downsample", "shortcut", "skip", "proj")  # a block's child module on its shortcut path
+
+
+def _on_shortcut(row: str, block: str) -> bool:
+    """Whether ``row`` (a layer of ``block``) is inside a child module named as a shortcut."""
+    return row.startswith(block + ".") and row[len(block) + 1 :].split(".")[0] in SHORTCUT_MODULES
 
 
 def summary(
@@ -143,7 +171,8 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
         k = c.window.kernel
         raise ShapeError(
             f"input {_fmt(size)} is too small for {name}: the feature map collapses at layer {c.layer!r} "
-            f"({c.kind} {k[0]}×{k[1]}), whose input is only {c.in_hw[0]}×{c.in_hw[1]}.{hint}"
+            f"({c.kind} {k[0]}×{k[1]}), whose input is only {c.in_hw[0]}×{c.in_hw[1]}: "
+            f"{_collapse_formula(c)}.{hint}"
         ) from None
     rows = result.rows
     total = {
@@ -165,7 +194,7 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:
     """Walk a real tensor through the network (random weights for a name) and return each leaf layer's
     ``(name, type, output shape)`` — what d2l's LeNet chapter prints with ``for layer in net: X = layer(X)``."""
-    model = create_model(model_or_name, **model_kwargs) if isinstance(model_or_name, str) else model_or_name
+    model = resolve_model(model_or_name, **model_kwargs) if isinstance(model_or_name, str) else model_or_name
     size = summary(model, input_size).input  # clear errors (an unknown size too) before touching real data
     device = next(model.parameters()).device
     shapes: list[tuple[str, str, tuple]] = []

@@ -12,8 +12,14 @@ FIELDS = ("output_shape", "params", "macs", "flops", "connections", "receptive_f
 
 
 def add_arguments(p) -> None:
-    p.add_argument("model", help="registered model name (see `cnnzoo models`)")
-    p.add_argument("layer", nargs="?", help="a layer or block name as in `cnnzoo summary` (default: all)")
+    from ._model import MODEL_HELP
+
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument(
+        "layer",
+        nargs="?",
+        help="a layer or block name as in `cnnzoo summary`, or the paper's: C3, conv1_1, fc6, conv2_x (default: all)",
+    )
     p.add_argument("--field", choices=FIELDS, help="one figure only (default: all)")
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
     p.add_argument("--lang", choices=["en", "zh"], default="en", help="English or 中文")
@@ -28,13 +34,13 @@ def run(args) -> int:
 
     s = summary(args.model, args.input)
     explanations = s.explain(args.layer, args.field, lang=args.lang)
-    if args.layer is not None and args.field is not None:
+    if not isinstance(explanations, list):
         explanations = [explanations]
     if args.format == "json":
         print(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
     elif args.format == "markdown":
         print(to_markdown(explanations), end="")
-    elif args.layer is None:
+    elif args.layer is None or args.field is None and len({e.layer for e in explanations}) > 1:
         for e in explanations:
             print(e.one_line())
     else:

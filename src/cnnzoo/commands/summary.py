@@ -1,18 +1,21 @@
-"""``cnnzoo summary NAME [--input CxHxW] [--format table|json|markdown|csv] [--trace]``."""
+"""``cnnzoo summary MODEL [--input CxHxW] [--format table|json|markdown|csv] [--trace]``: MODEL is any model argument
+(a zoo name, a layer string, FILE.py:NAME, torchvision:NAME, timm:NAME)."""
 
 NAME = "summary"
 HELP = "layer table: shapes, parameters, MACs/FLOPs, connections, receptive fields"
 DESCRIPTION = (
-    "Analyse a registered model without running it on data (PyTorch's meta device): one row per layer "
+    "Analyse a model without running it on data (PyTorch's meta device): one row per layer "
     "with output shape, parameters, MACs, FLOPs, LeCun's connections and the receptive field."
 )
 
 
 def add_arguments(p) -> None:
     from ..options import Rule
+    from ._model import MODEL_HELP, add_model_args
 
-    p.add_argument("model", help="registered model name (see `cnnzoo models`)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
+    add_model_args(p)
     p.add_argument("--format", choices=["table", "json", "markdown", "csv"], default="table")
     p.add_argument("--num-classes", type=Rule(int, 1, 100_000).argtype("--num-classes"), default=None)
     p.add_argument(
@@ -35,8 +38,17 @@ def run(args) -> int:
 
     from ..analysis import render
     from ..analysis.summary import summary, trace
+    from ..models.source import check_model_arg, resolve_model
+    from ._model import model_args
 
     model = args.model
+    source = check_model_arg(args.model)
+    if source.kind in ("file", "torchvision", "timm"):  # the user's code: built once, for its input size too
+        from ..shapes import parse_input_size
+
+        size = parse_input_size(args.input) if args.input else None
+        kw = {"input_size": size} if size else {}
+        model = resolve_model(args.model, args.num_classes, model_args=model_args(args), **kw)
     if args.weights:  # loaded and checked like everywhere else; the input size is the weights' crop
         from ..zoo import create_model as create_pretrained
 
@@ -50,11 +62,9 @@ def run(args) -> int:
         import torch
 
         from ..convert import to_fully_convolutional
-        from ..models import create_model, get_model_info
 
-        get_model_info(model)
         with torch.device("meta"):
-            model = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
+            model = to_fully_convolutional(resolve_model(model, num_classes=args.num_classes))
     kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
     s = summary(model, args.input, **kwargs)
     if args.fully_convolutional:  # the title says which form; the model (and its card) keeps its name
@@ -76,9 +86,9 @@ def run(args) -> int:
         console.print(s)
     if args.trace:
         print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
-        traced = model if args.weights else args.model  # the loaded model is a real one already
+        traced = model if args.weights or not isinstance(model, str) else args.model  # already built
         if args.fully_convolutional and not args.weights:  # a real copy (the analysed one is on meta)
-            traced = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
+            traced = to_fully_convolutional(resolve_model(args.model, num_classes=args.num_classes))
         for name, kind, shape in trace(traced, s.input, **kwargs):
             print(f"{name:<24} {kind:<18} output shape: {tuple(shape)}")
     return 0

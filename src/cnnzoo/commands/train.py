@@ -26,8 +26,10 @@ DEFAULT_MODEL = "lenet5_modern"
 def add_arguments(p) -> None:
     from ..config import TrainConfig  # no torch: `cnnzoo --help` stays fast
     from ..options import add_options
+    from ._model import MODEL_HELP, add_model_args
 
-    p.add_argument("model", nargs="?", help=f"registered model name (default {DEFAULT_MODEL})")
+    p.add_argument("model", nargs="?", help=f"{MODEL_HELP} (default {DEFAULT_MODEL})")
+    add_model_args(p)
     p.add_argument(
         "--dataset",
         help="a dataset name (`cnnzoo data list` shows them) or imagefolder:PATH (default fashion-mnist)",
@@ -73,9 +75,11 @@ def _sigterm_as_ctrl_c():
 
 
 def _default_out(model: str) -> str:
+    import re
     import time
 
-    return f"runs/{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = model.rpartition(":")[2] if ".py:" in model else model  # a file's class name, not its path
+    return f"runs/{re.sub(r'[^A-Za-z0-9._-]+', '_', name)[:60]}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _launch(args, argv: list[str]) -> int:
@@ -152,7 +156,8 @@ def _train(args) -> int:
     torch.manual_seed(options["seed"])  # the initial weights follow --seed too
     model = create_model(model_name, num_classes=len(ds.classes),
                          in_channels=size[0] if size else ds.channels if streaming else ds.image_size[0],
-                         weights=weights, **({"input_size": size[1:]} if size else {}))  # fmt: skip
+                         weights=weights, **({"input_size": size[1:]} if size else {}),
+                         **_model_args(args, saved))  # fmt: skip
     main = int(os.environ.get("RANK", "0")) == 0
     if main and not args.quiet:
         _print_table(model)
@@ -187,16 +192,38 @@ def _input_size(args, model_name: str) -> tuple[int, int, int] | None:
     if args.input:
         return parse_input_size(args.input)
     if args.resume:
+        import torch
+
+        from ..card import card_of
         from ..checkpoint import load_meta
         from ..errors import CnnzooError
-        from ..models import get_model_info
+        from ..models.source import resolve_model
 
         try:
             size = tuple(load_meta(args.out).input_size)
-            return size if size != tuple(get_model_info(model_name).input_size) else None
+            with torch.device("meta"):
+                own = card_of(resolve_model(model_name, **_model_args(args, {})))  # a file's net may have none
+            return size if own is None or size != tuple(own.input_size) else None
         except (CnnzooError, OSError):  # no checkpoint yet (or not a registered model): the model's own size
             return None
     return None
+
+
+def _model_args(args, saved: dict) -> dict:
+    """``--model-args``; when resuming without them, the arguments the run's model was built with."""
+    from ._model import model_args
+
+    given = model_args(args)
+    if given or not args.resume:
+        return {"model_args": given} if given else {}
+    from ..checkpoint import load_meta
+    from ..errors import CnnzooError
+
+    try:
+        recorded = load_meta(args.out).source.get("args", {})
+    except (CnnzooError, OSError):
+        return {}
+    return {"model_args": recorded} if recorded else {}
 
 
 def _print_table(model) -> None:

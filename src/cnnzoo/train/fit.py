@@ -26,6 +26,7 @@ from ..data import dataset_facts
 from ..data.stream import FolderStream, StreamEval, StreamTrain
 from ..device import resolve_device
 from ..errors import CnnzooError, ShapeError
+from ..notebook import history_html, history_markdown
 from ..threads import CpuBudget
 from ..tta import for_prediction
 from . import distributed as ddp
@@ -71,12 +72,15 @@ class History:
         keys = [k for k in (self.epochs[0] if self.epochs else {}) if k != "epoch"]
         return {k: [r[k] for r in self.epochs] for k in keys}
 
+    _repr_html_ = history_html  # Jupyter: one row per epoch, the test result below
+    _repr_markdown_ = history_markdown
+
 
 EpochCallback = Callable[[dict], None]
 
 
 def fit(
-    model: nn.Module,
+    model: nn.Module | str,
     data,
     config: TrainConfig | None = None,
     *,
@@ -90,6 +94,12 @@ def fit(
     checkpoint (every epoch, atomically), result.json, curves.png and confusion.png. ``on_epoch(record)`` is
     called after every epoch with its record (a line of metrics.jsonl). Under ``torchrun`` this runs DDP;
     rank 0 alone writes."""
+    if isinstance(
+        model, str
+    ):  # any model argument: a zoo name, a layer string, FILE.py:NAME, torchvision:NAME
+        from ..models.source import resolve_model
+
+        model = resolve_model(model)
     cfg = config_from(options, base=config)  # every option's range: cnnzoo.config
     info = ddp.setup(resolve_device(cfg.device).type)
     try:
@@ -144,7 +154,11 @@ def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run
     channels_last = True if cfg.channels_last is None else cfg.channels_last
     bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
     ds = resolve(data, cfg)  # in memory, or an image folder streamed (cnnzoo.data.stream)
-    base = card_of(model) or ModelCard(model=type(model).__name__, input_size=input_of(ds))
+    base = card_of(model) or ModelCard(
+        model=getattr(model, "model_name", None) or type(model).__name__,
+        input_size=input_of(ds),
+        source=getattr(model, "model_source", {}),
+    )
     if cfg.normalization == "pretrained":  # fine-tuning: the inputs the pretrained features were learnt on
         mean, std = pretrained_stats(base)
     else:

@@ -38,6 +38,11 @@ RECIPES: dict[str, dict] = {
                 weight_decay=5e-4),
     "resnet": dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", schedule="cosine", warmup_epochs=1,
                    weight_decay=5e-4),
+    # Any other net (a layer string, the user's file, torchvision:/timm:): lenet5_modern's recipe, which asks
+    # nothing of the architecture (Muon for the hidden layers, SGD for the last one; docs/training.md).
+    "layer-string": dict(epochs=6, batch_size=128, lr=0.1, optimizer="muon", muon_lr=0.01, momentum=0.95,
+                         schedule="linear", weight_decay=5e-4, crop_padding=0, hflip=None, label_smoothing=0.2,
+                         test_flip=True, validation_split=0.0),
 }  # fmt: skip
 
 
@@ -91,7 +96,10 @@ def recipe_for(model_name: str, recipe: str = "default") -> dict:
     if model_name in RECIPES:
         return dict(RECIPES[model_name])
     from ..models import get_model_info
+    from ..models.source import model_source
 
+    if model_source(model_name).kind != "zoo":
+        return dict(RECIPES["layer-string"])
     family = get_model_info(model_name).family
     return dict(RECIPES.get(family, {}))
 

@@ -2,6 +2,7 @@
 
     GET  /                         the predict page (draw, gallery, upload -> prediction + feature maps)
     GET  /explore                  the architecture explorer (analyzer table + layer diagram)
+    GET  /build                    build a net as a layer string (cnnzoo.web.build_api)
     GET  /api/info                 which checkpoint is loaded, its classes and input size
     GET  /api/models               the registered models
     GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
@@ -35,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CnnzooError, ShapeError, UnknownModelError
 from ..images import decode_image, open_image
+from .build_api import build_router
 from .explain_api import router as explain_router
 from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck
 from .images import png_bytes
@@ -100,9 +102,11 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
     from ..analysis.summary import summary
-    from ..models import get_model_info
+    from ..models.source import check_model_arg
 
-    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    check_model_arg(
+        name, allow_code=False
+    )  # a zoo name ("did you mean") or a layer string (a caret); no code
     return summary(name, input_size=input_size).to_dict()
 
 
@@ -158,6 +162,7 @@ def create_app(
     _add_offline_docs(app)
     app.include_router(training_router(session))  # /train and its API (cnnzoo.web.training)
     app.include_router(explain_router)
+    app.include_router(build_router())  # /build and its check (cnnzoo.web.build_api)
     app.include_router(neuron_router(session))  # POST /api/neuron (cnnzoo.web.neuron)
 
     @app.get("/", include_in_schema=False)
@@ -185,12 +190,23 @@ def create_app(
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
     def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
-        from ..models import get_model_info, list_models
+        from ..models.source import default_input_size, is_layer_string
 
-        if len(name) > SHOWN_CHARS and name not in list_models():
+        if len(name) > SHOWN_CHARS and not is_layer_string(name):
             raise ApiError(404, f"unknown model {shown(name)}: see /api/models")
-        size = parse_input_size(input) if input else tuple(get_model_info(name).input_size)
+        size = parse_input_size(input) if input else default_input_size(name)
         return model_summary(name, size)
+
+    @app.get("/api/compare", summary="Networks side by side (zoo names and layer strings)")
+    def compare_models(
+        models: list[str] = Query(..., description="two to eight: zoo names or layer strings"),
+        input: str | None = Query(None, description="CxHxW for all (default: each one's own)"),
+        lang: str = Query("en", description="en or zh"),
+    ) -> dict:
+        from ..comparison import compare
+
+        result = compare(*models, input_size=input, lang=lang, allow_code=False)
+        return result.to_dict() | {"table": result.table()[1], "lang": lang}
 
     @app.get("/api/gallery", summary="Test images of the checkpoint's dataset, a few per class")
     def gallery() -> dict:

@@ -1,6 +1,6 @@
 """``GET /api/explain/{model}?input=CxHxW&layer=NAME&field=F&lang=en|zh``: the analyzer's figures explained
 (formula, the values filled in, the value, the source), as :meth:`cnnzoo.analysis.schema.Summary.explain`
-gives them. Errors are :mod:`cnnzoo.errors` ones: the app answers them on one line (4xx)."""
+gives them; ``model`` is a registered name or a layer string. Errors are :mod:`cnnzoo.errors` ones: the app answers them on one line (4xx)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..shapes import parse_input_size
 
 __all__ = ["router"]
 
+MAX_NAME = 4000  # a model name or a layer string (layerstring.MAX_STRING_LENGTH is 2,000)
 MAX_SIDE, MAX_CHANNELS = 4096, 64  # the analysis runs on the meta device: its cost does not grow with these
 
 router = APIRouter()
@@ -23,9 +24,9 @@ router = APIRouter()
 def _summary(name: str, size: tuple[int, int, int] | None):
     """A summary kept with its explanation walk (the explorer asks about one model many times)."""
     from ..analysis.summary import summary
-    from ..models import get_model_info
+    from ..models.source import check_model_arg
 
-    get_model_info(name)  # unknown names fail here with the registry's "did you mean"
+    check_model_arg(name, allow_code=False)  # a zoo name or a layer string; never code over the web
     return summary(name, size)
 
 
@@ -40,7 +41,7 @@ def explain(
     size = parse_input_size(input) if input else None
     if size is not None and (size[0] > MAX_CHANNELS or max(size[1:]) > MAX_SIDE):
         raise ShapeError(f"input {input} is too large: at most {MAX_CHANNELS} channels and {MAX_SIDE} pixels")
-    s = _summary(model[:200], size)
+    s = _summary(model[:MAX_NAME], size)
     found = s.explain(layer, field, lang=lang)
     found = found if isinstance(found, list) else [found]
     return {

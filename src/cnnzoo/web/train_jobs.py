@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..errors import CnnzooError
+from ..models.source import check_model_arg, is_layer_string
 from ..options import OptionError, check
 from ..train.recipes import RECIPE_NAMES, recipe_for
 from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
@@ -149,8 +150,12 @@ class Trainer:
             )
         model = params.get("model") or DEFAULT_MODEL
         fitting = models_for(dataset)
-        if model not in fitting:
+        if model not in fitting and not is_layer_string(model):
             raise TrainError(422, f"model {model[:80]!r} is not one for {dataset}: {', '.join(fitting)}")
+        try:  # a layer string is built with the dataset's channels; zoo names only otherwise, never code
+            check_model_arg(model, allow_code=False)
+        except CnnzooError as e:  # a layer string's caret line is for a terminal: the page shows one line
+            raise TrainError(422, str(e).split("\n")[0]) from None
         recipe = params.get("recipe") or "default"
         recipe = "default" if recipe == "auto" else recipe  # the page's first name for it
         if recipe not in RECIPE_NAMES:
@@ -228,7 +233,7 @@ def run_state(runs_dir: Path, run_id: str, offset: int = 0) -> dict:
 
 
 def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
-    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model)[:60]}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id, k = base, 1
     while (Path(runs_dir) / run_id).exists():
         k += 1
@@ -240,7 +245,9 @@ def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
     """``cnnzoo train`` with the page's choices (the page's fields override the recipe's, as on the CLI)."""
     cmd = [sys.executable, "-m", "cnnzoo", "train", params["model"], "--dataset", params["dataset"]]
     cmd += ["--recipe", params["recipe"]]
-    options = {k: params[k] for k in ("epochs", "limit", "lr", "batch_size", "validation_split") if k in params}
+    options = {
+        k: params[k] for k in ("epochs", "limit", "lr", "batch_size", "validation_split") if k in params
+    }
     for name, value in options.items():
         cmd += ["--" + name.replace("_", "-"), str(value)]
     if data_dir:

@@ -223,6 +223,53 @@ function dataName(kind, name) {
   return (LANG === "zh" && DATA_ZH[kind] && DATA_ZH[kind][name]) || name;
 }
 
+// The Build page (build.html, build.js).
+Object.assign(STRINGS.en, {
+  "nav.build": "Build", "brand.build": "build your own CNN",
+  "build.start": "Start from", "build.load": "Load", "build.input": "Input (C×H×W)", "build.train": "Train this",
+  "build.net": "Layer string",
+  "build.grammar": "32C3p1s2 convolution (32 maps, 3×3 kernel; p padding, s stride, d dilation, g groups) · MP2, AP2 pooling · 64N fully connected · BN batch norm · D0.5 dropout · R64 residual block · GAP global pooling · 64C3*2 twice",
+  "build.controls": "Layers, one row per token", "build.add": "Add after the selected row:",
+  "build.group.empty": "empty", "build.group.seed": "the seeds' nets", "build.group.zoo": "the zoo",
+  "build.empty": "an input and 10 outputs", "build.seed.seed003": "seed 003: Keras CNN (4×4 kernels)",
+  "build.seed.seed004": "seed 004: Keras CNN (3×3 kernels)", "build.seed.seed004-lenet": "seed 004: LeNet-5's layers",
+  "build.collapse": "{layer} collapses: its input is only {n} pixels wide, and the output-size rule gives",
+  "build.smallest": "The smallest input that works: {size}.", "build.none": "No input up to 1024×1024 works.",
+  "build.nochange": "The net you started from.", "build.params": "params",
+  "build.output": "{layer}'s output {shapes}", "build.because": "because", "build.count": "{a}→{b} tokens",
+  "build.fixfirst": "Fix the layer string first: the controls follow it.",
+  "build.kind.conv": "convolution", "build.kind.pool": "pooling", "build.kind.gpool": "global pooling",
+  "build.kind.fc": "fully connected", "build.kind.bn": "batch norm", "build.kind.drop": "dropout",
+  "build.kind.act": "activation", "build.kind.res": "residual block",
+  "build.f.out": "channels", "build.f.kernel": "kernel", "build.f.stride": "stride", "build.f.padding": "padding",
+  "build.f.dilation": "dilation", "build.f.groups": "groups", "build.f.p": "p",
+  "build.max": "max", "build.avg": "average", "build.shortcut.B": "1×1 conv shortcut (B)",
+  "build.shortcut.A": "zero-padding shortcut (A)", "build.up": "move up", "build.down": "move down",
+  "build.remove": "remove",
+});
+Object.assign(STRINGS.zh, {
+  "nav.build": "搭建", "brand.build": "搭建你自己的 CNN",
+  "build.start": "起点", "build.load": "载入", "build.input": "输入（C×H×W）", "build.train": "训练它",
+  "build.net": "层字符串",
+  "build.grammar": "32C3p1s2 卷积层（32 个 3×3 卷积核，p 填充，s 步幅，d 空洞，g 分组）· MP2、AP2 池化层 · 64N 全连接层 · BN 批归一化 · D0.5 丢弃 · R64 残差块 · GAP 全局池化 · 64C3*2 重复两次",
+  "build.controls": "各层（每个记号一行）", "build.add": "在选中的行之后添加：",
+  "build.group.empty": "空网络", "build.group.seed": "种子文本中的网络", "build.group.zoo": "模型库",
+  "build.empty": "一个输入和 10 个输出", "build.seed.seed003": "种子 003：Keras 卷积网络（4×4 卷积核）",
+  "build.seed.seed004": "种子 004：Keras 卷积网络（3×3 卷积核）", "build.seed.seed004-lenet": "种子 004：LeNet-5 的各层",
+  "build.collapse": "{layer} 的特征图坍缩：它的输入只有 {n} 像素宽，输出尺寸公式给出",
+  "build.smallest": "可用的最小输入：{size}。", "build.none": "1024×1024 以内没有可用的输入。",
+  "build.nochange": "这是起点网络。", "build.params": "参数",
+  "build.output": "{layer} 的输出 {shapes}", "build.because": "因为", "build.count": "记号数 {a}→{b}",
+  "build.fixfirst": "请先修正层字符串：控件跟随它。",
+  "build.kind.conv": "卷积层", "build.kind.pool": "池化层", "build.kind.gpool": "全局池化",
+  "build.kind.fc": "全连接层", "build.kind.bn": "批归一化", "build.kind.drop": "丢弃",
+  "build.kind.act": "激活函数", "build.kind.res": "残差块",
+  "build.f.out": "通道数", "build.f.kernel": "卷积核", "build.f.stride": "步幅", "build.f.padding": "填充",
+  "build.f.dilation": "空洞", "build.f.groups": "分组", "build.f.p": "概率",
+  "build.max": "最大", "build.avg": "平均", "build.shortcut.B": "1×1 卷积捷径（B）",
+  "build.shortcut.A": "补零捷径（A）", "build.up": "上移", "build.down": "下移", "build.remove": "删除",
+});
+
 const LANG_KEY = "cnnzoo.lang";
 
 function currentLang() {

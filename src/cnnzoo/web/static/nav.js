@@ -7,6 +7,7 @@
 const PAGES = [
   { id: "predict", href: "/" },
   { id: "explore", href: "/explore" },
+  { id: "build", href: "/build" },
   { id: "train", href: "/train" },
   { id: "api", href: "/docs" }, // FastAPI's own page: it has no header of ours
 ];

@@ -19,10 +19,15 @@ async function loadOptions() {
   };
   fill($("dataset"), options.datasets, options.defaults.dataset);
   fill($("recipe"), options.recipes, options.defaults.recipe, (v) => t(`recipe.${v}`));
-  const models = () => fill($("model"), options.models[$("dataset").value] || [], options.defaults.model);
+  // /train?model=<a zoo name or a layer string>&epochs=…&limit=… (the Build page's "Train this" links here)
+  const asked = new URLSearchParams(location.search);
+  const extra = asked.get("model") ? [asked.get("model")] : [];
+  const models = () => fill($("model"), [...new Set([...extra, ...(options.models[$("dataset").value] || [])])],
+    extra[0] || options.defaults.model);
   $("dataset").addEventListener("change", models);
   models();
-  $("epochs").value = options.defaults.epochs;
+  $("epochs").value = asked.get("epochs") || options.defaults.epochs;
+  if (asked.get("limit")) $("limit").value = asked.get("limit");
   if (!options.datasets.length) showError(t("train.no_dataset"));
 }
 

@@ -1,0 +1,291 @@
+"""Layer strings as networks: ``build_layer_string("1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N")``.
+
+:mod:`cnnzoo.models.layergrammar` reads the string into a :class:`NetSpec` (every shape and cap checked);
+this module builds it as an ``nn.Sequential`` whose layers have readable names (``conv1``, ``relu1``,
+``pool1``, …, ``fc1``) and the card every zoo model has, and reads a module back into a layer string
+(:func:`to_layer_string`), from its layers, not from a stored copy of the text. docs/layer-strings.md has
+the grammar.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import replace
+
+from torch import nn
+
+from ..card import ModelCard, attach_card, card_of
+from ..errors import LayerStringError, ShapeError
+from .layergrammar import (
+    ACTIVATIONS,
+    MAX_FEATURE_ELEMENTS,
+    MAX_INPUT_SIDE,
+    MAX_LAYERS,
+    MAX_MACS,
+    MAX_PARAMS,
+    MAX_REPEAT,
+    MAX_STRING_LENGTH,
+    MAX_WIDTH,
+    LayerSpec,
+    NetSpec,
+    is_layer_string,
+    parse_layer_string,
+    spec_to_string,
+)
+from .layershapes import has_bias, infer
+from .resnet import BasicBlock, ZeroPadShortcut
+
+__all__ = [
+    "ACTIVATIONS",
+    "LayerSpec",
+    "LayerStringError",
+    "LayerStringNet",
+    "NetSpec",
+    "MAX_FEATURE_ELEMENTS",
+    "MAX_INPUT_SIDE",
+    "MAX_LAYERS",
+    "MAX_MACS",
+    "MAX_PARAMS",
+    "MAX_REPEAT",
+    "MAX_STRING_LENGTH",
+    "MAX_WIDTH",
+    "build_from_spec",
+    "build_layer_string",
+    "is_layer_string",
+    "parse_layer_string",
+    "spec_of_module",
+    "to_layer_string",
+]
+
+_ACT_MODULES = {
+    "ReLU": nn.ReLU,
+    "Tanh": nn.Tanh,
+    "Sigmoid": nn.Sigmoid,
+    "GELU": nn.GELU,
+    "SiLU": nn.SiLU,
+    "ELU": nn.ELU,
+    "LReLU": nn.LeakyReLU,  # slope 0.01, PyTorch's default
+    "ReLU6": nn.ReLU6,
+    "Id": nn.Identity,
+}
+
+
+class LayerStringNet(nn.Sequential):
+    """The network of a layer string: its layers in order, named by kind and count (``conv1``, ``bn1``,
+    ``relu1``, ``pool1``, ``res1``, ``flatten``, ``fc1``, ``drop1``, …). ``model.card.model`` is its
+    canonical layer string, so ``create_model(model.card.model)`` rebuilds it."""
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, random last fully connected layer with ``num_classes`` outputs."""
+        name, old = [(n, m) for n, m in self.named_children() if isinstance(m, nn.Linear)][-1]
+        setattr(
+            self,
+            name,
+            nn.Linear(old.in_features, num_classes, bias=old.bias is not None).to(old.weight.device),
+        )
+        card = card_of(self)
+        if card is not None:
+            attach_card(self, card.replace(model=to_layer_string(self), classes=(), dataset=""))
+
+
+def _module(layer: LayerSpec, layers, i: int, channels: int) -> nn.Module:
+    k = layer.kind
+    if k == "conv":
+        return nn.Conv2d(
+            channels,
+            layer.out,
+            layer.kernel,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            bias=has_bias(layers, i),
+        )
+    if k == "pool":
+        cls = nn.MaxPool2d if layer.op == "max" else nn.AvgPool2d
+        return cls(layer.kernel, layer.stride, layer.padding)
+    if k == "gpool":
+        return nn.AdaptiveAvgPool2d(1) if layer.op == "avg" else nn.AdaptiveMaxPool2d(1)
+    if k == "fc":
+        return nn.Linear(channels, layer.out, bias=has_bias(layers, i))
+    if k == "bn":
+        return nn.BatchNorm2d(channels)
+    if k == "drop":
+        return nn.Dropout(layer.p)
+    if k == "res":
+        return BasicBlock(channels, layer.out, layer.stride, shortcut=layer.op)
+    return _ACT_MODULES[layer.op]()
+
+
+_PREFIX = {
+    "conv": "conv",
+    "pool": "pool",
+    "gpool": "gpool",
+    "fc": "fc",
+    "bn": "bn",
+    "drop": "drop",
+    "res": "res",
+}
+
+
+def build_from_spec(spec: NetSpec, num_classes: int | None = None) -> LayerStringNet:
+    """The module of ``spec`` with its card; ``num_classes`` replaces the width of the last kN."""
+    if num_classes is not None:
+        spec = _with_classes(spec, num_classes)
+    inputs: list = []
+    infer(spec.input, spec.layers, spec.text, inputs)
+    counts: dict[str, int] = {}
+    children: OrderedDict[str, nn.Module] = OrderedDict()
+    for i, (layer, shape) in enumerate(zip(spec.layers, inputs, strict=True)):
+        channels = shape[0]
+        if layer.kind == "fc" and len(shape) == 3:
+            children["flatten"] = nn.Flatten()
+            channels = shape[0] * shape[1] * shape[2]
+        prefix = _PREFIX.get(layer.kind) or layer.op.lower()
+        counts[prefix] = counts.get(prefix, 0) + 1
+        name = f"{prefix}{'_' if prefix[-1].isdigit() else ''}{counts[prefix]}"
+        flat_bn = layer.kind == "bn" and len(shape) == 1
+        children[name] = nn.BatchNorm1d(channels) if flat_bn else _module(layer, spec.layers, i, channels)
+    model = LayerStringNet(children)
+    card = ModelCard(model=spec_to_string(spec), model_kwargs={}, input_size=spec.input)
+    return attach_card(model, card)
+
+
+def _with_classes(spec: NetSpec, num_classes: int) -> NetSpec:
+    fcs = [i for i, layer in enumerate(spec.layers) if layer.kind == "fc"]
+    if not fcs:
+        if spec.output == (num_classes,):
+            return spec
+        end = len(spec.text)
+        raise LayerStringError(f"num_classes={num_classes} needs a last kN layer to set", spec.text, end, 1)
+    layers = list(spec.layers)
+    layers[fcs[-1]] = replace(layers[fcs[-1]], out=int(num_classes))
+    return parse_layer_string(spec_to_string(replace(spec, layers=tuple(layers))))
+
+
+def build_layer_string(s: str, num_classes: int | None = None) -> LayerStringNet:
+    """``build_from_spec(parse_layer_string(s), num_classes)``: the network a layer string writes.
+
+    >>> net = build_layer_string("1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N")
+    >>> sum(p.numel() for p in net.parameters()), list(dict(net.named_children()))[:4]
+    (101578, ['conv1', 'relu1', 'pool1', 'conv2'])
+    """
+    return build_from_spec(parse_layer_string(s), num_classes)
+
+
+def _flat_children(module: nn.Module):
+    for name, child in module.named_children():
+        if type(child) is nn.Sequential:
+            yield from _flat_children(child)
+        else:
+            yield name, child
+
+
+def _same(value) -> int | None:
+    """The one value of an int or a pair of equal ints (a square kernel, stride, padding), else None."""
+    if isinstance(value, int):
+        return value
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and value[0] == value[1]
+        and isinstance(value[0], int)
+    ):
+        return value[0]
+    return None
+
+
+def _spec_layer(name: str, m: nn.Module) -> LayerSpec | None:
+    """The LayerSpec of one module; None for a flatten (implied); raises where the string cannot say it."""
+    for cls, op in ((nn.ReLU, "ReLU"), (nn.Tanh, "Tanh"), (nn.Sigmoid, "Sigmoid"), (nn.SiLU, "SiLU")):
+        if type(m) is cls:
+            return LayerSpec("act", op=op)
+    simple = {nn.ReLU6: "ReLU6", nn.Identity: "Id"}
+    if type(m) in simple:
+        return LayerSpec("act", op=simple[type(m)])
+    if type(m) is nn.GELU and m.approximate == "none":
+        return LayerSpec("act", op="GELU")
+    if type(m) is nn.ELU and m.alpha == 1.0:
+        return LayerSpec("act", op="ELU")
+    if type(m) is nn.LeakyReLU and m.negative_slope == 0.01:
+        return LayerSpec("act", op="LReLU")
+    if type(m) is nn.Flatten:
+        return None
+    if type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str):
+        kernel, stride, pad, dil = (_same(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
+        if None not in (kernel, stride, pad, dil):
+            return LayerSpec("conv", m.out_channels, kernel, stride, pad, dil, m.groups)
+    if type(m) in (nn.MaxPool2d, nn.AvgPool2d) and not m.ceil_mode:
+        kernel, stride, pad = (_same(v) for v in (m.kernel_size, m.stride, m.padding))
+        plain = (
+            _same(m.dilation) == 1
+            if isinstance(m, nn.MaxPool2d)
+            else m.count_include_pad and m.divisor_override is None
+        )
+        if None not in (kernel, stride, pad) and plain:
+            return LayerSpec(
+                "pool",
+                kernel=kernel,
+                stride=stride,
+                padding=pad,
+                op="max" if isinstance(m, nn.MaxPool2d) else "avg",
+            )
+    if type(m) in (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d) and _same(m.output_size) == 1:
+        return LayerSpec("gpool", op="avg" if isinstance(m, nn.AdaptiveAvgPool2d) else "max")
+    if type(m) is nn.Linear:
+        return LayerSpec("fc", out=m.out_features)
+    if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d) and m.affine and m.track_running_stats:
+        return LayerSpec("bn")
+    if type(m) is nn.Dropout:
+        return LayerSpec("drop", p=float(m.p))
+    if type(m) is BasicBlock:
+        return LayerSpec(
+            "res",
+            out=m.conv2.out_channels,
+            stride=m.stride,
+            op="A" if isinstance(m.downsample, ZeroPadShortcut) else "B",
+        )
+    raise LayerStringError(f"{name} ({type(m).__name__}) has no layer-string token", "", 0)
+
+
+def spec_of_module(module: nn.Module, input_size: tuple[int, int, int] | None = None) -> NetSpec:
+    """Read a module made of layer-string layers (nested ``nn.Sequential`` allowed) into a NetSpec, checked
+    like a parsed string; ``input_size`` (C, H, W) defaults to the module's card."""
+    card = card_of(module)
+    size = tuple(input_size) if input_size is not None else (card.input_size if card is not None else None)
+    if size is None:
+        raise ShapeError(
+            f"{type(module).__name__} has no card: give input_size=(C, H, W) to write it as a layer string"
+        )
+    layers: list[LayerSpec] = []
+    children = list(_flat_children(module)) if list(module.children()) else [("model", module)]
+    for name, child in children:
+        try:
+            layer = _spec_layer(name, child)
+        except LayerStringError as e:
+            raise LayerStringError(f"{type(module).__name__}: {e.reason}", "", 0) from None
+        if layer is not None:
+            layers.append(layer)
+    convs_fcs = [c for _, c in children if type(c) in (nn.Conv2d, nn.Linear)]
+    hosts = [i for i, layer in enumerate(layers) if layer.kind in ("conv", "fc")]
+    for i, m in zip(hosts, convs_fcs, strict=True):
+        if (m.bias is not None) != has_bias(layers, i):
+            where = "has a bias before its BN" if m.bias is not None else "has no bias and no BN after it"
+            raise LayerStringError(
+                f"{type(module).__name__}: its layer {i + 1} ({type(m).__name__}) {where}", "", 0
+            )
+    spec = NetSpec(tuple(size), tuple(layers))
+    return parse_layer_string(spec_to_string(spec))
+
+
+def to_layer_string(spec_or_module, input_size: tuple[int, int, int] | None = None) -> str:
+    """The canonical layer string of a NetSpec, a layer string, or a module made of layer-string layers.
+
+    >>> to_layer_string(build_layer_string("1x29x29-20C4-ReLU-MP2-40C5-MP3-150N-10N"))
+    '1x29x29-20C4-MP2-40C5-MP3-150N-10N'
+    """
+    if isinstance(spec_or_module, str):
+        spec_or_module = parse_layer_string(spec_or_module)
+    if isinstance(spec_or_module, NetSpec):
+        return spec_to_string(spec_or_module)
+    return spec_to_string(spec_of_module(spec_or_module, input_size))
