@@ -74,7 +74,7 @@ def docs_session(tmp_path_factory):
 
 def _shortened(fit):
     def fit_briefly(model, data, config=None, **options):
-        return fit(model, data, config, **{**options, **FIT_SHORTENING})
+        return fit(model, data, config=config, **{**options, **FIT_SHORTENING})
 
     return fit_briefly
 
