@@ -311,10 +311,15 @@ def list_stored() -> list[WeightsCard]:
 
 
 def resolve(
-    model: str, spec: str, offline: bool | None = None, progress: Progress | None = None
+    model: str,
+    spec: str,
+    offline: bool | None = None,
+    progress: Progress | None = None,
+    num_classes: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], WeightsCard]:
     """(state dict, card) for ``create_model(model, weights=spec)``: ``spec`` is ``imagenet``,
-    ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored)."""
+    ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored; a
+    classifier of ``num_classes`` outputs is accepted: a fine-tuned model's)."""
     if spec in ("imagenet", "default") or spec.startswith("imagenet:"):  # else a file, even "imagenet.pth"
         weights, card = fetch(f"{model}:{spec}", offline=offline, progress=progress)
         from ..files import load_tensors, read_header
@@ -332,4 +337,11 @@ def resolve(
     sha256 = sha256_file(file)
     known = entries(model)
     entry = next((e for e in known if e.sha256_prefix and sha256.startswith(e.sha256_prefix)), lookup(model))
-    return check_fits(model, load_state_dict(file), spec), _card(entry, sha256, str(file.resolve()))
+    tensors = load_state_dict(file)
+    try:
+        tensors = check_fits(model, tensors, spec)
+    except CheckpointError:
+        if num_classes is None:
+            raise
+        tensors = check_fits(model, tensors, spec, num_classes)
+    return tensors, _card(entry, sha256, str(file.resolve()))
