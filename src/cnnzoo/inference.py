@@ -96,7 +96,7 @@ def image_size(card: ModelCard) -> tuple[int, int]:
 
 
 def load_model_or_checkpoint(
-    spec: str | Path, warn=None, weights: str | None = None
+    spec: str | Path, warn=None, weights: str | None = None, num_classes: int | None = None
 ) -> tuple[nn.Module, ModelCard]:
     """``spec`` is a run directory or ``.safetensors`` file from ``cnnzoo train``, or a registered model name
     (with ``weights``: pretrained ones, ``imagenet``, ``imagenet:v2`` or a file (:func:`cnnzoo.zoo.create_model`);
@@ -114,8 +114,12 @@ def load_model_or_checkpoint(
             get_model_info(str(spec))  # raises UnknownModelError with "did you mean"
         from .zoo import create_model as create_pretrained
 
-        model = create_pretrained(str(spec), weights=weights)
-        return model.eval(), _card(model)
+        model = create_pretrained(str(spec), weights=weights, num_classes=num_classes)
+        card = _card(model)
+        if warn is not None and card.pretrained and not card.pretrained.get("verified", True):
+            warn(f"the weights {card.pretrained.get('source')} are not {card.pretrained.get('publisher')}'s "
+                 f"published file (unverified): its accuracy figures do not apply")  # fmt: skip
+        return model.eval(), card
     if path.exists():
         model, meta = load_checkpoint(path)  # refuses pickle-based files before opening anything
         return model.eval(), meta

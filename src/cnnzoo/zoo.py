@@ -103,7 +103,9 @@ def weights_spec(name: str, weights) -> str:
         enum_type = type(weights).__name__
         member = getattr(weights, "name", None)
         if member is None or not enum_type.endswith("_Weights"):
-            raise CnnzooError(f"weights must be a name, a file or a torchvision Weights member, got {weights!r}"[:200])
+            raise CnnzooError(
+                f"weights must be a name, a file or a torchvision Weights member, got {weights!r}"[:200]
+            )
         weights = f"{enum_type}.{member}"
     text = weights.strip()
     enum_type, dot, member = text.rpartition(".")

@@ -164,7 +164,12 @@ def check_fits(
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
-    if wrong and not missing and not unexpected and all(tensors[k].shape[0] != expected[k].shape[0] for k in wrong):
+    if (
+        wrong
+        and not missing
+        and not unexpected
+        and all(tensors[k].shape[0] != expected[k].shape[0] for k in wrong)
+    ):
         head = {int(tensors[k].shape[0]) for k in wrong}
         if len(head) == 1 and all(tensors[k].shape[1:] == expected[k].shape[1:] for k in wrong):
             n = head.pop()
