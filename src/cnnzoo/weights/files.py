@@ -164,19 +164,12 @@ def check_fits(
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
-    if (
-        wrong
-        and not missing
-        and not unexpected
-        and all(tensors[k].shape[0] != expected[k].shape[0] for k in wrong)
-    ):
-        head = {int(tensors[k].shape[0]) for k in wrong}
-        if len(head) == 1 and all(tensors[k].shape[1:] == expected[k].shape[1:] for k in wrong):
-            n = head.pop()
-            raise CheckpointError(
-                f"{source}: {model} weights with a {n}-class classifier: load them with num_classes={n} "
-                f"(--num-classes {n})"
-            )
+    hint = ""
+    if wrong and not missing and not unexpected:
+        heads = {int(tensors[k].shape[0]) for k in wrong}
+        if len(heads) == 1 and all(tensors[k].shape[1:] == expected[k].shape[1:] for k in wrong):
+            n = heads.pop()  # only the classifier differs: a fine-tuned model's
+            hint = f"; a {n}-class classifier: load it with num_classes={n} (--num-classes {n})"
     if missing or unexpected or wrong:
         problems = []
         if wrong:
@@ -186,5 +179,5 @@ def check_fits(
             problems.append(f"{len(missing)} missing: {_named(missing)}")
         if unexpected:
             problems.append(f"{len(unexpected)} unexpected: {_named(unexpected)}")
-        raise CheckpointError(f"{source}: not weights for {model}: {'; '.join(problems)}")
+        raise CheckpointError(f"{source}: not weights for {model}: {'; '.join(problems)}{hint}")
     return tensors
