@@ -276,7 +276,12 @@ def predict(
     """Class probabilities (N, num_classes), on the CPU, of ``model`` (on whatever device it is) for images
     (N, C, H, W) or (C, H, W). uint8 images are preprocessed like training, with the model's card (or the
     given ``mean``/``std``); float images are taken as already preprocessed. The model's weights keep their
-    memory format (no channels_last conversion of a caller's model)."""
+    memory format (no channels_last conversion of a caller's model). A numpy array is read as ``fit`` reads
+    one: N×H×W, N×H×W×C (Keras) or N×C×H×W."""
+    if not isinstance(images, torch.Tensor):
+        from .train.inputs import as_images
+
+        images = as_images(images)[0]
     if images.ndim == 3:
         images = images[None]
     card = _card(model, images)
