@@ -159,3 +159,23 @@ def test_evaluate_takes_keras_arrays():
         TensorDataset(torch.from_numpy(xv), torch.from_numpy(yv.astype(np.int64))), batch_size=16
     )
     assert cnnzoo.evaluate(model, loader)["accuracy"] == pytest.approx(m["accuracy"])
+
+
+def test_fit_shares_the_cli_thread_budget_unless_a_seed_fixes_it(monkeypatch):
+    """Without seed= fit adapts its threads to the free cores as `cnnzoo train` does (cnnzoo.threads);
+    seed= keeps a fixed thread count, which exact repetition needs."""
+    import cnnzoo.train.setup as setup
+    from cnnzoo.threads import CpuBudget
+
+    asked = []
+
+    class Recording(CpuBudget):
+        def __init__(self, requested=None, cores=None):
+            asked.append(requested)
+            super().__init__(requested, cores)
+
+    monkeypatch.setattr(setup, "CpuBudget", Recording)
+    ds = synthetic(n_train=32)
+    cnnzoo.fit(_net(), ds.train_images, ds.train_labels, epochs=1, batch_size=16, progress=False)
+    cnnzoo.fit(_net(), ds.train_images, ds.train_labels, epochs=1, batch_size=16, progress=False, seed=3)
+    assert asked == [None, torch.get_num_threads()]  # None: the budget decides, as for the CLI

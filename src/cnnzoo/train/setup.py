@@ -198,8 +198,8 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
         out.write_config(asdict(cfg) | {"out": str(out.path), "model": card.model, "dataset": ds.name,
                                         "world_size": info.world_size} | pretrained_record(card))  # fmt: skip
         _write_summary(model, card.input_size, out)
-    if cfg.snapshots and out is not None and info.is_main:
-        shown = run.test or run.val or run.train  # the test set unless the data has none
+    shown = run.test or run.val or run.train  # the test set unless the data has none (a DataLoader may not)
+    if cfg.snapshots and out is not None and info.is_main and shown is not None:
         run.snapshots = SnapshotWriter(out.path, model, run.prepare, *as_tensors(shown), ds.classes,
                                        cfg.epochs, steps_per_epoch, batch, card)  # fmt: skip
         run.snapshots.start(run.start_epoch)
