@@ -97,7 +97,7 @@ def fit_on_loader(loader, epochs: int) -> float:
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")
     h = cnnzoo.fit(model, loader, epochs=epochs, optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
-                   loss=torch.nn.CrossEntropyLoss(), progress=False, threads=torch.get_num_threads())  # fmt: skip
+                   loss=torch.nn.CrossEntropyLoss(), progress=False)  # fmt: skip
     return h.result["train_images_per_second"]
 
 
@@ -108,12 +108,13 @@ def fit_on_arrays(epochs: int) -> float:
     y = data.train_labels.numpy().astype("uint8")
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")
-    h = cnnzoo.fit(model, x, y, epochs=epochs, batch_size=256, lr=0.05, progress=False,
-                   threads=torch.get_num_threads())  # fmt: skip
+    h = cnnzoo.fit(model, x, y, epochs=epochs, batch_size=256, lr=0.05, progress=False)
     return h.result["train_images_per_second"]
 
 
 def user_data(epochs: int) -> None:
+    """Each side as its user gets it: the tutorial loop with torch's threads, fit with its defaults (the
+    thread budget of cnnzoo.threads: the cores other processes leave free)."""
     with tempfile.TemporaryDirectory() as tmp:
         loader = tutorial_loader(Path(tmp))
         plain = tutorial(Path(tmp), epochs, loader)
