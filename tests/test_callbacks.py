@@ -147,7 +147,9 @@ def test_create_model_seed_repeats_initial_weights():
 
 def test_progress_false_prints_nothing(data, capsys):
     x, y, _, _ = data
+    threads = torch.get_num_threads()
     cnnzoo.fit(_net(), x, y, epochs=1, batch_size=32, progress=False)
     assert capsys.readouterr().out == ""
+    assert torch.get_num_threads() == threads  # the thread budget's choice ends with the run
     cnnzoo.fit(_net(), x, y, epochs=1, batch_size=32, progress=True)
     assert "fit Sequential" in capsys.readouterr().out

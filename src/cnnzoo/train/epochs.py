@@ -36,7 +36,8 @@ def train_epochs(run: Run, on_epoch: EpochCallback | None) -> None:
     cfg, info, num_classes = run.cfg, run.info, len(run.data.classes)
     for epoch in range(run.start_epoch, cfg.epochs):
         if epoch > run.start_epoch:
-            notice(run, run.budget.update())
+            note = run.budget.update()
+            notice(run, note if run.progress.mode != "quiet" else None)
         run.progress.start_epoch(epoch + 1)
         run.callbacks.call("on_epoch_begin", epoch, {})
         run.metrics.reset()

@@ -97,6 +97,7 @@ def fit(
         options = user_defaults(options, x, pieces)
     cfg = config_from(options, base=config)  # every option's range: cnnzoo.config
     info = ddp.setup(resolve_device(cfg.device).type)
+    threads = torch.get_num_threads()  # the thread budget's choice is the run's: the caller's comes back
     try:
         run = setup(model, x, cfg, info, pieces)
         run.callbacks.call("on_train_begin", {})
@@ -108,6 +109,7 @@ def fit(
         run.callbacks.call("on_train_end", {})
         return history
     finally:
+        torch.set_num_threads(threads)
         ddp.cleanup()
 
 

@@ -178,7 +178,7 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
     run.header = header(run, pieces, hflip, channels_last)
     if run.progress.mode != "quiet":
         notice(run, run.header)
-    notice(run, budget_note)
+        notice(run, budget_note)
     if frozen:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         notice(run, f"{len(frozen)} parameter tensors frozen; {trainable:,} parameters train")
