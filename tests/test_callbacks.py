@@ -92,6 +92,7 @@ def test_keras_hooks_are_called_in_order(data):
                     "epoch_end 0", "train_end"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_and_the_run_resumes(data, tmp_path):
     x, y, _, _ = data
     stop = EarlyStopping(monitor="loss", min_delta=10.0, patience=1)  # no epoch improves the loss by 10
