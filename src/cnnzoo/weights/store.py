@@ -168,7 +168,7 @@ def _card(entry: WeightsEntry, sha256: str, source: str) -> WeightsCard:
         source=source,
         categories=entry.categories,
         preprocessing=entry.preprocessing,
-        metrics=entry.to_dict()["published_metrics"] if verified else {},  # the figures are of their file only
+        metrics=entry.to_dict()["published_metrics"] if verified else {},  # of the publisher's file only
         publisher=USER if entry.user else PUBLISHER,
     )
 
@@ -349,8 +349,8 @@ def resolve(
     """(state dict, card) for ``create_model(model, weights=spec)``: ``spec`` is ``imagenet``,
     ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored; a
     classifier of ``num_classes`` outputs is accepted: a fine-tuned model's)."""
-    mine = not Path(spec).exists() and _is_users(model, spec)
-    if spec in ("imagenet", "default") or spec.startswith("imagenet:") or mine:  # else a file, even "imagenet.pth"
+    mine = not Path(spec).exists() and _is_users(model, spec)  # a version of the user's own, stored
+    if spec in ("imagenet", "default") or spec.startswith("imagenet:") or mine:  # else a file
         weights, card = fetch(f"{model}:{spec}", offline=offline, progress=progress)
         from ..files import load_tensors, read_header
 
