@@ -8,6 +8,11 @@ Same model (lenet5_modern), batch 256, SGD, one epoch of the 60,000 training ima
 
     .venv/bin/python benchmarks/train_throughput.py [--threads 2] [--write docs/benchmarks.md]
     .venv/bin/python benchmarks/train_throughput.py --contention [--repeat 2]
+    .venv/bin/python benchmarks/train_throughput.py --user-data
+
+``--user-data`` times fit on what a user already has, each beside its plain alternative in one run: fit on
+the tutorial's own DataLoader against the tutorial loop on that same DataLoader, and fit on Keras-shaped
+uint8 numpy arrays (N×28×28×1) against the tutorial pipeline.
 
 ``--contention`` runs ``cnnzoo train lenet5_modern --epochs 1 --limit 20000`` (a child process each) on a
 quiet machine and with one and two CPU-bound competitors (Python busy loops started here), each setting in
@@ -38,7 +43,8 @@ from cnnzoo.data import load_dataset
 SRC = Path("/usr/share/datasets/fashion-mnist")
 
 
-def tutorial(root: Path, epochs: int, model_arg: str = "lenet5_modern", images: int | None = None) -> float:
+def tutorial_loader(root: Path, images: int | None = None):
+    """The tutorial's DataLoader: torchvision's FashionMNIST + ToTensor, batch 256, shuffled, 2 workers."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
@@ -52,7 +58,13 @@ def tutorial(root: Path, epochs: int, model_arg: str = "lenet5_modern", images: 
     train = datasets.FashionMNIST(root, train=True, download=False, transform=transforms.ToTensor())
     if images is not None:
         train = torch.utils.data.Subset(train, range(images))
-    loader = DataLoader(train, batch_size=256, shuffle=True, num_workers=2)
+    return DataLoader(train, batch_size=256, shuffle=True, num_workers=2)
+
+
+def tutorial(
+    root: Path, epochs: int, model_arg: str = "lenet5_modern", images: int | None = None, loader=None
+) -> float:
+    loader = loader or tutorial_loader(root, images)
     torch.manual_seed(0)
     model = cnnzoo.create_model(model_arg)  # any model argument: a zoo name, a layer string, ...
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -82,6 +94,43 @@ def ours(epochs: int, model_arg: str = "lenet5_modern", images: int | None = Non
         f"  (ours, fit() wall clock incl. setup and test evaluation: {(images or len(data.train_images)) * epochs / wall:,.0f} img/s)"
     )
     return h.result["train_images_per_second"]
+
+
+def fit_on_loader(loader, epochs: int) -> float:
+    """fit on the user's DataLoader as built, with the tutorial's optimizer and loss: its training loop's img/s."""
+    torch.manual_seed(0)
+    model = cnnzoo.create_model("lenet5_modern")
+    h = cnnzoo.fit(model, loader, epochs=epochs, optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+                   loss=torch.nn.CrossEntropyLoss(), progress=False)  # fmt: skip
+    return h.result["train_images_per_second"]
+
+
+def fit_on_arrays(epochs: int) -> float:
+    """fit on Keras-shaped uint8 numpy arrays (N, 28, 28, 1) and their labels, as a Keras user has them."""
+    data = load_dataset("fashion-mnist")
+    x = data.train_images.numpy().transpose(0, 2, 3, 1).copy()
+    y = data.train_labels.numpy().astype("uint8")
+    torch.manual_seed(0)
+    model = cnnzoo.create_model("lenet5_modern")
+    h = cnnzoo.fit(model, x, y, epochs=epochs, batch_size=256, lr=0.05, progress=False)
+    return h.result["train_images_per_second"]
+
+
+def user_data(epochs: int) -> None:
+    """Each side as its user gets it: the tutorial loop with torch's threads, fit with its defaults (the
+    thread budget of cnnzoo.threads: the cores other processes leave free)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        loader = tutorial_loader(Path(tmp))
+        plain = tutorial(Path(tmp), epochs, loader=loader)
+        ours_loader = fit_on_loader(loader, epochs)
+        arrays = fit_on_arrays(epochs)
+    print(f"\n{_machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}, {epochs} epoch(s), one run\n")  # fmt: skip
+    print("| case | plain img/s | cnnzoo fit img/s | ratio |\n|---|---|---|---|")
+    print(f"| the tutorial's DataLoader: its plain loop vs `fit(model, loader)` | {plain:,.0f} | {ours_loader:,.0f} "
+          f"| **{ours_loader / plain:.2f}×** |")  # fmt: skip
+    print(f"| uint8 N×28×28×1 numpy arrays: the tutorial pipeline vs `fit(model, x, y)` | {plain:,.0f} | "
+          f"{arrays:,.0f} | **{arrays / plain:.2f}×** |")  # fmt: skip
 
 
 # name -> (OpenMP waiting passive, threads adapted to the free cores)
@@ -166,10 +215,13 @@ def main() -> None:
     p.add_argument("--contention", action="store_true", help="quiet vs one and two busy competitors")
     p.add_argument("--repeat", type=int, default=2, help="--contention: interleaved repetitions")
     p.add_argument("--limit", type=int, default=20_000, help="--contention: training images (--limit)")
+    p.add_argument("--user-data", action="store_true", help="fit on a DataLoader and on numpy arrays")
     args = p.parse_args()
     if args.contention:
         return contention(args.repeat, args.limit)
     torch.set_num_threads(args.threads)
+    if args.user_data:
+        return user_data(args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         tut = tutorial(Path(tmp), args.epochs, args.model, args.images)
     print(

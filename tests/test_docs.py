@@ -40,6 +40,8 @@ PYTHON_SKIPS = {
     ): "downloads torchvision's weights; the tests have no network",
     ("models.md", 'weights="imagenet"'): "downloads torchvision's weights; the tests have no network",
     ("training.md", 'weights="imagenet"'): "downloads torchvision's weights; the tests have no network",
+    ("keras.md", "import tensorflow"): "Keras's side, shown beside its twin: there is no TensorFlow here",
+    ("keras.zh.md", "import tensorflow"): "Keras's side, shown beside its twin: there is no TensorFlow here",
 }
 # The fit() calls in the docs train for 12 epochs on all of Fashion-MNIST; here they are smoke runs.
 FIT_SHORTENING = {"epochs": 1, "limit": 2000}
@@ -85,8 +87,8 @@ def docs_session(tmp_path_factory):
 
 
 def _shortened(fit):
-    def fit_briefly(model, data, config=None, **options):
-        return fit(model, data, config, **{**options, **FIT_SHORTENING})
+    def fit_briefly(model, *data, **options):
+        return fit(model, *data, **{**options, **FIT_SHORTENING})
 
     return fit_briefly
 

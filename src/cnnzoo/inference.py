@@ -96,7 +96,7 @@ def image_size(card: ModelCard) -> tuple[int, int]:
 
 
 def load_model_or_checkpoint(
-    spec: str | Path, warn=None, weights: str | None = None
+    spec: str | Path, warn=None, weights: str | None = None, num_classes: int | None = None
 ) -> tuple[nn.Module, ModelCard]:
     """``spec`` is a run directory or ``.safetensors`` file from ``cnnzoo train``, or a registered model name
     (with ``weights``: pretrained ones, ``imagenet``, ``imagenet:v2`` or a file (:func:`cnnzoo.zoo.create_model`);
@@ -114,8 +114,12 @@ def load_model_or_checkpoint(
             get_model_info(str(spec))  # raises UnknownModelError with "did you mean"
         from .zoo import create_model as create_pretrained
 
-        model = create_pretrained(str(spec), weights=weights)
-        return model.eval(), _card(model)
+        model = create_pretrained(str(spec), weights=weights, num_classes=num_classes)
+        card = _card(model)
+        if warn is not None and card.pretrained and not card.pretrained.get("verified", True):
+            warn(f"the weights {card.pretrained.get('source')} are not {card.pretrained.get('publisher')}'s "
+                 f"published file (unverified): its accuracy figures do not apply")  # fmt: skip
+        return model.eval(), card
     if path.exists():
         model, meta = load_checkpoint(path)  # refuses pickle-based files before opening anything
         return model.eval(), meta
@@ -270,7 +274,12 @@ def predict(
     """Class probabilities (N, num_classes), on the CPU, of ``model`` (on whatever device it is) for images
     (N, C, H, W) or (C, H, W). uint8 images are preprocessed like training, with the model's card (or the
     given ``mean``/``std``); float images are taken as already preprocessed. The model's weights keep their
-    memory format (no channels_last conversion of a caller's model)."""
+    memory format (no channels_last conversion of a caller's model). A numpy array is read as ``fit`` reads
+    one: N×H×W, N×H×W×C (Keras) or N×C×H×W."""
+    if not isinstance(images, torch.Tensor):
+        from .train.inputs import as_images
+
+        images = as_images(images)[0]
     if images.ndim == 3:
         images = images[None]
     card = _card(model, images)

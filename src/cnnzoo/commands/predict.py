@@ -34,6 +34,12 @@ def add_arguments(p) -> None:
         help="pretrained weights for the model: imagenet, imagenet:v2 or a .pth/.safetensors file",
     )
     p.add_argument(
+        "--num-classes",
+        type=Rule(int, 1, 100_000).argtype("--num-classes"),
+        default=None,
+        help="with --weights FILE: the classifier size of a fine-tuned state dict",
+    )
+    p.add_argument(
         "--top-k",
         type=Rule(int, 1, 100_000).argtype("--top-k"),
         default=3,
@@ -102,7 +108,12 @@ def run(args) -> int:
         args.model or args.checkpoint,
         warn=lambda m: err.print(f"[yellow]warning:[/] {m}"),
         weights=args.weights,
+        num_classes=args.num_classes,
     )
+    if args.num_classes and args.weights:
+        err.print(
+            f"{args.model or args.checkpoint}: a {args.num_classes}-class classifier, from {args.weights}"
+        )
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
     if args.dense:
         results = _dense(model, card, args, invert)

@@ -167,7 +167,7 @@ def _train(args) -> int:
         print(f"training {model_name} on {ds.name} ({n:,} training images, {shape}"
               f"{', streamed' if streaming else ''}) -> {options['out']}", flush=True)  # fmt: skip
 
-    history = fit(model, ds, TrainConfig(), **options)
+    history = fit(model, ds, config=TrainConfig(), **options)
     if main:
         r = history.result
         print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "

@@ -55,9 +55,11 @@ def _list(args) -> int:
         out = []
         for e in rows:
             card = stored.get((e.model, e.spec))
-            out.append(
-                e.to_dict() | {"stored": card is not None, "verified": card.verified if card else None}
-            )
+            row = e.to_dict() | {"stored": card is not None, "verified": card.verified if card else None}
+            if card is not None and not card.verified:
+                row["published_metrics"] = {}  # the publisher's figures are of the publisher's file
+            out.append(row)
+        out += [c.to_dict() | {"stored": True} for c in stored.values() if c.publisher == weights.USER]
         print(json.dumps({"publisher": weights.PUBLISHER, "store": str(weights.store_root()), "weights": out},
                          indent=2))  # fmt: skip
         return 0
@@ -66,7 +68,10 @@ def _list(args) -> int:
         card = stored.get((e.model, e.spec))
         state = "-" if card is None else ("yes" if card.verified else "unverified")
         version = e.spec + (" (default)" if e.default else "")
-        print(f"{e.model:<10} {version:<22} {e.file_size_mb:>6.1f} MB  {state:<10} {e.published()}")
+        figures = e.published() if card is None or card.verified else "not the publisher's file: none apply"
+        print(f"{e.model:<10} {version:<22} {e.file_size_mb:>6.1f} MB  {state:<10} {figures}")
+    for card in (c for c in stored.values() if c.publisher == weights.USER):
+        print(f"{card.model:<10} {card.version:<22} {'':>9}  {'yours':<10} yours: no published accuracy")
     print(f"\nStore: {weights.store_root()}. The weights and figures are {weights.PUBLISHER}'s, under their "
           "publisher's terms (docs/weights.md).")  # fmt: skip
     return 0
@@ -81,13 +86,19 @@ def run(args) -> int:
     if args.action == "fetch":
         where, card = weights.fetch(args.spec, offline=args.offline or None, force=args.force,
                                     progress=stderr_progress(f"downloading {args.spec}"), timeout=args.timeout)  # fmt: skip
-        entry = weights.lookup(card.model, card.version)
-        print(f"{card.model} {card.version}: {where} ({entry.published()})")
+        published = (
+            "yours"
+            if card.publisher == weights.USER
+            else weights.lookup(card.model, card.version).published()
+        )
+        print(f"{card.model} {card.version}: {where} ({published})")
     elif args.action == "import":
         where, card = weights.import_file(args.spec, args.file)
         note = (
-            "the publisher's file (hash checked)" if card.verified else "not the publisher's file: unverified"
-        )
+            "the publisher's file (hash checked)" if card.verified
+            else "your own version" if card.publisher == weights.USER
+            else "not the publisher's file: unverified, none of its figures apply"
+        )  # fmt: skip
         print(f"{card.model} {card.version}: {where} ({note})")
     elif args.action == "path":
         print(weights.path(args.spec))

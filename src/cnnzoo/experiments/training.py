@@ -123,7 +123,7 @@ def train_job(builder: Callable, kwargs: dict, settings: TrainSettings, device: 
               f"{100 * (1 - r['accuracy']):.2f}%, test error {100 * (1 - r['test_accuracy']):.2f}% "
               f"({r['seconds']:.1f} s)", flush=True)  # fmt: skip
 
-    history = fit(model, _subsets(data, settings), train_config(settings, device, seed), on_epoch=report)
+    history = fit(model, _subsets(data, settings), config=train_config(settings, device, seed), on_epoch=report)
     return curves(history, sum(p.numel() for p in model.parameters()))
 
 

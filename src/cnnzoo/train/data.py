@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ShapeError
-
 __all__ = ["Data", "resolve_data", "subset", "split", "epoch_generator"]
 
 
@@ -26,21 +24,19 @@ class Data:
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    val_x: torch.Tensor | None = None  # a validation set of its own (fit's validation_data)
+    val_y: torch.Tensor | None = None
+    floats: bool = False  # float images, taken as they are (uint8 ones are scaled and normalised)
+    layout: str = ""  # the layout a user's arrays came in (NCHW, NHWC, NHW); "" for a named dataset
 
 
 def resolve_data(data, data_dir: str | None = None) -> Data:
-    """A dataset name, an ``ImageDataset`` (cnnzoo.data) or an ``(images_uint8, labels)`` pair."""
-    from ..data import channel_stats, load_dataset
+    """A dataset name or an ``ImageDataset`` (cnnzoo.data); arrays, Datasets and DataLoaders are
+    :func:`cnnzoo.train.inputs.user_data`'s."""
+    from ..data import load_dataset
 
     if isinstance(data, str):
         data = load_dataset(data, data_dir=data_dir)
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = data
-        if x.dtype != torch.uint8 or x.ndim != 4:
-            raise ShapeError(f"images must be a uint8 tensor (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
-        mean, std = channel_stats(x)
-        k = int(y.max()) + 1
-        return Data("tensors", x, y.long(), None, None, [str(i) for i in range(k)], mean, std)
     return Data(
         data.name, data.train_images, data.train_labels, data.test_images, data.test_labels,
         list(data.classes), tuple(data.mean), tuple(data.std),

@@ -1,20 +1,21 @@
 """``fit`` and ``evaluate`` in the spirit of Keras (keras.io's ``Model.fit``), on plain PyTorch.
 
-``fit`` is three steps: :func:`_setup` (device, DDP, data, the model's card, optimizer, resuming, the run
-directory), :func:`_train_epochs` (the epoch loop: train, validate, checkpoint) and :func:`_finish` (test
-metrics, result.json, plots, the completed card attached to the model).
+``fit`` is three steps: :func:`~cnnzoo.train.setup.setup` (device, DDP, data, the model's card, optimizer,
+resuming, the run directory, the one-line header), :func:`~cnnzoo.train.epochs.train_epochs` (the epoch
+loop: train, validate, checkpoint, the callbacks) and :func:`_finish` (test metrics, result.json, plots,
+the completed card attached to the model, which is handed back in its usual memory format).
 
 Repeatability: epoch ``e``'s permutation and augmentation come from a generator seeded with ``(seed, e)``,
-the global RNG (dropout) is saved in every checkpoint, so ``--resume`` after epoch k gives the same numbers
-as an uninterrupted run.
+the global RNG (dropout, a DataLoader's shuffling) is seeded at the start and saved in every checkpoint,
+so ``--resume`` after epoch k gives the same numbers as an uninterrupted run, and two runs with the same
+``seed`` from the same weights end equal whatever the global RNG did before (``seed=`` also fixes the
+thread count: a sum over another number of threads rounds differently).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,38 +23,19 @@ from torch import nn
 
 from ..card import ModelCard, attach_card, card_of
 from ..config import TrainConfig, config_from
-from ..data import dataset_facts
-from ..data.stream import FolderStream, StreamEval, StreamTrain
 from ..device import resolve_device
-from ..errors import CnnzooError, ShapeError
+from ..errors import ShapeError
 from ..notebook import history_html, history_markdown
-from ..threads import CpuBudget
 from ..tta import for_prediction
 from . import distributed as ddp
-from .data import Data, resolve_data, subset
-from .finetune import freeze, pretrained_stats
-from .loop import evaluate_tensors, fast_bf16, loss_function, prepare_for, train_batches
-from .optim import make_optimizer, make_scheduler
-from .recipes import normalization_stats
-from .rundir import RunDir
-from .sdlm import before_pass
-from .snapshots import SnapshotWriter
-from .sources import (
-    TensorBatches,
-    as_tensors,
-    channels_of,
-    evaluate_on,
-    input_of,
-    make_sources,
-    resolve,
-    stream_result,
-)
+from .data import resolve_data, subset
+from .epochs import DivergedError, EpochCallback, train_epochs
+from .inputs import any_dtype_prepare, is_user_data, user_data
+from .loop import evaluate_tensors, prepare_for
+from .setup import Pieces, Run, pretrained_record, setup, user_defaults
+from .sources import evaluate_on, stream_result
 
 __all__ = ["TrainConfig", "History", "DivergedError", "fit", "evaluate"]
-
-
-class DivergedError(CnnzooError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -75,234 +57,70 @@ class History:
     _repr_html_ = history_html  # Jupyter: one row per epoch, the test result below
     _repr_markdown_ = history_markdown
 
-
-EpochCallback = Callable[[dict], None]
-
-
 def fit(
     model: nn.Module | str,
-    data,
-    config: TrainConfig | None = None,
+    x,
+    y=None,
     *,
+    config: TrainConfig | None = None,
+    validation_data=None,
+    loss=None,
+    optimizer=None,
+    metrics: Iterable | None = None,
+    callbacks: Iterable | None = None,
     on_epoch: EpochCallback | None = None,
     **options,
 ) -> History:
-    """Train ``model`` on ``data`` (a dataset name, an ImageDataset or ``(uint8 images, labels)``).
+    """Train ``model`` on ``x``: a dataset name (``"mnist"``, ``"imagefolder:PATH"``), an ImageDataset,
+    images with their labels ``y`` (numpy or torch; N×H×W, N×H×W×C or N×C×H×W; uint8 scaled by cnnzoo,
+    float taken as is; an ``(images, labels)`` pair too), a map-style ``Dataset`` of (image, label), or a
+    ``DataLoader``, which runs as built (its batch size, workers and sampler).
 
-    ``options`` are :class:`TrainConfig` fields (``epochs=15, lr=0.1, out="runs/x"``...). With ``out`` the
-    run directory (:class:`~cnnzoo.train.rundir.RunDir`) gets config.json, summary.txt, metrics.jsonl, the
-    checkpoint (every epoch, atomically), result.json, curves.png and confusion.png. ``on_epoch(record)`` is
-    called after every epoch with its record (a line of metrics.jsonl). Under ``torchrun`` this runs DDP;
-    rank 0 alone writes."""
-    if isinstance(
-        model, str
-    ):  # any model argument: a zoo name, a layer string, FILE.py:NAME, torchvision:NAME
+    ``validation_data``: ``(images, labels)``, a Dataset or a DataLoader (else ``validation_split``).
+    ``loss``: a name or ``loss(logits, labels)``; ``optimizer``: a name, a torch optimizer, or a factory
+    of one (``torch.optim.Adam``) given the trainable parameters; ``metrics``: ``metric(logits, labels)``
+    callables or torchmetrics objects; ``callbacks``: Keras-style (:mod:`cnnzoo.train.callbacks`).
+
+    ``options`` are :class:`TrainConfig` fields (``epochs=15, lr=0.1, out="runs/x"``, ``progress=False``...);
+    on data cnnzoo does not know there is no validation split, shift or flip unless asked, and the first
+    line printed says every choice. With ``out`` the run directory gets config.json, summary.txt,
+    metrics.jsonl, the checkpoint (every epoch, atomically), result.json and the plots. ``on_epoch(record)``
+    is called after every epoch. Under ``torchrun`` this runs DDP; rank 0 alone writes. The model is
+    trained in place (channels_last while it trains, handed back contiguous) and gets its card."""
+    if isinstance(model, str):  # any model argument: a zoo name, a layer string, FILE.py:NAME, torchvision:NAME
         from ..models.source import resolve_model
 
         model = resolve_model(model)
+    pieces = Pieces(y, validation_data, None, None, list(metrics or []), list(callbacks or []))
+    if loss is not None and not isinstance(loss, str):
+        pieces.loss = loss
+    elif loss is not None:
+        options["loss"] = loss
+    if optimizer is not None and not isinstance(optimizer, str):
+        pieces.optimizer = optimizer
+    elif optimizer is not None:
+        options["optimizer"] = optimizer
+    if config is None:
+        options = user_defaults(options, x, pieces)
     cfg = config_from(options, base=config)  # every option's range: cnnzoo.config
     info = ddp.setup(resolve_device(cfg.device).type)
+    threads = torch.get_num_threads()  # the thread budget's choice is the run's: the caller's comes back
     try:
-        run = _setup(model, data, cfg, info)
+        run = setup(model, x, cfg, info, pieces)
+        run.callbacks.call("on_train_begin", {})
         try:
-            _train_epochs(run, on_epoch)
+            train_epochs(run, on_epoch)
         finally:
             run.progress.close()
-        return _finish(run)
+        history = _finish(run)
+        run.callbacks.call("on_train_end", {})
+        return history
     finally:
+        torch.set_num_threads(threads)
         ddp.cleanup()
 
 
-@dataclass
-class _Run:
-    """The state ``_setup`` builds and the epoch loop and ``_finish`` use."""
-
-    cfg: TrainConfig
-    info: ddp.DistInfo
-    device: torch.device
-    model: nn.Module
-    net: nn.Module  # the model, or its DDP wrapper
-    card: ModelCard  # the model's card completed with the dataset: what it is trained and checkpointed as
-    data: Data
-    train: tuple[torch.Tensor, torch.Tensor] | None  # the training tensors; None when streaming
-    val: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
-    test: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
-    source: TensorBatches | StreamTrain  # the training batches, from memory or streamed (train/sources.py)
-    prepare: Callable
-    bf16: bool
-    batch: int
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    loss_fn: Callable
-    progress: object
-    budget: CpuBudget  # threads from the cores other processes leave free, re-checked every epoch
-    out: RunDir | None
-    meta: object  # checkpoint.CheckpointMeta, updated with dataclasses.replace after every epoch
-    epochs: list[dict] = field(default_factory=list)
-    start_epoch: int = 0
-    last_test: dict | None = None  # the test metrics after the last epoch (with test_every_epoch)
-    snapshots: SnapshotWriter | None = None  # with cfg.snapshots: what the web app's Train page shows
-
-
-def _setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo) -> _Run:
-    from .. import checkpoint as ckpt
-    from .report import Progress
-
-    device = resolve_device(cfg.device, info.local_rank)
-    if cfg.batch_size % info.world_size:
-        raise CnnzooError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} processes")
-    channels_last = True if cfg.channels_last is None else cfg.channels_last
-    bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
-    ds = resolve(data, cfg)  # in memory, or an image folder streamed (cnnzoo.data.stream)
-    base = card_of(model) or ModelCard(
-        model=getattr(model, "model_name", None) or type(model).__name__,
-        input_size=input_of(ds),
-        source=getattr(model, "model_source", {}),
-    )
-    if cfg.normalization == "pretrained":  # fine-tuning: the inputs the pretrained features were learnt on
-        mean, std = pretrained_stats(base)
-    else:
-        mean, std = normalization_stats(cfg.normalization, ds.mean, ds.std)
-    hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(ds.name).mirroring
-    card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
-                        classes=tuple(ds.classes), mean=mean, std=std,
-                        test_flip=cfg.test_flip and hflip)  # fmt: skip
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    _check_model_fits(model, ds, card)
-
-    parts = make_sources(ds, card, cfg, info, device, hflip)
-    batch, steps_per_epoch = parts.batch, parts.source.steps
-
-    out = RunDir(ddp.broadcast_object(cfg.out, info)) if cfg.out else None
-    if out is not None and info.is_main:
-        params = sum(p.numel() for p in model.parameters())
-        ckpt.check_writable(out.path, need_bytes=3 * 4 * params + (1 << 20))
-        if cfg.resume:
-            ckpt.recover(out.path)
-    if info.enabled:
-        torch.distributed.barrier()
-
-    torch.manual_seed(cfg.seed + info.rank)  # the global RNG: dropout and friends
-    net = model
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    frozen = freeze(model, cfg.freeze, cfg.freeze_until)  # before the optimizer: it gets the rest only
-    optimizer = make_optimizer(model, cfg, bf16)
-    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    run = _Run(
-        cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=parts.train,
-        val=parts.val, test=parts.test, source=parts.source,
-        prepare=prepare_for(card, cfg.crop_padding, hflip, channels_last, _resized_crop(cfg, ds)), bf16=bf16,
-        batch=batch,
-        optimizer=optimizer, scheduler=scheduler, loss_fn=loss_function(cfg.loss, cfg.label_smoothing),
-        progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main), out=out,
-        meta=ckpt.CheckpointMeta(**card.to_dict()),
-        # under torchrun each process keeps the one thread torchrun gave it: the ranks share the cores
-        budget=CpuBudget(cfg.threads or (None if cfg.adapt_threads and not info.enabled else torch.get_num_threads())),
-    )  # fmt: skip
-    _notice(run, run.budget.start(probe=0.1))
-    if frozen:
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        _notice(run, f"{len(frozen)} parameter tensors frozen; {trainable:,} parameters train")
-    if isinstance(ds, FolderStream):
-        _notice(run, f"streaming {ds.name} ({ds.reason}): {len(parts.source.dataset):,} training images")
-    if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
-        state = ckpt.load_train_state(out.path)
-        ckpt.load_weights_into(model, out.path)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"][info.rank % len(state["rng"])])
-        run.epochs, run.start_epoch = list(state["history"]), int(state["epoch"])
-        run.progress.message(f"resuming {out.path} after epoch {run.start_epoch}")
-    elif cfg.resume:
-        run.progress.message(f"no checkpoint in {out.path} yet: starting from epoch 1")
-    if out is not None and info.is_main:
-        out.write_config(asdict(cfg) | {"out": str(out.path), "model": card.model, "dataset": ds.name,
-                                        "world_size": info.world_size} | _pretrained(card))  # fmt: skip
-        _write_summary(model, card.input_size, out)
-    if cfg.snapshots and out is not None and info.is_main:
-        shown = run.test or run.val or run.train  # the test set unless the data has none
-        run.snapshots = SnapshotWriter(
-            out.path, model, run.prepare, *as_tensors(shown), card, cfg, steps_per_epoch=steps_per_epoch,
-            batch=batch,
-        )
-        run.snapshots.start(run.start_epoch)
-    return run
-
-
-def _notice(run: _Run, message: str | None) -> None:
-    if message:
-        run.progress.message(message)
-
-
-def _train_epochs(run: _Run, on_epoch: EpochCallback | None) -> None:
-    from .. import checkpoint as ckpt
-
-    cfg, info, num_classes = run.cfg, run.info, len(run.data.classes)
-    for epoch in range(run.start_epoch, cfg.epochs):
-        if epoch > run.start_epoch:
-            _notice(run, run.budget.update())
-        run.progress.start_epoch(epoch + 1)
-        t0 = time.perf_counter()
-        train_x = run.train[0] if run.train else None  # None when streaming
-        before_pass(run.optimizer, run.model, train_x, run.prepare, cfg.seed, epoch)  # SDLM's curvature
-
-        def on_step(step, loss, acc, n, t0=t0, epoch=epoch):
-            if not math.isfinite(loss) and not info.enabled:
-                raise DivergedError(_diverged_message(loss, epoch + 1, step, run))
-            ips = n * info.world_size / (time.perf_counter() - t0)
-            run.progress.step(step, loss, acc, ips)
-            if run.snapshots is not None:
-                run.snapshots.step(epoch + 1, step, loss, acc, ips)
-
-        sums = train_batches(
-            run.net, run.source.epoch(epoch), run.source.steps, optimizer=run.optimizer, loss_fn=run.loss_fn,
-            prepare=run.prepare, device=run.device, scheduler=run.scheduler,
-            generator=run.source.augment_generator(epoch), bf16=run.bf16, on_step=on_step,
-        )  # fmt: skip
-        if run.device.type == "cuda":
-            torch.cuda.synchronize(run.device)
-        seconds = time.perf_counter() - t0
-        totals = torch.stack([sums["loss_sum"].double(), sums["correct"].double(),
-                              torch.tensor(float(sums["count"]), dtype=torch.float64, device=run.device)])  # fmt: skip
-        ddp.all_reduce_sum(totals, info)
-        loss, acc, count = float(totals[0] / totals[2]), float(totals[1] / totals[2]), int(totals[2])
-        if not math.isfinite(loss):
-            raise DivergedError(_diverged_message(loss, epoch + 1, sums["steps"], run))
-        record = {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"],
-                  "seconds": seconds, "images": count, "images_per_second": count / seconds}  # fmt: skip
-        plain = for_prediction(run.model, run.card)  # under DDP too: run.net wraps run.model
-        if run.val is not None:
-            v = evaluate_on(plain, run.val, run.prepare, num_classes, cfg.eval_batch_size, info)
-            record |= {"val_loss": v["loss"], "val_accuracy": v["accuracy"]}
-        if cfg.test_every_epoch and run.test is not None:
-            run.last_test = evaluate_on(plain, run.test, run.prepare, num_classes, cfg.eval_batch_size, info)
-            record |= {"test_loss": run.last_test["loss"], "test_accuracy": run.last_test["accuracy"]}
-        run.epochs.append(record)
-        run.progress.end_epoch(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if run.out is not None:
-            rngs = _gather_rng(info)
-            if info.is_main:
-                run.meta = replace(
-                    run.meta, epoch=epoch + 1, metrics={k: v for k, v in record.items() if k != "epoch"}
-                )
-                state = {"epoch": epoch + 1, "optimizer": run.optimizer.state_dict(),
-                         "scheduler": run.scheduler.state_dict(), "rng": rngs, "history": run.epochs}  # fmt: skip
-                ckpt.save_checkpoint(run.out.path, run.model, run.meta, state)
-                run.out.write_metrics(run.epochs)
-                if run.snapshots is not None:
-                    run.snapshots.epoch(record)  # after the checkpoint: a snapshot's epoch can be loaded
-            if info.enabled:
-                torch.distributed.barrier()  # nobody runs ahead of the checkpoint
-
-
-def _finish(run: _Run) -> History:
+def _finish(run: Run) -> History:
     cfg, epochs, name = run.cfg, run.epochs, run.card.model
     history = History(epochs=epochs, out=run.out.path if run.out else None)
     # evaluation stays in fp32: the reported accuracy is then exactly what `cnnzoo eval` and predict give
@@ -322,13 +140,15 @@ def _finish(run: _Run) -> History:
         "test_accuracy": history.test.get("accuracy"), "test_loss": history.test.get("loss"),
         "train_seconds": train_seconds,
         "train_images_per_second": sum(r["images"] for r in epochs) / train_seconds if train_seconds else None,
-        "final": epochs[-1] if epochs else {}, "params": sum(p.numel() for p in run.model.parameters()),
+        "final": epochs[-1] if epochs else {}, "header": run.header, "params": sum(p.numel() for p in run.model.parameters()),
         "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
     }  # fmt: skip
     if no_flip is not None:
         history.result["test_accuracy_no_flip"] = no_flip
-    # skipped_files: every rank's
-    history.result |= stream_result(run.data, cfg.workers, run.info) | _pretrained(run.card)
+    history.result |= stream_result(run.data, cfg.workers, run.info) | pretrained_record(
+        run.card
+    )  # skipped_files: every rank's
+    run.model.to(memory_format=torch.contiguous_format)  # as it came: channels_last was for training
     attach_card(run.model, run.card)
     if run.out is not None and run.info.is_main:
         run.out.write_result(history.result)
@@ -336,86 +156,10 @@ def _finish(run: _Run) -> History:
     return history
 
 
-def _check_model_fits(model: nn.Module, data: Data, card: ModelCard) -> None:
-    """Clear one-line errors for the common mistakes, before any training: channels and classes."""
-    c = channels_of(data)
-    if c != card.channels:
-        raise ShapeError(
-            f"dataset {data.name!r} has {c}-channel images but model {card.model!r} takes {card.channels} "
-            f"channel(s); build it with in_channels={c} (cnnzoo train does this itself)"
-        )
-    model.eval()
-    with torch.no_grad():
-        probe = torch.zeros(2, *card.input_size, device=next(model.parameters()).device)
-        out = model(probe)
-    if out.ndim != 2 or out.shape[1] < len(data.classes):
-        raise ShapeError(
-            f"model {card.model!r} gives outputs of shape {tuple(out.shape[1:])} but dataset {data.name!r} has "
-            f"{len(data.classes)} classes; build it with num_classes={len(data.classes)}"
-        )
-
-
-def _model_kwargs(card: ModelCard, num_classes: int) -> dict:
-    """The create_model kwargs that rebuild the model of ``card`` (recorded in the checkpoint)."""
-    from ..models import get_model_info
-
-    kwargs = dict(card.model_kwargs)
-    kwargs.setdefault("num_classes", num_classes)
-    kwargs.setdefault("in_channels", card.channels)
-    try:
-        default = get_model_info(card.model).input_size
-        if tuple(default[1:]) != tuple(card.input_size[1:]):
-            kwargs.setdefault("input_size", list(card.input_size[1:]))
-    except CnnzooError:  # not a registered model: nothing to rebuild it from
-        pass
-    return kwargs
-
-
-def _pretrained(card: ModelCard) -> dict:
-    """config.json's and result.json's record of the weights the model started from, when pretrained."""
-    return {"pretrained": dict(card.pretrained)} if card.pretrained else {}
-
-
-def _resized_crop(cfg: TrainConfig, ds) -> bool:
-    """Random resized crops for photos (image folders), shifts for the digit and CIFAR sets, unless told."""
-    return cfg.resized_crop if cfg.resized_crop is not None else ds.name.startswith("imagefolder")
-
-
-def _gather_rng(info: ddp.DistInfo) -> list[torch.Tensor]:
-    """Every rank's global RNG state (for dropout), so a resumed DDP run restores each rank's own."""
-    state = torch.get_rng_state()
-    if not info.enabled:
-        return [state]
-    states: list = [None] * info.world_size
-    torch.distributed.all_gather_object(states, state)  # works with gloo and NCCL alike
-    return states
-
-
-def _diverged_message(loss: float, epoch: int, step: int, run: _Run) -> str:
-    where = f"epoch {epoch}, step {step}"
-    out = run.out.path if run.out else None
-    keep = (
-        f"; the last good checkpoint (epoch {len(run.epochs)}) is kept in {out}" if out and run.epochs else ""
-    )
-    return (
-        f"the loss became {loss} at {where}: the learning rate is probably too high (try a lower --lr){keep}"
-    )
-
-
-def _write_summary(model: nn.Module, input_size, out: RunDir) -> None:
-    try:
-        from ..analysis.summary import summary
-    except ImportError:  # the analyzer is optional for training
-        return
-    try:
-        out.write_summary(str(summary(model, input_size=tuple(input_size))))
-    except CnnzooError:
-        pass
-
-
 def evaluate(
     model: nn.Module,
-    data,
+    x,
+    y=None,
     *,
     batch_size: int = 1024,
     device: str = "auto",
@@ -423,17 +167,30 @@ def evaluate(
     std: Sequence[float] | None = None,
     limit: int | None = None,
 ) -> dict:
-    """Test-set ``{"loss", "accuracy", "count", "confusion"}`` of ``model`` on ``data`` (a dataset name, an
-    ImageDataset, or ``(uint8 images, labels)``). Normalisation: ``mean``/``std`` if given, else the one
-    the model was trained with (its card, completed by fit and load_checkpoint), else the data's."""
-    ds = resolve_data(data)
+    """Test-set ``{"loss", "accuracy", "count", "confusion"}`` of ``model`` on ``x``: a dataset name, an
+    ImageDataset, images with their labels ``y`` (any form :func:`fit` takes), a Dataset or a DataLoader.
+    Normalisation of uint8 images: ``mean``/``std`` if given, else the one the model was trained with (its
+    card, completed by fit and load_checkpoint), else the data's; float images are taken as they are."""
+    from torch.utils.data import DataLoader
+
+    dev = resolve_device(device)
+    model.to(dev)
+    if isinstance(x, DataLoader):
+        ds = user_data(x)
+        card = card_of(model) or ModelCard(model=type(model).__name__, input_size=(ds.channels, *ds.size))
+        prepare = any_dtype_prepare(prepare_for(card), card.input_size)
+        with torch.no_grad():
+            width = model.eval()(torch.zeros(1, *card.input_size, device=dev)).shape[1]
+        from .inputs import LoaderEval
+
+        return evaluate_on(for_prediction(model, card), LoaderEval(x, dev), prepare, width, batch_size,
+                           ddp.DistInfo())  # fmt: skip
+    ds = user_data(x, y) if y is not None or is_user_data(x) else resolve_data(x)
     if ds.test_x is not None:
         x, y = ds.test_x, ds.test_y
     else:
         x, y = ds.train_x, ds.train_y  # a plain (images, labels) pair is the evaluation set itself
     x, y = subset(x, y, limit, 0)
-    dev = resolve_device(device)
-    model.to(dev)
     card = card_of(model) or ModelCard(model=type(model).__name__, input_size=tuple(x.shape[1:]))
     if x.shape[1] != card.channels:
         raise ShapeError(
@@ -444,5 +201,6 @@ def evaluate(
     mean = mean or (card.mean if trained else ds.mean)
     std = std or (card.std if trained else ds.std)
     prepare = prepare_for(card.replace(mean=tuple(mean), std=tuple(std)))  # with the card's resize and crop
+    prepare = any_dtype_prepare(prepare, card.input_size)
     classes = max(len(ds.classes), int(y.max()) + 1)
     return evaluate_tensors(for_prediction(model, card), x.to(dev), y.to(dev), prepare, classes, batch_size)

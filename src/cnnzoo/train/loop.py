@@ -149,14 +149,21 @@ def train_batches(
     bf16: bool = False,
     on_step: Callable[[int, float, float, int], None] | None = None,
     report_every: int = 20,
+    on_batch: Callable[[int, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None], None]
+    | None = None,
 ) -> dict:
     """One epoch of ``steps`` batches of (uint8 images, labels) on ``device``: from memory
-    (:func:`tensor_batches`) or streamed (:mod:`cnnzoo.data.stream`). Returns this rank's sums."""
+    (:func:`tensor_batches`) or streamed (:mod:`cnnzoo.data.stream`). Returns this rank's sums.
+
+    ``on_batch(step, None, None, None)`` before each step and ``on_batch(step, logits, labels, loss)``
+    after it (detached): fit's callbacks and metrics."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
     for step, (images, y) in enumerate(batches):
+        if on_batch is not None:
+            on_batch(step, None, None, None)
         x = prepare(images, generator)  # (B_local, C, H, W) float
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)  # (B_local, num_classes)
@@ -169,6 +176,8 @@ def train_batches(
         loss_sum += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         count += len(y)
+        if on_batch is not None:
+            on_batch(step, logits.detach(), y, loss.detach())
         if on_step is not None and ((step + 1) % report_every == 0 or step + 1 == steps):
             on_step(step + 1, float(loss_sum) / count, int(correct) / count, count)
     return {"loss_sum": loss_sum, "correct": correct, "count": count, "steps": steps}
@@ -183,9 +192,11 @@ def evaluate_tensors(
     batch_size: int = 1024,
     info: ddp.DistInfo = ddp.DistInfo(),
     bf16: bool = False,
+    **kw,
 ) -> dict:
     """``{"loss", "accuracy", "count", "confusion"}``: cross-entropy, accuracy and the (true × predicted)
-    confusion matrix, summed over all ranks (each rank evaluates a disjoint shard)."""
+    confusion matrix, summed over all ranks (each rank evaluates a disjoint shard). ``kw``: see
+    :func:`evaluate_batches`."""
     device = next(model.parameters()).device
 
     def batches():
@@ -194,7 +205,7 @@ def evaluate_tensors(
             idx = idx_all[start : start + batch_size].to(images.device)
             yield images[idx].to(device), labels[idx].to(device)
 
-    return evaluate_batches(model, batches(), prepare, num_classes, info, bf16)
+    return evaluate_batches(model, batches(), prepare, num_classes, info, bf16, **kw)
 
 
 @torch.no_grad()
@@ -205,9 +216,12 @@ def evaluate_batches(
     num_classes: int,
     info: ddp.DistInfo = ddp.DistInfo(),
     bf16: bool = False,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    on_logits: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> dict:
     """:func:`evaluate_tensors` on this rank's share of (uint8 images, labels) batches on the model's device:
-    loss and confusion summed here, then over all ranks."""
+    loss and confusion summed here, then over all ranks. ``loss_fn``: the loss (mean over a batch) instead
+    of cross-entropy; ``on_logits(logits, labels)``: each batch's outputs (fit's metrics)."""
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -216,7 +230,12 @@ def evaluate_batches(
         x = prepare(images)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        if loss_fn is None:
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        else:
+            loss_sum += loss_fn(logits.float(), y).double() * len(y)
+        if on_logits is not None:
+            on_logits(logits.float(), y)
         confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
     ddp.all_reduce_sum(loss_sum, info)
     ddp.all_reduce_sum(confusion, info)

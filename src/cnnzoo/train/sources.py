@@ -17,8 +17,10 @@ from torch import nn
 from ..card import ModelCard
 from ..config import TrainConfig
 from ..data.stream import FolderStream, StreamEval, StreamTrain, default_workers, load_for_training
+from ..errors import CnnzooError
 from . import distributed as ddp
 from .data import Data, epoch_generator, resolve_data, split, subset
+from .inputs import LoaderData, LoaderEval, is_user_data, loader_batch, user_data
 from .loop import evaluate_batches, evaluate_tensors, tensor_batches
 
 __all__ = [
@@ -48,18 +50,41 @@ class TensorBatches:
         return epoch_generator(self.seed, epoch, 1 + self.info.rank)
 
 
+class LoaderBatches:
+    """A user's DataLoader, iterated as its user built it (batch size, workers, sampler); its batches are
+    brought to N×C×H×W on the device. The loader's own randomness is the global RNG, which fit seeds."""
+
+    def __init__(self, loader, device: torch.device):
+        self.loader, self.device = loader, device
+        self.steps = max(1, len(loader)) if hasattr(loader, "__len__") else 1
+
+    def epoch(self, epoch: int):
+        for images, labels in self.loader:
+            yield loader_batch(images, labels, self.device)
+
+    def augment_generator(self, epoch: int) -> None:
+        return None
+
+
 @dataclass
 class Sources:
-    source: TensorBatches | StreamTrain  # the training batches
+    source: TensorBatches | StreamTrain | LoaderBatches  # the training batches
     train: tuple[torch.Tensor, torch.Tensor] | None  # the training tensors (None when streaming)
     val: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
     test: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
     batch: int  # the global batch
 
 
-def resolve(data, cfg: TrainConfig) -> Data | FolderStream:
+def resolve(data, cfg: TrainConfig, y=None, validation_data=None) -> Data | FolderStream | LoaderData:
     """``fit``'s data: a :class:`FolderStream` as it is; ``imagefolder:PATH`` streamed when ``cfg.stream``
-    says so or it is too large for memory; anything else in memory (:func:`~cnnzoo.train.data.resolve_data`)."""
+    says so or it is too large for memory; a user's arrays, Dataset or DataLoader
+    (:func:`~cnnzoo.train.inputs.user_data`); anything else in memory
+    (:func:`~cnnzoo.train.data.resolve_data`)."""
+    if y is not None or is_user_data(data):
+        return user_data(data, y, validation_data)
+    if validation_data is not None:
+        raise CnnzooError("validation_data is for your own arrays, Dataset or DataLoader; a named dataset "
+                          "takes validation_split")  # fmt: skip
     if isinstance(data, FolderStream):
         return data
     if isinstance(data, str):
@@ -69,12 +94,14 @@ def resolve(data, cfg: TrainConfig) -> Data | FolderStream:
     return resolve_data(data)
 
 
-def channels_of(ds: Data | FolderStream) -> int:
-    return ds.channels if isinstance(ds, FolderStream) else ds.train_x.shape[1]
+def channels_of(ds: Data | FolderStream | LoaderData) -> int:
+    return ds.channels if isinstance(ds, (FolderStream, LoaderData)) else ds.train_x.shape[1]
 
 
-def input_of(ds: Data | FolderStream) -> tuple[int, int, int]:
+def input_of(ds: Data | FolderStream | LoaderData) -> tuple[int, int, int]:
     """The input size of a model without a card: the images' size (a stream: ``?size=``, else 224)."""
+    if isinstance(ds, LoaderData):
+        return (ds.channels, *ds.size)
     if isinstance(ds, FolderStream):
         return (ds.channels, *(ds.size or (224, 224)))
     return tuple(ds.train_x.shape[1:])
@@ -90,8 +117,17 @@ def make_sources(ds: Data | FolderStream, card: ModelCard, cfg: TrainConfig, inf
     ``--validation-split`` are the same seeded draws in memory and streaming."""
     if isinstance(ds, FolderStream):
         return _stream_sources(ds, card, cfg, info, device, hflip)
+    if isinstance(ds, LoaderData):
+        if isinstance(ds.val, LoaderEval):
+            ds.val.device = device
+        return Sources(
+            LoaderBatches(ds.loader, device), None, ds.val, None, getattr(ds.loader, "batch_size", 0)
+        )
     x, y = subset(ds.train_x, ds.train_y, cfg.limit, cfg.seed)
-    train_x, train_y, val_x, val_y = split(x, y, cfg.validation_split, cfg.seed)
+    if ds.val_x is not None:
+        train_x, train_y, val_x, val_y = x, y, ds.val_x, ds.val_y
+    else:
+        train_x, train_y, val_x, val_y = split(x, y, cfg.validation_split, cfg.seed)
     train = (train_x.to(device), train_y.to(device))  # the whole set lives on the device
     test = None
     if ds.test_x is not None:
@@ -129,17 +165,17 @@ def _stream_sources(ds: FolderStream, card: ModelCard, cfg: TrainConfig, info: d
 
 
 def evaluate_on(
-    model: nn.Module, part, prepare, num_classes: int, batch_size: int, info: ddp.DistInfo
+    model: nn.Module, part, prepare, num_classes: int, batch_size: int, info: ddp.DistInfo, **kw
 ) -> dict:
     """:func:`~cnnzoo.train.loop.evaluate_tensors` on an ``(images, labels)`` pair, or a streamed set."""
-    if isinstance(part, StreamEval):
-        return evaluate_batches(model, part.batches(batch_size), prepare, num_classes, info)
-    return evaluate_tensors(model, *part, prepare, num_classes, batch_size, info)
+    if isinstance(part, (StreamEval, LoaderEval)):
+        return evaluate_batches(model, part.batches(batch_size), prepare, num_classes, info, **kw)
+    return evaluate_tensors(model, *part, prepare, num_classes, batch_size, info, **kw)
 
 
 def as_tensors(part, n: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) of an evaluation set: a streamed one's first ``n`` readable images."""
-    return part.sample(n) if isinstance(part, StreamEval) else part
+    return part.sample(n) if isinstance(part, (StreamEval, LoaderEval)) else part
 
 
 def stream_result(ds: Data | FolderStream, workers: int | None, info: ddp.DistInfo) -> dict:

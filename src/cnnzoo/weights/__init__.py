@@ -7,6 +7,7 @@ checks and keeps it as safetensors + a JSON card; ``files`` holds the safe reade
 
 from .catalogue import (
     PUBLISHER,
+    USER,
     Preprocessing,
     WeightsEntry,
     catalogue,
@@ -30,6 +31,7 @@ from .store import (
 
 __all__ = [
     "PUBLISHER",
+    "USER",
     "Preprocessing",
     "WeightsEntry",
     "WeightsCard",

@@ -23,6 +23,8 @@ from ..models import get_model_info, list_models
 
 __all__ = [
     "PUBLISHER",
+    "USER",
+    "user_entry",
     "Preprocessing",
     "WeightsEntry",
     "catalogue",
@@ -33,6 +35,7 @@ __all__ = [
 ]
 
 PUBLISHER = "torchvision"
+USER = "you"  # the publisher of a version imported as the user's own
 TERMS = "the weights are torchvision's, under their publisher's terms (see docs/weights.md)"
 _ENUM_PREFIX = "IMAGENET1K_"
 
@@ -82,6 +85,7 @@ class WeightsEntry:
     num_params: int = 0
     recipe: str = ""
     preprocessing: Preprocessing | None = None
+    user: bool = False  # a version of the user's own (``cnnzoo weights import resnet18:mine FILE``)
 
     @property
     def file_name(self) -> str:
@@ -89,11 +93,13 @@ class WeightsEntry:
 
     @property
     def spec(self) -> str:
-        """The version as users write it: ``imagenet:v2``."""
-        return f"imagenet:{self.version}"
+        """The version as users write it: ``imagenet:v2`` (a user's own: its name, ``mine``)."""
+        return self.version if self.user else f"imagenet:{self.version}"
 
     def published(self) -> str:
         """The accuracy as the publisher states it, labelled: ``torchvision: acc@1 76.13%, acc@5 92.862%``."""
+        if self.user:
+            return "yours: no published accuracy"
         parts = []
         for dataset, figures in self.metrics.items():
             shown = [
@@ -116,7 +122,7 @@ class WeightsEntry:
             "model": self.model,
             "version": self.spec,
             "default": self.default,
-            "publisher": PUBLISHER,
+            "publisher": USER if self.user else PUBLISHER,
             "enum": self.enum,
             "url": self.url,
             "file": self.file_name,
@@ -215,6 +221,18 @@ def override(*replacements: WeightsEntry) -> Iterator[None]:
     finally:
         _overrides.clear()
         _overrides.update(saved)
+
+
+def user_entry(model: str, version: str) -> WeightsEntry:
+    """A version of the user's own: the default version's architecture and preprocessing, no publisher's
+    file, hash, classes or figures."""
+    if not version or not version.replace("-", "").replace("_", "").isalnum() or len(version) > 40:
+        raise UnknownModelError(
+            f"a version of your own is a short name of letters, digits, - and _, not {version!r}"
+        )
+    default = lookup(model)
+    return WeightsEntry(model=model, version=version.lower(), enum="", default=False, url="", sha256_prefix="",
+                        categories=(), metrics={}, preprocessing=default.preprocessing, user=True)  # fmt: skip
 
 
 def split_spec(text: str) -> tuple[str, str]:

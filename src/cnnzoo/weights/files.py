@@ -147,12 +147,15 @@ def _named(keys: list[str]) -> str:
     return f"{shown}, …" if len(keys) > SHOWN else shown
 
 
-def check_fits(model: str, tensors: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    """``tensors`` if they fit ``create_model(model, num_classes=1000)`` name for name and shape for shape,
-    else :class:`CheckpointError` naming the first few that do not. BatchNorm's ``num_batches_tracked``
-    counters, absent from older publisher files, are added as 0 (what ``load_state_dict`` does)."""
+def check_fits(
+    model: str, tensors: dict[str, torch.Tensor], source: str, num_classes: int | None = None
+) -> dict[str, torch.Tensor]:
+    """``tensors`` if they fit ``create_model(model, num_classes=num_classes or 1000)`` name for name and
+    shape for shape, else :class:`CheckpointError` naming the first few that do not (a classifier of
+    another size: the ``num_classes`` to give). BatchNorm's ``num_batches_tracked`` counters, absent from
+    older publisher files, are added as 0 (what ``load_state_dict`` does)."""
     with torch.device("meta"):
-        skeleton = create_model(model, num_classes=1000)
+        skeleton = create_model(model, num_classes=num_classes or 1000)
     expected = skeleton.state_dict()
     tensors = dict(tensors)
     for k, v in expected.items():
@@ -161,6 +164,12 @@ def check_fits(model: str, tensors: dict[str, torch.Tensor], source: str) -> dic
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    hint = ""
+    if wrong and not missing and not unexpected:
+        heads = {int(tensors[k].shape[0]) for k in wrong}
+        if len(heads) == 1 and all(tensors[k].shape[1:] == expected[k].shape[1:] for k in wrong):
+            n = heads.pop()  # only the classifier differs: a fine-tuned model's
+            hint = f"; a {n}-class classifier: load it with num_classes={n} (--num-classes {n})"
     if missing or unexpected or wrong:
         problems = []
         if wrong:
@@ -170,5 +179,5 @@ def check_fits(model: str, tensors: dict[str, torch.Tensor], source: str) -> dic
             problems.append(f"{len(missing)} missing: {_named(missing)}")
         if unexpected:
             problems.append(f"{len(unexpected)} unexpected: {_named(unexpected)}")
-        raise CheckpointError(f"{source}: not weights for {model}: {'; '.join(problems)}")
+        raise CheckpointError(f"{source}: not weights for {model}: {'; '.join(problems)}{hint}")
     return tensors

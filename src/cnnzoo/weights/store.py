@@ -23,7 +23,7 @@ import torch
 from ..atomic import atomic_write
 from ..card import ModelCard
 from ..errors import CheckpointError, ChecksumError, CnnzooError
-from .catalogue import PUBLISHER, Preprocessing, WeightsEntry, entries, lookup, split_spec
+from .catalogue import PUBLISHER, USER, Preprocessing, WeightsEntry, entries, lookup, split_spec, user_entry
 from .files import DEFAULT_TIMEOUT, Progress, check_fits, download, load_state_dict, sha256_file
 
 __all__ = [
@@ -136,11 +136,27 @@ def _writable_dir(model: str) -> Path:
     return d
 
 
+def _entry(name: str, version: str, create: bool = False) -> WeightsEntry:
+    """The catalogue's entry; else a version of the user's own that is stored (or, ``create``, to store)."""
+    entries(name)  # an unknown model is that error, not an unknown version
+    try:
+        return lookup(name, version)
+    except CnnzooError as unknown:
+        try:
+            mine = user_entry(name, version)
+        except CnnzooError:
+            raise unknown from None
+        if create or _files(mine)[1].is_file():
+            return mine
+        raise
+
+
 def _import_command(entry: WeightsEntry) -> str:
     return f"cnnzoo weights import {entry.model}:{entry.version} {entry.file_name}"
 
 
 def _card(entry: WeightsEntry, sha256: str, source: str) -> WeightsCard:
+    verified = sha256.startswith(entry.sha256_prefix) and bool(entry.sha256_prefix)
     return WeightsCard(
         model=entry.model,
         version=entry.spec,
@@ -148,11 +164,12 @@ def _card(entry: WeightsEntry, sha256: str, source: str) -> WeightsCard:
         url=entry.url,
         file=entry.file_name,
         sha256=sha256,
-        verified=sha256.startswith(entry.sha256_prefix) and bool(entry.sha256_prefix),
+        verified=verified,
         source=source,
         categories=entry.categories,
         preprocessing=entry.preprocessing,
-        metrics=entry.to_dict()["published_metrics"],
+        metrics=entry.to_dict()["published_metrics"] if verified else {},  # of the publisher's file only
+        publisher=USER if entry.user else PUBLISHER,
     )
 
 
@@ -219,7 +236,7 @@ def fetch(
 ) -> tuple[Path, WeightsCard]:
     """Make ``MODEL[:VERSION]`` present in the store; return (safetensors path, card)."""
     name, version = split_spec(spec)
-    entry = lookup(name, version)
+    entry = _entry(name, version)
     weights, card_path = _files(entry)
     if card_path.is_file() and weights.is_file() and not force:
         return weights, load_card(spec)
@@ -250,7 +267,7 @@ def import_file(spec: str, file: str | os.PathLike) -> tuple[Path, WeightsCard]:
     sha256 = sha256_file(file)
     known = entries(name)
     by_hash = next((e for e in known if e.sha256_prefix and sha256.startswith(e.sha256_prefix)), None)
-    entry = lookup(name, version) if version else by_hash or lookup(name)
+    entry = _entry(name, version, create=True) if version else by_hash or lookup(name)
     if by_hash is not None and by_hash is not entry:
         raise CheckpointError(f"{file}: this is {PUBLISHER}'s {name} {by_hash.spec} file, not {entry.spec}")
     named = next((e for e in known if e.file_name == file.name), None)
@@ -261,7 +278,7 @@ def import_file(spec: str, file: str | os.PathLike) -> tuple[Path, WeightsCard]:
 
 def _stored_entry(spec: str) -> WeightsEntry:
     name, version = split_spec(spec)
-    entry = lookup(name, version)
+    entry = _entry(name, version)
     weights, card_path = _files(entry)
     if not (card_path.is_file() and weights.is_file()):
         raise CnnzooError(
@@ -290,7 +307,7 @@ def remove(spec: str) -> list[Path]:
     """Remove ``MODEL[:VERSION]`` from the store (a version that is not there is not an error)."""
     name, version = split_spec(spec)
     removed = []
-    for p in _files(lookup(name, version)):
+    for p in _files(_entry(name, version)):
         if p.exists():
             p.unlink()
             removed.append(p)
@@ -302,20 +319,38 @@ def list_stored() -> list[WeightsCard]:
     from .catalogue import catalogue
 
     cards = []
-    for versions in catalogue().values():
+    for model, versions in catalogue().items():
         for e in versions:
             weights, card_path = _files(e)
             if card_path.is_file() and weights.is_file():
                 cards.append(load_card(f"{e.model}:{e.version}"))
+        published = {_files(e)[1].name for e in versions}
+        folder = store_root() / model
+        for card_path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            if card_path.name not in published and card_path.with_suffix(".safetensors").is_file():
+                cards.append(load_card(f"{model}:{card_path.stem}"))  # a version of the user's own
     return cards
 
 
+def _is_users(model: str, version: str) -> bool:
+    try:
+        return _entry(model, version).user
+    except CnnzooError:
+        return False
+
+
 def resolve(
-    model: str, spec: str, offline: bool | None = None, progress: Progress | None = None
+    model: str,
+    spec: str,
+    offline: bool | None = None,
+    progress: Progress | None = None,
+    num_classes: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], WeightsCard]:
     """(state dict, card) for ``create_model(model, weights=spec)``: ``spec`` is ``imagenet``,
-    ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored)."""
-    if spec in ("imagenet", "default") or spec.startswith("imagenet:"):  # else a file, even "imagenet.pth"
+    ``imagenet:v2`` (fetched unless stored, or offline) or a file path (read, checked, not stored; a
+    classifier of ``num_classes`` outputs is accepted: a fine-tuned model's)."""
+    mine = not Path(spec).exists() and _is_users(model, spec)  # a version of the user's own, stored
+    if spec in ("imagenet", "default") or spec.startswith("imagenet:") or mine:  # else a file
         weights, card = fetch(f"{model}:{spec}", offline=offline, progress=progress)
         from ..files import load_tensors, read_header
 
@@ -332,4 +367,11 @@ def resolve(
     sha256 = sha256_file(file)
     known = entries(model)
     entry = next((e for e in known if e.sha256_prefix and sha256.startswith(e.sha256_prefix)), lookup(model))
-    return check_fits(model, load_state_dict(file), spec), _card(entry, sha256, str(file.resolve()))
+    tensors = load_state_dict(file)
+    try:
+        tensors = check_fits(model, tensors, spec)
+    except CheckpointError:
+        if num_classes is None:
+            raise
+        tensors = check_fits(model, tensors, spec, num_classes)
+    return tensors, _card(entry, sha256, str(file.resolve()))
