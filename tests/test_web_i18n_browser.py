@@ -112,7 +112,7 @@ def test_every_page_in_chinese_has_no_english_ui_word(server, page, browser):
     from playwright.sync_api import expect
 
     import cnnzoo
-    from cnnzoo.registry import get_model_info, list_models
+    from cnnzoo.models import get_model_info, list_models
 
     url, run = server
     allowed = (
