@@ -81,18 +81,27 @@ def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out:
     k_sym, k_val = ("k", str(k)) if d == 1 else ("(d·(k − 1) + 1)", f"({d}·({k} − 1) + 1)")
     lo, hi = ("⌈", "⌉") if ceil else ("⌊", "⌋")
     formula = f"{lo}(n − {k_sym} + {pad_sym})/s{hi} + 1"
-    expr = f"{lo}({n} − {k_val} + {pad_val})/{s}{hi} + 1"
+    expr = f"{lo}({number(n)} − {k_val} + {pad_val})/{s}{hi} + 1"
     span = n - (d * (k - 1) + 1) + int(total)
+    tail = " + 1"
     if (
         ceil and (-(-span // s)) * s >= n + int(total) // 2
     ):  # the last window would start in the right padding
-        formula, expr = formula + " − 1", expr + " − 1"
+        formula, expr, tail = formula + " − 1", expr + " − 1", " + 1 − 1"
     elif not ceil and total in (0, "0") and d == 1 and span % s == 0:
-        expr += f" = ({n} − {k})/{s} + 1"  # exact: the floor changes nothing
+        expr += f" = ({number(n)} − {k})/{s} + 1"  # exact: the floor changes nothing
+    if span % s:  # the floor (ceiling) step: ⌊22/3⌋ + 1 = ⌊7.33⌋ + 1
+        expr += f" = {lo}{number(span)}/{s}{hi}{tail} = {lo}{_two_decimals(span, s, ceil)}{hi}{tail}"
     values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p if not isinstance(p, str) else f"{p}/2")
     if d != 1:
         values += msg("dilation_values", lang, d=d)
     return line(values, formula, expr, out)
+
+
+def _two_decimals(num: int, den: int, up: bool) -> str:
+    """num/den cut (``up``: raised) to two decimals, so that its floor (ceiling) stays num/den's: 22/3 -> 7.33."""
+    cents = -(-num * 100 // den) if up else num * 100 // den
+    return f"{cents // 100}.{cents % 100:02d}".rstrip("0").rstrip(".")
 
 
 def output_lines(module, in_shape, out_shape, lang: str) -> Built:
@@ -145,11 +154,11 @@ def params_lines(module, row_params: int, lang: str) -> Built:
     if isinstance(module, nn.Conv2d):
         kh, kw = pair(module.kernel_size)
         g = module.groups
-        c_in = f"({module.in_channels}/{g})" if g > 1 else str(module.in_channels)
+        c_in = f"({number(module.in_channels)}/{g})" if g > 1 else number(module.in_channels)
         sym_in = "c_in/g" if g > 1 else "c_in"
         formula = f"(k·k·{sym_in}{b})·c_out" if bias else f"k·k·{sym_in}·c_out"
         expr = (
-            f"({kh}·{kw}·{c_in}{b})·{module.out_channels}"
+            f"({kh}·{kw}·{c_in}{b})·{number(module.out_channels)}"
             if bias
             else _dot(kh, kw, c_in, module.out_channels)
         )
@@ -160,16 +169,20 @@ def params_lines(module, row_params: int, lang: str) -> Built:
                      msg("src_table1", lang))  # fmt: skip
     if isinstance(module, nn.Linear):
         formula = f"(in{b})·out" if bias else "in·out"
-        expr = f"({number(module.in_features)}{b})·{module.out_features}" if bias else _dot(
+        expr = f"({number(module.in_features)}{b})·{number(module.out_features)}" if bias else _dot(
             module.in_features, module.out_features)  # fmt: skip
         return Built((line(msg("bias_terms", lang), formula, expr, row_params),), "", src)
     if isinstance(module, (Subsampling, nn.BatchNorm2d, nn.BatchNorm1d)):
         c = module.channels if isinstance(module, Subsampling) else module.num_features
-        return Built((line(msg("bias_terms", lang), "2·C", f"2·{c}", row_params),), "", src)
+        return Built((line(msg("bias_terms", lang), "2·C", f"2·{number(c)}", row_params),), "", src)
     if isinstance(module, RBFOutput):
-        return Built(
-            (line("", "in·out", _dot(module.in_features, module.out_features), row_params),), "", src
+        label = msg("rbf_centres", lang)
+        lines = (line(label, "in·out", _dot(module.in_features, module.out_features), row_params),)
+        fixed = not module.centers.requires_grad
+        note = msg(
+            "note_rbf_fixed", lang, out=module.out_features, n=module.in_features, total=number(row_params)
         )
+        return Built(lines, note if fixed else "", msg("src_rbf", lang))
     terms = [_dot(*p.shape) if p.dim() else "1" for p in module.parameters(recurse=False)]
     return Built((line("", "Σ numel", " + ".join(terms), row_params),), "", src)
 
@@ -200,7 +213,7 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
     if isinstance(module, nn.Conv2d):
         kh, kw = pair(module.kernel_size)
         g = module.groups
-        c_in = f"({module.in_channels}/{g})" if g > 1 else str(module.in_channels)
+        c_in = f"({number(module.in_channels)}/{g})" if g > 1 else number(module.in_channels)
         sym_in = "c_in/g" if g > 1 else "c_in"
         macs = f"{kh}·{kw}·{c_in}·{out_val}"
         f = {
@@ -221,8 +234,8 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
         }[field]
     elif isinstance(module, nn.Linear):
         rows = math.prod(out_shape) // module.out_features
-        r_sym, r_val = ("", "") if rows == 1 else ("·rows", f"·{rows}")
-        i, o = number(module.in_features), module.out_features
+        r_sym, r_val = ("", "") if rows == 1 else ("·rows", f"·{number(rows)}")
+        i, o = number(module.in_features), number(module.out_features)
         f = {
             "macs": (f"in·out{r_sym}", f"{i}·{o}{r_val}"),
             "flops": (f"2·in·out{r_sym}" + (f" + out{r_sym}" if bias else ""),
@@ -236,7 +249,7 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
             "connections": (f"(k·k + 1)·{out_sym}", f"({module.window} + 1)·{out_val}"),
         }[field]
     elif isinstance(module, RBFOutput):
-        i, o = module.in_features, module.out_features
+        i, o = number(module.in_features), number(module.out_features)
         f = {"macs": ("in·out", f"{i}·{o}"), "flops": ("3·in·out", f"3·{i}·{o}"),
              "connections": ("in·out", f"{i}·{o}")}[field]  # fmt: skip
     elif isinstance(module, POOLS):

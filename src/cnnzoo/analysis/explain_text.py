@@ -40,10 +40,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "table1": ("Table I: maps reading m input maps, counted per m", "表 I：按读取的输入图数 m 分组"),
     "bias_terms": ("weights + biases", "权重 + 偏置"),
+    "rbf_centres": (
+        "one centre of in values per class (out classes)",
+        "每类一个中心，各 in 个值（out 个类别）",
+    ),
     "per_element": ("{kind}", "{kind}"),
     "elements": ("elements × bytes per element", "元素数 × 每元素字节数"),
     # notes
     "note_same_shape": ("keeps its input's shape", "输出与输入形状相同"),
+    "note_residual": (
+        "adds two {shape} tensors, z[l+{k}] + a[l] (the notation of Ng's course, seed 000): a[l] is the "
+        "block's input ({a}'s output), carried by the shortcut{via}; z[l+{k}] is the main path's output "
+        "before its last activation ({z}'s output). The activation that follows gives "
+        "a[l+{k}] = g(z[l+{k}] + a[l]); the shape stays {shape}",
+        "把两个 {shape} 张量相加，z[l+{k}] + a[l]（吴恩达课程的记号，种子 000）：a[l] 是块的输入（{a} 的输出），"
+        "经跳跃连接送来{via}；z[l+{k}] 是主路径最后一次激活前的输出（{z} 的输出）。随后的激活函数给出 "
+        "a[l+{k}] = g(z[l+{k}] + a[l])；形状仍为 {shape}",
+    ),
+    "residual_via": (" through {rows}", "，途经 {rows}"),
+    "the_input": ("the input", "输入"),
     "note_linear": ("a fully connected layer gives out_features = {n}", "全连接层输出 out_features = {n}"),
     "note_adaptive": ("adaptive pooling gives the requested size {hw}", "自适应池化层输出指定尺寸 {hw}"),
     "note_channels": ("channels C = {c} (the layer's output channels)", "通道数 C = {c}（该层的输出通道数）"),
@@ -52,6 +67,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该层参数只在第一次调用时计数（{first}）",
     ),
     "note_no_params": ("no parameters", "无参数"),
+    "note_rbf_fixed": (
+        "fixed, not trained: {out} centres of {n} values, ±1 codes set before training (LeNet-5's: 7×12 "
+        "bitmaps of the digits) and never updated, so 0 of the {total} are trainable",
+        "固定值，不参与训练：{out} 个中心，各 {n} 个值，是训练前设定的 ±1 编码（LeNet-5 的是数字的 7×12 位图），"
+        "训练中不更新，{total} 个中可训练的为 0",
+    ),
     "note_no_work": ("no arithmetic counted for this layer", "此层不计运算"),
     "note_ceil": (
         "ceil_mode: rounded up, but the last window must start inside the input or the left padding",
@@ -80,6 +101,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该层的形状规则（cnnzoo.analysis.specs）",
     ),
     "src_params": ("the layer's weights and biases", "该层的权重与偏置"),
+    "src_rbf": (
+        "LeCun et al. 1998, Sec. II-B and Fig. 3: the RBF parameter vectors (cnnzoo.layers.RBFOutput)",
+        "LeCun 等 1998，第 II-B 节与图 3：RBF 参数向量（cnnzoo.layers.RBFOutput）",
+    ),
     "src_table1": (
         "LeCun et al. 1998, Table I (cnnzoo.layers.LENET5_C3_TABLE)",
         "LeCun 等 1998，表 I（cnnzoo.layers.LENET5_C3_TABLE）",
