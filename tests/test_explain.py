@@ -118,6 +118,10 @@ def test_chinese_uses_the_seeds_terms():
     assert "参数" in str(zh) and "表 I" in zh.source
     assert "感受野" in str(s.explain("c3", "receptive_field", lang="zh"))
     assert "步幅" in str(s.explain("c1", "output_shape", lang="zh"))
+    # seed 003: a pooling window is a 池化核, a convolution's kernel a 卷积核
+    assert "k = 池化核 2" in str(s.explain("s2", "output_shape", lang="zh"))
+    assert "k = 卷积核 5" in str(s.explain("c1", "output_shape", lang="zh"))
+    assert "池化核 3" in str(cnnzoo.summary("alexnet").explain("features.2", "receptive_field", lang="zh"))
 
 
 def test_ceil_mode_dilation_and_same_padding():

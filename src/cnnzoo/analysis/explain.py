@@ -21,7 +21,16 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from .explain_formulas import Built, Line, cost_lines, line, memory_lines, output_lines, params_lines
+from .explain_formulas import (
+    Built,
+    Line,
+    cost_lines,
+    kernel_word,
+    line,
+    memory_lines,
+    output_lines,
+    params_lines,
+)
 from .explain_text import FIELDS, LANGS, msg, number, one_line, to_text
 from .rules import Window, window_of
 
@@ -174,7 +183,9 @@ def _rf_explanation(summary, walk: _Walk, index: int, lang: str) -> Built:
             grow = f"({k} − 1)" if d == 1 else f"{d}·({k} − 1)"
             j = number(before.jump[dim])
             formula = "r = r_prev + (k − 1)·j_prev" if d == 1 else "r = r_prev + d·(k − 1)·j_prev"
-            label = msg("rf_step", lang, layer=r.name, k=k, s=s)
+            label = msg(
+                "rf_step", lang, layer=r.name, k=k, s=s, kernel=kernel_word(walk.modules.get(r.name), lang)
+            )
             lines.append(line(label, formula, f"{number(before.size[dim])} + {grow}·{j}", after.size[dim]))
             if s != 1:
                 lines.append(

@@ -20,7 +20,16 @@ from ..shapes import pair
 from .explain_text import msg, number
 from .rules import ACTIVATIONS, POOLS, cost_rule, window_of
 
-__all__ = ["Line", "Built", "output_lines", "params_lines", "cost_lines", "memory_lines", "kind_of"]
+__all__ = [
+    "Line",
+    "Built",
+    "output_lines",
+    "params_lines",
+    "cost_lines",
+    "memory_lines",
+    "kind_of",
+    "kernel_word",
+]
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,14 @@ def kind_of(module: nn.Module | None) -> str:
 # -- output shape ------------------------------------------------------------------------------------------
 
 
-def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out: int, lang: str) -> Line:
+def kernel_word(module, lang: str) -> str:
+    """卷积核 for a convolution's kernel, 池化核 for a pooling window (seed 003); "kernel" for both in English."""
+    pooling = kind_of(module) in ("kind_pool", "kind_subsampling")
+    return msg("pool_kernel" if pooling else "conv_kernel", lang)
+
+
+def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out: int, lang: str,
+                 kernel_word: str) -> Line:  # fmt: skip
     """One dimension through a window, in PyTorch's rule: ⌊(n − k' + 2p)/s⌋ + 1, k' = d·(k − 1) + 1."""
     total = p if isinstance(p, str) else 2 * p  # 'same' padding arrives as its total (a str)
     pad_sym, pad_val = ("p_total", str(total)) if isinstance(p, str) else ("2p", f"2·{p}")
@@ -92,7 +108,8 @@ def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out:
         expr += f" = ({number(n)} − {k})/{s} + 1"  # exact: the floor changes nothing
     if span % s:  # the floor (ceiling) step: ⌊22/3⌋ + 1 = ⌊7.33⌋ + 1
         expr += f" = {lo}{number(span)}/{s}{hi}{tail} = {lo}{_two_decimals(span, s, ceil)}{hi}{tail}"
-    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p if not isinstance(p, str) else f"{p}/2")
+    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p if not isinstance(p, str) else f"{p}/2",
+                 kernel=kernel_word)  # fmt: skip
     if d != 1:
         values += msg("dilation_values", lang, d=d)
     return line(values, formula, expr, out)
@@ -118,7 +135,8 @@ def output_lines(module, in_shape, out_shape, lang: str) -> Built:
             dims.append((in_shape[1 + i], w.kernel[i], w.stride[i], paddings[i], w.dilation[i]))
         labels = [msg("dim_hw", lang)] if dims[0] == dims[1] else [msg("dim_h", lang), msg("dim_w", lang)]
         lines = tuple(
-            _window_line(labels[i], *dims[i], w.ceil_mode, out_shape[1 + i], lang) for i in range(len(labels))
+            _window_line(labels[i], *dims[i], w.ceil_mode, out_shape[1 + i], lang, kernel_word(module, lang))
+            for i in range(len(labels))
         )
         notes = [msg("note_channels", lang, c=out_shape[0])]
         if w.ceil_mode:

@@ -1,4 +1,4 @@
-"""The words of the explanations, in English and in Chinese (the seed texts' terms: 卷积层, 池化层/下采样层,
+"""The words of the explanations, in English and in Chinese (the seed texts' terms: 卷积层, 池化层/下采样层, 卷积核/池化核,
 感受野, 参数, 连接数, 步幅, 填充, 乘加运算), and their renderings as text and Markdown.
 
 Formulas are mathematics and the same in both languages; labels, notes and sources are looked up here by key.
@@ -26,11 +26,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dim_hw": ("height = width", "高 = 宽"),
     "window_values": (
         "{dim}: n = input {n}, k = kernel {k}, s = stride {s}, p = padding {p}",
-        "{dim}：n = 输入 {n}，k = 卷积核 {k}，s = 步幅 {s}，p = 填充 {p}",
+        "{dim}：n = 输入 {n}，k = {kernel} {k}，s = 步幅 {s}，p = 填充 {p}",
     ),
     "dilation_values": (", d = dilation {d}", "，d = 空洞率 {d}"),
     "flatten": ("flattened: C·H·W", "展平：C·H·W"),
-    "rf_step": ("{layer}: kernel {k}, stride {s}", "{layer}：卷积核 {k}，步幅 {s}"),
+    "rf_step": ("{layer}: kernel {k}, stride {s}", "{layer}：{kernel} {k}，步幅 {s}"),
+    "conv_kernel": ("kernel", "卷积核"),
+    "pool_kernel": ("kernel", "池化核"),  # seed 003's term for a pooling window
     "rf_unrolled": ("the recurrence unrolled", "递推式展开"),
     "rf_jump": ("{layer}: jump j = j_prev·s", "{layer}：跳距 j = j_prev·s"),
     "sum_of_layers": ("sum over the block's layers", "块内各层之和"),
