@@ -166,7 +166,7 @@ def test_degradation_quick(tmp_path):
     assert "Verdict (fashion-mnist)" in report and "Quick mode" in report
     # 128 images, one epoch: every net is at chance (≈ 90% error), so the report gives no verdict
     assert doc["results"]["fashion-mnist"]["verdict"]["claim_holds"] is None
-    assert "the degradation claim inconclusive (at chance level" in report
+    assert "**Verdict (fashion-mnist):** inconclusive (at chance level" in report
     assert "claim shows" not in report and "does NOT show" not in report
 
 
@@ -177,9 +177,7 @@ def test_lrn_quick(tmp_path):
     doc, report = _outputs(tmp_path, "exp-lrn.png")
     models = doc["results"]["models"]
     assert models["vgg11"]["params"] == models["vgg11_lrn"]["params"]  # LRN has no parameters
-    assert (
-        "'LRN brings no gain' inconclusive (" in report
-    )  # chance level or one seed: no verdict, and says so
+    assert "**Verdict:** inconclusive (" in report  # chance level or one seed: no verdict, and says so
     assert doc["results"]["claim_holds"] is None
 
 

@@ -168,8 +168,9 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
             f"ResNet-56 {'trains at least as well' if v['resnet56_trains_at_least_as_well_as_resnet20'] else 'trains WORSE'}"
             f" as ResNet-20 and {'tests at least as well' if v['resnet56_tests_at_least_as_well_as_resnet20'] else 'tests worse'}."
         )  # fmt: skip
-        word = verdict(v["claim_holds"], v.get("inconclusive"), "shows", "does NOT show")
-        report.para(f"**Verdict ({ds}):** the degradation claim {word} in the training error.")
+        said = verdict(v["claim_holds"], v.get("inconclusive"), "the degradation claim shows in the training error",
+                       "the degradation claim does NOT show in the training error")  # fmt: skip
+        report.para(f"**Verdict ({ds}):** {said}.")
     report.para("Final error = mean of the last 3 epochs (training error: averaged over each epoch's batches in "
                 "training mode, with augmentation, as He et al. plot it). Paper, CIFAR-10 test error: ResNet-20 "
                 "8.75%, ResNet-56 6.97%; plain-56 above plain-20 in both training and test error.")  # fmt: skip

@@ -89,11 +89,13 @@ def run(
           f"{PAPER_TOP1[m]}%", models[m]["seconds_per_epoch"]) for m in MODELS],
     )  # fmt: skip
     report.image(plot, "training loss and test error per epoch (mean over seeds)")
-    word = verdict(results["claim_holds"], why, "shows", "does NOT show")
+    said = verdict(results["claim_holds"], why, "the claim 'LRN brings no gain' shows here",
+                   "the claim 'LRN brings no gain' does NOT show here")  # fmt: skip
     worse = " (LRN made it worse by more than two standard errors)" if seeds > 1 and -gain > 2 * noise else ""
     spread = f" (standard error of the difference {100 * noise:.2f})" if seeds > 1 else ""
-    report.para(f"LRN changes the test error by {-100 * gain:+.2f} points{spread}{worse}. **Verdict:** the claim "
-                f"'LRN brings no gain' {word} here.")  # fmt: skip
+    report.para(
+        f"LRN changes the test error by {-100 * gain:+.2f} points{spread}{worse}. **Verdict:** {said}."
+    )
     if quick:
         report.para("Quick mode: a tiny VGG on 512 images for one epoch, to test the pipeline.")
     return finish(report, out_dir, NAME, settings, results, started, device)
