@@ -24,7 +24,7 @@ DROP_ORDER = ("FLOPs", "connections", "RF (size/jump)", "kernel", "type", "layer
 
 def si_count(n: int) -> str:
     """A MAC or FLOP total in the unit its size calls for, three significant digits: 416,520 -> "417 K",
-    12,443,648 -> "12.4 M", 714,188,480 -> "714 M", 15,470,264,320 -> "15.5 G" (under 1,000: the count)."""
+    3,097,344 -> "3.10 M", 714,188,480 -> "714 M", 30,972,282,344 -> "31.0 G" (under 1,000: the count)."""
     units = [(u, 1000 ** (i + 1)) for i, u in enumerate("KMGT")]
     fits = [(u, scale) for u, scale in units if n >= scale]
     if not fits:
@@ -33,7 +33,7 @@ def si_count(n: int) -> str:
     if float(f"{n / units[i][1]:.3g}") >= 1000 and i + 1 < len(units):  # 999,500 is "1 M", not "1e+03 K"
         i += 1
     v = n / units[i][1]
-    return f"{v:.3g} {units[i][0]}" if v < 1000 else f"{v:,.0f} {units[i][0]}"
+    return f"{v:#.3g}".rstrip(".") + f" {units[i][0]}" if v < 1000 else f"{v:,.0f} {units[i][0]}"
 
 
 def print_table(s) -> None:
