@@ -199,6 +199,10 @@ def test_degradation_quick(quick_run):
         "plain56_trains_worse_than_plain20",
     }
     assert "Verdict (fashion-mnist)" in report and "Quick mode" in report
+    # 128 images, one epoch: every net is at chance (≈ 90% error), so the report gives no verdict
+    assert doc["results"]["fashion-mnist"]["verdict"]["claim_holds"] is None
+    assert "**Verdict (fashion-mnist):** inconclusive (at chance level" in report
+    assert "claim shows" not in report and "does NOT show" not in report
 
 
 @pytest.mark.slow
@@ -206,7 +210,7 @@ def test_lrn_quick(quick_run):
     doc, report = _outputs(quick_run("lrn")[0], "exp-lrn.png")
     models = doc["results"]["models"]
     assert models["vgg11"]["params"] == models["vgg11_lrn"]["params"]  # LRN has no parameters
-    assert "One seed cannot separate" in report  # a single seed gives no verdict, and says so
+    assert "**Verdict:** inconclusive (" in report  # chance level or one seed: no verdict, and says so
     assert doc["results"]["claim_holds"] is None
 
 
@@ -232,6 +236,11 @@ def test_lenet_activations_quick(quick_run):
         assert runs[v]["final_train_loss"] == best["final_train_loss"]
         assert f"| {v.split('-')[0]} | {v.split('-')[1]} | {best['lr']} |" in report
     assert "its own best learning rate" in report
+    # one epoch on 2,048 images with one seed: no yes/no, each verdict says why
+    for said in ("than sigmoid (lower epoch-1 loss, both poolings): inconclusive (", "ReLU ends lower than sigmoid: "
+                 "inconclusive (", "tanh in between: inconclusive (", "test error for: inconclusive ("):  # fmt: skip
+        assert said in report
+    assert ": yes" not in report and ": NO" not in report
 
 
 def test_lenet_sweep_extends_the_grid_past_an_edge_best():
@@ -292,20 +301,42 @@ def test_degradation_rebuilt_from_a_stopped_runs_log(tmp_path):
     lines = []
     for name, err in final.items():
         reached = 3 if name == "resnet56" else 4  # resnet56 was stopped one epoch early
-        for e in range(1, reached + 1):
-            lines.append(
-                f"  {name} seed 0 epoch {e}/4: train error {err + 4 - e:.2f}%, test error {err + 5:.2f}% (1.0 s)"
-            )
+        for seed, jitter in ((0, 0.0), (1, 0.1)):  # two seeds: one seed would give no verdict
+            for e in range(1, reached + 1):
+                lines.append(f"  {name} seed {seed} epoch {e}/4: train error {err + 4 - e + jitter:.2f}%, "
+                             f"test error {err + 5:.2f}% (1.0 s)")  # fmt: skip
     log = tmp_path / "run.log"
     log.write_text("\n".join(["noise", *lines]) + "\n")
     doc = rebuild_from_log(log, tmp_path, settings_for(False, "fashion-mnist"), "cpu", {"device": "cuda"})
     r = doc["results"]["fashion-mnist"]
     assert all(len(m["train_error_curve"]) == 3 for m in r["models"].values())  # cut to the common 3 epochs
     assert r["models"]["plain56"]["final_train_error"]["mean"] == pytest.approx(
-        (7 + 2) / 100
-    )  # mean of 3,2,1 offsets
+        (7 + 2 + 0.05) / 100
+    )  # mean of 3,2,1 offsets, and of the two seeds' jitter
     assert r["verdict"]["claim_holds"] is True
     assert "Rebuilt from the progress log" in (tmp_path / "report.md").read_text()
+
+
+def test_a_verdict_needs_numbers_that_can_carry_it():
+    """Chance level, one seed, or a gap under two standard errors: inconclusive, with the reason."""
+
+    def s(*v):
+        return stats.mean_std(v)
+
+    chance = stats.chance_error(10)
+    assert chance == pytest.approx(0.9) and stats.chance_loss(10) == pytest.approx(2.302585)
+    assert "at chance level" in stats.why_inconclusive([(s(0.88, 0.89), s(0.91, 0.90))], chance)
+    assert "one seed" in stats.why_inconclusive([(s(0.05), s(0.07))], chance)
+    assert "within the seed noise" in stats.why_inconclusive([(s(0.050, 0.060), s(0.056, 0.066))], chance)
+    assert stats.why_inconclusive([(s(0.0714, 0.0705), s(0.0471, 0.0480))], chance) is None
+    # one side at chance and the other not is a real difference (sigmoid stuck, ReLU learning)
+    assert stats.why_inconclusive([(s(2.30, 2.29), s(1.0, 1.1))], stats.chance_loss(10)) is None
+    # a claim of no difference is carried by a gap within the noise
+    assert (
+        stats.why_inconclusive([(s(0.05, 0.06), s(0.056, 0.066))], chance, claims_a_difference=False) is None
+    )
+    assert stats.verdict(True, None) == "yes" and stats.verdict(False, None) == "NO"
+    assert stats.verdict(True, "one seed") == "inconclusive (one seed)"
 
 
 def test_degradation_plot_shows_swings_above_20_percent(tmp_path, monkeypatch):

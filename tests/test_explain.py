@@ -11,6 +11,8 @@ import re
 from fractions import Fraction
 
 import pytest
+import torch
+import torchvision
 
 import cnnzoo
 from cnnzoo.analysis.explain import FIELDS
@@ -124,6 +126,10 @@ def test_chinese_uses_the_seeds_terms():
     rf = str(modern.explain("features.conv2", "receptive_field", lang="zh"))
     assert "features.pool1：池化核 2" in rf and "features.conv1：卷积核 5" in rf and "跳距" in rf
     assert "步长" not in rf
+    # seed 003: a pooling window is a 池化核, a convolution's kernel a 卷积核
+    assert "k = 池化核 2" in str(s.explain("s2", "output_shape", lang="zh"))
+    assert "k = 卷积核 5" in str(s.explain("c1", "output_shape", lang="zh"))
+    assert "池化核 3" in str(cnnzoo.summary("alexnet").explain("features.2", "receptive_field", lang="zh"))
 
 
 def test_ceil_mode_dilation_and_same_padding():
@@ -153,7 +159,18 @@ def test_unknown_layer_and_field_are_one_line_errors(capsys):
     from cnnzoo.cli import main
 
     assert main(["explain", "lenet5", "c9"]) == 2
-    assert capsys.readouterr().err.strip() == "cnnzoo explain: error: no layer or block 'c9' in lenet5"
+    (err,) = capsys.readouterr().err.strip().splitlines()  # one line, naming every valid layer
+    assert err.startswith("cnnzoo explain: error: no layer or block 'c9' in lenet5; its layers: c1, ")
+    for name in (
+        "c1",
+        "s2",
+        "c3",
+        "s4",
+        "c5",
+        "f6",
+        "output",
+    ):  # LeCun et al. 1998's names for LeNet-5's layers
+        assert f" {name}," in err or err.endswith(f" {name}")
     assert main(["explain", "lenett"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as e:  # argparse's usage error: one line, exit 2
@@ -214,3 +231,61 @@ def test_http_api_errors(client):
     assert client.get("/api/explain/lenet5", params={"lang": "fr"}).status_code == 422
     r = client.get("/api/explain/lenet5", params={"input": "1x32x32"})
     assert len(r.json()["explanations"]) == len(FIELDS) * len(cnnzoo.summary("lenet5").layers)
+
+
+def _cli_out(capsys, *args: str) -> str:
+    from cnnzoo.cli import main
+
+    assert main(["explain", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_floor_step_is_shown(capsys):
+    """torchvision's AlexNet conv1: 11×11, stride 4, padding 2 on 224: ⌊217/4⌋ + 1 = ⌊54.25⌋ + 1 = 55."""
+    conv = torchvision.models.alexnet().features[0]
+    n, k, s, p = 224, conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    span = n - k + 2 * p
+    out = _cli_out(capsys, "alexnet", "features.0", "--field", "output_shape")
+    assert f"⌊({n} − {k} + 2·{p})/{s}⌋ + 1 = ⌊{span}/{s}⌋ + 1 = ⌊{span / s:.2f}⌋ + 1 = {span // s + 1}" in out
+    zh = _cli_out(capsys, "alexnet", "features.0", "--field", "output_shape", "--lang", "zh")
+    assert f"⌊{span}/{s}⌋ + 1 = ⌊{span / s:.2f}⌋ + 1" in zh
+
+
+def test_the_rbf_centres_are_explained_as_fixed(capsys):
+    """LeCun et al. 1998 (Sec. II-B, Fig. 3): the output RBF's parameter vectors are fixed, not learnt."""
+    out = _cli_out(capsys, "lenet5", "output", "--field", "params")
+    assert "84·10 = 840" in out and "fixed, not trained" in out and "0 of the 840 are trainable" in out
+    assert "weights and biases" not in out
+    zh = _cli_out(capsys, "lenet5", "output", "--field", "params", "--lang", "zh")
+    assert "不参与训练" in zh and "权重与偏置" not in zh
+    model = cnnzoo.create_model("lenet5")
+    assert not any(p.requires_grad for p in model.output.parameters())
+
+
+def test_the_residual_add_names_its_two_tensors(capsys):
+    """Seed 000: a[l+2] = g(z[l+2] + a[l]); the rows named are torchvision's resnet18 modules."""
+    names = dict(torchvision.models.resnet18().named_modules())
+    out = _cli_out(capsys, "resnet18", "layer2.0.add", "--field", "output_shape")
+    assert "z[l+2] + a[l]" in out and "a[l+2] = g(z[l+2] + a[l])" in out
+    assert "(layer1.1.relu#2's output)" in out and "layer1.1.relu" in names  # the block's input a[l]
+    assert "through layer2.0.downsample.0, layer2.0.downsample.1" in out  # the projection shortcut
+    assert "(layer2.0.bn2's output)" in out and isinstance(names["layer2.0.bn2"], torch.nn.BatchNorm2d)
+    zh = _cli_out(capsys, "resnet18", "layer2.0.add", "--field", "output_shape", "--lang", "zh")
+    assert "z[l+2] + a[l]" in zh and "跳跃连接" in zh
+    bottleneck = _cli_out(capsys, "resnet50", "layer1.0.add", "--field", "output_shape")
+    assert "a[l+3] = g(z[l+3] + a[l])" in bottleneck and "(layer1.0.bn3's output)" in bottleneck
+
+
+UNGROUPED = re.compile(r"(?<![\d,.])\d{4,}")  # four or more digits without a thousands separator
+
+
+@pytest.mark.parametrize("name", ["vgg16", "alexnet", "resnet50", "lenet5"])
+def test_every_number_in_a_formula_is_grouped(name):
+    fc = torchvision.models.vgg16().classifier[0]
+    assert (fc.in_features, fc.out_features) == (25_088, 4_096)
+    s = cnnzoo.summary(name)
+    for e in s.explain():
+        for line in e.lines:
+            assert not UNGROUPED.search(line.filled), f"{e.layer} {e.field}: {line.filled}"
+    if name == "vgg16":
+        assert "(25,088 + 1)·4,096" in s.explain("classifier.0", "params").lines[0].filled

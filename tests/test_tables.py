@@ -95,3 +95,43 @@ def test_models_on_a_narrow_terminal_wraps_instead_of_cutting(width, monkeypatch
     text = buf.getvalue()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
     assert "44,426" in text.replace("\n", " ")
+
+
+def test_a_piped_train_prints_the_whole_layer_table(tmp_path):
+    """cnnzoo train's own log (stdout to a pipe, COLUMNS 80 or unset) never cuts a layer name or a number."""
+    pytest.importorskip("cnnzoo.data").load_dataset("fashion-mnist", download=False)
+    s = cnnzoo.summary("keras_mnist_cnn")
+    for columns in (80, None):
+        env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+        if columns:
+            env["COLUMNS"] = str(columns)
+        out = subprocess.run(
+            [sys.executable, "-m", "cnnzoo", "train", "keras_mnist_cnn", "--epochs", "1", "--limit", "32",
+             "--device", "cpu", "--out", str(tmp_path / f"run{columns}")],
+            capture_output=True, text=True, env=env, check=True,
+        ).stdout  # fmt: skip
+        rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ ")}
+        for row in s.layers:  # every name on one line, with its numbers whole
+            assert row.name in rows, out
+            for n in (row.params, row.macs, row.flops, row.connections):
+                if n:
+                    assert f" {n:,} " in rows[row.name]
+        assert not NUMBER_CUT.search(out) and "left out" not in out
+
+
+TOTAL = re.compile(r"([\d,]+) (MACs|FLOPs) \(([\d.]+)(?: ([KMGT]))?\)")
+
+
+@pytest.mark.parametrize("name", ["lenet5", "keras_mnist_cnn", "alexnet", "vgg16"])
+def test_mac_and_flop_totals_read_in_sensible_units(name):
+    """LeNet's 0.33 M MACs are not "0.000 G": the unit fits the size (1 ≤ shown < 1000, 3 significant digits)."""
+    out = _cli("summary", name)
+    found = TOTAL.findall(out)
+    assert [kind for _, kind, _, _ in found] == ["MACs", "FLOPs"]
+    for count, _, shown, unit in found:
+        exact = int(count.replace(",", ""))
+        scale = 1000 ** ("KMGT".index(unit) + 1) if unit else 1
+        assert 1 <= float(shown) < 1000
+        assert abs(float(shown) * scale - exact) <= 0.005 * exact
+    if name == "alexnet":  # torchvision's published figure for its AlexNet: 0.714 G MACs
+        assert "(714 M)" in out

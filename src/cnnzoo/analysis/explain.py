@@ -21,7 +21,16 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from .explain_formulas import Built, Line, cost_lines, line, memory_lines, output_lines, params_lines
+from .explain_formulas import (
+    Built,
+    Line,
+    cost_lines,
+    kernel_word,
+    line,
+    memory_lines,
+    output_lines,
+    params_lines,
+)
 from .explain_text import FIELDS, LANGS, msg, number, one_line, to_text
 from .rules import Window, window_of
 
@@ -184,8 +193,9 @@ def _rf_explanation(summary, walk: _Walk, index: int, lang: str) -> Built:
             grow = f"({k} − 1)" if d == 1 else f"{d}·({k} − 1)"
             j = number(before.jump[dim])
             formula = "r = r_prev + (k − 1)·j_prev" if d == 1 else "r = r_prev + d·(k − 1)·j_prev"
-            kernel = "kernel_pool" if "Pool" in r.type or r.type == "Subsampling" else "kernel_conv"
-            label = msg("rf_step", lang, layer=r.name, k=k, s=s, kernel=msg(kernel, lang))
+            label = msg(
+                "rf_step", lang, layer=r.name, k=k, s=s, kernel=kernel_word(walk.modules.get(r.name), lang)
+            )
             lines.append(line(label, formula, f"{number(before.size[dim])} + {grow}·{j}", after.size[dim]))
             if s != 1:
                 lines.append(
@@ -240,9 +250,13 @@ def _without_1x1(walk: _Walk, members, field: str, lang: str) -> Line | None:
     label = msg("without_1x1", lang, k=k, c_in=c_in, c_out=c_out)
     if field == "macs":
         return line(
-            label, "k·k·c_in·c_out·H·W", f"{k}·{k}·{c_in}·{c_out}·{h}·{w}", k * k * c_in * c_out * h * w
+            label,
+            "k·k·c_in·c_out·H·W",
+            "·".join(map(number, (k, k, c_in, c_out, h, w))),
+            k * k * c_in * c_out * h * w,
         )
-    return line(label, "(k·k·c_in + 1)·c_out", f"({k}·{k}·{c_in} + 1)·{c_out}", (k * k * c_in + 1) * c_out)
+    expr = f"({k}·{k}·{number(c_in)} + 1)·{number(c_out)}"
+    return line(label, "(k·k·c_in + 1)·c_out", expr, (k * k * c_in + 1) * c_out)
 
 
 # -- entry points ------------------------------------------------------------------------------------------
@@ -258,6 +272,36 @@ def _repeat_note(name: str, lang: str) -> str:
     return msg("note_repeat", lang, first=name.split("#")[0]) if "#" in name else ""
 
 
+_SHORTCUT_NAMES = (
+    "downsample",
+    "shortcut",
+)  # torchvision's name for a projection shortcut, and the usual other
+
+
+def _residual_note(summary, index: int, lang: str) -> str:
+    """A residual block's addition in seed 000's notation (Ng's course): a[l+2] = g(z[l+2] + a[l]), naming
+    the rows whose outputs a[l] (the block's input, through the shortcut's rows if any) and z[l+2] (the main
+    path's last output; z[l+3] after a bottleneck's three convolutions) are. "" outside a block."""
+    rows = summary.layers
+    names = [r.name for r in rows]
+    block = next(
+        (b for b in summary.blocks if names.index(b.layers[0]) <= index <= names.index(b.layers[1])), None
+    )
+    if block is None:
+        return ""
+    first = names.index(block.layers[0])
+    inside = rows[first:index]
+    shortcut = [r.name for r in inside if any(w in r.name.split(".") for w in _SHORTCUT_NAMES)]
+    main = [r for r in inside if r.name not in shortcut]
+    if not main:
+        return ""
+    depth = sum(r.type in ("Conv2d", "Linear") for r in main) or 2
+    source = names[first - 1] if first else msg("the_input", lang)
+    via = msg("residual_via", lang, rows=", ".join(shortcut)) if shortcut else ""
+    return msg("note_residual", lang, shape="×".join(map(str, rows[index].output_shape)), a=source, via=via,
+               z=main[-1].name, k=depth)  # fmt: skip
+
+
 def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
     """The explanation of one figure (``field``, one of :data:`FIELDS`) of one layer or block."""
     if field not in FIELDS:
@@ -269,7 +313,10 @@ def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
     if layer not in names:
         block = next((b for b in summary.blocks if b.name == layer), None)
         if block is None:
-            raise CnnzooError(f"no layer or block {layer!r} in {summary.model}")
+            blocks = f"; its blocks: {', '.join(b.name for b in summary.blocks)}" if summary.blocks else ""
+            raise CnnzooError(
+                f"no layer or block {layer!r} in {summary.model}; its layers: {', '.join(names)}{blocks}"
+            )
         return _block_explanation(summary, walk, block, field, lang)
     index = names.index(layer)
     row = summary.layers[index]
@@ -277,6 +324,8 @@ def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
     in_shape = walk.inputs.get(layer, row.output_shape)
     if field == "output_shape":
         built = output_lines(module, in_shape, row.output_shape, lang)
+        if module is None and row.type == "add" and (residual := _residual_note(summary, index, lang)):
+            built = Built(built.lines, residual, built.source)
     elif field == "params":
         built = params_lines(module, row.params, lang)
         if not row.params and "#" in layer:

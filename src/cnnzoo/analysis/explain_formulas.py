@@ -20,7 +20,16 @@ from ..shapes import pair
 from .explain_text import msg, number
 from .rules import ACTIVATIONS, POOLS, cost_rule, window_of
 
-__all__ = ["Line", "Built", "output_lines", "params_lines", "cost_lines", "memory_lines", "kind_of"]
+__all__ = [
+    "Line",
+    "Built",
+    "output_lines",
+    "params_lines",
+    "cost_lines",
+    "memory_lines",
+    "kind_of",
+    "kernel_word",
+]
 
 
 @dataclass(frozen=True)
@@ -71,45 +80,45 @@ def kind_of(module: nn.Module | None) -> str:
     return "kind_act"
 
 
-def _kernel_word(module: nn.Module | None) -> str:
-    """The message key of the module's window: a pooling or subsampling layer's, else a convolution's."""
-    return "kernel_pool" if kind_of(module) in ("kind_pool", "kind_subsampling") else "kernel_conv"
-
-
 # -- output shape ------------------------------------------------------------------------------------------
 
 
-def _window_line(
-    label: str,
-    n: int,
-    k: int,
-    s: int,
-    p,
-    d: int,
-    ceil: bool,
-    out: int,
-    lang: str,
-    kernel: str = "kernel_conv",
-) -> Line:
+def kernel_word(module, lang: str) -> str:
+    """卷积核 for a convolution's kernel, 池化核 for a pooling window (seed 003); "kernel" for both in English."""
+    pooling = kind_of(module) in ("kind_pool", "kind_subsampling")
+    return msg("pool_kernel" if pooling else "conv_kernel", lang)
+
+
+def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out: int, lang: str,
+                 kernel_word: str) -> Line:  # fmt: skip
     """One dimension through a window, in PyTorch's rule: ⌊(n − k' + 2p)/s⌋ + 1, k' = d·(k − 1) + 1."""
     total = p if isinstance(p, str) else 2 * p  # 'same' padding arrives as its total (a str)
     pad_sym, pad_val = ("p_total", str(total)) if isinstance(p, str) else ("2p", f"2·{p}")
     k_sym, k_val = ("k", str(k)) if d == 1 else ("(d·(k − 1) + 1)", f"({d}·({k} − 1) + 1)")
     lo, hi = ("⌈", "⌉") if ceil else ("⌊", "⌋")
     formula = f"{lo}(n − {k_sym} + {pad_sym})/s{hi} + 1"
-    expr = f"{lo}({n} − {k_val} + {pad_val})/{s}{hi} + 1"
+    expr = f"{lo}({number(n)} − {k_val} + {pad_val})/{s}{hi} + 1"
     span = n - (d * (k - 1) + 1) + int(total)
+    tail = " + 1"
     if (
         ceil and (-(-span // s)) * s >= n + int(total) // 2
     ):  # the last window would start in the right padding
-        formula, expr = formula + " − 1", expr + " − 1"
+        formula, expr, tail = formula + " − 1", expr + " − 1", " + 1 − 1"
     elif not ceil and total in (0, "0") and d == 1 and span % s == 0:
-        expr += f" = ({n} − {k})/{s} + 1"  # exact: the floor changes nothing
-    p_shown = p if not isinstance(p, str) else f"{p}/2"
-    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p_shown, kernel=msg(kernel, lang))
+        expr += f" = ({number(n)} − {k})/{s} + 1"  # exact: the floor changes nothing
+    if span % s:  # the floor (ceiling) step: ⌊22/3⌋ + 1 = ⌊7.33⌋ + 1
+        expr += f" = {lo}{number(span)}/{s}{hi}{tail} = {lo}{_two_decimals(span, s, ceil)}{hi}{tail}"
+    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p if not isinstance(p, str) else f"{p}/2",
+                 kernel=kernel_word)  # fmt: skip
     if d != 1:
         values += msg("dilation_values", lang, d=d)
     return line(values, formula, expr, out)
+
+
+def _two_decimals(num: int, den: int, up: bool) -> str:
+    """num/den cut (``up``: raised) to two decimals, so that its floor (ceiling) stays num/den's: 22/3 -> 7.33."""
+    cents = -(-num * 100 // den) if up else num * 100 // den
+    return f"{cents // 100}.{cents % 100:02d}".rstrip("0").rstrip(".")
 
 
 def output_lines(module, in_shape, out_shape, lang: str) -> Built:
@@ -126,7 +135,7 @@ def output_lines(module, in_shape, out_shape, lang: str) -> Built:
             dims.append((in_shape[1 + i], w.kernel[i], w.stride[i], paddings[i], w.dilation[i]))
         labels = [msg("dim_hw", lang)] if dims[0] == dims[1] else [msg("dim_h", lang), msg("dim_w", lang)]
         lines = tuple(
-            _window_line(labels[i], *dims[i], w.ceil_mode, out_shape[1 + i], lang, _kernel_word(module))
+            _window_line(labels[i], *dims[i], w.ceil_mode, out_shape[1 + i], lang, kernel_word(module, lang))
             for i in range(len(labels))
         )
         notes = [msg("note_channels", lang, c=out_shape[0])]
@@ -163,11 +172,11 @@ def params_lines(module, row_params: int, lang: str) -> Built:
     if isinstance(module, nn.Conv2d):
         kh, kw = pair(module.kernel_size)
         g = module.groups
-        c_in = f"({module.in_channels}/{g})" if g > 1 else str(module.in_channels)
+        c_in = f"({number(module.in_channels)}/{g})" if g > 1 else number(module.in_channels)
         sym_in = "c_in/g" if g > 1 else "c_in"
         formula = f"(k·k·{sym_in}{b})·c_out" if bias else f"k·k·{sym_in}·c_out"
         expr = (
-            f"({kh}·{kw}·{c_in}{b})·{module.out_channels}"
+            f"({kh}·{kw}·{c_in}{b})·{number(module.out_channels)}"
             if bias
             else _dot(kh, kw, c_in, module.out_channels)
         )
@@ -178,16 +187,20 @@ def params_lines(module, row_params: int, lang: str) -> Built:
                      msg("src_table1", lang))  # fmt: skip
     if isinstance(module, nn.Linear):
         formula = f"(in{b})·out" if bias else "in·out"
-        expr = f"({number(module.in_features)}{b})·{module.out_features}" if bias else _dot(
+        expr = f"({number(module.in_features)}{b})·{number(module.out_features)}" if bias else _dot(
             module.in_features, module.out_features)  # fmt: skip
         return Built((line(msg("bias_terms", lang), formula, expr, row_params),), "", src)
     if isinstance(module, (Subsampling, nn.BatchNorm2d, nn.BatchNorm1d)):
         c = module.channels if isinstance(module, Subsampling) else module.num_features
-        return Built((line(msg("bias_terms", lang), "2·C", f"2·{c}", row_params),), "", src)
+        return Built((line(msg("bias_terms", lang), "2·C", f"2·{number(c)}", row_params),), "", src)
     if isinstance(module, RBFOutput):
-        return Built(
-            (line("", "in·out", _dot(module.in_features, module.out_features), row_params),), "", src
+        label = msg("rbf_centres", lang)
+        lines = (line(label, "in·out", _dot(module.in_features, module.out_features), row_params),)
+        fixed = not module.centers.requires_grad
+        note = msg(
+            "note_rbf_fixed", lang, out=module.out_features, n=module.in_features, total=number(row_params)
         )
+        return Built(lines, note if fixed else "", msg("src_rbf", lang))
     terms = [_dot(*p.shape) if p.dim() else "1" for p in module.parameters(recurse=False)]
     return Built((line("", "Σ numel", " + ".join(terms), row_params),), "", src)
 
@@ -218,7 +231,7 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
     if isinstance(module, nn.Conv2d):
         kh, kw = pair(module.kernel_size)
         g = module.groups
-        c_in = f"({module.in_channels}/{g})" if g > 1 else str(module.in_channels)
+        c_in = f"({number(module.in_channels)}/{g})" if g > 1 else number(module.in_channels)
         sym_in = "c_in/g" if g > 1 else "c_in"
         macs = f"{kh}·{kw}·{c_in}·{out_val}"
         f = {
@@ -239,8 +252,8 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
         }[field]
     elif isinstance(module, nn.Linear):
         rows = math.prod(out_shape) // module.out_features
-        r_sym, r_val = ("", "") if rows == 1 else ("·rows", f"·{rows}")
-        i, o = number(module.in_features), module.out_features
+        r_sym, r_val = ("", "") if rows == 1 else ("·rows", f"·{number(rows)}")
+        i, o = number(module.in_features), number(module.out_features)
         f = {
             "macs": (f"in·out{r_sym}", f"{i}·{o}{r_val}"),
             "flops": (f"2·in·out{r_sym}" + (f" + out{r_sym}" if bias else ""),
@@ -254,7 +267,7 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
             "connections": (f"(k·k + 1)·{out_sym}", f"({module.window} + 1)·{out_val}"),
         }[field]
     elif isinstance(module, RBFOutput):
-        i, o = module.in_features, module.out_features
+        i, o = number(module.in_features), number(module.out_features)
         f = {"macs": ("in·out", f"{i}·{o}"), "flops": ("3·in·out", f"3·{i}·{o}"),
              "connections": ("in·out", f"{i}·{o}")}[field]  # fmt: skip
     elif isinstance(module, POOLS):

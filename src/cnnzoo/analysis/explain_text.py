@@ -1,4 +1,4 @@
-"""The words of the explanations, in English and in Chinese (the seed texts' terms: 卷积层, 池化层/下采样层,
+"""The words of the explanations, in English and in Chinese (the seed texts' terms: 卷积层, 池化层/下采样层, 卷积核/池化核,
 感受野, 参数, 连接数, 步幅, 填充, 乘加运算), and their renderings as text and Markdown.
 
 Formulas are mathematics and the same in both languages; labels, notes and sources are looked up here by key.
@@ -31,9 +31,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dilation_values": (", d = dilation {d}", "，d = 空洞率 {d}"),
     "flatten": ("flattened: C·H·W", "展平：C·H·W"),
     "rf_step": ("{layer}: kernel {k}, stride {s}", "{layer}：{kernel} {k}，步幅 {s}"),
-    # a window's name in Chinese: a convolution's 卷积核, a pooling (or subsampling) layer's 池化核
-    "kernel_conv": ("kernel", "卷积核"),
-    "kernel_pool": ("kernel", "池化核"),
+    "conv_kernel": ("kernel", "卷积核"),
+    "pool_kernel": ("kernel", "池化核"),  # seed 003's term for a pooling window
     "rf_unrolled": ("the recurrence unrolled", "递推式展开"),
     "rf_jump": ("{layer}: jump j = j_prev·s", "{layer}：跳距 j = j_prev·s"),
     "sum_of_layers": ("sum over the block's layers", "块内各层之和"),
@@ -43,10 +42,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "table1": ("Table I: maps reading m input maps, counted per m", "表 I：按读取的输入图数 m 分组"),
     "bias_terms": ("weights + biases", "权重 + 偏置"),
+    "rbf_centres": (
+        "one centre of in values per class (out classes)",
+        "每类一个中心，各 in 个值（out 个类别）",
+    ),
     "per_element": ("{kind}", "{kind}"),
     "elements": ("elements × bytes per element", "元素数 × 每元素字节数"),
     # notes
     "note_same_shape": ("keeps its input's shape", "输出与输入形状相同"),
+    "note_residual": (
+        "adds two {shape} tensors, z[l+{k}] + a[l] (the notation of Ng's course, seed 000): a[l] is the "
+        "block's input ({a}'s output), carried by the shortcut{via}; z[l+{k}] is the main path's output "
+        "before its last activation ({z}'s output). The activation that follows gives "
+        "a[l+{k}] = g(z[l+{k}] + a[l]); the shape stays {shape}",
+        "把两个 {shape} 张量相加，z[l+{k}] + a[l]（吴恩达课程的记号，种子 000）：a[l] 是块的输入（{a} 的输出），"
+        "经跳跃连接送来{via}；z[l+{k}] 是主路径最后一次激活前的输出（{z} 的输出）。随后的激活函数给出 "
+        "a[l+{k}] = g(z[l+{k}] + a[l])；形状仍为 {shape}",
+    ),
+    "residual_via": (" through {rows}", "，途经 {rows}"),
+    "the_input": ("the input", "输入"),
     "note_linear": ("a fully connected layer gives out_features = {n}", "全连接层输出 out_features = {n}"),
     "note_adaptive": ("adaptive pooling gives the requested size {hw}", "自适应池化层输出指定尺寸 {hw}"),
     "note_channels": ("channels C = {c} (the layer's output channels)", "通道数 C = {c}（该层的输出通道数）"),
@@ -55,6 +69,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该层参数只在第一次调用时计数（{first}）",
     ),
     "note_no_params": ("no parameters", "无参数"),
+    "note_rbf_fixed": (
+        "fixed, not trained: {out} centres of {n} values, ±1 codes set before training (LeNet-5's: 7×12 "
+        "bitmaps of the digits) and never updated, so 0 of the {total} are trainable",
+        "固定值，不参与训练：{out} 个中心，各 {n} 个值，是训练前设定的 ±1 编码（LeNet-5 的是数字的 7×12 位图），"
+        "训练中不更新，{total} 个中可训练的为 0",
+    ),
     "note_no_work": ("no arithmetic counted for this layer", "此层不计运算"),
     "note_ceil": (
         "ceil_mode: rounded up, but the last window must start inside the input or the left padding",
@@ -83,6 +103,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该层的形状规则（cnnzoo.analysis.specs）",
     ),
     "src_params": ("the layer's weights and biases", "该层的权重与偏置"),
+    "src_rbf": (
+        "LeCun et al. 1998, Sec. II-B and Fig. 3: the RBF parameter vectors (cnnzoo.layers.RBFOutput)",
+        "LeCun 等 1998，第 II-B 节与图 3：RBF 参数向量（cnnzoo.layers.RBFOutput）",
+    ),
     "src_table1": (
         "LeCun et al. 1998, Table I (cnnzoo.layers.LENET5_C3_TABLE)",
         "LeCun 等 1998，表 I（cnnzoo.layers.LENET5_C3_TABLE）",

@@ -22,6 +22,29 @@ NUMERIC = ("params", "MACs", "FLOPs", "connections")
 DROP_ORDER = ("FLOPs", "connections", "RF (size/jump)", "kernel", "type", "layers")
 
 
+def si_count(n: int) -> str:
+    """A MAC or FLOP total in the unit its size calls for, three significant digits: 416,520 -> "417 K",
+    3,097,344 -> "3.10 M", 714,188,480 -> "714 M", 30,972,282,344 -> "31.0 G" (under 1,000: the count)."""
+    units = [(u, 1000 ** (i + 1)) for i, u in enumerate("KMGT")]
+    fits = [(u, scale) for u, scale in units if n >= scale]
+    if not fits:
+        return f"{n:,}"
+    i = len(fits) - 1
+    if float(f"{n / units[i][1]:.3g}") >= 1000 and i + 1 < len(units):  # 999,500 is "1 M", not "1e+03 K"
+        i += 1
+    v = n / units[i][1]
+    return f"{v:#.3g}".rstrip(".") + f" {units[i][0]}" if v < 1000 else f"{v:,.0f} {units[i][0]}"
+
+
+def print_table(s) -> None:
+    """The summary's rich table on stdout: fitted to a terminal's width; to a pipe or a file, whole
+    (COLUMNS ignored), so that a log never cuts a name or a number."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=natural_width(s))
+    console.print(s)
+
+
 def _num(n: int) -> str:
     return f"{n:,}" if n else "–"
 
@@ -51,7 +74,7 @@ def _totals(s) -> str:
     return (
         f"total: {t['params']:,} params ({t['trainable_params']:,} trainable"
         + (f", {fixed:,} fixed" if fixed else "")
-        + f"), {t['macs']:,} MACs ({t['macs'] / 1e9:.3f} G), {t['flops']:,} FLOPs, "
+        + f"), {t['macs']:,} MACs ({si_count(t['macs'])}), {t['flops']:,} FLOPs ({si_count(t['flops'])}), "
         f"{t['connections']:,} connections, {t['activation_bytes'] / 2**20:.2f} MiB of activations per image"
     )
 

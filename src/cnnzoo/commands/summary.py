@@ -76,14 +76,7 @@ def run(args) -> int:
     elif args.format == "csv":
         print(render.to_csv(s), end="")
     else:
-        from rich.console import Console
-
-        from ..analysis.render import natural_width
-
-        console = Console()
-        if not console.is_terminal:  # a pipe or a file: the whole table, however wide (COLUMNS is ignored)
-            console = Console(width=natural_width(s))
-        console.print(s)
+        render.print_table(s)
     if args.trace:
         print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
         traced = model if args.weights or not isinstance(model, str) else args.model  # already built

@@ -228,11 +228,10 @@ def _model_args(args, saved: dict) -> dict:
 
 def _print_table(model) -> None:
     try:
-        from rich.console import Console
-
+        from ..analysis.render import print_table
         from ..analysis.summary import summary
     except ImportError:
         return
     from ..card import card_of
 
-    Console().print(summary(model, input_size=card_of(model).input_size))
+    print_table(summary(model, input_size=card_of(model).input_size))

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..plots import new_figure, save_figure
 from .report import Report, begin, finish, pct
+from .stats import chance_error, verdict, why_inconclusive
 from .table import get_experiment
 from .training import TrainSettings, load_data, train_variants
 
@@ -58,20 +59,26 @@ def run_dataset(dataset: str, quick: bool, seeds: int, device: str, epochs: int 
 
 
 def judge(models: dict) -> dict:
-    """The claim, from the final errors (mean over seeds)."""
+    """The claim, from the final errors (mean over seeds); ``claim_holds`` is None, with the reason in
+    ``inconclusive``, when the training errors cannot carry it (:func:`~cnnzoo.experiments.stats.why_inconclusive`)."""
     tr = {m: models[m]["final_train_error"]["mean"] for m in MODELS}
     te = {m: models[m]["final_test_error"]["mean"] for m in MODELS}
-    verdict = {
+    out = {
         "plain56_trains_worse_than_plain20": tr["plain56"] > tr["plain20"],
         "plain56_tests_worse_than_plain20": te["plain56"] > te["plain20"],
         "resnet56_trains_at_least_as_well_as_resnet20": tr["resnet56"] <= tr["resnet20"],
         "resnet56_tests_at_least_as_well_as_resnet20": te["resnet56"] <= te["resnet20"],
     }
-    verdict["claim_holds"] = (
-        verdict["plain56_trains_worse_than_plain20"]
-        and verdict["resnet56_trains_at_least_as_well_as_resnet20"]
+    err = {m: models[m]["final_train_error"] for m in MODELS}
+    reason = why_inconclusive(
+        [(err["plain56"], err["plain20"]), (err["resnet56"], err["resnet20"])], chance_error(10)
     )
-    return verdict
+    out["inconclusive"] = reason
+    out["claim_holds"] = None if reason else (
+        out["plain56_trains_worse_than_plain20"]
+        and out["resnet56_trains_at_least_as_well_as_resnet20"]
+    )  # fmt: skip
+    return out
 
 
 def plot(result: dict, dataset: str, out_dir: Path) -> str:
@@ -157,13 +164,15 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
         report.image(plots[ds], f"training (dashed) and test (bold) error on {ds}")
         v = r["verdict"]
         report.para(
+            "In the means: "
             f"plain-56 {'trains worse' if v['plain56_trains_worse_than_plain20'] else 'does NOT train worse'} "
             f"than plain-20 and {'tests worse' if v['plain56_tests_worse_than_plain20'] else 'does not test worse'}; "
             f"ResNet-56 {'trains at least as well' if v['resnet56_trains_at_least_as_well_as_resnet20'] else 'trains WORSE'}"
             f" as ResNet-20 and {'tests at least as well' if v['resnet56_tests_at_least_as_well_as_resnet20'] else 'tests worse'}."
         )  # fmt: skip
-        report.para(f"**Verdict ({ds}):** the degradation claim {'shows' if v['claim_holds'] else 'does NOT show'}"
-                    " in the training error.")  # fmt: skip
+        said = verdict(v["claim_holds"], v.get("inconclusive"), "the degradation claim shows in the training error",
+                       "the degradation claim does NOT show in the training error")  # fmt: skip
+        report.para(f"**Verdict ({ds}):** {said}.")
     report.para("Final error = mean of the last 3 epochs (training error: averaged over each epoch's batches in "
                 "training mode, with augmentation, as He et al. plot it). Paper, CIFAR-10 test error: ResNet-20 "
                 "8.75%, ResNet-56 6.97%; plain-56 above plain-20 in both training and test error.")  # fmt: skip

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..device import seed_everything
 from ..plots import new_figure, save_figure
 from .report import Report, begin, finish
-from .stats import mean_std
+from .stats import at_chance, chance_error, mean_std, within_noise
 from .table import get_experiment
 from .training import load_data
 
@@ -116,7 +116,7 @@ def paired_difference(correct: dict) -> dict:
 def compare(accuracy: dict, diffs: dict) -> dict:
     """``{size: {baseline: {"delta", "se", "outcome"}}}``: accuracy of dense + flip minus the baseline's (a
     fraction), the standard error of that paired difference, and "wins" / "loses" when it is at least two
-    standard errors from zero, else "tie"."""
+    standard errors from zero, else "tie"; "inconclusive" when both are at chance level."""
     out = {}
     for size, by_method in accuracy.items():
         out[size] = {}
@@ -124,7 +124,13 @@ def compare(accuracy: dict, diffs: dict) -> dict:
             delta = by_method[SUBJECT]["mean"] - by_method[b]["mean"]
             d = diffs[size][b]
             se = float(d.std() / len(d) ** 0.5) if len(d) > 1 else 0.0
-            outcome = "tie" if abs(delta) < 2 * se or delta == 0 else ("wins" if delta > 0 else "loses")
+            errors = (1 - by_method[SUBJECT]["mean"], 1 - by_method[b]["mean"])
+            if at_chance(*errors, chance_error(10)):
+                outcome = "inconclusive"
+            else:
+                outcome = (
+                    "tie" if within_noise(delta, se) or delta == 0 else ("wins" if delta > 0 else "loses")
+                )
             out[size][b] = {"delta": delta, "se": se, "outcome": outcome}
     return out
 
@@ -137,7 +143,8 @@ def headline(accuracy: dict, comparison: dict) -> str:
     for size, cmp in comparison.items():
         acc = 100 * accuracy[size][SUBJECT]["mean"]
         said = []
-        for outcome, verb in (("wins", "beats"), ("loses", "loses to"), ("tie", "ties with")):
+        for outcome, verb in (("wins", "beats"), ("loses", "loses to"), ("tie", "ties with"),
+                              ("inconclusive", "is inconclusive (both at chance level) against")):  # fmt: skip
             items = sorted((b for b in BASELINES if cmp[b]["outcome"] == outcome),
                            key=lambda b: -abs(cmp[b]["delta"]))  # fmt: skip
             if items:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..plots import new_figure, save_figure
 from .report import Report, begin, finish, pct
-from .stats import aggregate
+from .stats import aggregate, chance_error, chance_loss, mean_std, verdict, why_inconclusive
 from .table import get_experiment
 from .training import TrainSettings, load_data, run_jobs, train_job
 
@@ -143,17 +143,18 @@ def run(
     def final_loss(a: str, p: str) -> float:
         return runs[f"{a}-{p}"]["final_train_loss"]["mean"]
 
-    verdict = {
+    findings = {
         "relu_fits_faster_than_sigmoid": all(first_loss("relu", p) < first_loss("sigmoid", p) for p in POOLS),
         "relu_lower_final_loss_than_sigmoid": all(final_loss("relu", p) < final_loss("sigmoid", p) for p in POOLS),
         "tanh_between": all(first_loss("relu", p) <= first_loss("tanh", p) <= first_loss("sigmoid", p) for p in POOLS),
         "max_pool_lower_test_error": {a: runs[f"{a}-max"]["final_test_error"]["mean"]
                                       < runs[f"{a}-avg"]["final_test_error"]["mean"] for a in ACTIVATIONS},
     }  # fmt: skip
+    findings["inconclusive"] = _inconclusive(runs)
     tried = sorted({g["lr"] for s in swept.values() for g in s["grid"]})
     at_edge = sorted(v for v, s in swept.items() if s["best"] in (s["grid"][0]["lr"], s["grid"][-1]["lr"]))
     results = {"learning_rates": list(lrs), "learning_rates_tried": tried, "best_lr": best_lr, "best_lr_at_grid_edge": at_edge,
-               "sweep": {v: s["grid"] for v, s in swept.items()}, "runs": runs, "verdict": verdict}  # fmt: skip
+               "sweep": {v: s["grid"] for v, s in swept.items()}, "runs": runs, "verdict": findings}  # fmt: skip
     plot = _plot(swept, runs, best_lr, train.epochs, out_dir)
 
     report = Report("LeNet-5: sigmoid vs tanh vs ReLU, average vs max pooling", get_experiment(NAME))
@@ -175,17 +176,40 @@ def run(
           pct(runs[f"{a}-{p}"]["final_train_error"]), pct(runs[f"{a}-{p}"]["final_test_error"])) for a, p in combos],
     )  # fmt: skip
     report.image(plot, "final training loss per learning rate; training loss and test error at the best lr")
-    yes = {True: "yes", False: "NO"}
+    why = findings["inconclusive"]
+    max_wins = ", ".join(a for a, v in findings["max_pool_lower_test_error"].items() if v) or "none"
     report.para(
-        f"ReLU fits faster than sigmoid (lower epoch-1 loss, both poolings): {yes[verdict['relu_fits_faster_than_sigmoid']]}. "
-        f"ReLU ends lower than sigmoid: {yes[verdict['relu_lower_final_loss_than_sigmoid']]}. "
-        f"tanh in between: {yes[verdict['tanh_between']]}. Max pooling beats average pooling in test error for: "
-        f"{', '.join(a for a, v in verdict['max_pool_lower_test_error'].items() if v) or 'none'}."
+        "ReLU fits faster than sigmoid (lower epoch-1 loss, both poolings): "
+        f"{verdict(findings['relu_fits_faster_than_sigmoid'], why['relu_fits_faster_than_sigmoid'])}. "
+        f"ReLU ends lower than sigmoid: {verdict(findings['relu_lower_final_loss_than_sigmoid'], why['relu_lower_final_loss_than_sigmoid'])}. "
+        f"tanh in between: {verdict(findings['tanh_between'], why['tanh_between'])}. Max pooling beats average "
+        f"pooling in test error for: {verdict(True, why['max_pool_lower_test_error'], max_wins)}."
     )  # fmt: skip
     if quick:
         report.para(f"Quick mode: 2,048 images, one epoch, learning rates {', '.join(map(str, lrs))}: tests the "
                     "pipeline only.")  # fmt: skip
     return finish(report, out_dir, NAME, settings, results, started, device)
+
+
+def _inconclusive(runs: dict) -> dict:
+    """Per verdict, why its numbers cannot carry it (:func:`~cnnzoo.experiments.stats.why_inconclusive`), or
+    None: the epoch-1 losses per seed, the final losses and the final test errors."""
+
+    def first(v: str) -> dict:
+        return mean_std([h["train_loss"][0] for h in runs[v]["histories"]])
+
+    def final(v: str) -> dict:
+        return runs[v]["final_train_loss"]
+
+    loss, error = chance_loss(10), chance_error(10)
+    return {
+        "relu_fits_faster_than_sigmoid": why_inconclusive([(first(f"relu-{p}"), first(f"sigmoid-{p}")) for p in POOLS], loss),
+        "relu_lower_final_loss_than_sigmoid": why_inconclusive([(final(f"relu-{p}"), final(f"sigmoid-{p}")) for p in POOLS], loss),
+        "tanh_between": why_inconclusive([pair for p in POOLS for pair in ((first(f"relu-{p}"), first(f"tanh-{p}")),
+                                          (first(f"tanh-{p}"), first(f"sigmoid-{p}")))], loss),
+        "max_pool_lower_test_error": why_inconclusive([(runs[f"{a}-max"]["final_test_error"], runs[f"{a}-avg"]["final_test_error"])
+                                                       for a in ACTIVATIONS], error),
+    }  # fmt: skip
 
 
 def _loss_cell(g: dict) -> str:

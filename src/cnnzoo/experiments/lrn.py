@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..plots import new_figure, save_figure
 from .report import Report, begin, finish, pct
+from .stats import chance_error, verdict, why_inconclusive
 from .table import get_experiment
 from .training import TrainSettings, train_variants
 
@@ -63,8 +64,10 @@ def run(
     gain = a["mean"] - lrn["mean"]  # > 0: LRN helped
     noise = math.sqrt(a["std"] ** 2 / a["n"] + lrn["std"] ** 2 / lrn["n"]) if seeds > 1 else float("nan")
     significant = seeds > 1 and gain > 2 * noise
+    why = why_inconclusive([(a, lrn)], chance_error(10), claims_a_difference=False)
     results = {"models": models, "lrn_gain_test_error": gain, "standard_error_of_difference": noise,
-               "significant_gain": significant, "claim_holds": (not significant) if seeds > 1 else None}  # fmt: skip
+               "significant_gain": significant, "claim_holds": None if why else not significant,
+               "inconclusive": why}  # fmt: skip
 
     fig, axes = new_figure(2, width=4.8)
     for m, color in zip(MODELS, ("tab:blue", "tab:green"), strict=True):
@@ -88,16 +91,13 @@ def run(
           f"{PAPER_TOP1[m]}%", models[m]["seconds_per_epoch"]) for m in MODELS],
     )  # fmt: skip
     report.image(plot, "training loss and test error per epoch (mean over seeds)")
-    if seeds > 1:
-        word = "shows" if results["claim_holds"] else "does NOT show"
-        worse = " (LRN made it worse by more than two standard errors)" if -gain > 2 * noise else ""
-        report.para(
-            f"LRN changes the test error by {-100 * gain:+.2f} points (standard error of the difference "
-            f"{100 * noise:.2f}){worse}. **Verdict:** the claim 'LRN brings no gain' {word} here."
-        )
-    else:
-        report.para(f"LRN changes the test error by {-100 * gain:+.2f} points. One seed cannot separate that from "
-                    "noise: run with --seeds 3 or more for a verdict.")  # fmt: skip
+    said = verdict(results["claim_holds"], why, "the claim 'LRN brings no gain' shows here",
+                   "the claim 'LRN brings no gain' does NOT show here")  # fmt: skip
+    worse = " (LRN made it worse by more than two standard errors)" if seeds > 1 and -gain > 2 * noise else ""
+    spread = f" (standard error of the difference {100 * noise:.2f})" if seeds > 1 else ""
+    report.para(
+        f"LRN changes the test error by {-100 * gain:+.2f} points{spread}{worse}. **Verdict:** {said}."
+    )
     if quick:
         report.para("Quick mode: a tiny VGG on 512 images for one epoch, to test the pipeline.")
     return finish(report, out_dir, NAME, settings, results, started, device)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..plots import new_figure, save_figure
 from .report import Report, begin, finish, pct
+from .stats import chance_error, verdict, why_inconclusive
 from .table import get_experiment
 from .training import TrainSettings, train_variants
 
@@ -129,6 +130,8 @@ def run(
         c["small_test_error"] = nets[c["small"]]["final_test_error"]["mean"]
         c["big_test_error"] = nets[c["big"]]["final_test_error"]["mean"]
         c["small_not_worse"] = c["small_test_error"] <= c["big_test_error"]
+        errors = (nets[c["small"]]["final_test_error"], nets[c["big"]]["final_test_error"])
+        c["inconclusive"] = why_inconclusive([errors], chance_error(10))
     results = {"blocks": blocks, "comparisons": comparisons, "nets": nets}
 
     fig, axes = new_figure(2, width=4.6)
@@ -173,9 +176,10 @@ def run(
     )  # fmt: skip
     report.image(plot, "training (dashed) and test (solid) error per epoch")
     for c in comparisons:
-        word = "at least as well as" if c["small_not_worse"] else "worse than"
-        report.para(f"**{c['small']} vs {c['big']}:** the 3×3 stack did {word} the big kernel "
-                    f"({100 * c['small_test_error']:.2f}% vs {100 * c['big_test_error']:.2f}% test error).")  # fmt: skip
+        said = verdict(c["small_not_worse"], c["inconclusive"], "the 3×3 stack did at least as well as the big "
+                       "kernel", "the 3×3 stack did worse than the big kernel")  # fmt: skip
+        report.para(f"**{c['small']} vs {c['big']}:** {said} ({100 * c['small_test_error']:.2f}% vs "
+                    f"{100 * c['big_test_error']:.2f}% test error).")  # fmt: skip
     if quick:
         report.para("Quick mode: a subset and one epoch; the accuracies say nothing about the claim.")
     return finish(report, out_dir, NAME, settings, results, started, device)
