@@ -227,10 +227,16 @@ def test_bad_options_are_clear_errors():
 
 
 def test_cli_choices_match_the_engine():
+    import argparse
+
     from cnnzoo.commands import train as cmd
     from cnnzoo.train.optim import OPTIMIZERS, SCHEDULES
 
-    assert cmd.OPTIMIZERS == OPTIMIZERS and cmd.SCHEDULES == SCHEDULES
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    choices = {a.dest: a.choices for a in parser._actions}
+    assert tuple(choices["optimizer"]) == tuple(OPTIMIZERS)
+    assert tuple(choices["schedule"]) == tuple(SCHEDULES)
 
 
 def test_milestones_schedule_matches_torch():

@@ -47,5 +47,12 @@ def resolve_layer(summary, name: str) -> list[str]:
         k = int(m[1]) - 6
         found = [linears[k]] if 0 <= k < len(linears) else []
     if not found:
-        raise CnnzooError(f"no layer or block {name!r} in {summary.model}")
+        raise no_such_layer(summary, name)
     return found
+
+
+def no_such_layer(summary, name: str) -> CnnzooError:
+    """The one-line error for a layer name the net does not have, listing every layer and block it has."""
+    names = ", ".join(r.name for r in summary.layers)
+    blocks = f"; its blocks: {', '.join(b.name for b in summary.blocks)}" if summary.blocks else ""
+    return CnnzooError(f"no layer or block {name!r} in {summary.model}; its layers: {names}{blocks}")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
+from .aliases import no_such_layer
 from .explain_formulas import (
     Built,
     Line,
@@ -313,10 +314,7 @@ def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
     if layer not in names:
         block = next((b for b in summary.blocks if b.name == layer), None)
         if block is None:
-            blocks = f"; its blocks: {', '.join(b.name for b in summary.blocks)}" if summary.blocks else ""
-            raise CnnzooError(
-                f"no layer or block {layer!r} in {summary.model}; its layers: {', '.join(names)}{blocks}"
-            )
+            raise no_such_layer(summary, layer)
         return _block_explanation(summary, walk, block, field, lang)
     index = names.index(layer)
     row = summary.layers[index]
