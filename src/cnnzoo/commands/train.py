@@ -191,9 +191,9 @@ def _sigterm_as_ctrl_c():
 
 
 def _default_out(model: str) -> str:
-    import time
+    from ..rundir import new_run_name
 
-    return f"runs/{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"runs/{new_run_name(model)}"
 
 
 def _launch(args, argv: list[str]) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import CnnzooError
 from ..options import OptionError, check
+from ..rundir import new_run_name
 from ..train.recipes import RECIPE_NAMES, recipe_for
 from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
 
@@ -228,11 +229,9 @@ def run_state(runs_dir: Path, run_id: str, offset: int = 0) -> dict:
 
 
 def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
-    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id, k = base, 1
+    run_id = new_run_name(f"{model}-{dataset}")
     while (Path(runs_dir) / run_id).exists():
-        k += 1
-        run_id = f"{base}-{k}"
+        run_id = new_run_name(f"{model}-{dataset}")
     return run_id
 
 
