@@ -26,20 +26,27 @@ from cnnzoo.web.guards import cross_origin
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def cnnzoo_serve(runs: Path):
-    """A real ``cnnzoo serve --port 0`` process; yields its base URL."""
+def start_serve(runs: Path) -> tuple[subprocess.Popen, str]:
+    """A real ``cnnzoo serve --port 0`` process and its base URL."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", "--port", "0", "--runs-dir", str(runs)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    deadline, url, said = time.monotonic() + 60, None, []
+    while url is None:
+        said.append(proc.stdout.readline())
+        line = said[-1]
+        assert line and time.monotonic() < deadline, f"cnnzoo serve did not start: {''.join(said)[-800:]}"
+        m = re.search(r"open (http://\S+?)/?$", line.strip())
+        url = m.group(1) if m else None
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain its output
+    return proc, url
+
+
+@contextmanager
+def cnnzoo_serve(runs: Path):
+    """A real ``cnnzoo serve --port 0`` process; yields its base URL."""
+    proc, url = start_serve(runs)
     try:
-        deadline, url = time.monotonic() + 60, None
-        while url is None:
-            line = proc.stdout.readline()
-            assert line and time.monotonic() < deadline, "cnnzoo serve did not start"
-            m = re.search(r"open (http://\S+?)/?$", line.strip())
-            url = m.group(1) if m else None
-        threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain its output
         yield url
     finally:
         proc.terminate()

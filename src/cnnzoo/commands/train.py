@@ -280,7 +280,10 @@ def _train(args) -> int:
         print(f"training {model_name} on {ds.name} ({n:,} training images, {shape}"
               f"{', streamed' if streaming else ''}) -> {options['out']}", flush=True)  # fmt: skip
 
-    history = fit(model, ds, TrainConfig(), **options)
+    from ..rundir import run_lock
+
+    with run_lock(options["out"]) if main else contextlib.nullcontext():  # one writer per run directory
+        history = fit(model, ds, TrainConfig(), **options)
     if main:
         r = history.result
         print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "

@@ -354,7 +354,10 @@ def _load_gallery(dataset: str, channels: int) -> tuple[list[GalleryItem], list[
 
 # --- choosing the checkpoint ---------------------------------------------------------------------------
 def find_latest_run(runs_dir: str | Path = "runs", prefix: str = "lenet") -> Path | None:
-    """The newest run directory under ``runs_dir`` whose model name starts with ``prefix``."""
+    """The newest run directory under ``runs_dir`` whose model name starts with ``prefix``, of those no
+    process is training."""
+    from ..rundir import lock_holder
+
     root = Path(runs_dir)
     if not root.is_dir():
         return None
@@ -365,7 +368,8 @@ def find_latest_run(runs_dir: str | Path = "runs", prefix: str = "lenet") -> Pat
             model = json.loads(meta_path.read_text()).get("model", "")
         except (OSError, ValueError):
             continue  # a run still being written, or a broken one: not worth failing the server for
-        if weights.is_file() and str(model).startswith(prefix):
+        training = lock_holder(meta_path.parent) is not None  # unfinished, its files changing: not served
+        if weights.is_file() and str(model).startswith(prefix) and not training:
             found.append((weights.stat().st_mtime, meta_path.parent))
     return max(found)[1] if found else None
 

@@ -10,6 +10,8 @@ child to finish, and every epoch's checkpoint is crash-safe either way.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -24,11 +26,21 @@ from pathlib import Path
 from ..config import TrainConfig
 from ..errors import CnnzooError
 from ..options import OptionError, check
-from ..rundir import new_run_name
+from ..rundir import lock_holder, new_run_name
 from ..train.recipes import RECIPE_NAMES, recipe_for
 from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
 
-__all__ = ["TrainError", "Job", "Trainer", "datasets_on_disk", "models_for", "list_runs", "run_path"]
+__all__ = [
+    "TrainError",
+    "Job",
+    "Adopted",
+    "Trainer",
+    "running_trainers",
+    "datasets_on_disk",
+    "models_for",
+    "list_runs",
+    "run_path",
+]
 
 DEFAULT_DATASET, DEFAULT_MODEL = "fashion-mnist", "lenet5_modern"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
@@ -74,8 +86,6 @@ def run_path(runs_dir: Path, run_id: str) -> Path:
 
 def list_runs(runs_dir: Path) -> list[dict]:
     """The runs directly under ``runs_dir`` that have snapshots, newest first."""
-    import json
-
     rows = []
     try:
         folders = [p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.is_symlink()]
@@ -89,14 +99,53 @@ def list_runs(runs_dir: Path) -> list[dict]:
             continue
         try:
             config = json.loads((path / "config.json").read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             config = {}
+        config = config if isinstance(config, dict) else {}
         rows.append({"id": path.name, "model": config.get("model"), "dataset": config.get("dataset"),
                      "epochs": config.get("epochs"), "snapshots": snaps,
                      "finished": (path / "result.json").is_file(),
                      "checkpoint": (path / "checkpoint.json").is_file(),
                      "time": (path / SNAPSHOTS / snapshot_name(snaps[-1])).stat().st_mtime})  # fmt: skip
     return sorted(rows, key=lambda r: -r["time"])
+
+
+class Adopted:
+    """A trainer this server did not start (its predecessor did, then crashed), seen through its run's lock:
+    it runs while the lock is held, and it is stopped with a signal to the pid in the lock file. The same
+    methods as the ``subprocess.Popen`` of a job this server starts."""
+
+    def __init__(self, pid: int, path: Path) -> None:
+        self.pid, self.path = pid, path
+
+    def poll(self) -> int | None:
+        if lock_holder(self.path) is not None:
+            return None
+        return 0 if (self.path / "result.json").is_file() else 1
+
+    def send_signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.1)
+        return code
+
+
+def running_trainers(runs_dir: Path) -> list[tuple[str, int]]:
+    """(run id, pid) of every run directly under ``runs_dir`` whose writer lock a live process holds."""
+    try:
+        folders = [p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    return [(p.name, pid) for p in folders if (pid := lock_holder(p)) is not None]
 
 
 @dataclass
@@ -169,8 +218,26 @@ class Trainer:
                     raise TrainError(422, str(e)) from None
         return checked
 
+    def adopt(self, runs_dir: Path) -> None:
+        """Show (and let the page stop) a trainer that an earlier server started and left running, instead
+        of starting a second one beside it; a live pid holds its run's lock (:mod:`cnnzoo.rundir`)."""
+        with self._lock:
+            if self.job is not None and self.job.process.poll() is None:
+                return
+            for run_id, pid in running_trainers(runs_dir):
+                path = Path(runs_dir) / run_id
+                try:
+                    config = json.loads((path / "config.json").read_text())
+                except (OSError, ValueError, RecursionError):
+                    config = {}
+                config = config if isinstance(config, dict) else {}
+                params = {k: config.get(k) for k in ("model", "dataset", "epochs", "recipe")}
+                self.job = Job(run_id, path, params | {"adopted_pid": pid}, Adopted(pid, path))
+                return
+
     def start(self, params: dict, runs_dir: Path, data_dir: str | None = None) -> dict:
         params = self.validate(params, data_dir)
+        self.adopt(runs_dir)
         with self._lock:
             if self.job is not None and self.job.process.poll() is None:
                 raise TrainError(

@@ -31,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from ..config import TrainConfig
+from ..rundir import lock_holder
 from ..train.recipes import RECIPE_NAMES
 from ..train.snapshots import SNAPSHOTS, snapshot_name
 from .session import Session, load_session
@@ -58,6 +59,9 @@ def training_router(session: Session) -> APIRouter:
 
     @asynccontextmanager
     async def lifespan(app):
+        await run_in_threadpool(
+            trainer.adopt, Path(getattr(app.state, "runs_dir", "runs"))
+        )  # a crash's orphan
         yield
         await run_in_threadpool(trainer.shutdown)  # a server that stops ends its run cleanly
 
@@ -209,7 +213,7 @@ def training_router(session: Session) -> APIRouter:
             path = run_path(runs_dir(request), run_id)
         except TrainError as e:
             return fail(e)
-        if trainer.running_id() == run_id:
+        if trainer.running_id() == run_id or lock_holder(path) is not None:
             return JSONResponse({"error": f"run {run_id} is still training: stop it or let it finish"},
                                 status_code=409)  # fmt: skip
         if not (path / "checkpoint.json").is_file():
