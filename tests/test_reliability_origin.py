@@ -88,7 +88,7 @@ def test_another_origin_can_neither_start_stop_nor_switch(browser, tmp_path):
     runs = tmp_path / "runs"
     run = runs / "lenet5_modern-fashion-mnist-20260101-000000"  # a finished run the attacker tries to serve
     (run / "snapshots").mkdir(parents=True)
-    (run / "snapshots" / "epoch-0001.json").write_text("{}")
+    (run / "snapshots" / "epoch-001.json").write_text("{}")
     with cnnzoo_serve(runs) as target:
         before = get(target + "/api/info")
         html = f"""<!doctype html><body>

@@ -281,6 +281,10 @@ def _train(args) -> int:
               f"{', streamed' if streaming else ''}) -> {options['out']}", flush=True)  # fmt: skip
 
     from ..rundir import run_lock
+    from ..train.memory import check_train_memory
+
+    batch = options.get("batch_size") or TrainConfig().batch_size
+    check_train_memory(model, model.card.input_size, batch, options.get("device"))  # before a step is run
 
     with run_lock(options["out"]) if main else contextlib.nullcontext():  # one writer per run directory
         history = fit(model, ds, TrainConfig(), **options)

@@ -40,6 +40,9 @@ class ImageFolderConfig:
     seed: int = 0
 
 
+MAX_SIDE = 1024  # size=N's range: a 99999×99999 request would ask for hundreds of GiB
+
+
 def parse_imagefolder_name(spec: str) -> ImageFolderConfig:
     """``PATH`` or ``PATH?size=64`` / ``PATH?size=32x48`` (H x W)."""
     path, _, query = spec.partition("?")
@@ -54,6 +57,8 @@ def parse_imagefolder_name(spec: str) -> ImageFolderConfig:
             dims = []
         if len(dims) not in (1, 2) or min(dims) < 1:
             raise DataError(f"imagefolder:{spec}: bad size {value!r} (use size=64 or size=32x48)")
+        if max(dims) > MAX_SIDE:
+            raise DataError(f"imagefolder:{spec}: size {value!r} is out of range: each side is 1..{MAX_SIDE}")
         size = (dims[0], dims[-1])
     return ImageFolderConfig(Path(path).expanduser(), size)
 

@@ -27,8 +27,9 @@ from ..config import TrainConfig
 from ..errors import CnnzooError
 from ..options import OptionError, check
 from ..rundir import lock_holder, new_run_name
+from ..train.memory import check_train_memory
 from ..train.recipes import RECIPE_NAMES, recipe_for
-from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
+from ..train.snapshots import PROGRESS, SNAPSHOTS
 
 __all__ = [
     "TrainError",
@@ -46,6 +47,7 @@ DEFAULT_DATASET, DEFAULT_MODEL = "fashion-mnist", "lenet5_modern"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 STOP_SECONDS = 20  # a stopped run gets this long to finish its step and exit before it is killed
 NICE = 10
+PAGE_BYTES = 1 << 20  # progress served at most this much per request: a 10,000-epoch run writes ~50 MB
 
 
 class TrainError(CnnzooError):
@@ -92,10 +94,15 @@ def list_runs(runs_dir: Path) -> list[dict]:
     except OSError:
         return []
     for path in folders:
-        snaps = sorted(
-            int(p.stem[6:]) for p in (path / SNAPSHOTS).glob("epoch-*.json") if p.stem[6:].isdigit()
+        files = sorted(
+            (int(p.stem[6:]), p) for p in (path / SNAPSHOTS).glob("epoch-*.json") if p.stem[6:].isdigit()
         )
+        snaps = [epoch for epoch, _ in files]
         if not snaps or not _RUN_ID.match(path.name):
+            continue
+        try:
+            when = files[-1][1].stat().st_mtime
+        except OSError:  # removed since the listing
             continue
         try:
             config = json.loads((path / "config.json").read_text())
@@ -106,7 +113,7 @@ def list_runs(runs_dir: Path) -> list[dict]:
                      "epochs": config.get("epochs"), "snapshots": snaps,
                      "finished": (path / "result.json").is_file(),
                      "checkpoint": (path / "checkpoint.json").is_file(),
-                     "time": (path / SNAPSHOTS / snapshot_name(snaps[-1])).stat().st_mtime})  # fmt: skip
+                     "time": when})  # fmt: skip
     return sorted(rows, key=lambda r: -r["time"])
 
 
@@ -216,6 +223,13 @@ class Trainer:
                     checked[name] = check(TrainConfig, name, params[name])
                 except OptionError as e:
                     raise TrainError(422, str(e)) from None
+        batch = (
+            checked.get("batch_size") or recipe_for(model, recipe).get("batch_size") or TrainConfig.batch_size
+        )
+        try:  # before a process starts: a batch the machine cannot hold is refused with the estimate
+            check_train_memory(model, _input_size(model, dataset), batch)
+        except CnnzooError as e:
+            raise TrainError(422, str(e)) from None
         return checked
 
     def adopt(self, runs_dir: Path) -> None:
@@ -283,16 +297,38 @@ class Trainer:
             self.stop()
 
 
-def run_state(runs_dir: Path, run_id: str, offset: int = 0) -> dict:
-    """A run's progress lines from byte ``offset`` and the epochs that have snapshots."""
+def run_state(runs_dir: Path, run_id: str, offset: int = 0, max_bytes: int = PAGE_BYTES) -> dict:
+    """A run's progress lines from byte ``offset``, at most ``max_bytes`` of them (whole lines), and the epochs
+    that have snapshots. ``offset`` is where the next page starts; ``more`` says whether there is one."""
     path = Path(runs_dir) / run_id / SNAPSHOTS
     snaps = sorted(int(p.stem[6:]) for p in path.glob("epoch-*.json") if p.stem[6:].isdigit())
+    lines, end, size = _progress_page(path / PROGRESS, max(0, offset), max_bytes)
+    more = offset < end < size  # a whole line is ready beyond this page (a half-written one is not)
+    return {"progress": lines, "offset": end, "more": more, "snapshots": snaps}
+
+
+def _progress_page(path: Path, start: int, max_bytes: int) -> tuple[list[dict], int, int]:
+    """(lines, end offset, file size) of the whole lines in ``path`` from ``start``, reading at most
+    ``max_bytes`` (a line longer than that is skipped, never held whole)."""
     try:
-        size = (path / "progress.jsonl").stat().st_size
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if start >= size:
+                return [], size, size
+            f.seek(start)
+            data = f.read(max_bytes)
     except OSError:
-        size = 0
-    return {"progress": read_progress(path.parent, offset) if size > offset else [], "offset": size,
-            "snapshots": snaps}  # fmt: skip
+        return [], start, start
+    cut = data.rfind(b"\n") + 1
+    if cut == 0:  # no whole line in a full page: an oversized line, skipped; else a half-written one
+        return [], (start + len(data) if len(data) == max_bytes else start), size
+    lines = []
+    for raw in data[:cut].split(b"\n")[:-1]:
+        try:
+            lines.append(json.loads(raw))
+        except (ValueError, RecursionError):
+            continue
+    return lines, start + cut, size
 
 
 def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
@@ -300,6 +336,13 @@ def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
     while (Path(runs_dir) / run_id).exists():
         run_id = new_run_name(f"{model}-{dataset}")
     return run_id
+
+
+def _input_size(model: str, dataset: str) -> tuple[int, int, int]:
+    """The input the page's run of ``model`` on ``dataset`` trains at: the model's own size."""
+    from ..models import get_model_info
+
+    return tuple(get_model_info(model).input_size)
 
 
 def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
