@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import shown_path
 from ..errors import DataError
 from ..images import IMAGE_EXTENSIONS, decode_image, open_image
 from .types import ImageDataset, channel_stats
@@ -103,7 +104,7 @@ def collect_files(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, i
         raise DataError(f"imagefolder: {root} has no class sub-folders (expected {root}/<class>/*.png)")
     if not train:
         raise DataError(f"imagefolder: no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
-    return classes, train, test
+    return [shown_path(c) for c in classes], train, test  # a name that is not UTF-8 shows its bytes as \xNN
 
 
 def _decode(
