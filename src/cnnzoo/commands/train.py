@@ -267,10 +267,8 @@ def _train(args) -> int:
 
     ds = load_for_training(dataset, args.data_dir, options.get("stream"), bool(options.get("strict")))
     streaming = isinstance(ds, FolderStream)
-    if streaming:
-        ds.skips.log = (
-            Path(options["out"]) / "skipped.log"
-        )  # one line per unreadable file, not on the terminal
+    if streaming:  # one line per unreadable file goes there, not to the terminal
+        ds.skips.log = Path(options["out"]) / "skipped.log"
     size = _input_size(args, model_name)
     torch.manual_seed(options["seed"])  # the initial weights follow --seed too
     model = create_model(model_name, num_classes=len(ds.classes),
@@ -302,9 +300,8 @@ def _train(args) -> int:
             print(f"with a test-time flip (the mean of each image's and its mirror image's logits); "
                   f"without it {r['test_accuracy_no_flip']:.4f}")  # fmt: skip
         if r.get("skipped_files"):
-            print(
-                f"skipped {r['skipped_files']} unreadable file(s), listed in {Path(history.out) / 'skipped.log'}"
-            )
+            listed = Path(history.out) / "skipped.log"
+            print(f"skipped {r['skipped_files']} unreadable file(s), listed in {listed}")
         out = history.out
         print(
             f"run directory {out}: curves.png, confusion.png, metrics.jsonl, result.json, model.safetensors"
