@@ -88,7 +88,7 @@ def run_lock(run: str | os.PathLike) -> Iterator[None]:
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CnnzooError(f"cannot create {run}: {e.strerror or e}") from None
+        raise CnnzooError(f"cannot create output directory {run}: {e.strerror or e}") from None
     fd = _open_lock(run, create=True)
     try:
         try:
