@@ -124,8 +124,9 @@ def _validate(d: dict, source: str) -> None:
                 raise bad(f"model_kwargs.{key} must be an integer in 1..100000", v)
     if not (isinstance(size, list) and len(size) == 3 and all(is_int(v) for v in size)):
         raise bad("'input_size' must be [C, H, W] (integers)", size)
-    if not (1 <= size[0] <= 64 and 1 <= size[1] <= 8192 and 1 <= size[2] <= 8192):
-        raise bad("'input_size' out of range (C in 1..64, H and W in 1..8192)", size)
+    # C up to 4096 (the Inception modules take 192): memory is bounded by check_input_size's activation cap
+    if not (1 <= size[0] <= 4096 and 1 <= size[1] <= 8192 and 1 <= size[2] <= 8192):
+        raise bad("'input_size' out of range (C in 1..4096, H and W in 1..8192)", size)
     if not isinstance(d.get("dataset", ""), str):
         raise bad("'dataset' must be a string", d["dataset"])
     classes = d.get("classes", [])
@@ -310,6 +311,8 @@ def _read_json(path: Path) -> dict:
         return json.loads(text.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: unreadable or corrupt JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: JSON nested too deeply to be a checkpoint's metadata") from None
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None, SafetensorsHeader]:

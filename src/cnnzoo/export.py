@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_replaceable, shown_path
 from .card import card_of
 from .errors import CheckpointError, ConversionError
 from .tta import for_prediction
 
 __all__ = [
     "ExportResult",
+    "check_output",
     "export_onnx",
     "export_safetensors",
     "export_torchscript",
@@ -48,6 +50,36 @@ class ExportResult:
     format: str  # "onnx" | "safetensors" | "torchscript"
     max_abs_diff: float | None  # vs PyTorch on random inputs (None where not checked)
     bytes: int
+
+
+def check_output(out: str | os.PathLike, *sources: str | os.PathLike | None) -> Path:
+    """``out`` as a Path if an export may write it: a name, absent or a regular file (never a device, FIFO,
+    directory or symlink), and none of the files the export reads. A run directory among ``sources``
+    protects every file already in it (an export into it may add a file, never replace one); a
+    ``.safetensors`` source protects itself and its ``checkpoint.json``."""
+    if os.fsdecode(out).strip() == "":
+        raise ConversionError("--out is empty: name the file to write")
+    check_replaceable(out, ConversionError)
+    path = Path(out)
+    if not path.exists():
+        return path
+    target, mine = path.resolve(), os.stat(path)
+    for source in filter(None, sources):
+        src = Path(source)
+        if not src.exists():
+            continue
+        read = (
+            [p for p in src.iterdir() if p.is_file()]
+            if src.is_dir()
+            else [src, src.with_name("checkpoint.json")]
+        )
+        same = any(p.exists() and os.path.samestat(mine, os.stat(p)) for p in read)  # hard links too
+        if same or (src.is_dir() and target.parent == src.resolve()):
+            raise ConversionError(
+                f"{shown_path(out)} is one of the files of {shown_path(source)}, which this export reads; "
+                "refusing to overwrite it: write elsewhere"
+            )
+    return path
 
 
 def _input_size(model: nn.Module, input_size: tuple[int, int, int] | None) -> tuple[int, int, int]:
@@ -157,7 +189,7 @@ def export_onnx(
     proto = onnx_bytes(model, size, dynamic_batch=dynamic_batch, opset=opset, optimize=optimize)
     path = Path(path)
     atomic_write(path, proto)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(proto, providers=["CPUExecutionProvider"])  # any file name, UTF-8 or not
     diff = verify_onnx(model, session, size, batch_sizes=(1, 3) if dynamic_batch else (1,), atol=atol)
     return ExportResult(path, "onnx", diff, path.stat().st_size)
 

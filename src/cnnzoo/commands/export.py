@@ -33,9 +33,11 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from ..export import export_onnx, export_safetensors, export_torchscript
+    from ..atomic import shown_path
+    from ..export import check_output, export_onnx, export_safetensors, export_torchscript
     from ..inference import load_model_or_checkpoint
 
+    args.out = check_output(args.out, args.source, args.weights)  # before a byte is read or written
     err = Console(stderr=True)
     model, card = load_model_or_checkpoint(
         args.source, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"), weights=args.weights
@@ -51,7 +53,7 @@ def run(args) -> int:
         result = export_safetensors(model, args.out, metadata=card.to_dict())
     shape = "x".join(map(str, size))
     flip = ", with its test-time flip" if card.test_flip and args.format != "safetensors" else ""
-    line = f"wrote {result.path} ({args.format}, {result.bytes / 1e6:.1f} MB, {card.model} {shape}{flip})"
+    line = f"wrote {shown_path(result.path)} ({args.format}, {result.bytes / 1e6:.1f} MB, {card.model} {shape}{flip})"
     if result.max_abs_diff is not None:
         checked = "onnxruntime" if args.format == "onnx" else "reloaded TorchScript"
         line += f"; {checked} vs PyTorch max abs diff {result.max_abs_diff:.2e} (tolerance {args.atol:g})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from pathlib import Path
 
 from ..options import Rule
 
@@ -75,11 +76,10 @@ def _sigterm_as_ctrl_c():
 
 
 def _default_out(model: str) -> str:
-    import re
-    import time
+    from ..rundir import new_run_name
 
     name = model.rpartition(":")[2] if ".py:" in model else model  # a file's class name, not its path
-    return f"runs/{re.sub(r'[^A-Za-z0-9._-]+', '_', name)[:60]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"runs/{new_run_name(name)}"
 
 
 def _launch(args, argv: list[str]) -> int:
@@ -152,6 +152,8 @@ def _train(args) -> int:
 
     ds = load_for_training(dataset, args.data_dir, options.get("stream"), bool(options.get("strict")))
     streaming = isinstance(ds, FolderStream)
+    if streaming:  # one line per unreadable file goes there, not to the terminal
+        ds.skips.log = Path(options["out"]) / "skipped.log"
     size = _input_size(args, model_name)
     torch.manual_seed(options["seed"])  # the initial weights follow --seed too
     model = create_model(model_name, num_classes=len(ds.classes),
@@ -167,7 +169,14 @@ def _train(args) -> int:
         print(f"training {model_name} on {ds.name} ({n:,} training images, {shape}"
               f"{', streamed' if streaming else ''}) -> {options['out']}", flush=True)  # fmt: skip
 
-    history = fit(model, ds, config=TrainConfig(), **options)
+    from ..rundir import run_lock
+    from ..train.memory import check_train_memory
+
+    batch = options.get("batch_size") or TrainConfig().batch_size
+    check_train_memory(model, model.card.input_size, batch, options.get("device"))  # before a step is run
+
+    with run_lock(options["out"]) if main else contextlib.nullcontext():  # one writer per run directory
+        history = fit(model, ds, config=TrainConfig(), **options)
     if main:
         r = history.result
         print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
@@ -177,7 +186,8 @@ def _train(args) -> int:
             print(f"with a test-time flip (the mean of each image's and its mirror image's logits); "
                   f"without it {r['test_accuracy_no_flip']:.4f}")  # fmt: skip
         if r.get("skipped_files"):
-            print(f"skipped {r['skipped_files']} unreadable file(s), named in the warnings above")
+            listed = Path(history.out) / "skipped.log"
+            print(f"skipped {r['skipped_files']} unreadable file(s), listed in {listed}")
         out = history.out
         print(
             f"run directory {out}: curves.png, confusion.png, metrics.jsonl, result.json, model.safetensors"

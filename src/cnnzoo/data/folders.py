@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import shown_path
 from ..errors import DataError
 from .imagefolder import EXTENSIONS, REFUSED_EXTENSIONS, ImageFolderConfig, collect_files
 
@@ -133,15 +134,18 @@ def list_folder(root: str | os.PathLike) -> FolderListing:
         classes = _dirs(train_dir)
         train = _by_class(train_dir, classes)
         val_classes = _dirs(val_dir)
+        extra = sorted(set(val_classes) - set(classes))
+        if extra:
+            raise DataError(f"{val_dir}: classes {extra[:5]} have no training folder in {train_dir}")
+        shown = [
+            shown_path(c) for c in classes
+        ]  # the labels: a name that is not UTF-8 shows its bytes as \xNN
         if val_classes:
-            extra = sorted(set(val_classes) - set(classes))
-            if extra:
-                raise DataError(f"{val_dir}: classes {extra[:5]} have no training folder in {train_dir}")
             return _check(
-                FolderListing(root, classes, train, _by_class(val_dir, classes), "train/ + val/<class>/")
+                FolderListing(root, shown, train, _by_class(val_dir, classes), "train/ + val/<class>/")
             )
         return _check(
-            FolderListing(root, classes, train, _flat_val(root, classes), "train/ + flat val/ + labels")
+            FolderListing(root, shown, train, _flat_val(root, classes), "train/ + flat val/ + labels")
         )
     classes, train, test = collect_files(ImageFolderConfig(root))
     pairs = [[(str(p), c) for p, c in part] for part in (train, test)]

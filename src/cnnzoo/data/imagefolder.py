@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import shown_path
 from ..errors import DataError
 from ..images import IMAGE_EXTENSIONS, decode_image, open_image
 from .types import ImageDataset, channel_stats
@@ -40,6 +41,9 @@ class ImageFolderConfig:
     seed: int = 0
 
 
+MAX_SIDE = 1024  # size=N's range: a 99999×99999 request would ask for hundreds of GiB
+
+
 def parse_imagefolder_name(spec: str) -> ImageFolderConfig:
     """``PATH`` or ``PATH?size=64`` / ``PATH?size=32x48`` (H x W)."""
     path, _, query = spec.partition("?")
@@ -54,6 +58,8 @@ def parse_imagefolder_name(spec: str) -> ImageFolderConfig:
             dims = []
         if len(dims) not in (1, 2) or min(dims) < 1:
             raise DataError(f"imagefolder:{spec}: bad size {value!r} (use size=64 or size=32x48)")
+        if max(dims) > MAX_SIDE:
+            raise DataError(f"imagefolder:{spec}: size {value!r} is out of range: each side is 1..{MAX_SIDE}")
         size = (dims[0], dims[-1])
     return ImageFolderConfig(Path(path).expanduser(), size)
 
@@ -98,7 +104,7 @@ def collect_files(cfg: ImageFolderConfig) -> tuple[list[str], list[tuple[Path, i
         raise DataError(f"imagefolder: {root} has no class sub-folders (expected {root}/<class>/*.png)")
     if not train:
         raise DataError(f"imagefolder: no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
-    return classes, train, test
+    return [shown_path(c) for c in classes], train, test  # a name that is not UTF-8 shows its bytes as \xNN
 
 
 def _decode(

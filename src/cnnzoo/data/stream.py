@@ -28,11 +28,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
+from ..atomic import shown_path
 from ..errors import DataError
 from .decode import crop_rng, decode_file, eval_crop, header, train_crop
 from .folders import FolderListing, list_folder
@@ -52,18 +54,39 @@ IN_MEMORY_LAYOUTS = ("train/ + test/", "class folders, 90/10")  # what data/imag
 
 @dataclass
 class SkipLog:
-    """The files this process could not read: each is reported once, and counted for result.json."""
+    """The files this process could not read: each is counted once (for result.json). The first ``SHOWN``
+    get a warning line each; the rest, however many (a folder replaced mid-epoch makes tens of thousands),
+    one summary line, with every file and its reason in ``log`` (the run directory's ``skipped.log``)."""
 
     strict: bool = False
     paths: set[str] = field(default_factory=set)
+    log: Path | None = None
+    SHOWN = 3
 
     def note(self, failures: list[tuple[str, str]]) -> None:
         for path, message in failures:
             if self.strict:
                 raise DataError(f"{message} (--strict: unreadable files are errors)".replace("\n", " "))
-            if path not in self.paths:
-                self.paths.add(path)
-                print(f"warning: skipped {message}".replace("\n", " "), file=sys.stderr, flush=True)
+            if path in self.paths:
+                continue
+            self.paths.add(path)
+            line = f"skipped {message}".replace("\n", " ")
+            self._append(line)
+            if len(self.paths) <= self.SHOWN:
+                print(f"warning: {shown_path(line)}", file=sys.stderr, flush=True)
+            elif len(self.paths) == self.SHOWN + 1:
+                where = f"; all are listed in {shown_path(self.log)}" if self.log else ""
+                print(f"warning: more unreadable files are being skipped: counted, not shown{where}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+
+    def _append(self, line: str) -> None:
+        if self.log is None:
+            return
+        try:
+            with open(self.log, "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(line + "\n")
+        except OSError:
+            self.log = None  # the count still goes to result.json
 
 
 @dataclass
@@ -94,7 +117,7 @@ class _Images(Dataset):
     page by page as reference counts change (github.com/pytorch/pytorch/issues/13246)."""
 
     def __init__(self, items, size, channels, seed=0, hflip=False, train=False):
-        self.paths = np.array([p.encode() for p, _ in items], dtype=np.bytes_)
+        self.paths = np.array([os.fsencode(p) for p, _ in items], dtype=np.bytes_)  # any name, UTF-8 or not
         self.labels = np.array([c for _, c in items], dtype=np.int64)
         self.size, self.channels, self.seed, self.hflip, self.train = (
             tuple(size),
@@ -109,7 +132,7 @@ class _Images(Dataset):
 
     def __getitem__(self, key):
         epoch, i = key if self.train else (0, key)
-        path = self.paths[i].decode()
+        path = os.fsdecode(self.paths[i])
         try:
             img = decode_file(path, self.channels)
             if self.train:

@@ -74,12 +74,23 @@ class RunDir:
             doc = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CnnzooError(f"{path}: corrupt JSON ({e})") from None
+        except RecursionError:
+            raise CnnzooError(f"{path}: JSON nested too deeply") from None
+        except OSError as e:
+            raise CnnzooError(f"{path}: cannot read ({e.strerror or e})") from None
         if not isinstance(doc, dict):
             raise CnnzooError(f"{path}: expected a JSON object, got {type(doc).__name__}")
         return doc
 
     def read_config(self) -> dict | None:
-        return self._read_json(self.CONFIG)
+        """config.json, its names checked: ``model`` and ``dataset`` are strings where present."""
+        config = self._read_json(self.CONFIG)
+        for key in ("model", "dataset", "out"):
+            if config is not None and key in config and not isinstance(config[key], (str, type(None))):
+                raise CnnzooError(
+                    f"{self.path / self.CONFIG}: {key!r} must be a name, got {config[key]!r}"[:300]
+                )
+        return config
 
     def read_result(self) -> dict | None:
         return self._read_json(self.RESULT)

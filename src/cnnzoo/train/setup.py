@@ -185,6 +185,13 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
         notice(run, f"{len(frozen)} parameter tensors frozen; {trainable:,} parameters train")
     if isinstance(ds, FolderStream):
         notice(run, f"streaming {ds.name} ({ds.reason}): {len(parts.source.dataset):,} training images")
+    if cfg.resume and (out.path / ckpt.META).exists():
+        ckpt.load_meta(out.path)  # its format version checked: a newer one is refused, never rewritten
+        if not (out.path / ckpt.TRAIN_STATE).exists():
+            raise ckpt.CheckpointError(
+                f"{out.path}: has weights but no {ckpt.TRAIN_STATE}, so it cannot be resumed; its weights "
+                "are kept (train into another --out)"
+            )
     if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
         state = ckpt.load_train_state(out.path)
         ckpt.load_weights_into(model, out.path)

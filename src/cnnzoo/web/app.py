@@ -38,7 +38,7 @@ from ..errors import CnnzooError, ShapeError, UnknownModelError
 from ..images import decode_image, open_image
 from .build_api import build_router
 from .explain_api import router as explain_router
-from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck
+from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck, SameOrigin
 from .images import png_bytes
 from .neuron_api import neuron_router
 from .session import Session
@@ -156,6 +156,7 @@ def create_app(
 
     app.add_middleware(BodyDeadline, seconds=body_seconds)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(SameOrigin)  # before any body is read: another site's form changes nothing
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=allowed_hosts)  # outermost: a foreign Host gets nothing else
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -9,6 +9,11 @@
   a connection for ``seconds``, not for ever. (uvicorn's ``timeout_keep_alive`` covers idle connections
   between requests.)
 - :class:`HeadAsGet`: ``HEAD`` on any ``GET`` route answers as ``GET`` would, without the body.
+- :class:`SameOrigin`: a request that changes state (any method but GET/HEAD/OPTIONS) from a page of
+  another origin gets a 403. The Host check cannot stop it: the browser sends the real host. Browsers say
+  where a request comes from in ``Sec-Fetch-Site`` and ``Origin`` (on every POST, forms and no-cors
+  fetches included, and a page cannot forge either); a request that carries neither is not a browser's
+  (curl, scripts) and passes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ from collections.abc import Iterable
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["LOOPBACK_NAMES", "HostCheck", "BodyLimit", "BodyDeadline", "HeadAsGet", "host_names"]
+__all__ = [
+    "LOOPBACK_NAMES",
+    "HostCheck",
+    "BodyLimit",
+    "BodyDeadline",
+    "HeadAsGet",
+    "SameOrigin",
+    "host_names",
+]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -59,6 +72,59 @@ class HostCheck:
             )
             response = JSONResponse({"error": message}, status_code=400, headers={"Connection": "close"})
             return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origin_netloc(origin: str) -> str | None:
+    """'http://LocalHost' -> 'http://localhost:80'; None for 'null' and anything that is not scheme://host."""
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    if not sep or scheme not in _DEFAULT_PORTS or not rest or "/" in rest:
+        return None
+    return f"{scheme}://{rest if _has_port(rest) else f'{rest}:{_DEFAULT_PORTS[scheme]}'}"
+
+
+def _has_port(netloc: str) -> bool:
+    return netloc.rsplit("]", 1)[-1].count(":") == 1 if netloc.startswith("[") else ":" in netloc
+
+
+def cross_origin(method: str, headers: dict[bytes, bytes], scheme: str = "http") -> str | None:
+    """Why a request is refused as coming from another origin's page, or None when it may go on."""
+    if method in SAFE_METHODS:
+        return None
+    site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if site and site not in ("same-origin", "none"):
+        return f"a {site} page may not {method} here"
+    origin = headers.get(b"origin")
+    if origin is None:
+        return None
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    host = f"{scheme}://{host if _has_port(host) else f'{host}:{_DEFAULT_PORTS.get(scheme, 80)}'}"
+    seen = _origin_netloc(origin.decode("latin-1"))
+    if seen != host:
+        shown = origin.decode("latin-1")[:80]
+        return f"a page of {shown!r} may not {method} here"
+    return None
+
+
+class SameOrigin:
+    """Refuse (403, one line) a state-changing request sent by a page of another origin (see
+    :func:`cross_origin`): an auto-submitting form or a no-cors fetch on evil.example can neither start,
+    stop nor switch anything."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            why = cross_origin(scope["method"], dict(scope["headers"]), scope.get("scheme", "http"))
+            if why:
+                message = f"{why}: only this server's own pages may change its state"
+                response = JSONResponse({"error": message}, status_code=403)
+                return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
 

@@ -370,7 +370,10 @@ def _load_gallery(dataset: str, channels: int) -> tuple[list[GalleryItem], list[
 
 # --- choosing the checkpoint ---------------------------------------------------------------------------
 def find_latest_run(runs_dir: str | Path = "runs") -> Path | None:
-    """The newest finished run directory under ``runs_dir`` (its weights written), of any model."""
+    """The newest finished run directory under ``runs_dir`` (its weights written), of any model, of those no
+    process is training."""
+    from ..rundir import lock_holder
+
     root = Path(runs_dir)
     if not root.is_dir():
         return None
@@ -381,7 +384,8 @@ def find_latest_run(runs_dir: str | Path = "runs") -> Path | None:
             json.loads(meta_path.read_text())
         except (OSError, ValueError):
             continue  # a run still being written, or a broken one: not worth failing the server for
-        if weights.is_file():
+        training = lock_holder(meta_path.parent) is not None  # unfinished, its files changing: not served
+        if weights.is_file() and not training:
             found.append((weights.stat().st_mtime, meta_path.parent))
     return max(found)[1] if found else None
 

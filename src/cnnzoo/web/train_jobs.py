@@ -10,6 +10,8 @@ child to finish, and every epoch's checkpoint is crash-safe either way.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -25,15 +27,28 @@ from ..config import TrainConfig
 from ..errors import CnnzooError
 from ..models.source import check_model_arg, is_layer_string
 from ..options import OptionError, check
+from ..rundir import lock_holder, new_run_name
+from ..train.memory import check_train_memory
 from ..train.recipes import RECIPE_NAMES, recipe_for
-from ..train.snapshots import SNAPSHOTS, read_progress, snapshot_name
+from ..train.snapshots import PROGRESS, SNAPSHOTS
 
-__all__ = ["TrainError", "Job", "Trainer", "datasets_on_disk", "models_for", "list_runs", "run_path"]
+__all__ = [
+    "TrainError",
+    "Job",
+    "Adopted",
+    "Trainer",
+    "running_trainers",
+    "datasets_on_disk",
+    "models_for",
+    "list_runs",
+    "run_path",
+]
 
 DEFAULT_DATASET, DEFAULT_MODEL = "fashion-mnist", "lenet5_modern"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 STOP_SECONDS = 20  # a stopped run gets this long to finish its step and exit before it is killed
 NICE = 10
+PAGE_BYTES = 1 << 20  # progress served at most this much per request: a 10,000-epoch run writes ~50 MB
 
 
 class TrainError(CnnzooError):
@@ -74,29 +89,71 @@ def run_path(runs_dir: Path, run_id: str) -> Path:
 
 def list_runs(runs_dir: Path) -> list[dict]:
     """The runs directly under ``runs_dir`` that have snapshots, newest first."""
-    import json
-
     rows = []
     try:
         folders = [p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.is_symlink()]
     except OSError:
         return []
     for path in folders:
-        snaps = sorted(
-            int(p.stem[6:]) for p in (path / SNAPSHOTS).glob("epoch-*.json") if p.stem[6:].isdigit()
+        files = sorted(
+            (int(p.stem[6:]), p) for p in (path / SNAPSHOTS).glob("epoch-*.json") if p.stem[6:].isdigit()
         )
+        snaps = [epoch for epoch, _ in files]
         if not snaps or not _RUN_ID.match(path.name):
             continue
         try:
+            when = files[-1][1].stat().st_mtime
+        except OSError:  # removed since the listing
+            continue
+        try:
             config = json.loads((path / "config.json").read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             config = {}
+        config = config if isinstance(config, dict) else {}
         rows.append({"id": path.name, "model": config.get("model"), "dataset": config.get("dataset"),
                      "epochs": config.get("epochs"), "snapshots": snaps,
                      "finished": (path / "result.json").is_file(),
                      "checkpoint": (path / "checkpoint.json").is_file(),
-                     "time": (path / SNAPSHOTS / snapshot_name(snaps[-1])).stat().st_mtime})  # fmt: skip
+                     "time": when})  # fmt: skip
     return sorted(rows, key=lambda r: -r["time"])
+
+
+class Adopted:
+    """A trainer this server did not start (its predecessor did, then crashed), seen through its run's lock:
+    it runs while the lock is held, and it is stopped with a signal to the pid in the lock file. The same
+    methods as the ``subprocess.Popen`` of a job this server starts."""
+
+    def __init__(self, pid: int, path: Path) -> None:
+        self.pid, self.path = pid, path
+
+    def poll(self) -> int | None:
+        if lock_holder(self.path) is not None:
+            return None
+        return 0 if (self.path / "result.json").is_file() else 1
+
+    def send_signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.1)
+        return code
+
+
+def running_trainers(runs_dir: Path) -> list[tuple[str, int]]:
+    """(run id, pid) of every run directly under ``runs_dir`` whose writer lock a live process holds."""
+    try:
+        folders = [p for p in Path(runs_dir).iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    return [(p.name, pid) for p in folders if (pid := lock_holder(p)) is not None]
 
 
 @dataclass
@@ -171,10 +228,35 @@ class Trainer:
                     checked[name] = check(TrainConfig, name, params[name])
                 except OptionError as e:
                     raise TrainError(422, str(e)) from None
+        batch = (
+            checked.get("batch_size") or recipe_for(model, recipe).get("batch_size") or TrainConfig.batch_size
+        )
+        try:  # before a process starts: a batch the machine cannot hold is refused with the estimate
+            check_train_memory(model, _input_size(model, dataset), batch)
+        except CnnzooError as e:
+            raise TrainError(422, str(e)) from None
         return checked
+
+    def adopt(self, runs_dir: Path) -> None:
+        """Show (and let the page stop) a trainer that an earlier server started and left running, instead
+        of starting a second one beside it; a live pid holds its run's lock (:mod:`cnnzoo.rundir`)."""
+        with self._lock:
+            if self.job is not None and self.job.process.poll() is None:
+                return
+            for run_id, pid in running_trainers(runs_dir):
+                path = Path(runs_dir) / run_id
+                try:
+                    config = json.loads((path / "config.json").read_text())
+                except (OSError, ValueError, RecursionError):
+                    config = {}
+                config = config if isinstance(config, dict) else {}
+                params = {k: config.get(k) for k in ("model", "dataset", "epochs", "recipe")}
+                self.job = Job(run_id, path, params | {"adopted_pid": pid}, Adopted(pid, path))
+                return
 
     def start(self, params: dict, runs_dir: Path, data_dir: str | None = None) -> dict:
         params = self.validate(params, data_dir)
+        self.adopt(runs_dir)
         with self._lock:
             if self.job is not None and self.job.process.poll() is None:
                 raise TrainError(
@@ -220,25 +302,52 @@ class Trainer:
             self.stop()
 
 
-def run_state(runs_dir: Path, run_id: str, offset: int = 0) -> dict:
-    """A run's progress lines from byte ``offset`` and the epochs that have snapshots."""
+def run_state(runs_dir: Path, run_id: str, offset: int = 0, max_bytes: int = PAGE_BYTES) -> dict:
+    """A run's progress lines from byte ``offset``, at most ``max_bytes`` of them (whole lines), and the epochs
+    that have snapshots. ``offset`` is where the next page starts; ``more`` says whether there is one."""
     path = Path(runs_dir) / run_id / SNAPSHOTS
     snaps = sorted(int(p.stem[6:]) for p in path.glob("epoch-*.json") if p.stem[6:].isdigit())
+    lines, end, size = _progress_page(path / PROGRESS, max(0, offset), max_bytes)
+    more = offset < end < size  # a whole line is ready beyond this page (a half-written one is not)
+    return {"progress": lines, "offset": end, "more": more, "snapshots": snaps}
+
+
+def _progress_page(path: Path, start: int, max_bytes: int) -> tuple[list[dict], int, int]:
+    """(lines, end offset, file size) of the whole lines in ``path`` from ``start``, reading at most
+    ``max_bytes`` (a line longer than that is skipped, never held whole)."""
     try:
-        size = (path / "progress.jsonl").stat().st_size
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if start >= size:
+                return [], size, size
+            f.seek(start)
+            data = f.read(max_bytes)
     except OSError:
-        size = 0
-    return {"progress": read_progress(path.parent, offset) if size > offset else [], "offset": size,
-            "snapshots": snaps}  # fmt: skip
+        return [], start, start
+    cut = data.rfind(b"\n") + 1
+    if cut == 0:  # no whole line in a full page: an oversized line, skipped; else a half-written one
+        return [], (start + len(data) if len(data) == max_bytes else start), size
+    lines = []
+    for raw in data[:cut].split(b"\n")[:-1]:
+        try:
+            lines.append(json.loads(raw))
+        except (ValueError, RecursionError):
+            continue
+    return lines, start + cut, size
 
 
 def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
-    base = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model)[:60]}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id, k = base, 1
+    run_id = new_run_name(f"{model}-{dataset}")
     while (Path(runs_dir) / run_id).exists():
-        k += 1
-        run_id = f"{base}-{k}"
+        run_id = new_run_name(f"{model}-{dataset}")
     return run_id
+
+
+def _input_size(model: str, dataset: str) -> tuple[int, int, int]:
+    """The input the page's run of ``model`` on ``dataset`` trains at: the model's own size."""
+    from ..models import get_model_info
+
+    return tuple(get_model_info(model).input_size)
 
 
 def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:

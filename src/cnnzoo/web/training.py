@@ -8,7 +8,7 @@
     GET  /api/train/events                   the same as Server-Sent Events: "state", then "progress",
                                              "snapshot" and "status" as they happen
     GET  /api/runs                           the runs folder's runs that have snapshots
-    GET  /api/runs/{id}/progress             a run's progress lines (its curves)
+    GET  /api/runs/{id}/progress?offset=N    a run's progress lines (its curves), 1 MiB a page
     GET  /api/runs/{id}/snapshots/{epoch}    one epoch's snapshot (filters, maps, confusion, mistakes)
     POST /api/runs/{id}/use                  the predict page serves this run from now on
 
@@ -26,11 +26,12 @@ from contextlib import asynccontextmanager
 from dataclasses import fields
 from pathlib import Path
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from ..config import TrainConfig
+from ..rundir import lock_holder
 from ..train.recipes import RECIPE_NAMES
 from ..train.snapshots import SNAPSHOTS, snapshot_name
 from .session import Session, load_session
@@ -61,6 +62,9 @@ def training_router(session: Session) -> APIRouter:
 
     @asynccontextmanager
     async def lifespan(app):
+        await run_in_threadpool(
+            trainer.adopt, Path(getattr(app.state, "runs_dir", "runs"))
+        )  # a crash's orphan
         yield
         await run_in_threadpool(trainer.shutdown)  # a server that stops ends its run cleanly
 
@@ -189,13 +193,13 @@ def training_router(session: Session) -> APIRouter:
     def runs(request: Request) -> dict:
         return {"runs": list_runs(runs_dir(request)), "running": trainer.running_id()}
 
-    @router.get("/api/runs/{run_id}/progress", summary="A run's progress lines")
-    def progress(request: Request, run_id: str):
+    @router.get("/api/runs/{run_id}/progress", summary="A run's progress lines, a page at a time")
+    async def progress(request: Request, run_id: str, offset: int = Query(0, ge=0, le=2**62)):
         try:
-            path = run_path(runs_dir(request), run_id)
+            path = await run_in_threadpool(run_path, runs_dir(request), run_id)
         except TrainError as e:
             return fail(e)
-        return run_state(path.parent, path.name)
+        return await run_in_threadpool(run_state, path.parent, path.name, offset)  # off the event loop
 
     @router.get("/api/runs/{run_id}/snapshots/{epoch}", summary="One epoch's snapshot")
     def snapshot(request: Request, run_id: str, epoch: int):
@@ -213,7 +217,7 @@ def training_router(session: Session) -> APIRouter:
             path = run_path(runs_dir(request), run_id)
         except TrainError as e:
             return fail(e)
-        if trainer.running_id() == run_id:
+        if trainer.running_id() == run_id or lock_holder(path) is not None:
             return JSONResponse({"error": f"run {run_id} is still training: stop it or let it finish"},
                                 status_code=409)  # fmt: skip
         if not (path / "checkpoint.json").is_file():

@@ -23,11 +23,20 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, CnnzooError
-from ..files import load_tensors, read_header
+from ..files import load_tensors, open_regular, read_header, regular_file
 from ..files import sha256_file as _sha256_file
 from ..models import create_model
 
-__all__ = ["DEFAULT_TIMEOUT", "Progress", "download", "sha256_file", "load_state_dict", "check_fits"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Progress",
+    "download",
+    "sha256_file",
+    "load_state_dict",
+    "check_fits",
+    "max_file_bytes",
+    "state_bytes",
+]
 
 DEFAULT_TIMEOUT = 30.0  # seconds without a byte before a download gives up
 CHUNK = 1 << 20
@@ -92,11 +101,45 @@ def sha256_file(path: Path) -> str:
     return _sha256_file(path, CheckpointError)
 
 
-def _is_safetensors(path: Path) -> bool:
-    # 8 bytes of little-endian header length, then the header's "{"; torch.save writes a zip or a pickle
-    with open(path, "rb") as f:
-        head, size = f.read(9), os.fstat(f.fileno()).st_size
-    return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= size - 9
+def _kind(path: Path) -> str:
+    """'zip' (torch.save's format), 'pickle' (the legacy one) or 'safetensors' (anything else: its guarded
+    reader refuses what is not one, e.g. a header length of 2**63), from the first bytes."""
+    with open_regular(path, CheckpointError, "a weights file") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    return "pickle" if head[:1] == b"\x80" else "safetensors"
+
+
+def _check_inflated(path: Path, max_bytes: int) -> None:
+    """Refuse a zip whose entries inflate to more than ``max_bytes``, from its central directory alone:
+    a 2 MB file of deflated zeros must not ask for gigabytes before anything is read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated weights file ({e})"[:300]) from None
+    inflated = sum(i.file_size for i in infos)
+    if inflated > max_bytes:
+        raise CheckpointError(
+            f"{path}: its zip entries inflate to {inflated:,} bytes, more than the {max_bytes:,} "
+            "these weights can need; refused before reading (a zip bomb?)"
+        )
+
+
+def state_bytes(model: str) -> int:
+    """The bytes of ``create_model(model, num_classes=1000)``'s state dict (built on the meta device)."""
+    with torch.device("meta"):
+        skeleton = create_model(model, num_classes=1000)
+    return sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
+
+
+def max_file_bytes(model: str) -> int:
+    """What a weights file for ``model`` may inflate to: its state dict in float64 (twice float32's, for
+    files saved in double precision) plus 16 MiB for the pickle and the zip's records."""
+    return 2 * state_bytes(model) + (16 << 20)
 
 
 def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
@@ -116,15 +159,18 @@ def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: Path, max_bytes: int | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a ``.safetensors`` file or of a ``torch.save`` state dict (read with
-    ``weights_only=True``: a pickle that would build anything but tensors and containers is refused)."""
+    ``weights_only=True``: a pickle that would build anything but tensors and containers is refused).
+    ``max_bytes`` (see :func:`max_file_bytes`) bounds what a zip may inflate to, checked before reading."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if _is_safetensors(path):
+    regular_file(path, error=CheckpointError, what="a weights file")
+    kind = _kind(path)
+    if kind == "safetensors":
         # the guarded reader: the header checked against the file's size, then a memory-mapped read
         return load_tensors(read_header(path))
+    if kind == "zip" and max_bytes is not None:
+        _check_inflated(path, max_bytes)
     import pickle
 
     try:

@@ -23,8 +23,17 @@ import torch
 from ..atomic import atomic_write
 from ..card import ModelCard
 from ..errors import CheckpointError, ChecksumError, CnnzooError
+from ..files import regular_file
 from .catalogue import PUBLISHER, USER, Preprocessing, WeightsEntry, entries, lookup, split_spec, user_entry
-from .files import DEFAULT_TIMEOUT, Progress, check_fits, download, load_state_dict, sha256_file
+from .files import (
+    DEFAULT_TIMEOUT,
+    Progress,
+    check_fits,
+    download,
+    load_state_dict,
+    max_file_bytes,
+    sha256_file,
+)
 
 __all__ = [
     "WeightsCard",
@@ -188,21 +197,31 @@ def _store(entry: WeightsEntry, file: Path, sha256: str, source: str) -> tuple[P
     """Check ``file`` (already hash-checked by the caller) and store it as safetensors + card."""
     from safetensors.torch import save
 
-    tensors = check_fits(entry.model, load_state_dict(file), source)
+    tensors = check_fits(entry.model, load_state_dict(file, max_file_bytes(entry.model)), source)
     card = _card(entry, sha256, source)
     card_json = json.dumps(card.to_dict(), indent=2) + "\n"
     weights, card_path = _files(entry)
     _writable_dir(entry.model)
+    ours = None
     try:
         atomic_write(
             weights, save(_distinct(tensors), metadata={"cnnzoo_weights": card_json}), CheckpointError
         )
+        ours = _identity(weights)
         atomic_write(card_path, card_json.encode(), CheckpointError)  # the commit point
-    except BaseException:  # a full disk, Ctrl-C: no half of a pair stays behind
-        for p in (weights, card_path, weights.with_name(weights.name + ".tmp")):
-            p.unlink(missing_ok=True)
+    except BaseException:  # a full disk, Ctrl-C: no half of our pair stays; another importer's stays
+        if ours is not None and _identity(weights) == ours:
+            weights.unlink(missing_ok=True)
         raise
     return weights, card
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _check_hash(entry: WeightsEntry, sha256: str, source: str) -> None:
@@ -262,8 +281,7 @@ def import_file(spec: str, file: str | os.PathLike) -> tuple[Path, WeightsCard]:
     truncated); any other file that fits the model is stored with ``verified: false`` in its card."""
     name, version = split_spec(spec)
     file = Path(file)
-    if not file.is_file():
-        raise CheckpointError(f"{file}: no such file")
+    regular_file(file, error=CheckpointError, what="a weights file")
     sha256 = sha256_file(file)
     known = entries(name)
     by_hash = next((e for e in known if e.sha256_prefix and sha256.startswith(e.sha256_prefix)), None)
@@ -362,12 +380,13 @@ def resolve(
             ) from None
         return check_fits(model, tensors, str(weights)), card
     file = Path(spec)
-    if not file.is_file():
+    if not file.exists() and not file.is_symlink():
         raise CheckpointError(f"{spec}: no such file (weights are 'imagenet', 'imagenet:VERSION' or a file)")
+    regular_file(file, error=CheckpointError, what="a weights file")
     sha256 = sha256_file(file)
     known = entries(model)
     entry = next((e for e in known if e.sha256_prefix and sha256.startswith(e.sha256_prefix)), lookup(model))
-    tensors = load_state_dict(file)
+    tensors = load_state_dict(file, max_file_bytes(model))
     try:
         tensors = check_fits(model, tensors, spec)
     except CheckpointError:

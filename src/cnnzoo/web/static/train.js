@@ -267,7 +267,12 @@ function showRuns() {
 
 async function replay(id) {
   view.follow = false;
-  const state = await api(`/api/runs/${encodeURIComponent(id)}/progress`);
+  const url = `/api/runs/${encodeURIComponent(id)}/progress`;
+  const state = await api(url);
+  for (let page = state; page.more; ) {  // the server sends a long run's lines a page at a time
+    page = await api(`${url}?offset=${page.offset}`);
+    state.progress.push(...page.progress);
+  }
   setRun(id, state.progress, state.snapshots, false);
   showJob();
 }

@@ -1,0 +1,68 @@
+"""How much memory a training run needs, checked before it starts: a batch size the machine cannot hold is
+one line with the estimate and the limit, not an "internal error: can't allocate memory" minutes in.
+
+The estimate (:func:`estimate_train_bytes`) is deliberately simple and errs high: the analyzer's activation
+bytes of one input (every layer's output, float32), times the batch, times ``ACTIVATION_FACTOR`` (the
+activations autograd keeps for the backward pass, plus their gradients while it runs), plus the parameters
+``PARAM_COPIES`` times (weights, gradients and up to two optimizer moments). The limit is what the device can
+still give: ``MemAvailable`` of ``/proc/meminfo`` for the CPU, ``torch.cuda.mem_get_info`` for a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import CnnzooError
+
+__all__ = ["TrainMemoryError", "estimate_train_bytes", "memory_limit", "check_train_memory"]
+
+ACTIVATION_FACTOR = 2
+PARAM_COPIES = 4
+
+
+class TrainMemoryError(CnnzooError):
+    """A run whose estimated memory exceeds what the device has."""
+
+
+def estimate_train_bytes(model: nn.Module | str, input_size: tuple[int, int, int], batch_size: int) -> int:
+    """Bytes a training step of ``model`` on ``batch_size`` inputs of ``input_size`` needs, roughly (see the
+    module's docstring)."""
+    from ..analysis.summary import summary
+
+    total = summary(model, tuple(input_size)).total
+    return (
+        int(total["activation_bytes"]) * batch_size * ACTIVATION_FACTOR
+        + int(total["params"]) * 4 * PARAM_COPIES
+    )
+
+
+def memory_limit(device: str | torch.device | None = None) -> int | None:
+    """Bytes the device can still give (None where it cannot be told)."""
+    device = torch.device(device) if device not in (None, "auto") else None
+    if (device is None and torch.cuda.is_available()) or (device is not None and device.type == "cuda"):
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_train_memory(
+    model: nn.Module | str, input_size: tuple[int, int, int], batch_size: int, device=None
+) -> int:
+    """The estimate, or :class:`TrainMemoryError` when it is over the device's limit."""
+    need, limit = estimate_train_bytes(model, input_size, batch_size), memory_limit(device)
+    if limit is not None and need > limit:
+        name = model if isinstance(model, str) else type(model).__name__
+        raise TrainMemoryError(
+            f"training {name} at batch size {batch_size} needs about {need / 2**30:,.1f} GiB "
+            f"(activations × batch × {ACTIVATION_FACTOR} + parameters × {PARAM_COPIES}), more than the "
+            f"{limit / 2**30:,.1f} GiB available; use a smaller --batch-size"
+        )
+    return need
