@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
+from torch.utils._python_dispatch import TorchDispatchMode  # sees every ATen op (analysis/dispatch.py)
 
 __all__ = [
     "DisableTorchFunction",
@@ -28,10 +29,21 @@ __all__ = [
     "set_class",
     "nn_constants",
     "fake_shapes",
+    "TorchDispatchMode",
+    "flop_formulas",
 ]
 
 # A context manager that turns torch-function dispatch (TorchFunctionMode) off inside it.
 DisableTorchFunction = torch._C.DisableTorchFunction
+
+def flop_formulas() -> dict:
+    """PyTorch's FLOP formulas by ATen operation (``FlopCounterMode``'s registry: matrix products,
+    convolutions of any dimension and their transposes, attention kernels); each is called as
+    ``f(*args, **kwargs, out_val=out)``."""
+    from torch.utils.flop_counter import flop_registry
+
+    return flop_registry
+
 
 # nn.Module keeps its parameters, buffers and children in these instance-dict entries (plain dicts).
 PARAMETERS, BUFFERS, MODULES = "_parameters", "_buffers", "_modules"

@@ -41,6 +41,7 @@ from .._torch_compat import (
     set_class,
 )
 from ..errors import ShapeError
+from .dispatch import OpCounter
 from .recorder import (
     TRACE,
     Collapse,
@@ -153,17 +154,20 @@ class Probe:
         self._global_hooks = global_hooks()
         self.model: nn.Module = self._visit(model, "")
         del self._memo
+        self.ops = OpCounter(self.param_sizes)
+        self.tracer.attach(self.ops, self.param_sizes)
 
-    def run(self, input_size: tuple[int, int, int]) -> TraceResult:
+    def run(self, input_size: tuple[int, int, int], allow_uncounted: bool = False) -> TraceResult:
         """One instrumented meta forward for an input of ``input_size`` (C, H, W). Raises :class:`Collapse`
         or :class:`ShapeError` (naming the layer) for inputs the model cannot take."""
         result = TraceResult(self)
         tracer = self.tracer
         tracer.start(result)
+        self.ops.strict = not allow_uncounted
         x = torch.empty((1, *input_size), device="meta")
         tracer.set_rf(x, ReceptiveField())
         try:
-            with torch.no_grad(), tracer:
+            with torch.no_grad(), tracer, self.ops:
                 self.model(x)
         except (Collapse, ShapeError):
             raise

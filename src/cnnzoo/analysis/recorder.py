@@ -120,6 +120,11 @@ class Recorder(TorchFunctionMode):
         self.calls: dict[str, int] = {}  # row base name -> calls so far
         self.current = ""  # the leaf being called (named in errors)
 
+    def attach(self, ops, param_sizes: dict) -> None:
+        """The dispatcher-level counter (:class:`~cnnzoo.analysis.dispatch.OpCounter`) and the parameters'
+        sizes (id -> (numel, requires_grad)), once per probe."""
+        self.ops, self.param_sizes = ops, param_sizes
+
     def set_rf(self, t: torch.Tensor, rf: ReceptiveField | None) -> None:
         if rf is not None:
             self.rf[id(t)] = rf
@@ -145,18 +150,47 @@ class Recorder(TorchFunctionMode):
     # Inside leaves torch-function dispatch is off: only operations in containers' own code land here.
     def __torch_function__(self, func, types, args=(), kwargs=None):
         op = getattr(func, "__name__", "")
+        ops = self.ops
+        mark = ops.mark()
         out = _same_shape_binary(op, args, kwargs)
         if out is None:
+            ops.where = f"{self.stack[-1]}.{op.strip('_')}" if self.stack else op.strip("_")
             out = func(*args, **(kwargs or {}))
-        if op not in _NOT_RECORDED and isinstance(out, _Tensor):
-            self._functional(op, args, out)
+            below = mark if ops.mark() != mark else None  # what ran below is the row's cost
+        else:  # not dispatched: a parameter added here (a position embedding) is noted by hand
+            used = [id(a) for a in args if id(a) in self.param_sizes]
+            if used:
+                ops.params_used.extend(used)
+                ops.flops += _prod(out.shape)  # the addition, as the counter would have counted it
+            below = mark if used else None
+        if op not in _NOT_RECORDED:
+            first = out if isinstance(out, _Tensor) else _first_tensor((out,))
+            if first is not None:
+                self._functional(op, args, first, below)
         return out
 
-    def _functional(self, op: str, args, out: torch.Tensor) -> None:
+    def claim(self, mark: tuple) -> tuple[int, int, int, int, str]:
+        """What the dispatcher-level counter saw since ``mark``: (MACs, FLOPs, parameters, trainable ones,
+        the operations it could not count), the parameters each counted once in the whole run."""
+        ops = self.ops
+        macs, flops = ops.macs - mark[0], ops.flops - mark[1]
+        params = trainable = 0
+        seen, sizes = self.seen_params, self.param_sizes
+        for pid in ops.params_used[mark[2] :]:
+            if pid not in seen:
+                seen.add(pid)
+                n, requires_grad = sizes[pid]
+                params += n
+                trainable += n if requires_grad else 0
+        uncounted = sorted({op for op, _ in ops.uncounted[mark[3] :]})
+        note = f"uncounted: {', '.join(uncounted)}" if uncounted else ""
+        return macs, flops, params, trainable, note
+
+    def _functional(self, op: str, args, out: torch.Tensor, mark: tuple | None) -> None:
         inputs = [a for a in args if isinstance(a, _Tensor)]
         if len(inputs) < len(args):  # tensors in lists too (torch.cat)
             inputs = [t for a in args for t in _tensors(a)]
-        if not inputs:
+        if not inputs and mark is None:
             return
         rf = None
         for t in inputs:
@@ -168,14 +202,21 @@ class Recorder(TorchFunctionMode):
         elif op == "__getitem__" and rf is not None and first.dim() == 4 and isinstance(args[1], tuple):
             rf = _sliced(rf, args[1])
         self.set_rf(out, rf)
-        cost = functional_cost(op, tuple(out.shape))
-        if cost.flops:
+        params = trainable = 0
+        note = ""
+        if mark is None:  # nothing ran below (a same-shape addition, or no dispatcher work): by rule
+            cost = functional_cost(op, tuple(out.shape))
+            macs, flops, connections = cost.macs, cost.flops, cost.connections
+        else:
+            macs, flops, params, trainable, note = self.claim(mark)
+            connections = macs
+        if flops or macs or params or note:
             short = op.strip("_")
             parent = self.stack[-1] if self.stack else ""
             name = self.count(f"{parent}.{short}" if parent else short)
             self.rows.append(
-                LayerInfo(name, short, "", list(out.shape[1:]), 0, 0, cost.macs, cost.flops, cost.connections,
-                          rf, _prod(out.shape[1:]) * out.element_size())
+                LayerInfo(name, short, "", list(out.shape[1:]), params, trainable, macs, flops, connections,
+                          rf, _prod(out.shape[1:]) * out.element_size(), note)
             )  # fmt: skip
 
 
@@ -282,6 +323,7 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
             if hw[0] < 1 or hw[1] < 1:
                 raise Collapse(name, spec.type, window, (shape[2], shape[3]))
     rule = spec.rule
+    mark = None
     if hw is not None and rule == "arithmetic":  # a pool in ceil mode
         out = _empty_map(x, x.shape[0], spec.out_channels or x.shape[1], *hw)
     elif rule == "linear" and x is not None:  # the check above matched x's last dim to in_features
@@ -289,12 +331,18 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
     elif rule == "adaptive" and x is not None and x.dim() == 4:
         n, c, h, w = x.shape
         out = _empty_map(x, n, c, spec.output_hw[0] or h, spec.output_hw[1] or w)
-    elif own_forward is not None:
-        out = own_forward(*args, **kwargs)
     else:
-        out = spec.forward(self, *args, **kwargs)
+        ops = tr.ops
+        ops.where = name
+        mark = ops.mark()
+        out = own_forward(*args, **kwargs) if own_forward is not None else spec.forward(self, *args, **kwargs)
     if not isinstance(out, _Tensor):
-        return out
+        first = _first_tensor((out,))
+        if first is None:
+            return out
+        result, out = out, first
+    else:
+        result = out
 
     out_shape = out.shape
     in_shape = x.shape if x is not None else out_shape
@@ -313,13 +361,19 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
     params, trainable = tr.new_params(own)
     out_n = _prod(out_shape[1:])  # per image
     in_n = _prod(in_shape[1:]) if x is not None else out_n
-    macs, flops, connections = spec.cost(in_n, out_n)
+    note = ""
+    if spec.known or mark is None:
+        macs, flops, connections = spec.cost(in_n, out_n)
+    else:  # a layer without a rule: what its forward ran, as the dispatcher-level counter saw it
+        macs, flops, more, more_trainable, note = tr.claim(mark)
+        connections = macs
+        params, trainable = params + more, trainable + more_trainable
     kernel = spec.kernel if not spec.adaptive else (window.describe() if window else "")
     tr.rows.append(
         LayerInfo(tr.count(name), spec.type, kernel, list(out_shape[1:]), params, trainable, macs, flops,
-                  connections, rf, out_n * out.element_size())
+                  connections, rf, out_n * out.element_size(), note)
     )  # fmt: skip
-    return out
+    return result
 
 
 # -- containers -----------------------------------------------------------------------------------------

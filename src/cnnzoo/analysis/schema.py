@@ -64,6 +64,7 @@ class LayerInfo:
     connections: int
     receptive_field: ReceptiveField | None
     activation_bytes: int
+    note: str = ""  # e.g. "uncounted: fft_r2c" (an operation without a cost rule), "not called"
 
     def to_dict(self) -> dict:
         return _row_dict(self)

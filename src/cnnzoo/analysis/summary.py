@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._torch_compat import PARAMETERS
 from ..card import card_of
 from ..errors import ShapeError
 from ..models import create_model, get_model_info
@@ -104,9 +105,16 @@ def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
 def summary(
     model_or_name: nn.Module | str,
     input_size: tuple[int, int, int] | str | None = None,
+    *,
+    allow_uncounted: bool = False,
     **model_kwargs,
 ) -> Summary:
     """Analyse a model (or a registered name) for one input of ``input_size = (C, H, W)``.
+
+    Every operation the forward runs is counted (layers by rule, anything else at the dispatcher level,
+    :mod:`cnnzoo.analysis.dispatch`); one without a cost rule raises
+    :class:`~cnnzoo.analysis.dispatch.UncountedOperation` naming it, or with ``allow_uncounted`` its row is
+    marked (``note``) and left out of the MACs and FLOPs. The rows add up to the totals.
 
     >>> s = summary("lenet5")
     >>> s.total["trainable_params"], s.total["connections"]
@@ -115,24 +123,40 @@ def summary(
     [5, 6, 14, 16, 32]
     """
     with gc_paused():  # ~10k short-lived objects: a full collection must not land in the middle (tracer.py)
-        return _summary(model_or_name, input_size, model_kwargs)
+        return _summary(model_or_name, input_size, model_kwargs, allow_uncounted)
 
 
-def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> Summary:
+def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:
+    """A row per module whose own parameters no operation of this forward used (an auxiliary head in eval
+    mode, a layer defined but not called): the totals count them, so a row must."""
+    rows, done = [], set(seen)
+    for name, module in probe.model.named_modules():
+        own = [p for p in module.__dict__[PARAMETERS].values() if p is not None and id(p) not in done]
+        if not own:
+            continue
+        done.update(id(p) for p in own)
+        sizes = [probe.param_sizes[id(p)] for p in own]
+        rows.append(LayerInfo(name or type(module).__name__, type(module).__name__, "", [],
+                              sum(n for n, _ in sizes), sum(n for n, t in sizes if t), 0, 0, 0, None, 0,
+                              "parameters not used by this forward"))  # fmt: skip
+    return rows
+
+
+def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict, allow_uncounted: bool) -> Summary:
     probe, name, default = _prepare(model_or_name, model_kwargs)
     if input_size is None and default is None:
         raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
     size = parse_input_size(input_size if input_size is not None else default)
     try:
         try:
-            result = probe.run(size)
+            result = probe.run(size, allow_uncounted)
         except ForwardFailed:
             if isinstance(model_or_name, str):
                 raise
             # The light copy keeps some original tensors (see Probe); the model's own code used one
             # outside its layer. A full meta copy is then traced: its error, if any, is the one reported.
             probe = Probe(model_or_name, light=False)
-            result = probe.run(size)
+            result = probe.run(size, allow_uncounted)
     except ShapeError as e:
         hint = f"; {name} is built for {_fmt(default)}" if default and tuple(default) != size else ""
         raise ShapeError(f"{name}, input {_fmt(size)}: {e}{hint}") from None
@@ -148,6 +172,7 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
             f"({c.kind} {k[0]}×{k[1]}), whose input is only {c.in_hw[0]}×{c.in_hw[1]}.{hint}"
         ) from None
     rows = result.rows
+    rows += _unused_parameters(probe, probe.tracer.seen_params)
     total = {
         "params": result.params,
         "trainable_params": result.trainable_params,
