@@ -36,6 +36,7 @@ __all__ = [
 # A context manager that turns torch-function dispatch (TorchFunctionMode) off inside it.
 DisableTorchFunction = torch._C.DisableTorchFunction
 
+
 def flop_formulas() -> dict:
     """PyTorch's FLOP formulas by ATen operation (``FlopCounterMode``'s registry: matrix products,
     convolutions of any dimension and their transposes, attention kernels); each is called as

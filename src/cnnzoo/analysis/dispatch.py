@@ -27,6 +27,8 @@ import torch
 
 from .._torch_compat import TorchDispatchMode, flop_formulas
 from ..errors import CnnzooError
+from .fields import field_through
+from .schema import ReceptiveField
 
 __all__ = ["OpCounter", "UncountedOperation", "op_cost"]
 
@@ -34,6 +36,7 @@ __all__ = ["OpCounter", "UncountedOperation", "op_cost"]
 class UncountedOperation(CnnzooError):
     """The forward runs an operation the analyzer has no cost rule for (and uncounted rows were not
     allowed)."""
+
 
 _aten = torch.ops.aten
 _BIAS_ARG = {_aten.addmm: 0, _aten.baddbmm: 0, _aten.convolution: 2, _aten._convolution: 2}
@@ -114,6 +117,14 @@ def op_cost(func, args, kwargs, out) -> tuple[int, int] | None:
     return None
 
 
+_MIXING = {_aten.mm, _aten.bmm, _aten.baddbmm, _aten.addmm}
+
+
+def packet_mixes_positions(func) -> bool:
+    """Matrix products: with two activations as operands (q·kᵀ, attention·v) they mix positions."""
+    return func._overloadpacket in _MIXING
+
+
 class OpCounter(TorchDispatchMode):
     """Sums the cost of every ATen operation run while it is active. The analyzer reads the sums before and
     after a layer or a functional call and attributes the difference to that row. Parameters that reach an
@@ -131,6 +142,14 @@ class OpCounter(TorchDispatchMode):
         self.uncounted: list[tuple[str, str]] = []
         self.where = ""
         self.strict = True  # an uncounted operation raises UncountedOperation
+        self.fields: dict = {}  # id(tensor) -> its receptive field (the recorder's, set by track())
+        self.kept: list = []  # tensors with a field, held so that their ids stay unique (the recorder's)
+        self.whole = (1, 1)  # the input's (H, W): the field of a unit that sees all of it
+
+    def track(self, fields: dict, kept: list) -> None:
+        """Receptive fields: the recorder's map of them for this run, and its list of the tensors they
+        belong to (held, so that their ids stay unique)."""
+        self.fields, self.kept = fields, kept
 
     def mark(self) -> tuple[int, int, int, int]:
         """Where the counts stand (compared and subtracted by the recorder)."""
@@ -151,8 +170,30 @@ class OpCounter(TorchDispatchMode):
         else:
             self.macs += cost[0]
             self.flops += cost[1]
-        ids = self.param_ids
+        ids, fields, field = self.param_ids, self.fields, None
         for a in args:
-            if isinstance(a, torch.Tensor) and id(a) in ids:
-                self.params_used.append(id(a))
+            if isinstance(a, torch.Tensor):
+                if id(a) in ids:
+                    self.params_used.append(id(a))
+                r = fields.get(id(a))
+                if r is not None:
+                    field = r.merge(field)
+            elif isinstance(a, (list, tuple)):  # cat, stack
+                for t in a:
+                    r = fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+                    if r is not None:
+                        field = r.merge(field)
+        if (
+            field is not None
+            and packet_mixes_positions(func)
+            and sum(isinstance(a, torch.Tensor) and id(a) in fields for a in args) >= 2
+        ):  # activations times activations (attention): every position reaches every other
+            field = ReceptiveField(self.whole, field.jump, tuple(s / 2 for s in self.whole))
+        if field is not None:
+            first = (
+                out if isinstance(out, torch.Tensor) else out[0] if isinstance(out, (tuple, list)) else None
+            )
+            if isinstance(first, torch.Tensor):
+                fields[id(first)] = field_through(func._overloadpacket.__name__, args, first, field)
+                self.kept.append(first)
         return out

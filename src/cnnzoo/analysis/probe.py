@@ -164,6 +164,7 @@ class Probe:
         tracer = self.tracer
         tracer.start(result)
         self.ops.strict = not allow_uncounted
+        self.ops.whole = tuple(input_size[1:3]) if len(input_size) >= 3 else (1, 1)
         x = torch.empty((1, *input_size), device="meta")
         tracer.set_rf(x, ReceptiveField())
         try:

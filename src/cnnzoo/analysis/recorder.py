@@ -119,6 +119,8 @@ class Recorder(TorchFunctionMode):
         self.seen_params: set[int] = set()
         self.calls: dict[str, int] = {}  # row base name -> calls so far
         self.current = ""  # the leaf being called (named in errors)
+        if hasattr(self, "ops"):
+            self.ops.track(self.rf, self.keep)
 
     def attach(self, ops, param_sizes: dict) -> None:
         """The dispatcher-level counter (:class:`~cnnzoo.analysis.dispatch.OpCounter`) and the parameters'
@@ -196,11 +198,13 @@ class Recorder(TorchFunctionMode):
         for t in inputs:
             r = self.rf.get(id(t))
             rf = r if rf is None else rf.merge(r)
-        first = inputs[0]
+        first = inputs[0] if inputs else out
         if op in _LAYOUT_FLATTEN and first.dim() == 4 and out.dim() == 2 and rf is not None:
             self.flat_from[id(out)] = (rf, tuple(first.shape[-2:]))
         elif op == "__getitem__" and rf is not None and first.dim() == 4 and isinstance(args[1], tuple):
             rf = _sliced(rf, args[1])
+        elif mark is not None:  # what ran below set it, through its windows (F.max_pool2d, F.conv2d …)
+            rf = self.rf.get(id(out), rf)
         self.set_rf(out, rf)
         params = trainable = 0
         note = ""
@@ -356,6 +360,8 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
         rf = rf0.through(Window(flat_hw, (1, 1), (0, 0)))
     if spec.is_flatten and rf_in is not None and len(in_shape) == 4:
         tr.flat_from[id(out)] = (rf_in, tuple(in_shape[-2:]))
+    if mark is not None and not spec.known:  # a layer without a rule: the field through what it ran
+        rf = tr.rf.get(id(out), rf)
     tr.set_rf(out, rf)
 
     params, trainable = tr.new_params(own)

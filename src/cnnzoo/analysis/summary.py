@@ -142,7 +142,9 @@ def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:
     return rows
 
 
-def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict, allow_uncounted: bool) -> Summary:
+def _summary(
+    model_or_name: nn.Module | str, input_size, model_kwargs: dict, allow_uncounted: bool
+) -> Summary:
     probe, name, default = _prepare(model_or_name, model_kwargs)
     if input_size is None and default is None:
         raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
