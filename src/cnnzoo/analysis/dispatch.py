@@ -39,6 +39,7 @@ class UncountedOperation(CnnzooError):
 
 
 _aten = torch.ops.aten
+_FORMULAS = flop_formulas()
 _BIAS_ARG = {_aten.addmm: 0, _aten.baddbmm: 0, _aten.convolution: 2, _aten._convolution: 2}
 _FREE_NAMES = {
     "empty", "empty_strided", "empty_like", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like",
@@ -51,7 +52,7 @@ _FREE_NAMES = {
     "flip", "repeat", "as_strided", "_reshape_alias", "unfold", "diagonal", "tril", "triu",
     "masked_fill", "masked_fill_", "where", "index_put", "index_put_", "slice_scatter",
     "select_scatter", "_unsafe_index", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "native_dropout",
-    "dropout", "bernoulli_", "bernoulli", "zeros_like", "_local_scalar_dense", "item", "set_", "resize_",
+    "dropout", "bernoulli_", "bernoulli", "_local_scalar_dense", "item", "set_", "resize_",
     "_safe_softmax_mask", "reflection_pad2d", "replication_pad2d", "reflection_pad1d", "replication_pad1d",
     "max_unpool2d", "max_unpool3d", "sym_size", "sym_stride", "sym_numel", "is_same_size", "one_hot",
     "_assert_async", "_assert_tensor_metadata", "_assert_scalar", "sort", "argmax", "argmin", "topk",
@@ -91,7 +92,7 @@ def op_cost(func, args, kwargs, out) -> tuple[int, int] | None:
     """(MACs, FLOPs) of one ATen operation on these arguments (whole tensors, not per image); None when
     the analyzer cannot count it."""
     packet = func._overloadpacket
-    formula = flop_formulas().get(packet)
+    formula = _FORMULAS.get(packet)
     if formula is not None:
         flops = formula(*args, **kwargs, out_val=out)
         macs = flops // 2

@@ -32,6 +32,7 @@ from torch import nn
 
 from .._torch_compat import (
     BUFFERS,
+    DisableTorchDispatch,
     FORWARD_HOOK_DICTS,
     MODULES,
     PARAMETERS,
@@ -165,7 +166,8 @@ class Probe:
         tracer.start(result)
         self.ops.strict = not allow_uncounted
         self.ops.whole = tuple(input_size[1:3]) if len(input_size) >= 3 else (1, 1)
-        x = torch.empty((1, *input_size), device="meta")
+        with DisableTorchDispatch():
+            x = torch.empty((1, *input_size), device="meta")
         tracer.set_rf(x, ReceptiveField())
         try:
             with torch.no_grad(), tracer, self.ops:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .._torch_compat import DisableTorchFunction
+from .._torch_compat import DisableTorchDispatch, DisableTorchFunction
 from ..errors import ShapeError
 from ..shapes import conv_output_size
 from .rules import Window, functional_cost, window_of
@@ -29,6 +29,7 @@ from .schema import LayerInfo, ReceptiveField
 from .specs import GENERAL, SAME, LeafSpec
 
 _no_torch_function = DisableTorchFunction
+_no_dispatch = DisableTorchDispatch
 _Tensor = torch.Tensor
 _prod = math.prod
 
@@ -236,13 +237,15 @@ def _same_shape_binary(op: str, args, kwargs) -> torch.Tensor | None:
         return None
     if op in _INPLACE_BINARY:
         return a
-    return torch.empty_strided(a.size(), a.stride(), dtype=a.dtype, device=a.device)
+    with _no_dispatch():
+        return torch.empty_strided(a.size(), a.stride(), dtype=a.dtype, device=a.device)
 
 
 def _empty_map(like: torch.Tensor, n: int, c: int, h: int, w: int) -> torch.Tensor:
     """A contiguous N×C×H×W tensor of ``like``'s dtype and device (empty_strided: on meta ~40% cheaper than
-    empty())."""
-    return torch.empty_strided((n, c, h, w), (c * h * w, h * w, w, 1), dtype=like.dtype, device=like.device)
+    empty()), unseen by the dispatcher-level counter."""
+    with _no_dispatch():
+        return torch.empty_strided((n, c, h, w), (c * h * w, h * w, w, 1), dtype=like.dtype, device=like.device)
 
 
 def _channels_error(name: str, spec: LeafSpec, shape) -> ShapeError:
@@ -268,7 +271,8 @@ def leaf_call(self: nn.Module, *args, **kwargs):
             return _general_call(self, args, kwargs, x)
         shape = x.shape
         if path is SAME:
-            out = x.detach()  # a new tensor of the same shape (a view: ~4× cheaper than empty)
+            with _no_dispatch():
+                out = x.detach()  # a new tensor of the same shape (a view: ~4× cheaper than empty)
             out_shape = list(shape[1:])
             in_n = out_n = _prod(out_shape)
             rf = tr.rf.get(id(x))
@@ -331,7 +335,8 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
     if hw is not None and rule == "arithmetic":  # a pool in ceil mode
         out = _empty_map(x, x.shape[0], spec.out_channels or x.shape[1], *hw)
     elif rule == "linear" and x is not None:  # the check above matched x's last dim to in_features
-        out = torch.empty((*x.shape[:-1], spec.out_features), dtype=x.dtype, device=x.device)
+        with _no_dispatch():
+            out = torch.empty((*x.shape[:-1], spec.out_features), dtype=x.dtype, device=x.device)
     elif rule == "adaptive" and x is not None and x.dim() == 4:
         n, c, h, w = x.shape
         out = _empty_map(x, n, c, spec.output_hw[0] or h, spec.output_hw[1] or w)
