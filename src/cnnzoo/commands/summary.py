@@ -24,6 +24,12 @@ def add_arguments(p) -> None:
         "--trace", action="store_true", help="also walk a real tensor through and print each shape"
     )
     p.add_argument(
+        "--allow-uncounted",
+        action="store_true",
+        help="an operation without a cost rule marks its row uncounted (a footnote says which) instead of "
+        "stopping the analysis",
+    )
+    p.add_argument(
         "--fully-convolutional",
         action="store_true",
         help="analyse the fully convolutional form (FC layers as convs): any input size gives a score map",
@@ -56,7 +62,7 @@ def run(args) -> int:
         with torch.device("meta"):
             model = to_fully_convolutional(create_model(args.model, num_classes=args.num_classes))
     kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
-    s = summary(model, args.input, **kwargs)
+    s = summary(model, args.input, allow_uncounted=args.allow_uncounted, **kwargs)
     if args.fully_convolutional:  # the title says which form; the model (and its card) keeps its name
         s = dataclasses.replace(s, model=f"{args.model} (fully convolutional)")
     if args.format == "json":
