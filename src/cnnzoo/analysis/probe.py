@@ -32,10 +32,10 @@ from torch import nn
 
 from .._torch_compat import (
     BUFFERS,
-    DisableTorchDispatch,
     FORWARD_HOOK_DICTS,
     MODULES,
     PARAMETERS,
+    DisableTorchDispatch,
     global_hooks,
     has_forward_hooks,
     has_hooks,
