@@ -60,7 +60,8 @@ def test_parts_and_refusals():
     t = sum(p.numel() for p in params if p.requires_grad) * 4  # (its RBF centres are fixed)
     assert (m.params, m.gradients, m.optimizer_state) == (n, t, 2 * t)
     assert m.activations == sum(m.layers.values()) and m.peak == n + t + 2 * t + m.activations
-    # activations grow with the batch, the rest does not
-    assert train_memory("lenet5", (1, 32, 32), batch_size=16).activations == 2 * m.activations
+    # activations grow linearly with the batch (a weight computed in forward, LeNet's masked C3, does not)
+    a = [train_memory("lenet5", (1, 32, 32), batch_size=b).activations for b in (8, 16, 24)]
+    assert a[2] - a[1] == a[1] - a[0] > 0.9 * a[0]
     with pytest.raises(ShapeError, match="unknown optimizer 'lbfgs'"):
         train_memory("lenet5", (1, 32, 32), 8, "lbfgs")
