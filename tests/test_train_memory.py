@@ -65,3 +65,25 @@ def test_parts_and_refusals():
     assert a[2] - a[1] == a[1] - a[0] > 0.9 * a[0]
     with pytest.raises(ShapeError, match="unknown optimizer 'lbfgs'"):
         train_memory("lenet5", (1, 32, 32), 8, "lbfgs")
+
+
+def test_cli_prints_the_parts_and_the_peak():
+    import json
+
+    from cnnzoo.cli import main
+
+    out = _cli(main, "summary", "lenet5", "--train-memory", "--batch-size", "8", "--optimizer", "adam",
+               "--format", "json")  # fmt: skip
+    got = json.loads(out)["train_memory"]
+    assert got == train_memory("lenet5", (1, 32, 32), 8, "adam").to_dict()
+    assert got["peak"] == got["params"] + got["gradients"] + got["optimizer_state"] + got["activations"]
+
+
+def _cli(main, *args) -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(list(args)) == 0
+    return buf.getvalue()

@@ -111,6 +111,24 @@ def train_memory(model_or_name, input_size, batch_size: int = 1, optimizer: str 
                        sum(layers.values()), layers)  # fmt: skip
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.2f} MiB"
+
+
+def to_text(m: TrainMemory) -> str:
+    """The per-layer activations and the parts of the peak, one line each."""
+    width = max((len(k or "(model)") for k in m.layers), default=7)
+    lines = [f"training memory, batch {m.batch_size}, {m.optimizer}: activations kept for the backward pass"]
+    lines += [f"  {k or '(model)':<{width}}  {_mib(v):>14}" for k, v in m.layers.items()]
+    lines += [
+        f"parameters {_mib(m.params)} + gradients {_mib(m.gradients)} + optimizer state "
+        f"{_mib(m.optimizer_state)} ({OPTIMIZER_STATE[m.optimizer]} per trainable parameter) + activations "
+        f"{_mib(m.activations)} = peak {_mib(m.peak)} (without allocator caching, kernel workspaces, the "
+        "data loader's batch; docs/analyzer.md)"
+    ]
+    return "\n".join(lines)
+
+
 def estimate_train_memory(model, input_size, batch_size: int, optimizer: str = "sgd") -> int:
     """The predicted peak bytes of one training step (parameters, gradients, optimizer state, activations
     kept for the backward pass) for ``batch_size`` inputs of ``input_size`` (C, H, W)."""
