@@ -25,12 +25,12 @@ import math
 
 import torch
 
-from .._torch_compat import TorchDispatchMode, flop_formulas
+from .._torch_compat import DisableTorchDispatch, TorchDispatchMode, flop_formulas
 from ..errors import CnnzooError
 from .fields import field_through
 from .schema import ReceptiveField
 
-__all__ = ["OpCounter", "UncountedOperation", "op_cost"]
+__all__ = ["OpCounter", "UncountedOperation", "op_cost", "attention_cost"]
 
 
 class UncountedOperation(CnnzooError):
@@ -81,11 +81,12 @@ def _numel(obj) -> int:
     return 0
 
 
-def _sdpa_macs(args) -> int:
-    """q·kᵀ and attention·v of ``scaled_dot_product_attention`` (q: …×L×E, k: …×S×E, v: …×S×Ev)."""
-    q, k, v = args[:3]
-    batch = math.prod(q.shape[:-2])
-    return batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+def attention_cost(q, k, v) -> tuple[int, int]:
+    """(MACs, FLOPs) of ``scaled_dot_product_attention`` (q: …×L×E, k: …×S×E, v: …×S×Ev): the products
+    q·kᵀ and attention·v, and per score a scale and a softmax (3 FLOPs)."""
+    scores = math.prod(q.shape[:-2]) * q.shape[-2] * k.shape[-2]
+    macs = scores * (q.shape[-1] + v.shape[-1])
+    return macs, 2 * macs + 3 * scores
 
 
 def op_cost(func, args, kwargs, out) -> tuple[int, int] | None:
@@ -103,8 +104,7 @@ def op_cost(func, args, kwargs, out) -> tuple[int, int] | None:
     if name in _FREE_NAMES:
         return 0, 0
     if name.startswith("_scaled_dot_product") and "backward" not in name:
-        macs = _sdpa_macs(args)
-        return macs, 2 * macs + 4 * _numel(out[0] if isinstance(out, tuple) else out)
+        return attention_cost(*args[:3])
     if name in _NORMS:
         return 0, 2 * _numel(out)
     if name in _PER_INPUT:
@@ -124,6 +124,24 @@ _MIXING = {_aten.mm, _aten.bmm, _aten.baddbmm, _aten.addmm}
 def packet_mixes_positions(func) -> bool:
     """Matrix products: with two activations as operands (q·kᵀ, attention·v) they mix positions."""
     return func._overloadpacket in _MIXING
+
+
+def _layer_norm(x, normalized_shape, *rest):
+    """``native_layer_norm`` on meta by its shapes (PyTorch's meta form is a Python decomposition, ~2 ms):
+    the output, and the mean and 1/std per normalised group."""
+    if not x.is_meta:
+        return None
+    stats = (*x.shape[: x.dim() - len(normalized_shape)], *(1,) * len(normalized_shape))
+    with DisableTorchDispatch():
+        out = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device=x.device)
+        return (
+            out,
+            torch.empty(stats, dtype=x.dtype, device=x.device),
+            torch.empty(stats, dtype=x.dtype, device=x.device),
+        )
+
+
+_SHORTCUTS = {_aten.native_layer_norm.default: _layer_norm}
 
 
 class OpCounter(TorchDispatchMode):
@@ -158,7 +176,10 @@ class OpCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        shortcut = _SHORTCUTS.get(func)
+        out = shortcut(*args) if shortcut is not None else None
+        if out is None:
+            out = func(*args, **kwargs)
         cost = op_cost(func, args, kwargs, out)
         if cost is None:
             name = str(func._overloadpacket).removeprefix("aten.")
