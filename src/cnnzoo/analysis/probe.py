@@ -158,7 +158,9 @@ class Probe:
         self.ops = OpCounter(self.param_sizes)
         self.tracer.attach(self.ops, self.param_sizes)
 
-    def run(self, input_size: tuple[int, int, int], allow_uncounted: bool = False) -> TraceResult:
+    def run(
+        self, input_size: tuple[int, ...], allow_uncounted: bool = False, device: str = "meta"
+    ) -> TraceResult:
         """One instrumented meta forward for an input of ``input_size`` (C, H, W). Raises :class:`Collapse`
         or :class:`ShapeError` (naming the layer) for inputs the model cannot take."""
         result = TraceResult(self)
@@ -167,8 +169,13 @@ class Probe:
         self.ops.strict = not allow_uncounted
         self.ops.whole = tuple(input_size[1:3]) if len(input_size) >= 3 else (1, 1)
         with DisableTorchDispatch():
-            x = torch.empty((1, *input_size), device="meta")
-        tracer.set_rf(x, ReceptiveField())
+            x = (
+                torch.empty((1, *input_size), device="meta")
+                if device == "meta"
+                else torch.rand((1, *input_size))
+            )
+        if len(input_size) == 3:  # receptive fields are for images (C×H×W)
+            tracer.set_rf(x, ReceptiveField())
         try:
             with torch.no_grad(), tracer, self.ops:
                 self.model(x)

@@ -108,7 +108,7 @@ def rich_table(s, width: int | None = None) -> Group:
 def footnotes(s) -> list[str]:
     """One line per row marked * (an uncounted operation: its MACs and FLOPs leave it out; parameters not
     used by this forward)."""
-    return [f"* {row.name}: {row.note}" for row in s.layers if row.note]
+    return [f"* {row.name}: {row.note}" for row in s.layers if row.note] + list(s.notes)
 
 
 def natural_width(s) -> int:

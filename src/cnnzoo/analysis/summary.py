@@ -17,6 +17,8 @@ How it sees the network (details and the reasons for its speed: :mod:`cnnzoo.ana
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -25,6 +27,7 @@ from ..card import card_of
 from ..errors import ShapeError
 from ..models import create_model, get_model_info
 from ..shapes import parse_input_size, smallest_input
+from .inputs import parse_input
 from .probe import Probe
 from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
@@ -58,14 +61,14 @@ def _smallest_working(probe: Probe, input_size: tuple[int, int, int]) -> int | N
 
     def works(side: int) -> bool:
         try:
-            probe.run((input_size[0], side, side))
-        except Collapse:
+            probe.run((input_size[0], side, side), allow_uncounted=True)
+        except (Collapse, ShapeError):
             return False
-        except ShapeError:
-            return True  # the maps fit; something else (a head built for one size) is the problem
         return True
 
-    return smallest_input(works, start=max(input_size[1:]))
+    # only a size that ran is named (a head built for one size may make every other fail)
+    side = smallest_input(works, start=max(input_size[1:]))
+    return side if side is not None and works(side) else None
 
 
 def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
@@ -148,7 +151,11 @@ def _summary(
     probe, name, default = _prepare(model_or_name, model_kwargs)
     if input_size is None and default is None:
         raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
-    size = parse_input_size(input_size if input_size is not None else default)
+    batch, size = parse_input(
+        input_size if input_size is not None else default,
+        None if isinstance(model_or_name, str) else model_or_name,
+    )
+    notes = []
     try:
         try:
             result = probe.run(size, allow_uncounted)
@@ -158,15 +165,27 @@ def _summary(
             # The light copy keeps some original tensors (see Probe); the model's own code used one
             # outside its layer. A full meta copy is then traced: its error, if any, is the one reported.
             probe = Probe(model_or_name, light=False)
-            result = probe.run(size, allow_uncounted)
+            try:
+                result = probe.run(size, allow_uncounted)
+            except ForwardFailed as e:
+                if not _data_dependent(e):
+                    raise
+                # The forward reads values (``if x.mean() > 0``): a meta tensor has none. It runs for real,
+                # on a CPU copy and a small random input, counted the same way.
+                probe = Probe(copy.deepcopy(model_or_name).to("cpu"), copy=False)
+                result = probe.run(size, allow_uncounted, device="cpu")
+                notes.append(
+                    f"the forward reads its data, so it ran for real on a random {_fmt(size)} CPU tensor "
+                    "(counts are for that input's path through it)"
+                )
     except ShapeError as e:
         hint = f"; {name} is built for {_fmt(default)}" if default and tuple(default) != size else ""
         raise ShapeError(f"{name}, input {_fmt(size)}: {e}{hint}") from None
     except Collapse as c:
-        smallest = _smallest_working(probe, size)
+        smallest = _smallest_working(probe, size) if len(size) == 3 else None
         hint = (
             f" The smallest input that works is {size[0]}×{smallest}×{smallest}."
-            if smallest else " No input size up to 16384 works."
+            if smallest else " No square input tried (up to 16384) works."
         )  # fmt: skip
         k = c.window.kernel
         raise ShapeError(
@@ -183,12 +202,28 @@ def _summary(
         "connections": sum(r.connections for r in rows),
         "activation_bytes": sum(r.activation_bytes for r in rows),
     }
+    if batch != 1:
+        total["batch"] = (
+            batch  # the figures above are per sample; a batch multiplies MACs, FLOPs, activations
+        )
     rf = next((r.receptive_field for r in reversed(rows) if r.receptive_field is not None), None)
     if rf is not None:
         total["receptive_field"] = rf.to_dict()
     return Summary(
-        name, size, rows, _blocks(probe.model, result), total, source=(model_or_name, model_kwargs)
+        name,
+        size,
+        rows,
+        _blocks(probe.model, result),
+        total,
+        source=(model_or_name, model_kwargs),
+        notes=notes,
     )
+
+
+def _data_dependent(e: Exception) -> bool:
+    """Whether a meta forward failed because the model's code reads tensor values."""
+    text = str(e)
+    return "meta" in text and any(w in text for w in ("item", "data", "Cannot copy", "is_nonzero", "bool"))
 
 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:
