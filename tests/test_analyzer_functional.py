@@ -156,3 +156,11 @@ def test_an_operation_without_a_rule_is_named_or_marked():
     s = summary(FFTNet(), (1, 8, 8), allow_uncounted=True)
     assert [r.note for r in s.layers if r.note] == ["uncounted: _fft_r2c"]
     assert "* FFTNet: uncounted: _fft_r2c" in str(s)
+
+
+def test_explain_says_where_a_dispatcher_count_comes_from():
+    s = summary(EncoderDecoder(), (1, 32, 32))
+    assert s.layer("dec.0").counted_by == "dispatcher" and s.layer("enc.0").counted_by == "rule"
+    e = s.explain("dec.0", "macs")
+    assert e.value == 8 * 8 * 16 * 8 * 3 * 3 and "ATen operations" in e.note
+    assert "ATen" in s.explain("dec.0", "macs", lang="zh").note

@@ -269,7 +269,8 @@ class Recorder(TorchFunctionMode):
             name = self.count(f"{parent}.{short}" if parent else short)
             self.rows.append(
                 LayerInfo(name, short, "", list(out.shape[1:]), params, trainable, macs, flops, connections,
-                          rf, _prod(out.shape[1:]) * out.element_size(), note)
+                          rf, _prod(out.shape[1:]) * out.element_size(), note,
+                          "rule" if mark is None else "dispatcher")
             )  # fmt: skip
 
 
@@ -422,17 +423,17 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
     params, trainable = tr.new_params(own)
     out_n = _prod(out_shape[1:])  # per image
     in_n = _prod(in_shape[1:]) if x is not None else out_n
-    note = ""
+    note, counted_by = "", "rule"
     if spec.known or mark is None:
         macs, flops, connections = spec.cost(in_n, out_n)
     else:  # a layer without a rule: what its forward ran, as the dispatcher-level counter saw it
         macs, flops, more, more_trainable, note = tr.claim(mark)
-        connections = macs
+        connections, counted_by = macs, "dispatcher"
         params, trainable = params + more, trainable + more_trainable
     kernel = spec.kernel if not spec.adaptive else (window.describe() if window else "")
     tr.rows.append(
         LayerInfo(tr.count(name), spec.type, kernel, list(out_shape[1:]), params, trainable, macs, flops,
-                  connections, rf, out_n * out.element_size(), note)
+                  connections, rf, out_n * out.element_size(), note, counted_by)
     )  # fmt: skip
     return result
 

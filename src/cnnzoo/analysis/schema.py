@@ -65,6 +65,9 @@ class LayerInfo:
     receptive_field: ReceptiveField | None
     activation_bytes: int
     note: str = ""  # e.g. "uncounted: fft_r2c" (an operation without a cost rule), "not called"
+    counted_by: str = (
+        "rule"  # "rule" (cnnzoo.analysis.rules) or "dispatcher" (what the call ran, dispatch.py)
+    )
 
     def to_dict(self) -> dict:
         return _row_dict(self)
