@@ -43,7 +43,7 @@ class Net(nn.Module):
                 self.layers.append(nn.Identity())
 
     def forward(self, x):
-        for (kind, a, _, _), layer in zip(self.steps, self.layers, strict=True):
+        for (kind, *_), layer in zip(self.steps, self.layers, strict=True):
             if kind == "fpool":
                 x = F.avg_pool2d(x, 2)
             elif kind == "up":
