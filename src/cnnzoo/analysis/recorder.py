@@ -24,9 +24,9 @@ from torch.overrides import TorchFunctionMode
 from .._torch_compat import DisableTorchDispatch, DisableTorchFunction
 from ..errors import ShapeError
 from ..shapes import conv_output_size
-from .dispatch import attention_cost
 from .rules import Window, functional_cost, window_of
 from .schema import LayerInfo, ReceptiveField
+from .shortcuts import SHAPE_KEEPING_FUNCS, attention, same_shape_binary, shape_keeping
 from .specs import GENERAL, SAME, LeafSpec
 
 _no_torch_function = DisableTorchFunction
@@ -83,17 +83,7 @@ def _sliced(rf: ReceptiveField, index: tuple) -> ReceptiveField:
     return ReceptiveField(rf.size, tuple(jump), tuple(start))
 
 
-# Elementwise ops outside leaves (residual additions): when both operands have the same shape, the result
-# has it too, and PyTorch's meta kernels (Python broadcast checks, ~100 µs a call) can be skipped.
-_INPLACE_BINARY = {"add_", "__iadd__", "sub_", "__isub__", "mul_", "__imul__"}
-_BINARY = {"add", "__add__", "__radd__", "sub", "__sub__", "mul", "__mul__", "__rmul__"}
-_BINARY_OPS = _INPLACE_BINARY | _BINARY
 _LAYOUT_FLATTEN = {"flatten", "view", "reshape"}
-# Functions whose output has their first argument's shape: FLOPs per element (the rules' conventions)
-_SHAPE_KEEPING_FUNCS = {"batch_norm": 2, "layer_norm": 2, "group_norm": 2, "instance_norm": 2, "relu": 1,
-                        "relu_": 1, "relu6": 1, "hardswish": 1, "hardsigmoid": 1, "sigmoid": 1, "sigmoid_": 1,
-                        "tanh": 1, "gelu": 1, "silu": 1, "mish": 1, "leaky_relu": 1, "elu": 1, "dropout": 0,
-                        "hardtanh": 1, "hardtanh_": 1}  # fmt: skip
 _NOT_RECORDED = {"__get__", "size", "dim"}  # attribute reads, not operations
 
 # -- one run's state, and the operations outside leaves -------------------------------------------------
@@ -161,18 +151,18 @@ class Recorder(TorchFunctionMode):
         op = getattr(func, "__name__", "")
         ops = self.ops
         mark = ops.mark()
-        out = _same_shape_binary(op, args, kwargs)
-        if out is None and op in _SHAPE_KEEPING_FUNCS:
-            out = self._shape_keeping(op, args, kwargs)
+        out = same_shape_binary(op, args, kwargs)
+        if out is None and op in SHAPE_KEEPING_FUNCS:
+            out = shape_keeping(self, op, args, kwargs)
             below = mark if out is not None else None
         elif op == "scaled_dot_product_attention":
-            out = self._attention(args)
+            out = attention(self, args)
             below = mark if out is not None else None
         if out is None:
             ops.where = f"{self.stack[-1]}.{op.strip('_')}" if self.stack else op.strip("_")
             out = func(*args, **(kwargs or {}))
             below = mark if ops.mark() != mark else None  # what ran below is the row's cost
-        elif op in _SHAPE_KEEPING_FUNCS or op == "scaled_dot_product_attention":
+        elif op in SHAPE_KEEPING_FUNCS or op == "scaled_dot_product_attention":
             pass
         else:  # not dispatched: a parameter added here (a position embedding) is noted by hand
             used = [id(a) for a in args if id(a) in self.param_sizes]
@@ -184,40 +174,6 @@ class Recorder(TorchFunctionMode):
             first = out if isinstance(out, _Tensor) else _first_tensor((out,))
             if first is not None:
                 self._functional(op, args, first, below)
-        return out
-
-    def _shape_keeping(self, op: str, args, kwargs) -> torch.Tensor | None:
-        """``F.batch_norm``, ``F.hardswish`` … on a meta tensor (timm calls them functionally): the input's
-        shape by rule, their cost and the parameters they use noted as the counter would have (PyTorch's
-        meta batch norm is a Python decomposition, ~6 ms a call)."""
-        x = args[0] if args else None
-        if not isinstance(x, _Tensor) or not x.is_meta:
-            return None
-        ops = self.ops
-        sizes = self.param_sizes
-        ops.params_used.extend(id(a) for a in (*args, *(kwargs or {}).values()) if id(a) in sizes)
-        ops.flops += _SHAPE_KEEPING_FUNCS[op] * x.numel()
-        if op.endswith("_") or (kwargs or {}).get("inplace"):
-            return x
-        with _no_dispatch():
-            return torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device=x.device)
-
-    def _attention(self, args) -> torch.Tensor | None:
-        """``F.scaled_dot_product_attention`` on meta tensors (its meta form is a Python decomposition of a
-        dozen operations): the output's shape, the cost of the two products (as the counter's rule for the
-        fused kernels), and a field that sees the whole input (every position attends to every other)."""
-        q, k, v = (args + (None, None, None))[:3]
-        if not all(isinstance(t, _Tensor) and t.is_meta for t in (q, k, v)):
-            return None
-        macs, flops = attention_cost(q, k, v)
-        self.ops.macs += macs
-        self.ops.flops += flops
-        with _no_dispatch():
-            out = torch.empty((*q.shape[:-1], v.shape[-1]), dtype=q.dtype, device=q.device)
-        rf = self.rf.get(id(q)) or self.rf.get(id(k))
-        if rf is not None:
-            whole = self.ops.whole
-            self.set_rf(out, ReceptiveField(whole, rf.jump, tuple(s / 2 for s in whole)))
         return out
 
     def claim(self, mark: tuple) -> tuple[int, int, int, int, str]:
@@ -272,22 +228,6 @@ class Recorder(TorchFunctionMode):
                           rf, _prod(out.shape[1:]) * out.element_size(), note,
                           "rule" if mark is None else "dispatcher")
             )  # fmt: skip
-
-
-def _same_shape_binary(op: str, args, kwargs) -> torch.Tensor | None:
-    """The result of ``a + b`` (and the like) for two meta tensors of one shape and dtype, without
-    PyTorch's meta kernel; None for anything else."""
-    if op not in _BINARY_OPS or len(args) != 2 or (kwargs and set(kwargs) != {"alpha"}):
-        return None
-    a, b = args
-    if not (isinstance(a, _Tensor) and isinstance(b, _Tensor) and a.is_meta and b.is_meta):
-        return None
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return None
-    if op in _INPLACE_BINARY:
-        return a
-    with _no_dispatch():
-        return torch.empty_strided(a.size(), a.stride(), dtype=a.dtype, device=a.device)
 
 
 def _empty_map(like: torch.Tensor, n: int, c: int, h: int, w: int) -> torch.Tensor:
