@@ -1,6 +1,6 @@
 """cnnzoo's analyzer vs torchinfo and fvcore, in one run, on torchvision's own models.
 
-    .venv/bin/python benchmarks/analyzer.py [--sizes 224,1024] [--repeat 7]
+    .venv/bin/python benchmarks/analyzer.py [--sizes 224,1024] [--repeat 7] [--models resnet152,timm:vit_base_patch16_224]
 
 For each model and input size, the best wall time of N calls (after a warm-up call; the tools' calls
 interleaved; medians also printed) of ``cnnzoo.summary`` (meta device), ``torchinfo.summary`` (a real
@@ -23,6 +23,18 @@ import torchvision
 from cnnzoo.analysis.summary import summary
 
 MODELS = ("alexnet", "vgg16", "resnet50", "resnet152")
+# timm's models: functional batch norm and activations, attention, layer norm (the analyzer's dispatcher path)
+TIMM_MODELS = ("timm:mobilenetv3_large_100", "timm:efficientnet_b0", "timm:convnext_tiny", "timm:regnety_008",
+               "timm:vit_base_patch16_224")  # fmt: skip
+
+
+def _build(name: str) -> torch.nn.Module:
+    """A torchvision model by name, or ``timm:NAME``; random weights, eval mode."""
+    if name.startswith("timm:"):
+        import timm
+
+        return timm.create_model(name.removeprefix("timm:")).eval()
+    return getattr(torchvision.models, name)().eval()
 
 
 def _interleaved(fns: dict, repeat: int) -> tuple[dict, dict, dict]:
@@ -42,7 +54,7 @@ def _interleaved(fns: dict, repeat: int) -> tuple[dict, dict, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="224,1024")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(MODELS + TIMM_MODELS))
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     import torchinfo
@@ -61,7 +73,7 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name in args.models.split(","):
-        model = getattr(torchvision.models, name)().eval()
+        model = _build(name)
         for side in map(int, args.sizes.split(",")):
             size = (3, side, side)
             rep = 1 if side > 224 else args.repeat  # the others run the real network: once is enough at 1024

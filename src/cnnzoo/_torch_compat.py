@@ -15,9 +15,11 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
+from torch.utils._python_dispatch import TorchDispatchMode  # sees every ATen op (analysis/dispatch.py)
 
 __all__ = [
     "DisableTorchFunction",
+    "DisableTorchDispatch",
     "PARAMETERS",
     "BUFFERS",
     "MODULES",
@@ -28,10 +30,25 @@ __all__ = [
     "set_class",
     "nn_constants",
     "fake_shapes",
+    "TorchDispatchMode",
+    "flop_formulas",
 ]
 
 # A context manager that turns torch-function dispatch (TorchFunctionMode) off inside it.
 DisableTorchFunction = torch._C.DisableTorchFunction
+# One that turns Python dispatch (TorchDispatchMode) off: the analyzer's own bookkeeping tensors (outputs it
+# knows by rule) bypass its dispatcher-level counter, which would cost ~100 µs each.
+DisableTorchDispatch = torch._C._DisableTorchDispatch
+
+
+def flop_formulas() -> dict:
+    """PyTorch's FLOP formulas by ATen operation (``FlopCounterMode``'s registry: matrix products,
+    convolutions of any dimension and their transposes, attention kernels); each is called as
+    ``f(*args, **kwargs, out_val=out)``."""
+    from torch.utils.flop_counter import flop_registry
+
+    return flop_registry
+
 
 # nn.Module keeps its parameters, buffers and children in these instance-dict entries (plain dicts).
 PARAMETERS, BUFFERS, MODULES = "_parameters", "_buffers", "_modules"

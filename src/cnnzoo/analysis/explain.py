@@ -328,6 +328,10 @@ def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
         built = params_lines(module, row.params, lang)
         if not row.params and "#" in layer:
             built = Built((), _repeat_note(layer, lang), built.source)
+    elif field in ("macs", "flops", "connections") and row.counted_by == "dispatcher":
+        built = Built((), msg("note_dispatcher", lang), msg("src_dispatcher", lang))
+    elif field == "receptive_field" and row.counted_by == "dispatcher" and row.receptive_field is not None:
+        built = Built((), msg("note_dispatcher_rf", lang), msg("src_dispatcher", lang))
     elif field in ("macs", "flops", "connections"):
         built = cost_lines(module, field, in_shape, row.output_shape, getattr(row, field), lang)
     elif field == "activation_bytes":

@@ -76,6 +76,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "训练中不更新，{total} 个中可训练的为 0",
     ),
     "note_no_work": ("no arithmetic counted for this layer", "此层不计运算"),
+    "note_dispatcher": (
+        "counted at the dispatcher: the sum over the ATen operations this call ran (matrix products and "
+        "convolutions by PyTorch's torch.utils.flop_counter formulas, MACs = FLOPs / 2; elementwise one FLOP "
+        "per output; connections = MACs)",
+        "在调度层计数：本次调用运行的全部 ATen 运算之和（矩阵乘与卷积按 PyTorch 的 torch.utils.flop_counter "
+        "公式，MAC = FLOP / 2；逐元素运算每个输出 1 FLOP；连接数 = MAC）",
+    ),
+    "note_dispatcher_rf": (
+        "followed through the ATen operations this call ran (windows of convolutions and pools, transposed "
+        "convolutions, upsampling; attention sees the whole input)",
+        "沿本次调用运行的 ATen 运算推算（卷积与池化的窗口、转置卷积、上采样；注意力看到整个输入）",
+    ),
+    "src_dispatcher": (
+        "cnnzoo.analysis.dispatch (a TorchDispatchMode)",
+        "cnnzoo.analysis.dispatch（TorchDispatchMode）",
+    ),
     "note_ceil": (
         "ceil_mode: rounded up, but the last window must start inside the input or the left padding",
         "ceil_mode：向上取整，但最后一个窗口须从输入或左侧填充内开始",

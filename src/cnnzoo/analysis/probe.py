@@ -35,12 +35,14 @@ from .._torch_compat import (
     FORWARD_HOOK_DICTS,
     MODULES,
     PARAMETERS,
+    DisableTorchDispatch,
     global_hooks,
     has_forward_hooks,
     has_hooks,
     set_class,
 )
 from ..errors import ShapeError
+from .dispatch import OpCounter
 from .recorder import (
     TRACE,
     Collapse,
@@ -153,17 +155,29 @@ class Probe:
         self._global_hooks = global_hooks()
         self.model: nn.Module = self._visit(model, "")
         del self._memo
+        self.ops = OpCounter(self.param_sizes)
+        self.tracer.attach(self.ops, self.param_sizes)
 
-    def run(self, input_size: tuple[int, int, int]) -> TraceResult:
+    def run(
+        self, input_size: tuple[int, ...], allow_uncounted: bool = False, device: str = "meta"
+    ) -> TraceResult:
         """One instrumented meta forward for an input of ``input_size`` (C, H, W). Raises :class:`Collapse`
         or :class:`ShapeError` (naming the layer) for inputs the model cannot take."""
         result = TraceResult(self)
         tracer = self.tracer
         tracer.start(result)
-        x = torch.empty((1, *input_size), device="meta")
-        tracer.set_rf(x, ReceptiveField())
+        self.ops.strict = not allow_uncounted
+        self.ops.whole = tuple(input_size[1:3]) if len(input_size) >= 3 else (1, 1)
+        with DisableTorchDispatch():
+            x = (
+                torch.empty((1, *input_size), device="meta")
+                if device == "meta"
+                else torch.rand((1, *input_size))
+            )
+        if len(input_size) == 3:  # receptive fields are for images (C×H×W)
+            tracer.set_rf(x, ReceptiveField())
         try:
-            with torch.no_grad(), tracer:
+            with torch.no_grad(), tracer, self.ops:
                 self.model(x)
         except (Collapse, ShapeError):
             raise

@@ -21,14 +21,16 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .._torch_compat import DisableTorchFunction
+from .._torch_compat import DisableTorchDispatch, DisableTorchFunction
 from ..errors import ShapeError
 from ..shapes import conv_output_size
 from .rules import Window, functional_cost, window_of
 from .schema import LayerInfo, ReceptiveField
+from .shortcuts import SHAPE_KEEPING_FUNCS, attention, same_shape_binary, shape_keeping
 from .specs import GENERAL, SAME, LeafSpec
 
 _no_torch_function = DisableTorchFunction
+_no_dispatch = DisableTorchDispatch
 _Tensor = torch.Tensor
 _prod = math.prod
 
@@ -81,11 +83,6 @@ def _sliced(rf: ReceptiveField, index: tuple) -> ReceptiveField:
     return ReceptiveField(rf.size, tuple(jump), tuple(start))
 
 
-# Elementwise ops outside leaves (residual additions): when both operands have the same shape, the result
-# has it too, and PyTorch's meta kernels (Python broadcast checks, ~100 µs a call) can be skipped.
-_INPLACE_BINARY = {"add_", "__iadd__", "sub_", "__isub__", "mul_", "__imul__"}
-_BINARY = {"add", "__add__", "__radd__", "sub", "__sub__", "mul", "__mul__", "__rmul__"}
-_BINARY_OPS = _INPLACE_BINARY | _BINARY
 _LAYOUT_FLATTEN = {"flatten", "view", "reshape"}
 _NOT_RECORDED = {"__get__", "size", "dim"}  # attribute reads, not operations
 
@@ -119,6 +116,13 @@ class Recorder(TorchFunctionMode):
         self.seen_params: set[int] = set()
         self.calls: dict[str, int] = {}  # row base name -> calls so far
         self.current = ""  # the leaf being called (named in errors)
+        if hasattr(self, "ops"):
+            self.ops.track(self.rf, self.keep)
+
+    def attach(self, ops, param_sizes: dict) -> None:
+        """The dispatcher-level counter (:class:`~cnnzoo.analysis.dispatch.OpCounter`) and the parameters'
+        sizes (id -> (numel, requires_grad)), once per probe."""
+        self.ops, self.param_sizes = ops, param_sizes
 
     def set_rf(self, t: torch.Tensor, rf: ReceptiveField | None) -> None:
         if rf is not None:
@@ -145,59 +149,94 @@ class Recorder(TorchFunctionMode):
     # Inside leaves torch-function dispatch is off: only operations in containers' own code land here.
     def __torch_function__(self, func, types, args=(), kwargs=None):
         op = getattr(func, "__name__", "")
-        out = _same_shape_binary(op, args, kwargs)
+        ops = self.ops
+        mark = ops.mark()
+        out = same_shape_binary(op, args, kwargs)
+        if out is None and op in SHAPE_KEEPING_FUNCS:
+            out = shape_keeping(self, op, args, kwargs)
+            below = mark if out is not None else None
+        elif op == "scaled_dot_product_attention":
+            out = attention(self, args)
+            below = mark if out is not None else None
         if out is None:
+            ops.where = f"{self.stack[-1]}.{op.strip('_')}" if self.stack else op.strip("_")
             out = func(*args, **(kwargs or {}))
-        if op not in _NOT_RECORDED and isinstance(out, _Tensor):
-            self._functional(op, args, out)
+            below = mark if ops.mark() != mark else None  # what ran below is the row's cost
+        elif op in SHAPE_KEEPING_FUNCS or op == "scaled_dot_product_attention":
+            pass
+        else:  # not dispatched: a parameter added here (a position embedding) is noted by hand
+            used = [id(a) for a in args if id(a) in self.param_sizes]
+            if used:
+                ops.params_used.extend(used)
+                ops.flops += _prod(out.shape)  # the addition, as the counter would have counted it
+            below = mark if used else None
+        if op not in _NOT_RECORDED:
+            first = out if isinstance(out, _Tensor) else _first_tensor((out,))
+            if first is not None:
+                self._functional(op, args, first, below)
         return out
 
-    def _functional(self, op: str, args, out: torch.Tensor) -> None:
+    def claim(self, mark: tuple) -> tuple[int, int, int, int, str]:
+        """What the dispatcher-level counter saw since ``mark``: (MACs, FLOPs, parameters, trainable ones,
+        the operations it could not count), the parameters each counted once in the whole run."""
+        ops = self.ops
+        macs, flops = ops.macs - mark[0], ops.flops - mark[1]
+        params = trainable = 0
+        seen, sizes = self.seen_params, self.param_sizes
+        for pid in ops.params_used[mark[2] :]:
+            if pid not in seen:
+                seen.add(pid)
+                n, requires_grad = sizes[pid]
+                params += n
+                trainable += n if requires_grad else 0
+        uncounted = sorted({op for op, _ in ops.uncounted[mark[3] :]})
+        note = f"uncounted: {', '.join(uncounted)}" if uncounted else ""
+        return macs, flops, params, trainable, note
+
+    def _functional(self, op: str, args, out: torch.Tensor, mark: tuple | None) -> None:
         inputs = [a for a in args if isinstance(a, _Tensor)]
         if len(inputs) < len(args):  # tensors in lists too (torch.cat)
             inputs = [t for a in args for t in _tensors(a)]
-        if not inputs:
+        if not inputs and mark is None:
             return
         rf = None
         for t in inputs:
             r = self.rf.get(id(t))
             rf = r if rf is None else rf.merge(r)
-        first = inputs[0]
+        first = inputs[0] if inputs else out
         if op in _LAYOUT_FLATTEN and first.dim() == 4 and out.dim() == 2 and rf is not None:
             self.flat_from[id(out)] = (rf, tuple(first.shape[-2:]))
         elif op == "__getitem__" and rf is not None and first.dim() == 4 and isinstance(args[1], tuple):
             rf = _sliced(rf, args[1])
+        elif mark is not None:  # what ran below set it, through its windows (F.max_pool2d, F.conv2d …)
+            rf = self.rf.get(id(out), rf)
         self.set_rf(out, rf)
-        cost = functional_cost(op, tuple(out.shape))
-        if cost.flops:
+        params = trainable = 0
+        note = ""
+        if mark is None:  # nothing ran below (a same-shape addition, or no dispatcher work): by rule
+            cost = functional_cost(op, tuple(out.shape))
+            macs, flops, connections = cost.macs, cost.flops, cost.connections
+        else:
+            macs, flops, params, trainable, note = self.claim(mark)
+            connections = macs
+        if flops or macs or params or note:
             short = op.strip("_")
             parent = self.stack[-1] if self.stack else ""
             name = self.count(f"{parent}.{short}" if parent else short)
             self.rows.append(
-                LayerInfo(name, short, "", list(out.shape[1:]), 0, 0, cost.macs, cost.flops, cost.connections,
-                          rf, _prod(out.shape[1:]) * out.element_size())
+                LayerInfo(name, short, "", list(out.shape[1:]), params, trainable, macs, flops, connections,
+                          rf, _prod(out.shape[1:]) * out.element_size(), note,
+                          "rule" if mark is None else "dispatcher")
             )  # fmt: skip
-
-
-def _same_shape_binary(op: str, args, kwargs) -> torch.Tensor | None:
-    """The result of ``a + b`` (and the like) for two meta tensors of one shape and dtype, without
-    PyTorch's meta kernel; None for anything else."""
-    if op not in _BINARY_OPS or len(args) != 2 or (kwargs and set(kwargs) != {"alpha"}):
-        return None
-    a, b = args
-    if not (isinstance(a, _Tensor) and isinstance(b, _Tensor) and a.is_meta and b.is_meta):
-        return None
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return None
-    if op in _INPLACE_BINARY:
-        return a
-    return torch.empty_strided(a.size(), a.stride(), dtype=a.dtype, device=a.device)
 
 
 def _empty_map(like: torch.Tensor, n: int, c: int, h: int, w: int) -> torch.Tensor:
     """A contiguous N×C×H×W tensor of ``like``'s dtype and device (empty_strided: on meta ~40% cheaper than
-    empty())."""
-    return torch.empty_strided((n, c, h, w), (c * h * w, h * w, w, 1), dtype=like.dtype, device=like.device)
+    empty()), unseen by the dispatcher-level counter."""
+    with _no_dispatch():
+        return torch.empty_strided(
+            (n, c, h, w), (c * h * w, h * w, w, 1), dtype=like.dtype, device=like.device
+        )
 
 
 def _channels_error(name: str, spec: LeafSpec, shape) -> ShapeError:
@@ -223,7 +262,8 @@ def leaf_call(self: nn.Module, *args, **kwargs):
             return _general_call(self, args, kwargs, x)
         shape = x.shape
         if path is SAME:
-            out = x.detach()  # a new tensor of the same shape (a view: ~4× cheaper than empty)
+            with _no_dispatch():
+                out = x.detach()  # a new tensor of the same shape (a view: ~4× cheaper than empty)
             out_shape = list(shape[1:])
             in_n = out_n = _prod(out_shape)
             rf = tr.rf.get(id(x))
@@ -282,19 +322,27 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
             if hw[0] < 1 or hw[1] < 1:
                 raise Collapse(name, spec.type, window, (shape[2], shape[3]))
     rule = spec.rule
+    mark = None
     if hw is not None and rule == "arithmetic":  # a pool in ceil mode
         out = _empty_map(x, x.shape[0], spec.out_channels or x.shape[1], *hw)
     elif rule == "linear" and x is not None:  # the check above matched x's last dim to in_features
-        out = torch.empty((*x.shape[:-1], spec.out_features), dtype=x.dtype, device=x.device)
+        with _no_dispatch():
+            out = torch.empty((*x.shape[:-1], spec.out_features), dtype=x.dtype, device=x.device)
     elif rule == "adaptive" and x is not None and x.dim() == 4:
         n, c, h, w = x.shape
         out = _empty_map(x, n, c, spec.output_hw[0] or h, spec.output_hw[1] or w)
-    elif own_forward is not None:
-        out = own_forward(*args, **kwargs)
     else:
-        out = spec.forward(self, *args, **kwargs)
+        ops = tr.ops
+        ops.where = name
+        mark = ops.mark()
+        out = own_forward(*args, **kwargs) if own_forward is not None else spec.forward(self, *args, **kwargs)
     if not isinstance(out, _Tensor):
-        return out
+        first = _first_tensor((out,))
+        if first is None:
+            return out
+        result, out = out, first
+    else:
+        result = out
 
     out_shape = out.shape
     in_shape = x.shape if x is not None else out_shape
@@ -308,18 +356,26 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
         rf = rf0.through(Window(flat_hw, (1, 1), (0, 0)))
     if spec.is_flatten and rf_in is not None and len(in_shape) == 4:
         tr.flat_from[id(out)] = (rf_in, tuple(in_shape[-2:]))
+    if mark is not None and not spec.known:  # a layer without a rule: the field through what it ran
+        rf = tr.rf.get(id(out), rf)
     tr.set_rf(out, rf)
 
     params, trainable = tr.new_params(own)
     out_n = _prod(out_shape[1:])  # per image
     in_n = _prod(in_shape[1:]) if x is not None else out_n
-    macs, flops, connections = spec.cost(in_n, out_n)
+    note, counted_by = "", "rule"
+    if spec.known or mark is None:
+        macs, flops, connections = spec.cost(in_n, out_n)
+    else:  # a layer without a rule: what its forward ran, as the dispatcher-level counter saw it
+        macs, flops, more, more_trainable, note = tr.claim(mark)
+        connections, counted_by = macs, "dispatcher"
+        params, trainable = params + more, trainable + more_trainable
     kernel = spec.kernel if not spec.adaptive else (window.describe() if window else "")
     tr.rows.append(
         LayerInfo(tr.count(name), spec.type, kernel, list(out_shape[1:]), params, trainable, macs, flops,
-                  connections, rf, out_n * out.element_size())
+                  connections, rf, out_n * out.element_size(), note, counted_by)
     )  # fmt: skip
-    return out
+    return result
 
 
 # -- containers -----------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _cells(row) -> list[str]:
     params = _num(row.params)
     if row.params and row.trainable_params != row.params:
         params += f" ({row.params - row.trainable_params:,} fixed)"
-    return [row.name, row.type, row.kernel, _shape(row.output_shape), params, _num(row.macs), _num(row.flops),
+    return [row.name + (" *" if row.note else ""), row.type, row.kernel, _shape(row.output_shape), params, _num(row.macs), _num(row.flops),
             _num(row.connections), _rf(row.receptive_field)]  # fmt: skip
 
 
@@ -114,7 +114,7 @@ def rich_table(s, width: int | None = None) -> Group:
     """The summary as rich renderables; ``width``: the columns available (None: everything, in full)."""
     rows = [_cells(row) for row in s.layers]
     table, dropped = _table(f"{s.model} — input {_shape(s.input)}", COLUMNS, rows, width)
-    parts = [table, Text(_totals(s), style="bold")]
+    parts = [table, Text(_totals(s), style="bold"), *(Text(n, style="dim") for n in footnotes(s))]
     if s.blocks:
         block_rows = [[b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", _shape(b.output_shape), _num(b.params),
                        _num(b.macs), _rf(b.receptive_field)] for b in s.blocks]  # fmt: skip
@@ -126,6 +126,12 @@ def rich_table(s, width: int | None = None) -> Group:
                           "--format markdown/csv/json, shows every column)", style="dim"))  # fmt: skip
     parts.append(Text(s.conventions, style="dim"))
     return Group(*parts)
+
+
+def footnotes(s) -> list[str]:
+    """One line per row marked * (an uncounted operation: its MACs and FLOPs leave it out; parameters not
+    used by this forward)."""
+    return [f"* {row.name}: {row.note}" for row in s.layers if row.note] + list(s.notes)
 
 
 def natural_width(s) -> int:
@@ -164,7 +170,7 @@ def to_markdown(s) -> str:
     lines = [f"**{s.model}**, input {_shape(s.input)}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]  # fmt: skip
     lines += ["| " + " | ".join(c or " " for c in _cells(row)) + " |" for row in s.layers]
-    lines += ["", _totals(s), "", f"_{s.conventions}_"]
+    lines += ["", _totals(s), *footnotes(s), "", f"_{s.conventions}_"]
     return "\n".join(lines) + "\n"
 
 

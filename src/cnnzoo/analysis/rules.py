@@ -167,6 +167,16 @@ def cost_rule(module: nn.Module) -> CostRule:
     return CostRule()  # Dropout, Identity, Flatten, unknown parameter-free layers: no arithmetic
 
 
+_RULED = (nn.Conv2d, SparseConv2d, nn.Linear, Subsampling, RBFOutput, *POOLS, nn.AdaptiveAvgPool2d,
+          nn.AdaptiveMaxPool2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
+          ScaledTanh, *ACTIVATIONS, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten)  # fmt: skip
+
+
+def has_cost_rule(module: nn.Module) -> bool:
+    """Whether :func:`cost_rule` knows this layer; the cost of any other is what its forward runs."""
+    return isinstance(module, _RULED)
+
+
 ELEMENTWISE_OPS = {
     "add", "add_", "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__isub__", "__rsub__",
     "mul", "mul_", "__mul__", "__imul__", "__rmul__", "div", "div_", "__truediv__", "__itruediv__",

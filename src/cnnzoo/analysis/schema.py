@@ -68,6 +68,10 @@ class LayerInfo:
     connections: int
     receptive_field: ReceptiveField | None
     activation_bytes: int
+    note: str = ""  # e.g. "uncounted: fft_r2c" (an operation without a cost rule), "not called"
+    counted_by: str = (
+        "rule"  # "rule" (cnnzoo.analysis.rules) or "dispatcher" (what the call ran, dispatch.py)
+    )
 
     def to_dict(self) -> dict:
         return _row_dict(self)
@@ -101,6 +105,7 @@ class Summary:
     conventions: str = CONVENTIONS
     # (model or registered name, model kwargs): what explain() walks, on request only; not in to_dict()
     source: tuple | None = field(default=None, repr=False, compare=False)
+    notes: list[str] = field(default_factory=list)  # how the figures were obtained, when not as usual
 
     def to_dict(self) -> dict:
         return {
@@ -110,6 +115,7 @@ class Summary:
             "layers": [row.to_dict() for row in self.layers],
             "blocks": [b.to_dict() for b in self.blocks],
             "total": dict(self.total),
+            "notes": list(self.notes),
         }
 
     def to_json(self, indent: int | None = 2) -> str:

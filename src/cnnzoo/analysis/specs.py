@@ -15,7 +15,7 @@ from dataclasses import astuple
 from torch import nn
 
 from .._torch_compat import PARAMETERS, nn_constants
-from .rules import cost_rule, window_of
+from .rules import cost_rule, has_cost_rule, window_of
 
 __all__ = ["LeafSpec", "leaf_spec", "shape_rule", "ADAPTIVE", "SAME", "ARITHMETIC", "GENERAL"]
 
@@ -77,6 +77,7 @@ class LeafSpec:
         self.out_features = d.get("out_features")
         self.is_flatten = isinstance(module, nn.Flatten)
         self.cost = cost_rule(module)
+        self.known = has_cost_rule(module)  # else its cost is what its forward runs (analysis/dispatch.py)
         # (macs, flops, connections, flops_per_input, connections_per_input, per): CostRule's fields in order
         self.coefficients = astuple(self.cost)
         self.rule = shape_rule(module)

@@ -17,13 +17,17 @@ How it sees the network (details and the reasons for its speed: :mod:`cnnzoo.ana
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
+from .._torch_compat import PARAMETERS
 from ..card import card_of
 from ..errors import ShapeError
 from ..models.source import check_model_arg, resolve_model
 from ..shapes import conv_output_size, parse_input_size, smallest_input
+from .inputs import parse_input
 from .probe import Probe
 from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
@@ -75,14 +79,14 @@ def _smallest_working(probe: Probe, input_size: tuple[int, int, int]) -> int | N
 
     def works(side: int) -> bool:
         try:
-            probe.run((input_size[0], side, side))
-        except Collapse:
+            probe.run((input_size[0], side, side), allow_uncounted=True)
+        except (Collapse, ShapeError):
             return False
-        except ShapeError:
-            return True  # the maps fit; something else (a head built for one size) is the problem
         return True
 
-    return smallest_input(works, start=max(input_size[1:]))
+    # only a size that ran is named (a head built for one size may make every other fail)
+    side = smallest_input(works, start=max(input_size[1:]))
+    return side if side is not None and works(side) else None
 
 
 def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
@@ -130,9 +134,16 @@ def _on_shortcut(row: str, block: str) -> bool:
 def summary(
     model_or_name: nn.Module | str,
     input_size: tuple[int, int, int] | str | None = None,
+    *,
+    allow_uncounted: bool = False,
     **model_kwargs,
 ) -> Summary:
     """Analyse a model (or a registered name) for one input of ``input_size = (C, H, W)``.
+
+    Every operation the forward runs is counted (layers by rule, anything else at the dispatcher level,
+    :mod:`cnnzoo.analysis.dispatch`); one without a cost rule raises
+    :class:`~cnnzoo.analysis.dispatch.UncountedOperation` naming it, or with ``allow_uncounted`` its row is
+    marked (``note``) and left out of the MACs and FLOPs. The rows add up to the totals.
 
     >>> s = summary("lenet5")
     >>> s.total["trainable_params"], s.total["connections"]
@@ -141,32 +152,66 @@ def summary(
     [5, 6, 14, 16, 32]
     """
     with gc_paused():  # ~10k short-lived objects: a full collection must not land in the middle (tracer.py)
-        return _summary(model_or_name, input_size, model_kwargs)
+        return _summary(model_or_name, input_size, model_kwargs, allow_uncounted)
 
 
-def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> Summary:
+def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:
+    """A row per module whose own parameters no operation of this forward used (an auxiliary head in eval
+    mode, a layer defined but not called): the totals count them, so a row must."""
+    rows, done = [], set(seen)
+    for name, module in probe.model.named_modules():
+        own = [p for p in module.__dict__[PARAMETERS].values() if p is not None and id(p) not in done]
+        if not own:
+            continue
+        done.update(id(p) for p in own)
+        sizes = [probe.param_sizes[id(p)] for p in own]
+        rows.append(LayerInfo(name or type(module).__name__, type(module).__name__, "", [],
+                              sum(n for n, _ in sizes), sum(n for n, t in sizes if t), 0, 0, 0, None, 0,
+                              "parameters not used by this forward"))  # fmt: skip
+    return rows
+
+
+def _summary(
+    model_or_name: nn.Module | str, input_size, model_kwargs: dict, allow_uncounted: bool
+) -> Summary:
     probe, name, default = _prepare(model_or_name, model_kwargs)
     if input_size is None and default is None:
         raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
-    size = parse_input_size(input_size if input_size is not None else default)
+    batch, size = parse_input(
+        input_size if input_size is not None else default,
+        None if isinstance(model_or_name, str) else model_or_name,
+    )
+    notes = []
     try:
         try:
-            result = probe.run(size)
+            result = probe.run(size, allow_uncounted)
         except ForwardFailed:
             if isinstance(model_or_name, str):
                 raise
             # The light copy keeps some original tensors (see Probe); the model's own code used one
             # outside its layer. A full meta copy is then traced: its error, if any, is the one reported.
             probe = Probe(model_or_name, light=False)
-            result = probe.run(size)
+            try:
+                result = probe.run(size, allow_uncounted)
+            except ForwardFailed as e:
+                if not _data_dependent(e):
+                    raise
+                # The forward reads values (``if x.mean() > 0``): a meta tensor has none. It runs for real,
+                # on a CPU copy and a small random input, counted the same way.
+                probe = Probe(copy.deepcopy(model_or_name).to("cpu"), copy=False)
+                result = probe.run(size, allow_uncounted, device="cpu")
+                notes.append(
+                    f"the forward reads its data, so it ran for real on a random {_fmt(size)} CPU tensor "
+                    "(counts are for that input's path through it)"
+                )
     except ShapeError as e:
         hint = f"; {name} is built for {_fmt(default)}" if default and tuple(default) != size else ""
         raise ShapeError(f"{name}, input {_fmt(size)}: {e}{hint}") from None
     except Collapse as c:
-        smallest = _smallest_working(probe, size)
+        smallest = _smallest_working(probe, size) if len(size) == 3 else None
         hint = (
             f" The smallest input that works is {size[0]}×{smallest}×{smallest}."
-            if smallest else " No input size up to 16384 works."
+            if smallest else " No square input tried (up to 16384) works."
         )  # fmt: skip
         k = c.window.kernel
         raise ShapeError(
@@ -175,6 +220,7 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
             f"{_collapse_formula(c)}.{hint}"
         ) from None
     rows = result.rows
+    rows += _unused_parameters(probe, probe.tracer.seen_params)
     total = {
         "params": result.params,
         "trainable_params": result.trainable_params,
@@ -183,12 +229,28 @@ def _summary(model_or_name: nn.Module | str, input_size, model_kwargs: dict) -> 
         "connections": sum(r.connections for r in rows),
         "activation_bytes": sum(r.activation_bytes for r in rows),
     }
+    if batch != 1:
+        total["batch"] = (
+            batch  # the figures above are per sample; a batch multiplies MACs, FLOPs, activations
+        )
     rf = next((r.receptive_field for r in reversed(rows) if r.receptive_field is not None), None)
     if rf is not None:
         total["receptive_field"] = rf.to_dict()
     return Summary(
-        name, size, rows, _blocks(probe.model, result), total, source=(model_or_name, model_kwargs)
+        name,
+        size,
+        rows,
+        _blocks(probe.model, result),
+        total,
+        source=(model_or_name, model_kwargs),
+        notes=notes,
     )
+
+
+def _data_dependent(e: Exception) -> bool:
+    """Whether a meta forward failed because the model's code reads tensor values."""
+    text = str(e)
+    return "meta" in text and any(w in text for w in ("item", "data", "Cannot copy", "is_nonzero", "bool"))
 
 
 def trace(model_or_name: nn.Module | str, input_size=None, **model_kwargs) -> list[tuple[str, str, tuple]]:

@@ -27,6 +27,20 @@ def add_arguments(p) -> None:
         "--trace", action="store_true", help="also walk a real tensor through and print each shape"
     )
     p.add_argument(
+        "--train-memory",
+        action="store_true",
+        help="also predict one training step's memory: activations kept for backward per layer, gradients, "
+        "optimizer state, peak",
+    )
+    p.add_argument("--batch-size", type=Rule(int, 1, 1_000_000).argtype("--batch-size"), default=1)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "muon"], default="sgd")
+    p.add_argument(
+        "--allow-uncounted",
+        action="store_true",
+        help="an operation without a cost rule marks its row uncounted (a footnote says which) instead of "
+        "stopping the analysis",
+    )
+    p.add_argument(
         "--fully-convolutional",
         action="store_true",
         help="analyse the fully convolutional form (FC layers as convs): any input size gives a score map",
@@ -66,17 +80,31 @@ def run(args) -> int:
         with torch.device("meta"):
             model = to_fully_convolutional(resolve_model(model, num_classes=args.num_classes))
     kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
-    s = summary(model, args.input, **kwargs)
+    s = summary(model, args.input, allow_uncounted=args.allow_uncounted, **kwargs)
     if args.fully_convolutional:  # the title says which form; the model (and its card) keeps its name
         s = dataclasses.replace(s, model=f"{args.model} (fully convolutional)")
+    memory = None
+    if args.train_memory:
+        from ..analysis.train_memory import train_memory
+
+        memory = train_memory(model, s.input, args.batch_size, args.optimizer)
     if args.format == "json":
-        print(s.to_json())
+        if memory is not None:
+            import json
+
+            print(json.dumps({**s.to_dict(), "train_memory": memory.to_dict()}, indent=2, ensure_ascii=False))
+        else:
+            print(s.to_json())
     elif args.format == "markdown":
         print(render.to_markdown(s), end="")
     elif args.format == "csv":
         print(render.to_csv(s), end="")
     else:
         render.print_table(s)
+    if memory is not None and args.format != "json":
+        from ..analysis.train_memory import to_text
+
+        print(to_text(memory))
     if args.trace:
         print(f"\ntrace: a real 1×{'×'.join(map(str, s.input))} tensor through {s.model}")
         traced = model if args.weights or not isinstance(model, str) else args.model  # already built
