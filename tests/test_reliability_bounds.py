@@ -80,8 +80,9 @@ def test_memory_estimate_is_near_a_real_training_steps_peak():
     measured = int(subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env,
                                   check=True, timeout=300).stdout)  # fmt: skip
     estimate = estimate_train_bytes("resnet20", (3, 32, 32), 256)
-    # errs high, but not absurdly: measured peaks of 550-780 MiB (the allocator's reuse varies) for 1,332 MiB
-    assert 1.0 <= estimate / measured <= 4.0, (estimate, measured)
+    # the analyzer's prediction of the allocator's peak (374 MiB here) against the process's resident growth,
+    # which adds the allocator's reuse and the backward pass's temporaries (550-780 MiB measured over runs)
+    assert 0.4 <= estimate / measured <= 1.5, (estimate, measured)
 
 
 def _big_run(runs: Path, lines: int) -> tuple[str, list[dict]]:

@@ -173,7 +173,11 @@ def _train(args) -> int:
     from ..train.memory import check_train_memory
 
     batch = options.get("batch_size") or TrainConfig().batch_size
-    check_train_memory(model, model.card.input_size, batch, options.get("device"))  # before a step is run
+    from ..card import card_of
+
+    card = card_of(model)
+    in_size = tuple(card.input_size) if card is not None else size or tuple(ds.image_size)
+    check_train_memory(model, in_size, batch, options.get("device"), options.get("optimizer") or "sgd")
 
     with run_lock(options["out"]) if main else contextlib.nullcontext():  # one writer per run directory
         history = fit(model, ds, config=TrainConfig(), **options)

@@ -1,11 +1,10 @@
 """How much memory a training run needs, checked before it starts: a batch size the machine cannot hold is
 one line with the estimate and the limit, not an "internal error: can't allocate memory" minutes in.
 
-The estimate (:func:`estimate_train_bytes`) is deliberately simple and errs high: the analyzer's activation
-bytes of one input (every layer's output, float32), times the batch, times ``ACTIVATION_FACTOR`` (the
-activations autograd keeps for the backward pass, plus their gradients while it runs), plus the parameters
-``PARAM_COPIES`` times (weights, gradients and up to two optimizer moments). The limit is what the device can
-still give: ``MemAvailable`` of ``/proc/meminfo`` for the CPU, ``torch.cuda.mem_get_info`` for a GPU.
+The estimate is the analyzer's training-memory figure (:func:`cnnzoo.analysis.train_memory.
+estimate_train_memory`: parameters, gradients, the optimizer's state and the activations autograd keeps for
+the backward pass, the predicted peak of one step). The limit is what the device can still give:
+``MemAvailable`` of ``/proc/meminfo`` for the CPU, ``torch.cuda.mem_get_info`` for a GPU.
 """
 
 from __future__ import annotations
@@ -17,24 +16,18 @@ from ..errors import CnnzooError
 
 __all__ = ["TrainMemoryError", "estimate_train_bytes", "memory_limit", "check_train_memory"]
 
-ACTIVATION_FACTOR = 2
-PARAM_COPIES = 4
-
-
 class TrainMemoryError(CnnzooError):
     """A run whose estimated memory exceeds what the device has."""
 
 
-def estimate_train_bytes(model: nn.Module | str, input_size: tuple[int, int, int], batch_size: int) -> int:
-    """Bytes a training step of ``model`` on ``batch_size`` inputs of ``input_size`` needs, roughly (see the
-    module's docstring)."""
-    from ..analysis.summary import summary
+def estimate_train_bytes(
+    model: nn.Module | str, input_size: tuple[int, int, int], batch_size: int, optimizer: str = "sgd"
+) -> int:
+    """Bytes a training step of ``model`` on ``batch_size`` inputs of ``input_size`` needs at its peak, as the
+    analyzer predicts them (see the module's docstring)."""
+    from ..analysis.train_memory import estimate_train_memory
 
-    total = summary(model, tuple(input_size)).total
-    return (
-        int(total["activation_bytes"]) * batch_size * ACTIVATION_FACTOR
-        + int(total["params"]) * 4 * PARAM_COPIES
-    )
+    return estimate_train_memory(model, tuple(input_size), batch_size, optimizer)
 
 
 def memory_limit(device: str | torch.device | None = None) -> int | None:
@@ -54,15 +47,20 @@ def memory_limit(device: str | torch.device | None = None) -> int | None:
 
 
 def check_train_memory(
-    model: nn.Module | str, input_size: tuple[int, int, int], batch_size: int, device=None
+    model: nn.Module | str,
+    input_size: tuple[int, int, int],
+    batch_size: int,
+    device=None,
+    optimizer: str = "sgd",
 ) -> int:
     """The estimate, or :class:`TrainMemoryError` when it is over the device's limit."""
-    need, limit = estimate_train_bytes(model, input_size, batch_size), memory_limit(device)
+    optimizer = optimizer if optimizer in ("sgd", "adam", "adamw", "muon") else "sgd"
+    need, limit = estimate_train_bytes(model, input_size, batch_size, optimizer), memory_limit(device)
     if limit is not None and need > limit:
         name = model if isinstance(model, str) else type(model).__name__
         raise TrainMemoryError(
             f"training {name} at batch size {batch_size} needs about {need / 2**30:,.1f} GiB "
-            f"(activations × batch × {ACTIVATION_FACTOR} + parameters × {PARAM_COPIES}), more than the "
+            "(parameters, gradients, optimizer state and the activations kept for backward), more than the "
             f"{limit / 2**30:,.1f} GiB available; use a smaller --batch-size"
         )
     return need
