@@ -39,7 +39,9 @@ RECIPES: dict[str, dict] = {
     "resnet": dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", schedule="cosine", warmup_epochs=1,
                    weight_decay=5e-4),
     # Any other net (a layer string, the user's file, torchvision:/timm:): lenet5_modern's recipe, which asks
-    # nothing of the architecture (Muon for the hidden layers, SGD for the last one; docs/training.md).
+    # nothing of the architecture (Muon for the hidden layers, SGD for the last one). Seed 004's net
+    # 1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N on Fashion-MNIST: 91.64 ± 0.09% over seeds 0-2 in 6 epochs
+    # (all >= 91.5%; docs/any-network.md), where fit with Adam gets 85.7%.
     "layer-string": dict(epochs=6, batch_size=128, lr=0.1, optimizer="muon", muon_lr=0.01, momentum=0.95,
                          schedule="linear", weight_decay=5e-4, crop_padding=0, hflip=None, label_smoothing=0.2,
                          test_flip=True, validation_split=0.0),
