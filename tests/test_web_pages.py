@@ -78,7 +78,9 @@ def test_every_page_is_served_with_every_page_in_its_nav(client, page):
 def test_every_page_has_its_strings_in_both_languages(tmp_path):
     script = tmp_path / "keys.js"
     script.write_text(_NODE)
-    out = subprocess.run(["node", str(script), str(STATIC / "i18n.js")], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["node", str(script), str(STATIC / "i18n.js")], capture_output=True, text=True, check=True
+    )
     keys = json.loads(out.stdout)
     assert set(keys["en"]) == set(keys["zh"]) and len(keys["en"]) > 100
     for page in PAGES:
@@ -115,7 +117,10 @@ def test_every_api_module_route_is_included(client):
 
 def test_the_guards_stand_in_front_of_found_pages_and_routes(tmp_path):
     app = create_app(load_session(None, tmp_path), allowed_hosts=["127.0.0.1"])
-    ours, foreign = TestClient(app, base_url="http://127.0.0.1:8000"), TestClient(app, base_url="http://evil.example")
+    ours, foreign = (
+        TestClient(app, base_url="http://127.0.0.1:8000"),
+        TestClient(app, base_url="http://evil.example"),
+    )
     for page in PAGES:
         if page.file:
             assert ours.get(page.href).status_code == 200 and foreign.get(page.href).status_code == 400

@@ -1,7 +1,8 @@
 """The FastAPI app behind ``cnnzoo serve``: the pages of ``static/`` and a small JSON API.
 
     GET  /, /explore, /build, /train   the pages: every static/*.html with a data-page header (cnnzoo.web.pages)
-    ...                            the API modules' routes: /api/build, /api/explain, /api/neuron, /api/train
+    /api/build/…, /api/explain/…, /api/neuron, /api/train/…, /api/runs/…   the API modules' routers, found
+                                   the same way (build_api, explain_api, neuron_api, training)
     GET  /api/info                 which checkpoint is loaded, its classes and input size
     GET  /api/models               the registered models
     GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
