@@ -1,8 +1,8 @@
-"""The FastAPI app behind ``cnnzoo serve``: two static pages and a small JSON API.
+"""The FastAPI app behind ``cnnzoo serve``: the pages of ``static/`` and a small JSON API.
 
-    GET  /                         the predict page (draw, gallery, upload -> prediction + feature maps)
-    GET  /explore                  the architecture explorer (analyzer table + layer diagram)
-    GET  /build                    build a net as a layer string (cnnzoo.web.build_api)
+    GET  /, /explore, /build, /train   the pages: every static/*.html with a data-page header (cnnzoo.web.pages)
+    /api/build/…, /api/explain/…, /api/neuron, /api/train/…, /api/runs/…   the API modules' routers, found
+                                   the same way (build_api, explain_api, neuron_api, training)
     GET  /api/info                 which checkpoint is loaded, its classes and input size
     GET  /api/models               the registered models
     GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
@@ -30,19 +30,16 @@ from typing import Literal
 from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CnnzooError, ShapeError, UnknownModelError
 from ..images import decode_image, open_image
-from .build_api import build_router
-from .explain_api import router as explain_router
 from .guards import BodyDeadline, BodyLimit, HeadAsGet, HostCheck, SameOrigin
 from .images import png_bytes
-from .neuron_api import neuron_router
+from .pages import api_routers, find_pages, page_router
 from .session import Session
-from .training import training_router
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB for the whole multipart body
@@ -161,18 +158,9 @@ def create_app(
         app.add_middleware(HostCheck, allowed=allowed_hosts)  # outermost: a foreign Host gets nothing else
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_offline_docs(app)
-    app.include_router(training_router(session))  # /train and its API (cnnzoo.web.training)
-    app.include_router(explain_router)
-    app.include_router(build_router())  # /build and its check (cnnzoo.web.build_api)
-    app.include_router(neuron_router(session))  # POST /api/neuron (cnnzoo.web.neuron)
-
-    @app.get("/", include_in_schema=False)
-    def predict_page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    @app.get("/explore", include_in_schema=False)
-    def explore_page() -> FileResponse:
-        return FileResponse(STATIC / "explore.html")
+    app.include_router(page_router(find_pages(STATIC)))  # every static/*.html with a data-page header
+    for router in api_routers(session):  # every module of cnnzoo.web with a router (cnnzoo.web.pages)
+        app.include_router(router)
 
     @app.get("/api/info", summary="The loaded checkpoint")
     def info() -> dict:

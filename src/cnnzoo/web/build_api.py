@@ -1,6 +1,5 @@
 """The Build page's API: a layer string checked as it is typed.
 
-    GET /build                                   the page
     GET /api/build/check?net=STRING&input=CxHxW  the analyzer's table for the net, its tokens (one per token
                                                  of the text, with its fields and the rows it makes), or why
                                                  it does not work: the message, the offending token, and for
@@ -19,17 +18,15 @@ from __future__ import annotations
 import re
 import time
 from functools import lru_cache
-from pathlib import Path
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from ..errors import CnnzooError, LayerStringError
 from ..shapes import conv_output_size
 
-__all__ = ["build_router", "analyze_layer_string", "SEED_NETS"]
+__all__ = ["router", "analyze_layer_string", "SEED_NETS"]
 
-STATIC = Path(__file__).parent / "static"
 _INPUT = re.compile(r"^\s*\d{1,6}\s*x\s*\d{1,6}\s*x\s*\d{1,6}\s*(?=-|$)", re.I)
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*[x×]\s*(\d{1,6})\s*[x×]\s*(\d{1,6})\s*$", re.I)
 
@@ -179,25 +176,20 @@ def start_nets() -> list[dict]:
     return out
 
 
-def build_router() -> APIRouter:
-    router = APIRouter()
+router = APIRouter()
 
-    @router.get("/build", include_in_schema=False)
-    def build_page() -> FileResponse:
-        return FileResponse(STATIC / "build.html")
 
-    @router.get("/api/build/check", summary="A layer string's table, or why it does not work")
-    def check(
-        net: str = Query(..., max_length=4000, description="a layer string, e.g. 1x28x28-32C3-MP2-10N"),
-        input: str | None = Query(None, max_length=40, description="CxHxW: replaces the string's input"),
-    ) -> JSONResponse:
-        start = time.perf_counter()
-        answer = analyze_layer_string(net, input)
-        took = f"analyze;dur={1000 * (time.perf_counter() - start):.1f}"  # shown in the browser's timings
-        return JSONResponse(answer, headers={"Server-Timing": took})  # plain JSON: no jsonable_encoder pass
+@router.get("/api/build/check", summary="A layer string's table, or why it does not work")
+def check(
+    net: str = Query(..., max_length=4000, description="a layer string, e.g. 1x28x28-32C3-MP2-10N"),
+    input: str | None = Query(None, max_length=40, description="CxHxW: replaces the string's input"),
+) -> JSONResponse:
+    start = time.perf_counter()
+    answer = analyze_layer_string(net, input)
+    took = f"analyze;dur={1000 * (time.perf_counter() - start):.1f}"  # shown in the browser's timings
+    return JSONResponse(answer, headers={"Server-Timing": took})  # plain JSON: no jsonable_encoder pass
 
-    @router.get("/api/build/starts", summary="Nets to start from: the zoo's, the seeds', an empty one")
-    def starts() -> dict:
-        return {"nets": start_nets()}
 
-    return router
+@router.get("/api/build/starts", summary="Nets to start from: the zoo's, the seeds', an empty one")
+def starts() -> dict:
+    return {"nets": start_nets()}

@@ -16,12 +16,12 @@ from ..images import decode_image
 from .neuron import neuron_view
 from .session import Session
 
-__all__ = ["neuron_router"]
+__all__ = ["make_router"]
 
 MAX_AT_ONCE = 2
 
 
-def neuron_router(session: Session) -> APIRouter:
+def make_router(session: Session) -> APIRouter:
     router = APIRouter()
     running = threading.BoundedSemaphore(MAX_AT_ONCE)
 

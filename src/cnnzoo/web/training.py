@@ -1,6 +1,5 @@
 """The Train page's routes: start and stop a run, stream it live, replay any run with snapshots, use it.
 
-    GET  /train                              the page
     GET  /api/train/options                  models per dataset on disk, recipes, the options' ranges
     POST /api/train/start                    form: model, dataset, epochs, limit, lr, recipe (batch_size)
     POST /api/train/stop                     ends the run between two steps; its last checkpoint stays
@@ -37,9 +36,8 @@ from ..train.snapshots import SNAPSHOTS, snapshot_name
 from .session import Session, load_session
 from .train_jobs import Trainer, TrainError, datasets_on_disk, list_runs, models_for, run_path, run_state
 
-__all__ = ["training_router", "adopt"]
+__all__ = ["make_router", "adopt"]
 
-STATIC = Path(__file__).parent / "static"
 POLL_SECONDS = 0.5  # how often the event stream looks at the run's files
 KEEPALIVE_SECONDS = 15
 # The page's runs hold out 10% of the training images, as `cnnzoo train` does by default, whatever the recipe:
@@ -56,7 +54,7 @@ def adopt(session: Session, new: Session, lock: threading.Lock) -> None:
                 setattr(session, name, value)
 
 
-def training_router(session: Session) -> APIRouter:
+def make_router(session: Session) -> APIRouter:
     trainer = Trainer()
     swap = threading.Lock()
 
@@ -78,10 +76,6 @@ def training_router(session: Session) -> APIRouter:
 
     def fail(e: TrainError) -> JSONResponse:
         return JSONResponse({"error": str(e)}, status_code=e.status)
-
-    @router.get("/train", include_in_schema=False)
-    def train_page() -> FileResponse:
-        return FileResponse(STATIC / "train.html")
 
     @router.get("/api/train/options", summary="What the Train page offers")
     def options(request: Request) -> dict:
