@@ -129,6 +129,15 @@ def load_model_or_checkpoint(
             warn(f"{spec!r} is a model name, not a checkpoint: its weights are random")
         classes = [str(i) for i in range(get_model_info(str(spec)).num_classes)]
         return model.eval(), _card(model).replace(classes=classes)
+    from .models.source import is_layer_string, resolve_model
+
+    if is_layer_string(str(spec)):  # a net typed as a layer string: random weights, like a bare zoo name
+        model = resolve_model(str(spec))
+        if warn is not None:
+            warn(f"{spec!r} is a layer string, not a checkpoint: its weights are random")
+        card = _card(model)
+        width = model.eval()(torch.zeros(1, *card.input_size)).shape[1]
+        return model, card.replace(classes=[str(i) for i in range(width)])
     if path.suffix or "/" in str(spec):
         raise CheckpointError(f"{spec}: no such checkpoint (a run directory or a .safetensors file)")
     create_model(str(spec))  # raises UnknownModelError with "did you mean"

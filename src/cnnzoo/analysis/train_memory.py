@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
-from ..models import create_model, get_model_info
+from ..models.source import check_model_arg, resolve_model
 from ..shapes import parse_input_size
 
 __all__ = ["TrainMemory", "train_memory", "estimate_train_memory", "OPTIMIZER_STATE"]
@@ -55,10 +55,10 @@ class TrainMemory:
 
 
 def _meta_model(model_or_name) -> nn.Module:
-    if isinstance(model_or_name, str):
-        get_model_info(model_or_name)
+    if isinstance(model_or_name, str):  # any model argument: a zoo name, a layer string, FILE.py:NAME...
+        check_model_arg(model_or_name)
         with torch.device("meta"):
-            return create_model(model_or_name)
+            return resolve_model(model_or_name)
     return copy.deepcopy(model_or_name).to("meta")
 
 

@@ -344,10 +344,11 @@ def _new_id(runs_dir: Path, model: str, dataset: str) -> str:
 
 
 def _input_size(model: str, dataset: str) -> tuple[int, int, int]:
-    """The input the page's run of ``model`` on ``dataset`` trains at: the model's own size."""
-    from ..models import get_model_info
+    """The input the page's run of ``model`` on ``dataset`` trains at: the model's own size (a zoo name's
+    registered size, a layer string's own input)."""
+    from ..models.source import default_input_size
 
-    return tuple(get_model_info(model).input_size)
+    return tuple(default_input_size(model))
 
 
 def _command(params: dict, out: Path, data_dir: str | None) -> list[str]:
