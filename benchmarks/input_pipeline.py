@@ -151,29 +151,12 @@ def _kb(pid: int, path: str, key: str) -> int:
 
 def train_memory(root: Path, workers: int, out: Path) -> tuple[float, float, float]:
     """(seconds, peak VmHWM of the training process MB, peak PSS of it and its workers MB)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "cnnzoo",
-        "train",
-        "resnet18",
-        "--dataset",
-        f"imagefolder:{root}",
-        "--stream",
-        "--input",
-        "3x128x128",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--eval-batch-size",
-        "64",
-        "--workers",
-        str(workers),
-        "--quiet",
-        "--out",
-        str(out),
-    ]
+    fixed = (
+        "-m cnnzoo train resnet18 --stream --input 3x128x128 --epochs 1 "
+        "--batch-size 64 --eval-batch-size 64 --quiet"
+    ).split()
+    data = f"imagefolder:{root}"
+    cmd = [sys.executable, *fixed, "--dataset", data, "--workers", str(workers), "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     hwm = pss = 0

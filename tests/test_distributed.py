@@ -84,28 +84,11 @@ def test_one_ddp_step_equals_one_process_with_the_global_batch(tmp_path):
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
 def test_cli_nproc_2_writes_result_with_world_size_2(tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "cnnzoo",
-        "train",
-        "lenet5_modern",
-        "--nproc",
-        "2",
-        "--limit",
-        "512",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--validation-split",
-        "0.1",
-        "--out",
-        str(out),
-        "--quiet",
-        "--threads",
-        "1",
-    ]
+    fixed = (
+        "-m cnnzoo train lenet5_modern --nproc 2 --limit 512 --epochs 2 "
+        "--batch-size 64 --validation-split 0.1 --quiet --threads 1"
+    ).split()
+    cmd = [sys.executable, *fixed, "--out", str(out)]
     done = subprocess.run(
         cmd, capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )

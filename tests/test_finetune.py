@@ -92,32 +92,11 @@ def _folder(root, per_class: int = 8):
 def test_train_freeze_features_trains_only_the_classifier(store, weights_file, tmp_path, monkeypatch):
     folder = _folder(tmp_path / "photos")
     run = tmp_path / "run"
-    args = [
-        "train",
-        "resnet18",
-        "--weights",
-        str(weights_file),
-        "--dataset",
-        f"imagefolder:{folder}",
-        "--freeze",
-        "features",
-        "--epochs",
-        "1",
-        "--limit",
-        "16",
-        "--input",
-        "3x64x64",
-        "--batch-size",
-        "4",
-        "--validation-split",
-        "0",
-        "--device",
-        "cpu",
-        "--no-bf16",
-        "--out",
-        str(run),
-        "--quiet",
-    ]
+    fixed = (
+        "train resnet18 --freeze features --epochs 1 --limit 16 --input 3x64x64 "
+        "--batch-size 4 --validation-split 0 --device cpu --no-bf16 --quiet"
+    ).split()
+    args = [*fixed, "--weights", str(weights_file), "--dataset", f"imagefolder:{folder}", "--out", str(run)]
     assert main(args) == 0
 
     # the optimizer had the classifier's two tensors only: 512 x 2 weights + 2 biases

@@ -76,27 +76,11 @@ def test_fit_trains_with_the_betas_and_saves_them(tmp_path):
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST is not on this machine")
 def test_betas_and_milestones_from_the_command_line(tmp_path):
     out = tmp_path / "run"
-    argv = [
-        "train",
-        "--limit",
-        "256",
-        "--epochs",
-        "1",
-        "--optimizer",
-        "adam",
-        "--betas",
-        "0.7",
-        "0.9",
-        "--schedule",
-        "milestones",
-        "--milestones",
-        "0.3",
-        "0.6",
-        "0.9",
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    fixed = (
+        "train --limit 256 --epochs 1 --optimizer adam --betas 0.7 0.9 "
+        "--schedule milestones --milestones 0.3 0.6 0.9 --quiet"
+    ).split()
+    argv = [*fixed, "--out", str(out)]
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["betas"] == [0.7, 0.9] and config["milestones"] == [0.3, 0.6, 0.9]

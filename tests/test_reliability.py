@@ -738,23 +738,8 @@ def test_disk_filling_mid_run_keeps_the_last_checkpoint_and_resumes(tiny_disk):
     checkpoint loads, and after space is freed `--resume` finishes the run with every epoch logged."""
     disk = tiny_disk("8m")
     out, epochs = disk / "run", 12
-    args = [
-        "train",
-        MODEL,
-        "--out",
-        out,
-        "--epochs",
-        epochs,
-        "--limit",
-        "640",
-        "--batch-size",
-        "64",
-        "--quiet",
-        "--threads",
-        "1",
-        "--seed",
-        "3",
-    ]
+    fixed = "--limit 640 --batch-size 64 --quiet --threads 1 --seed 3".split()
+    args = ["train", MODEL, *fixed, "--out", out, "--epochs", epochs]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnzoo", *map(str, args)],

@@ -26,20 +26,8 @@ from cnnzoo import checkpoint as ckpt
 from cnnzoo.rundir import RunBusyError, lock_holder, run_lock
 
 pytestmark = pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
-TRAIN = [
-    sys.executable,
-    "-m",
-    "cnnzoo",
-    "train",
-    "lenet5_modern",
-    "--limit",
-    "640",
-    "--batch-size",
-    "64",
-    "--quiet",
-    "--threads",
-    "1",
-]
+_TRAIN_ARGS = "-m cnnzoo train lenet5_modern --limit 640 --batch-size 64 --quiet --threads 1"
+TRAIN = [sys.executable, *_TRAIN_ARGS.split()]
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
