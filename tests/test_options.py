@@ -210,23 +210,8 @@ def test_train_help_lists_every_training_option_with_its_range_and_default(monke
 def test_generated_flags_parse_into_the_fields():
     import cnnzoo.cli as cli
 
-    args = cli.build_parser().parse_args(
-        [
-            "train",
-            "--no-hflip",
-            "--milestones",
-            "0.3",
-            "0.6",
-            "--betas",
-            "0.7",
-            "0.9",
-            "--lr",
-            "0.5",
-            "--freeze",
-            "features",
-            "--decay-all",
-        ]
-    )
+    argv = "train --no-hflip --milestones 0.3 0.6 --betas 0.7 0.9 --lr 0.5 --freeze features --decay-all"
+    args = cli.build_parser().parse_args(argv.split())
     assert (args.hflip, args.milestones, args.betas, args.lr) == (False, [0.3, 0.6], [0.7, 0.9], 0.5)
     assert (args.freeze, args.decay_all, args.epochs, args.nesterov) == ("features", True, None, None)
 

@@ -106,22 +106,9 @@ def test_a_piped_train_prints_the_whole_layer_table(tmp_path):
         env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
         if columns:
             env["COLUMNS"] = str(columns)
+        fixed = "-m cnnzoo train keras_mnist_cnn --epochs 1 --limit 32 --device cpu".split()
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cnnzoo",
-                "train",
-                "keras_mnist_cnn",
-                "--epochs",
-                "1",
-                "--limit",
-                "32",
-                "--device",
-                "cpu",
-                "--out",
-                str(tmp_path / f"run{columns}"),
-            ],
+            [sys.executable, *fixed, "--out", str(tmp_path / f"run{columns}")],
             capture_output=True,
             text=True,
             env=env,
