@@ -19,30 +19,32 @@ __all__ = [
     "LENET1998_STD",
 ]
 
+# LeNet-5 in 6 epochs: Muon (lr 0.01) for the hidden layers and Nesterov SGD (lr 0.1, momentum 0.95)
+# for the output layer and the biases, a 10% warmup then a straight line to 0, batch 128 on all 60,000
+# training images, random mirroring (where the dataset allows it: not digits) with label smoothing 0.2, and
+# the test-time flip (cnnzoo.tta). On Fashion-MNIST over 15 runs (seeds 0-9 on one thread, 0-4 on two) all
+# >= 91.8%: docs/training.md. Batch 128 rather than 64 (the same accuracy within the noise): Muon's matrix
+# products are per step, so twice the images share them. An 8-epoch SGD recipe gave 91.24 ± 0.09%, a
+# 12-epoch one-cycle recipe 91.00 ± 0.16% (3/5 runs >= 91%). benchmarks/recipe_search.py.
+_MODERN = dict(
+    epochs=6,
+    batch_size=128,
+    lr=0.1,
+    optimizer="muon",
+    muon_lr=0.01,
+    momentum=0.95,
+    schedule="linear",
+    weight_decay=5e-4,
+    crop_padding=0,
+    hflip=None,
+    label_smoothing=0.2,
+    test_flip=True,
+    validation_split=0.0,
+)
+
 # key: a model name or a family (the registry's ``family``); values are TrainConfig fields.
 RECIPES: dict[str, dict] = {
-    # LeNet-5 in 6 epochs: Muon (lr 0.01) for the hidden layers and Nesterov SGD (lr 0.1, momentum 0.95)
-    # for the output layer and the biases, a 10% warmup then a straight line to 0, batch 128 on all 60,000
-    # training images, random mirroring (where the dataset allows it: not digits) with label smoothing 0.2, and
-    # the test-time flip (cnnzoo.tta). On Fashion-MNIST over 15 runs (seeds 0-9 on one thread, 0-4 on two) all
-    # >= 91.8%: docs/training.md. Batch 128 rather than 64 (the same accuracy within the noise): Muon's matrix
-    # products are per step, so twice the images share them. An 8-epoch SGD recipe gave 91.24 ± 0.09%, a
-    # 12-epoch one-cycle recipe 91.00 ± 0.16% (3/5 runs >= 91%). benchmarks/recipe_search.py.
-    "lenet5_modern": dict(
-        epochs=6,
-        batch_size=128,
-        lr=0.1,
-        optimizer="muon",
-        muon_lr=0.01,
-        momentum=0.95,
-        schedule="linear",
-        weight_decay=5e-4,
-        crop_padding=0,
-        hflip=None,
-        label_smoothing=0.2,
-        test_flip=True,
-        validation_split=0.0,
-    ),
+    "lenet5_modern": _MODERN,
     # The 1998 network with its own MAP loss (eq. 9), lenet5_modern's lessons (all 60,000 images, no flips,
     # the linear decay) at its own batch and peak: 89.99 ± 0.16% in 10 epochs over seeds 0-4, where 20 epochs of
     # one-cycle with flips and a validation split gave 89.4%; 6 epochs already give
@@ -90,21 +92,7 @@ RECIPES: dict[str, dict] = {
     ),
     # Any other net (a layer string, the user's file, torchvision:/timm:): lenet5_modern's recipe, which asks
     # nothing of the architecture (Muon for the hidden layers, SGD for the last one; docs/training.md).
-    "layer-string": dict(
-        epochs=6,
-        batch_size=128,
-        lr=0.1,
-        optimizer="muon",
-        muon_lr=0.01,
-        momentum=0.95,
-        schedule="linear",
-        weight_decay=5e-4,
-        crop_padding=0,
-        hflip=None,
-        label_smoothing=0.2,
-        test_flip=True,
-        validation_split=0.0,
-    ),
+    "layer-string": _MODERN,
 }
 
 
