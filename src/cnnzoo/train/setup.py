@@ -164,6 +164,8 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
         else make_optimizer(model, cfg, bf16)
     )
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    augment = prepare_for(card, cfg.crop_padding, hflip, channels_last, _resized_crop(cfg, ds))
+    prepare = any_dtype_prepare(augment, card.input_size, cfg.crop_padding, hflip, channels_last)
     run = Run(
         cfg=cfg,
         info=info,
@@ -176,13 +178,7 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
         val=parts.val,
         test=parts.test,
         source=parts.source,
-        prepare=any_dtype_prepare(
-            prepare_for(card, cfg.crop_padding, hflip, channels_last, _resized_crop(cfg, ds)),
-            card.input_size,
-            cfg.crop_padding,
-            hflip,
-            channels_last,
-        ),
+        prepare=prepare,
         bf16=bf16,
         batch=batch,
         optimizer=optimizer,
