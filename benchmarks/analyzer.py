@@ -24,8 +24,13 @@ from cnnzoo.analysis.summary import summary
 
 MODELS = ("alexnet", "vgg16", "resnet50", "resnet152")
 # timm's models: functional batch norm and activations, attention, layer norm (the analyzer's dispatcher path)
-TIMM_MODELS = ("timm:mobilenetv3_large_100", "timm:efficientnet_b0", "timm:convnext_tiny", "timm:regnety_008",
-               "timm:vit_base_patch16_224")  # fmt: skip
+TIMM_MODELS = (
+    "timm:mobilenetv3_large_100",
+    "timm:efficientnet_b0",
+    "timm:convnext_tiny",
+    "timm:regnety_008",
+    "timm:vit_base_patch16_224",
+)
 
 
 def _build(name: str) -> torch.nn.Module:
@@ -65,11 +70,25 @@ def main() -> None:
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
     )
-    print(f"# {platform.node()}: {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"torchinfo {torchinfo.__version__}")  # fmt: skip
-    header = ("model", "input", "cnnzoo s", "torchinfo s", "fvcore s", "torchinfo/cnnzoo", "fvcore/cnnzoo",
-              "torchinfo/cnnzoo (medians)",
-              "params cnnzoo", "params torchinfo", "GMACs cnnzoo", "GMACs torchinfo", "GMACs fvcore")  # fmt: skip
+    print(
+        f"# {platform.node()}: {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"torchinfo {torchinfo.__version__}"
+    )
+    header = (
+        "model",
+        "input",
+        "cnnzoo s",
+        "torchinfo s",
+        "fvcore s",
+        "torchinfo/cnnzoo",
+        "fvcore/cnnzoo",
+        "torchinfo/cnnzoo (medians)",
+        "params cnnzoo",
+        "params torchinfo",
+        "GMACs cnnzoo",
+        "GMACs torchinfo",
+        "GMACs fvcore",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name in args.models.split(","):
@@ -84,11 +103,13 @@ def main() -> None:
                     return fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
 
             t, med, out = _interleaved(
-                {"ours": lambda m=model, s=size: summary(m, s),
-                 "torchinfo": lambda m=model, s=size: torchinfo.summary(m, (1, *s), verbose=0),
-                 "fvcore": fvcore_total},
+                {
+                    "ours": lambda m=model, s=size: summary(m, s),
+                    "torchinfo": lambda m=model, s=size: torchinfo.summary(m, (1, *s), verbose=0),
+                    "fvcore": fvcore_total,
+                },
                 rep,
-            )  # fmt: skip
+            )
             t_ours, t_ti, t_fv = t["ours"], t["torchinfo"], t["fvcore"]
             ours, ti, fv = out["ours"], out["torchinfo"], out["fvcore"]
             print(

@@ -93,17 +93,21 @@ def percentile(xs: list[float], q: float) -> float:
 def latency(page, url: str, edits: int) -> None:
     from playwright.sync_api import expect
 
-    print("| net | edits | p50 ms | p95 ms | max ms | round trip p50 / p95 ms | server p50 / p95 ms |\n"
-          "|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| net | edits | p50 ms | p95 ms | max ms | round trip p50 / p95 ms | server p50 / p95 ms |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for name, (net, edit) in NETS.items():
         page.goto(f"{url}/build?net={net}&lang=en")
         expect(page.locator("body")).to_have_attribute("data-rendered", net, timeout=60_000)
         page.evaluate(EDIT, edit(edits + 1))  # a first round trip: the server's first read of this shape
         rows = [page.evaluate(EDIT, edit(i)) for i in range(edits)]
         ms, trip, server = ([r[k] for r in rows] for k in range(3))
-        print(f"| {name} | {edits} | {percentile(ms, 0.5):.1f} | {percentile(ms, 0.95):.1f} | {max(ms):.1f} | "
-              f"{percentile(trip, 0.5):.1f} / {percentile(trip, 0.95):.1f} | "
-              f"{percentile(server, 0.5):.1f} / {percentile(server, 0.95):.1f} |")  # fmt: skip
+        print(
+            f"| {name} | {edits} | {percentile(ms, 0.5):.1f} | {percentile(ms, 0.95):.1f} | {max(ms):.1f} | "
+            f"{percentile(trip, 0.5):.1f} / {percentile(trip, 0.95):.1f} | "
+            f"{percentile(server, 0.5):.1f} / {percentile(server, 0.95):.1f} |"
+        )
 
 
 def epoch_from_page(page, url: str, runs: Path) -> dict:
@@ -123,8 +127,23 @@ def epoch_from_page(page, url: str, runs: Path) -> dict:
 
 
 def epoch_from_cli(out: Path) -> dict:
-    subprocess.run([sys.executable, "-m", "cnnzoo", "train", SEED_004, "--dataset", "fashion-mnist", "--epochs",
-                    "1", "--out", str(out)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnnzoo",
+            "train",
+            SEED_004,
+            "--dataset",
+            "fashion-mnist",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads((out / "result.json").read_text())
 
 
@@ -135,8 +154,10 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
+    )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         runs = Path(tmp) / "runs"
         runs.mkdir()
@@ -152,8 +173,10 @@ def main() -> None:
                 ]
                 print("\n| from | train s | images/s | test accuracy | threads |\n|---|---|---|---|---|")
                 for where, r in rows:
-                    print(f"| {where} | {r['train_seconds']:.1f} | {r['train_images_per_second']:,.0f} | "
-                          f"{r['test_accuracy']:.4f} | {r['threads']} |")  # fmt: skip
+                    print(
+                        f"| {where} | {r['train_seconds']:.1f} | {r['train_images_per_second']:,.0f} | "
+                        f"{r['test_accuracy']:.4f} | {r['threads']} |"
+                    )
             browser.close()
         finally:
             server.terminate()

@@ -107,10 +107,13 @@ def machine() -> str:
     import onnxruntime
 
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor() or "unknown CPU",
-    )  # fmt: skip
+    )
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     return (
         f"{cpu}, {torch.get_num_threads()} intra-op thread(s) (os.cpu_count() = {os.cpu_count()}), "

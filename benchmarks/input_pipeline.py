@@ -69,8 +69,9 @@ def ours(root: Path, workers: int):
     from cnnzoo.train import prepare_for
 
     s = load_for_training(f"imagefolder:{root}", stream=True)
-    source = StreamTrain(s, s.listing.train + s.listing.test, (SIZE, SIZE), BATCH, 0, 1, 0, True, workers,
-                         torch.device("cpu"))  # fmt: skip
+    source = StreamTrain(
+        s, s.listing.train + s.listing.test, (SIZE, SIZE), BATCH, 0, 1, 0, True, workers, torch.device("cpu")
+    )
     prepare = prepare_for(ModelCard(model="", input_size=(3, SIZE, SIZE), mean=s.mean, std=s.std))
     epoch = [0]
 
@@ -88,12 +89,22 @@ def baseline(root: Path, workers: int):
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    t = transforms.Compose([
-        transforms.RandomResizedCrop(SIZE, scale=(0.25, 1.0)), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
-    ])  # fmt: skip
-    loader = DataLoader(datasets.ImageFolder(str(root), transform=t), batch_size=BATCH, shuffle=True,
-                        num_workers=workers, drop_last=True, persistent_workers=workers > 0)  # fmt: skip
+    t = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(SIZE, scale=(0.25, 1.0)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+        ]
+    )
+    loader = DataLoader(
+        datasets.ImageFolder(str(root), transform=t),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
 
     def one_pass() -> int:
         return sum(len(x) for x, _ in loader)
@@ -140,9 +151,12 @@ def _kb(pid: int, path: str, key: str) -> int:
 
 def train_memory(root: Path, workers: int, out: Path) -> tuple[float, float, float]:
     """(seconds, peak VmHWM of the training process MB, peak PSS of it and its workers MB)."""
-    cmd = [sys.executable, "-m", "cnnzoo", "train", "resnet18", "--dataset", f"imagefolder:{root}", "--stream",
-           "--input", "3x128x128", "--epochs", "1", "--batch-size", "64", "--eval-batch-size", "64",
-           "--workers", str(workers), "--quiet", "--out", str(out)]  # fmt: skip
+    fixed = (
+        "-m cnnzoo train resnet18 --stream --input 3x128x128 --epochs 1 "
+        "--batch-size 64 --eval-batch-size 64 --quiet"
+    ).split()
+    data = f"imagefolder:{root}"
+    cmd = [sys.executable, *fixed, "--dataset", data, "--workers", str(workers), "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     hwm = pss = 0
@@ -162,8 +176,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-train", action="store_true", help="throughput only")
     args = ap.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())  # fmt: skip
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     print(f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
     t0 = time.perf_counter()
     one, two = folders(args.images)
@@ -183,8 +199,10 @@ def main() -> None:
         n = sum(1 for _ in root.rglob("*.jpg"))
         secs, hwm, pss = train_memory(root, args.workers, ROOT / f"run-{root.name}")
         peaks[n] = (hwm, pss)
-        print(f"  {n:6,} images: {secs:6.0f} s, peak RSS (training process) {hwm:7,.0f} MB, "
-              f"peak PSS (with {args.workers} workers) {pss:7,.0f} MB")  # fmt: skip
+        print(
+            f"  {n:6,} images: {secs:6.0f} s, peak RSS (training process) {hwm:7,.0f} MB, "
+            f"peak PSS (with {args.workers} workers) {pss:7,.0f} MB"
+        )
     (a_hwm, a_pss), (b_hwm, b_pss) = peaks.values()
     print(
         f"  doubling the folder: RSS {100 * (b_hwm / a_hwm - 1):+.1f}%, PSS {100 * (b_pss / a_pss - 1):+.1f}%"

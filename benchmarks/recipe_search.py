@@ -217,8 +217,15 @@ CANDIDATES: dict[str, tuple[dict, str]] = {
 # The 1998 LeNet-5 (Fashion-MNIST padded to 32×32, the paper's MAP loss, eq. 9): its default recipe before
 # #20, then lenet5_modern's lessons one at a time. Label smoothing is for cross-entropy: the MAP loss has no
 # targets to smooth.
-L_BASE = dict(batch_size=128, lr=0.01, optimizer="sgd", schedule="onecycle", weight_decay=0.0, crop_padding=0,
-              loss="lenet5")  # fmt: skip
+L_BASE = dict(
+    batch_size=128,
+    lr=0.01,
+    optimizer="sgd",
+    schedule="onecycle",
+    weight_decay=0.0,
+    crop_padding=0,
+    loss="lenet5",
+)
 L_LIN = L_BASE | dict(epochs=10, schedule="linear")
 LENET5: dict[str, tuple[dict, str]] = {
     "l20": (L_BASE | dict(epochs=20), "the default recipe before #20 (flips, a 10% validation split)"),
@@ -242,8 +249,9 @@ LENET5: dict[str, tuple[dict, str]] = {
 # recipe (30 epochs, cosine, shifts of ±2 and flips, a 10% validation split) and shorter runs with
 # lenet5_modern's lessons. About 70 s an epoch on one thread here, so a 5-epoch run of 5 seeds takes half an
 # hour: the search is short, and the GPU's to finish.
-R_BASE = dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", schedule="cosine", warmup_epochs=1,
-              weight_decay=5e-4)  # fmt: skip
+R_BASE = dict(
+    epochs=30, batch_size=128, lr=0.1, optimizer="sgd", schedule="cosine", warmup_epochs=1, weight_decay=5e-4
+)
 R_FULL = R_BASE | dict(epochs=5, validation_split=0.0, label_smoothing=0.1)
 RESNET20: dict[str, tuple[dict, str]] = {
     "r30": (R_BASE, "the family recipe (30 epochs), for reference"),
@@ -265,12 +273,20 @@ RESNET20: dict[str, tuple[dict, str]] = {
 
 # VGG-11 (configuration A, Simonyan & Zisserman 2015) at 32×32, the same two questions: about three times
 # ResNet-20's cost per image here.
-V_BASE = dict(epochs=30, batch_size=128, lr=0.01, optimizer="sgd", schedule="cosine", warmup_epochs=1,
-              weight_decay=5e-4)  # fmt: skip
+V_BASE = dict(
+    epochs=30, batch_size=128, lr=0.01, optimizer="sgd", schedule="cosine", warmup_epochs=1, weight_decay=5e-4
+)
 V_FAST = V_BASE | dict(epochs=5, validation_split=0.0, label_smoothing=0.1, hflip=False, crop_padding=0)
 # Muon's Newton-Schulz for VGG-11's convolutions costs about half the rest of a step here: 3 epochs < 5 of SGD
-V_MUON = V_FAST | dict(epochs=3, optimizer="muon", muon_layers="conv", muon_lr=0.02, momentum=0.95,
-                       schedule="linear", warmup_epochs=0.0)  # fmt: skip
+V_MUON = V_FAST | dict(
+    epochs=3,
+    optimizer="muon",
+    muon_layers="conv",
+    muon_lr=0.02,
+    momentum=0.95,
+    schedule="linear",
+    warmup_epochs=0.0,
+)
 VGG11: dict[str, tuple[dict, str]] = {
     "v5": (V_BASE | dict(epochs=5), "the family recipe, 5 epochs"),
     "v5_full_ls_nf": (
@@ -336,15 +352,21 @@ def run_one(model_name: str, name: str, seed: int, threads: int) -> dict:
         model.load_state_dict(ema.module.state_dict())
         h.result["test_accuracy"] = cnnzoo.evaluate(model, ds)["accuracy"]
     return {
-        "model": model_name, "candidate": name, "seed": seed, "threads": threads,
+        "model": model_name,
+        "candidate": name,
+        "seed": seed,
+        "threads": threads,
         "options": SEARCHES[model_name][1][name][0],
         "test_accuracy": h.result["test_accuracy"],
         "per_epoch": [round(r["test_accuracy"], 4) for r in h.epochs],
         "train_per_epoch": [round(r["accuracy"], 4) for r in h.epochs],  # under- or overfitting?
         **dict(zip(("flip_accuracy", "flip_logit_accuracy"), flip_accuracy(model, ds), strict=True)),
-        "train_seconds": round(h.result["train_seconds"], 1), "wall_seconds": round(time.perf_counter() - t0, 1),
-        "load": os.getloadavg()[0], "bf16": h.result["config"]["bf16"], "date": time.strftime("%Y-%m-%d"),
-    }  # fmt: skip
+        "train_seconds": round(h.result["train_seconds"], 1),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "load": os.getloadavg()[0],
+        "bf16": h.result["config"]["bf16"],
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def weight_average(model, decay: float):
@@ -494,8 +516,13 @@ def report(rows: list[dict], model_name: str) -> str:
     kinds = sorted({(r["seed"] >= 5, threads_of(r)) for r in rows})
     for name, (fresh, threads) in ((n, k) for n in candidates for k in kinds):
         options, why = candidates[name]
-        runs = [r for r in rows if model_of(r) == model_name and r["candidate"] == name
-                and (r["seed"] >= 5, threads_of(r)) == (fresh, threads)]  # fmt: skip
+        runs = [
+            r
+            for r in rows
+            if model_of(r) == model_name
+            and r["candidate"] == name
+            and (r["seed"] >= 5, threads_of(r)) == (fresh, threads)
+        ]
         if not runs:
             continue
         label = (" (seeds 5+)" if fresh else "") + (f" ({threads} threads)" if threads != 1 else "")
@@ -542,8 +569,11 @@ def main() -> None:
             row = run_one(args.model, name, seed, args.threads)
             with open(args.results, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"{args.model} {name} seed {seed}: {100 * row['test_accuracy']:.2f}% (flip {100 * row['flip_accuracy']:.2f}%) "
-                  f"per epoch {row['per_epoch']} ({row['train_seconds']} s training, load {row['load']:.1f})", flush=True)  # fmt: skip
+            print(
+                f"{args.model} {name} seed {seed}: {100 * row['test_accuracy']:.2f}% (flip {100 * row['flip_accuracy']:.2f}%) "
+                f"per epoch {row['per_epoch']} ({row['train_seconds']} s training, load {row['load']:.1f})",
+                flush=True,
+            )
     if args.report or not args.candidates:
         for model_name in SEARCHES:
             print(f"\n{model_name}\n\n{report(load_results(args.results), model_name)}")

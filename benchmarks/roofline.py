@@ -92,16 +92,23 @@ def main() -> None:
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
     )
-    print(f"{cpu}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
-          f"oneDNN bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"{cpu}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
+        f"oneDNN bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
     peaks: dict[str, list[float]] = {}
-    configs = {f"{'bf16' if b else 'fp32'}{' + channels_last' if cl else ''}": (b, cl, False)
-               for b in (False, True) for cl in (False, True)}  # fmt: skip
+    configs = {
+        f"{'bf16' if b else 'fp32'}{' + channels_last' if cl else ''}": (b, cl, False)
+        for b in (False, True)
+        for cl in (False, True)
+    }
     if args.compile:
-        configs |= {"fp32 + channels_last + compile": (False, True, True),
-                    "bf16 + channels_last + compile": (True, True, True)}  # fmt: skip
+        configs |= {
+            "fp32 + channels_last + compile": (False, True, True),
+            "bf16 + channels_last + compile": (True, True, True),
+        }
     steps = {}
     for name, (b, cl, comp) in configs.items():
         steps[name], flops = train_step("lenet5_modern", args.batch, b, cl, comp)
@@ -125,8 +132,10 @@ def main() -> None:
     for name, v in ips.items():
         g = [x * 3 * flops / 1e9 for x in v]
         rows[name] = max(g)
-        print(f"| lenet5_modern training step, {name} | {max(g):.1f} | {statistics.median(g):.1f} | "
-              f"{max(v):,.0f} | {max(g) / ref:.1%} |")  # fmt: skip
+        print(
+            f"| lenet5_modern training step, {name} | {max(g):.1f} | {statistics.median(g):.1f} | "
+            f"{max(v):,.0f} | {max(g) / ref:.1%} |"
+        )
     best = max(ips, key=lambda k: max(ips[k]))
     print(f"\ntorch profiler, {best}, 20 steps of batch {args.batch}:\n")
     print(profile(steps[best]))

@@ -47,16 +47,20 @@ def main() -> None:
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
     )
-    print(f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {'bf16 + ' if bf16 else ''}channels_last, "
-          f"best of {args.repeat}, {time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+    print(
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {'bf16 + ' if bf16 else ''}channels_last, "
+        f"best of {args.repeat}, {time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}\n"
+    )
     print(
         "| model | batch | FLOPs/img (fwd) | 1 thread img/s | 2 threads img/s | 2 threads GFLOP/s (3× fwd) | 2 vs 1 |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, batch in plan:
         one, two = cells[name, batch, 1], cells[name, batch, 2]
-        print(f"| {name} | {batch} | {flops[name] / 1e6:.2f} M | {one:,.0f} | {two:,.0f} | "
-              f"{two * 3 * flops[name] / 1e9:.1f} | {two / one:.2f}× |")  # fmt: skip
+        print(
+            f"| {name} | {batch} | {flops[name] / 1e6:.2f} M | {one:,.0f} | {two:,.0f} | "
+            f"{two * 3 * flops[name] / 1e9:.1f} | {two / one:.2f}× |"
+        )
     if args.plot:
         plot(args.plot, cells, flops, cpu)
 
@@ -76,16 +80,24 @@ def plot(path: str, cells, flops, cpu: str) -> None:
             label=f"{threads} thread(s)",
         )
         names = list(MODELS)
-        b.plot([flops[n] for n in names], [cells[n, 128, threads] * 3 * flops[n] / 1e9 for n in names], style,
-               label=f"{threads} thread(s)")  # fmt: skip
+        b.plot(
+            [flops[n] for n in names],
+            [cells[n, 128, threads] * 3 * flops[n] / 1e9 for n in names],
+            style,
+            label=f"{threads} thread(s)",
+        )
         if threads == 2:
             for n in names:
                 b.annotate(n, (flops[n], cells[n, 128, 2] * 3 * flops[n] / 1e9), fontsize=8)
     a.set(xscale="log", xlabel="batch size", ylabel="img/s", title="lenet5_modern: throughput vs batch")
     a.set_xticks(BATCHES, [str(bs) for bs in BATCHES], minor=False)
     a.set_xticks([], minor=True)
-    b.set(xscale="log", xlabel="forward FLOPs per image", ylabel="achieved GFLOP/s (training, 3× forward)",
-          title="batch 128: work per image vs achieved rate")  # fmt: skip
+    b.set(
+        xscale="log",
+        xlabel="forward FLOPs per image",
+        ylabel="achieved GFLOP/s (training, 3× forward)",
+        title="batch 128: work per image vs achieved rate",
+    )
     for ax in (a, b):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

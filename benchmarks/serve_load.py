@@ -45,8 +45,10 @@ class Result:
 
     def row(self) -> str:
         rps = len(self.latencies) / self.seconds
-        return (f"| {self.clients} | {len(self.latencies)} | {rps:.0f} | {1000 * self.percentile(0.5):.1f} | "
-                f"{1000 * self.percentile(0.99):.1f} | {self.errors} |")  # fmt: skip
+        return (
+            f"| {self.clients} | {len(self.latencies)} | {rps:.0f} | {1000 * self.percentile(0.5):.1f} | "
+            f"{1000 * self.percentile(0.99):.1f} | {self.errors} |"
+        )
 
 
 def drawing_png() -> bytes:
@@ -162,8 +164,10 @@ def main() -> None:
             drive(url, 1, 1.0, body)  # warm-up: first-request costs (tracing, dataset load) are not load
             if args.contention:
                 return contention(url, body, args.seconds, args.repeat)
-            print(f"POST /api/{args.endpoint}, 280×280 PNG drawing, {args.seconds:g} s per row, "
-                  f"{os.cpu_count()} CPU cores, server: 1 uvicorn process")  # fmt: skip
+            print(
+                f"POST /api/{args.endpoint}, 280×280 PNG drawing, {args.seconds:g} s per row, "
+                f"{os.cpu_count()} CPU cores, server: 1 uvicorn process"
+            )
             print("| clients | requests | req/s | p50 ms | p99 ms | errors |")
             print("|---|---|---|---|---|---|")
             for n in args.clients:

@@ -70,8 +70,12 @@ def tutorial(
     cls = {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST}[dataset]
     raw = root / cls.__name__ / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         if not (raw / name).exists():
             with gzip.open(SRC / dataset / f"{name}.gz") as f, open(raw / name, "wb") as g:
                 shutil.copyfileobj(f, g)
@@ -120,8 +124,10 @@ def main() -> None:
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
     )
-    print(f"{cpu}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}, recipe {args.recipe}")  # fmt: skip
+    print(
+        f"{cpu}, {os.cpu_count()} cores, {args.threads} threads, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}, recipe {args.recipe}"
+    )
     for dataset, target in TARGETS.items():
         if not (SRC / dataset).is_dir():
             print(f"{dataset}: not on this machine ({SRC / dataset}): skipped")

@@ -50,8 +50,12 @@ def tutorial_loader(root: Path, images: int | None = None):
 
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         if not (raw / name).exists():
             with gzip.open(SRC / f"{name}.gz") as f, open(raw / name, "wb") as g:
                 shutil.copyfileobj(f, g)
@@ -85,8 +89,18 @@ def ours(epochs: int, model_arg: str = "lenet5_modern", images: int | None = Non
     torch.manual_seed(0)
     model = cnnzoo.create_model(model_arg)
     t0 = time.perf_counter()
-    h = cnnzoo.fit(model, data, epochs=epochs, batch_size=256, lr=0.05, validation_split=0.0, crop_padding=0,
-                   hflip=True, progress="quiet", limit=images)  # fmt: skip
+    h = cnnzoo.fit(
+        model,
+        data,
+        epochs=epochs,
+        batch_size=256,
+        lr=0.05,
+        validation_split=0.0,
+        crop_padding=0,
+        hflip=True,
+        progress="quiet",
+        limit=images,
+    )
     wall = time.perf_counter() - t0
     # Like the tutorial's figure (its training loop, loader included), ours is the training loop. fit()'s
     # wall clock also includes setup and the 10,000-image test evaluation: printed for reference.
@@ -100,8 +114,14 @@ def fit_on_loader(loader, epochs: int) -> float:
     """fit on the user's DataLoader as built, with the tutorial's optimizer and loss: its training loop's img/s."""
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")
-    h = cnnzoo.fit(model, loader, epochs=epochs, optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
-                   loss=torch.nn.CrossEntropyLoss(), progress=False)  # fmt: skip
+    h = cnnzoo.fit(
+        model,
+        loader,
+        epochs=epochs,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+        loss=torch.nn.CrossEntropyLoss(),
+        progress=False,
+    )
     return h.result["train_images_per_second"]
 
 
@@ -124,13 +144,19 @@ def user_data(epochs: int) -> None:
         plain = tutorial(Path(tmp), epochs, loader=loader)
         ours_loader = fit_on_loader(loader, epochs)
         arrays = fit_on_arrays(epochs)
-    print(f"\n{_machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}, {epochs} epoch(s), one run\n")  # fmt: skip
+    print(
+        f"\n{_machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}, {epochs} epoch(s), one run\n"
+    )
     print("| case | plain img/s | cnnzoo fit img/s | ratio |\n|---|---|---|---|")
-    print(f"| the tutorial's DataLoader: its plain loop vs `fit(model, loader)` | {plain:,.0f} | {ours_loader:,.0f} "
-          f"| **{ours_loader / plain:.2f}×** |")  # fmt: skip
-    print(f"| uint8 N×28×28×1 numpy arrays: the tutorial pipeline vs `fit(model, x, y)` | {plain:,.0f} | "
-          f"{arrays:,.0f} | **{arrays / plain:.2f}×** |")  # fmt: skip
+    print(
+        f"| the tutorial's DataLoader: its plain loop vs `fit(model, loader)` | {plain:,.0f} | {ours_loader:,.0f} "
+        f"| **{ours_loader / plain:.2f}×** |"
+    )
+    print(
+        f"| uint8 N×28×28×1 numpy arrays: the tutorial pipeline vs `fit(model, x, y)` | {plain:,.0f} | "
+        f"{arrays:,.0f} | **{arrays / plain:.2f}×** |"
+    )
 
 
 # name -> (OpenMP waiting passive, threads adapted to the free cores)

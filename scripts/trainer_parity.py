@@ -85,9 +85,11 @@ def report() -> None:
         te = [_final("test_error", r) for r in runs]
         changed = json.loads(overrides)
         name = which + (f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
-        print(f"| {model} ({epochs} epochs, {subset:,} images) | {name} | {', '.join(str(r['seed']) for r in runs)} "
-              f"| {statistics.mean(tr):.2f} ± {_sd(tr):.2f}% | {statistics.mean(te):.2f} ± {_sd(te):.2f}% "
-              f"| {', '.join(f'{v:.2f}%' for v in te)} |")  # fmt: skip
+        print(
+            f"| {model} ({epochs} epochs, {subset:,} images) | {name} | {', '.join(str(r['seed']) for r in runs)} "
+            f"| {statistics.mean(tr):.2f} ± {_sd(tr):.2f}% | {statistics.mean(te):.2f} ± {_sd(te):.2f}% "
+            f"| {', '.join(f'{v:.2f}%' for v in te)} |"
+        )
 
 
 def main() -> None:
@@ -105,8 +107,17 @@ def main() -> None:
     overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     t0 = time.time()
     h = train(a.which, a.model, a.seed, a.epochs, a.subset, overrides)
-    rec = dict(which=a.which, set=overrides, model=a.model, seed=a.seed, epochs=a.epochs, subset=a.subset,
-               train_error=h["train_error"], test_error=h["test_error"], seconds=round(time.time() - t0, 1))  # fmt: skip
+    rec = dict(
+        which=a.which,
+        set=overrides,
+        model=a.model,
+        seed=a.seed,
+        epochs=a.epochs,
+        subset=a.subset,
+        train_error=h["train_error"],
+        test_error=h["test_error"],
+        seconds=round(time.time() - t0, 1),
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
         f.write(json.dumps(rec) + "\n")

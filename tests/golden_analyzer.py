@@ -16,13 +16,32 @@ import cnnzoo
 from cnnzoo.errors import CnnzooError
 
 TORCHVISION = (
-    ("vgg11", 224), ("vgg16", 224), ("vgg19_bn", 224), ("alexnet", 224), ("resnet18", 224), ("resnet50", 224),
-    ("resnet152", 224), ("densenet121", 224), ("inception_v3", 299), ("mobilenet_v2", 224),
-    ("squeezenet1_0", 224), ("googlenet", 224), ("convnext_tiny", 224), ("swin_t", 224), ("vit_b_16", 224),
+    ("vgg11", 224),
+    ("vgg16", 224),
+    ("vgg19_bn", 224),
+    ("alexnet", 224),
+    ("resnet18", 224),
+    ("resnet50", 224),
+    ("resnet152", 224),
+    ("densenet121", 224),
+    ("inception_v3", 299),
+    ("mobilenet_v2", 224),
+    ("squeezenet1_0", 224),
+    ("googlenet", 224),
+    ("convnext_tiny", 224),
+    ("swin_t", 224),
+    ("vit_b_16", 224),
     ("efficientnet_b0", 224),
-)  # fmt: skip
-TOO_SMALL = (("lenet5", "1x8x8"), ("vgg16", "3x16x16"), ("alexnet", "3x32x32"), ("resnet18", "3x1x1"),
-             ("lenet_d2l", "1x4x4"), ("keras_mnist_cnn", "1x10x10"), ("lenet5", "3x32x32"))  # fmt: skip
+)
+TOO_SMALL = (
+    ("lenet5", "1x8x8"),
+    ("vgg16", "3x16x16"),
+    ("alexnet", "3x32x32"),
+    ("resnet18", "3x1x1"),
+    ("lenet_d2l", "1x4x4"),
+    ("keras_mnist_cnn", "1x10x10"),
+    ("lenet5", "3x32x32"),
+)
 
 
 def _error(fn) -> str:

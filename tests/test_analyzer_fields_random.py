@@ -37,8 +37,11 @@ class Net(nn.Module):
             elif kind == "residual":
                 self.layers.append(nn.Conv2d(C, C, a, padding=a // 2))
             elif kind == "cat":
-                self.layers.append(nn.ModuleList([nn.Conv2d(C, C // 2, a, padding=a // 2),
-                                                  nn.Conv2d(C, C - C // 2, b, padding=b // 2)]))  # fmt: skip
+                self.layers.append(
+                    nn.ModuleList(
+                        [nn.Conv2d(C, C // 2, a, padding=a // 2), nn.Conv2d(C, C - C // 2, b, padding=b // 2)]
+                    )
+                )
             else:
                 self.layers.append(nn.Identity())
 

@@ -61,8 +61,12 @@ class ConvAttention(nn.Module):
         return self.attn(t, t, t)[0]
 
 
-NETS = [(TutorialLeNet, (1, 32, 32)), (FunctionalConv, (3, 32, 32)), (EncoderDecoder, (1, 32, 32)),
-        (ConvAttention, (3, 8, 8))]  # fmt: skip
+NETS = [
+    (TutorialLeNet, (1, 32, 32)),
+    (FunctionalConv, (3, 32, 32)),
+    (EncoderDecoder, (1, 32, 32)),
+    (ConvAttention, (3, 8, 8)),
+]
 
 
 @pytest.mark.parametrize(("cls", "size"), NETS, ids=lambda v: getattr(v, "__name__", ""))

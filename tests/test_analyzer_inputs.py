@@ -51,8 +51,14 @@ def test_a_forward_that_reads_its_data_runs_for_real():
 
 
 def test_the_smallest_input_named_is_one_that_ran():
-    net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(9216, 10))  # fmt: skip
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(9216, 10),
+    )
     with pytest.raises(ShapeError) as e:
         summary(net, (1, 4, 4))
     text = str(e.value)

@@ -78,8 +78,12 @@ def test_lenet5_feature_maps_are_the_papers_layers():
     x = torch.randn(1, 1, 32, 32)
     maps = feature_maps(model, x)
     assert [tuple(maps[n].shape[1:]) for n in ("c1", "s2", "c3", "s4", "c5")] == [
-        (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (120, 1, 1),
-    ]  # fmt: skip
+        (6, 28, 28),
+        (6, 14, 14),
+        (16, 10, 10),
+        (16, 5, 5),
+        (120, 1, 1),
+    ]
     torch.testing.assert_close(maps["c1"], model.c1(x))
 
 

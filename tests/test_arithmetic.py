@@ -100,9 +100,16 @@ def test_valid_and_pairs():
 def test_alexnet_chain_needs_227_for_6x6():
     # seed 000's AlexNet: conv11/4, pool3/2, conv5 same, pool3/2, 3× conv3 same, pool3/2 -> 6×6.
     # 227 is exactly the smallest input giving 6×6 (the paper's "224" cannot: it gives 5×5).
-    chain = [dict(kernel=11, stride=4), dict(kernel=3, stride=2), dict(kernel=5, padding=2),
-             dict(kernel=3, stride=2), dict(kernel=3, padding=1), dict(kernel=3, padding=1),
-             dict(kernel=3, padding=1), dict(kernel=3, stride=2)]  # fmt: skip
+    chain = [
+        dict(kernel=11, stride=4),
+        dict(kernel=3, stride=2),
+        dict(kernel=5, padding=2),
+        dict(kernel=3, stride=2),
+        dict(kernel=3, padding=1),
+        dict(kernel=3, padding=1),
+        dict(kernel=3, padding=1),
+        dict(kernel=3, stride=2),
+    ]
     assert min_input_for_chain(chain, out=6) == 227
     for size, expected in ((227, 6), (226, 5), (224, 5)):
         n = size

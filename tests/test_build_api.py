@@ -27,9 +27,17 @@ def test_check_counts_seed_004_as_torch_does(client):
     r = client.get("/api/build/check", params={"net": SEED_004})
     assert r.status_code == 200 and "analyze;dur=" in r.headers["server-timing"]
     body = r.json()
-    torch_net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.MaxPool2d(2),
-                              nn.Conv2d(64, 128, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 64),
-                              nn.Linear(64, 10))  # fmt: skip
+    torch_net = nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128, 64),
+        nn.Linear(64, 10),
+    )
     assert body["ok"] and body["summary"]["total"]["params"] == params(torch_net) == 101_578
     # one entry per token of the text, in order, with its span and the table rows it makes
     tokens = body["tokens"]
@@ -73,9 +81,12 @@ def test_a_collapse_names_the_layer_the_formula_and_the_smallest_input(client):
 
 @pytest.mark.parametrize(
     "net, cap",
-    [("3x1024x1024-4096C3p1*4-10N", "MAX_FEATURE_ELEMENTS"), ("1x28x28-16384N-16384N-10N", "MAX_PARAMS"),
-     ("1x28x28-" + "-".join(["8C3p1"] * 301) + "-10N", "MAX_LAYERS")],
-)  # fmt: skip
+    [
+        ("3x1024x1024-4096C3p1*4-10N", "MAX_FEATURE_ELEMENTS"),
+        ("1x28x28-16384N-16384N-10N", "MAX_PARAMS"),
+        ("1x28x28-" + "-".join(["8C3p1"] * 301) + "-10N", "MAX_LAYERS"),
+    ],
+)
 def test_caps_are_one_line_naming_the_cap(client, net, cap):
     body = client.get("/api/build/check", params={"net": net}).json()
     assert body["ok"] is False and cap in body["error"]["reason"] and "\n" not in body["error"]["reason"]

@@ -18,8 +18,18 @@ SEED_004 = "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N"
 
 def keras_cnn(kernel: int) -> nn.Module:
     """Seed 004's Keras model, written out in torch (valid convolutions, 2×2 max pools, Dense 64, Dense 10)."""
-    convs = [nn.Conv2d(1, 32, kernel), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
-             nn.MaxPool2d(2), nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]  # fmt: skip
+    convs = [
+        nn.Conv2d(1, 32, kernel),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    ]
     flat = nn.Sequential(*convs)(torch.zeros(1, 1, 28, 28)).shape[1]
     return nn.Sequential(*convs, nn.Linear(flat, 64), nn.ReLU(), nn.Linear(64, 10))
 
@@ -69,10 +79,21 @@ def test_seed_004_typed_edited_and_collapsed(server, page, tmp_path):  # noqa: F
 
 def keras_cnn5(padding: int) -> nn.Module:
     """Seed 004's net with three 5×5 convolutions."""
-    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(64, 128, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, 10))  # fmt: skip
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=padding),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=padding),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 5, padding=padding),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.LazyLinear(64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
 def _works(net: nn.Module, side: int) -> bool:
@@ -131,9 +152,20 @@ def test_build_page_in_chinese(server, page, tmp_path):  # noqa: F811
     # every piece of text the page wrote (not the net's own tokens, layer names, types and numbers) is Chinese
     texts = page.evaluate("""() => [...document.querySelectorAll(`[data-i18n], .kind, .build-add button, label.field,
         #totals span, thead th, .net-label span, #conventions`)].map(e => e.textContent.trim()).filter(Boolean)""")
-    english = [s for s in texts if re.search(r"[A-Za-z]{3,}", re.sub(r"\b(ReLU|Tanh|GAP|BN|MACs|FLOPs|API|CNN|"
-                                                                      r"MPs|APs|kCs|kN|Dp|Rk|tok|Keras|LeNet)\b", "", s))
-               and not CHINESE.search(s)]  # fmt: skip
+    english = [
+        s
+        for s in texts
+        if re.search(
+            r"[A-Za-z]{3,}",
+            re.sub(
+                r"\b(ReLU|Tanh|GAP|BN|MACs|FLOPs|API|CNN|"
+                r"MPs|APs|kCs|kN|Dp|Rk|tok|Keras|LeNet)\b",
+                "",
+                s,
+            ),
+        )
+        and not CHINESE.search(s)
+    ]
     assert english == []
     assert len(texts) > 30
     page.screenshot(path=str(shot_path("build-zh.png", tmp_path)), full_page=False)
@@ -162,9 +194,19 @@ def test_build_train_predict_and_neuron(browser, tmp_path):
     with serving(runs) as url:
         page = open_page(browser, errors)
         page.goto(f"{url}/build?net={net}&lang=en")
-        expect(page.get_by_test_id("total-params")).to_have_text(count(nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(16 * 6 * 6, 32), nn.Linear(32, 10))))  # fmt: skip
+        expect(page.get_by_test_id("total-params")).to_have_text(
+            count(
+                nn.Sequential(
+                    nn.Conv2d(1, 8, 3, padding=1),
+                    nn.MaxPool2d(2),
+                    nn.Conv2d(8, 16, 3),
+                    nn.MaxPool2d(2),
+                    nn.Flatten(),
+                    nn.Linear(16 * 6 * 6, 32),
+                    nn.Linear(32, 10),
+                )
+            )
+        )
         page.get_by_test_id("train-this").click()
         expect(page).to_have_url(re.compile(r"/train\?model="))
         expect(page.locator("select[name=model]")).to_have_value(net)

@@ -44,8 +44,17 @@ def test_callable_loss_and_metric_are_called(data):
         calls["metric"] += 1
         return (logits.argmax(1) == labels).float().mean()
 
-    h = cnnzoo.fit(_net(), x, y, validation_data=(xv, yv), epochs=2, batch_size=32, loss=my_loss, metrics=[top1],
-                   progress=False)  # fmt: skip
+    h = cnnzoo.fit(
+        _net(),
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=2,
+        batch_size=32,
+        loss=my_loss,
+        metrics=[top1],
+        progress=False,
+    )
     assert calls["loss"] >= 2 * 3 and calls["metric"] >= 2 * 3  # every training batch, and validation
     # the callable metric is top-1 accuracy: it must equal cnnzoo's own accuracy on the same batches
     assert h.history["top1"] == pytest.approx(h.history["accuracy"])
@@ -88,8 +97,16 @@ def test_keras_hooks_are_called_in_order(data):
             seen.append("train_end")
 
     cnnzoo.fit(_net(), x, y, epochs=1, batch_size=48, callbacks=[Recorder()], progress=False)
-    assert seen == ["train_begin", "epoch_begin 0", "batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1",
-                    "epoch_end 0", "train_end"]  # fmt: skip
+    assert seen == [
+        "train_begin",
+        "epoch_begin 0",
+        "batch_begin 0",
+        "batch_end 0",
+        "batch_begin 1",
+        "batch_end 1",
+        "epoch_end 0",
+        "train_end",
+    ]
 
 
 @pytest.mark.slow
@@ -111,8 +128,18 @@ def test_early_stopping_stops_and_the_run_resumes(data, tmp_path):
 def test_model_checkpoint_keeps_the_best(data, tmp_path):
     x, y, xv, yv = data
     best = ModelCheckpoint(tmp_path / "best", monitor="val_accuracy", save_best_only=True)
-    h = cnnzoo.fit(_net(), x, y, validation_data=(xv, yv), epochs=3, batch_size=32, optimizer="adam", lr=0.01,
-                   callbacks=[best], progress=False)  # fmt: skip
+    h = cnnzoo.fit(
+        _net(),
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=3,
+        batch_size=32,
+        optimizer="adam",
+        lr=0.01,
+        callbacks=[best],
+        progress=False,
+    )
     meta = load_meta(tmp_path / "best")
     load_weights_into(_net(), tmp_path / "best")  # a valid checkpoint of this model
     accs = h.history["val_accuracy"]

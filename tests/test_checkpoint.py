@@ -21,9 +21,16 @@ from cnnzoo.preprocess import preprocess
 
 def _meta(epoch=1, **kw):
     return ckpt.CheckpointMeta(
-        model="lenet5_modern", model_kwargs={"num_classes": 10, "in_channels": 1}, input_size=[1, 28, 28],
-        dataset="fashion-mnist", classes=[str(i) for i in range(10)], mean=[0.286], std=[0.353], epoch=epoch, **kw,
-    )  # fmt: skip
+        model="lenet5_modern",
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        input_size=[1, 28, 28],
+        dataset="fashion-mnist",
+        classes=[str(i) for i in range(10)],
+        mean=[0.286],
+        std=[0.353],
+        epoch=epoch,
+        **kw,
+    )
 
 
 def _model(seed=0):
@@ -91,8 +98,11 @@ def test_malicious_pickle_never_runs(tmp_path):
     (run / "model.safetensors").write_bytes(payload)  # a pickle in disguise
     (run / "train_state.pt").write_bytes(payload)  # and as a resume state
     (run / "checkpoint.json").write_text(json.dumps(_meta().to_dict()))
-    for attempt in (lambda: ckpt.load_checkpoint(tmp_path / "evil.pt"), lambda: ckpt.load_checkpoint(run),
-                    lambda: ckpt.load_train_state(run)):  # fmt: skip
+    for attempt in (
+        lambda: ckpt.load_checkpoint(tmp_path / "evil.pt"),
+        lambda: ckpt.load_checkpoint(run),
+        lambda: ckpt.load_train_state(run),
+    ):
         with pytest.raises(CheckpointError):
             attempt()
     assert not marker.exists()  # ...but never through cnnzoo
@@ -213,8 +223,14 @@ def test_model_kwargs_are_recorded_and_rebuild_the_same_model(tmp_path):
     torch.manual_seed(0)
     model = cnnzoo.create_model("resnet20", num_classes=7, shortcut="B")
     assert model.card.model_kwargs == {"num_classes": 7, "shortcut": "B"}
-    meta = ckpt.CheckpointMeta(model="resnet20", model_kwargs=model.card.model_kwargs, input_size=[3, 32, 32],
-                               classes=list("abcdefg"), mean=[0.5] * 3, std=[0.25] * 3)  # fmt: skip
+    meta = ckpt.CheckpointMeta(
+        model="resnet20",
+        model_kwargs=model.card.model_kwargs,
+        input_size=[3, 32, 32],
+        classes=list("abcdefg"),
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+    )
     ckpt.save_checkpoint(tmp_path / "run", model, meta)
     loaded, _ = ckpt.load_checkpoint(tmp_path / "run")
     x = torch.randn(2, 3, 32, 32)
@@ -230,9 +246,16 @@ def test_model_kwargs_are_recorded_and_rebuild_the_same_model(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("input_size", [1, 28]), ("input_size", [1, 10**9, 28]), ("mean", ["x"]), ("std", [0.0]),
-     ("epoch", -1), ("classes", "abc"), ("model_kwargs", {"num_classes": 10**12})],
-)  # fmt: skip
+    [
+        ("input_size", [1, 28]),
+        ("input_size", [1, 10**9, 28]),
+        ("mean", ["x"]),
+        ("std", [0.0]),
+        ("epoch", -1),
+        ("classes", "abc"),
+        ("model_kwargs", {"num_classes": 10**12}),
+    ],
+)
 def test_out_of_range_metadata_is_refused_before_building(run_dir, field, value):
     record = json.loads((run_dir / "checkpoint.json").read_text())
     if field == "model_kwargs":
@@ -274,13 +297,27 @@ def test_meta_is_the_model_card_plus_progress(tmp_path):
     """One record: the checkpoint's metadata is a frozen ModelCard with epoch/metrics/format_version, its
     JSON is unchanged (lists, the same keys), and load_checkpoint attaches the card to the model."""
     meta = _meta()
-    assert isinstance(meta, ModelCard) and meta.card == ModelCard(**{k: getattr(meta, k) for k in (
-        "model", "model_kwargs", "input_size", "classes", "mean", "std", "dataset")})  # fmt: skip
+    assert isinstance(meta, ModelCard) and meta.card == ModelCard(
+        **{
+            k: getattr(meta, k)
+            for k in ("model", "model_kwargs", "input_size", "classes", "mean", "std", "dataset")
+        }
+    )
     with pytest.raises(AttributeError):
         meta.epoch = 5  # frozen: a new epoch is meta.replace(epoch=...)
     d = meta.to_dict()
-    assert list(d) == ["model", "model_kwargs", "input_size", "dataset", "classes", "mean", "std", "epoch",
-                       "metrics", "format_version"]  # fmt: skip
+    assert list(d) == [
+        "model",
+        "model_kwargs",
+        "input_size",
+        "dataset",
+        "classes",
+        "mean",
+        "std",
+        "epoch",
+        "metrics",
+        "format_version",
+    ]
     assert isinstance(d["input_size"], list) and ckpt.CheckpointMeta.from_dict(d) == meta
     run = ckpt.save_checkpoint(tmp_path / "run", _model(), meta)
     model, loaded = ckpt.load_checkpoint(run)

@@ -71,11 +71,25 @@ def _accuracy(values: dict) -> dict:
 
 # docs/experiments.md's CPU run (8 epochs, 10,000 canvases); dense_noflip is not in the doc and made up here
 DOC_RUN = {
-    42: {"centred_28": 82.74, "dense": 80.38, "dense_noflip": 79.50, "dense_max": 67.50, "ten_crop": 81.08,
-         "resize": 62.74, "centre_crop": 79.89},
-    56: {"centred_28": 82.74, "dense": 44.67, "dense_noflip": 43.90, "dense_max": 62.12, "ten_crop": 27.80,
-         "resize": 28.95, "centre_crop": 48.32},
-}  # fmt: skip
+    42: {
+        "centred_28": 82.74,
+        "dense": 80.38,
+        "dense_noflip": 79.50,
+        "dense_max": 67.50,
+        "ten_crop": 81.08,
+        "resize": 62.74,
+        "centre_crop": 79.89,
+    },
+    56: {
+        "centred_28": 82.74,
+        "dense": 44.67,
+        "dense_noflip": 43.90,
+        "dense_max": 62.12,
+        "ten_crop": 27.80,
+        "resize": 28.95,
+        "centre_crop": 48.32,
+    },
+}
 
 
 def _diffs(spread: float) -> dict:
@@ -88,8 +102,12 @@ def test_headline_names_every_win_and_loss_at_every_size():
     acc = _accuracy(DOC_RUN)
     cmp = de.compare(acc, _diffs(0.01))  # standard error 0.0001: every difference here is real
     assert {b: cmp[42][b]["outcome"] for b in de.BASELINES} == {
-        "dense_noflip": "wins", "dense_max": "wins", "ten_crop": "loses", "resize": "wins", "centre_crop": "wins"
-    }  # fmt: skip
+        "dense_noflip": "wins",
+        "dense_max": "wins",
+        "ten_crop": "loses",
+        "resize": "wins",
+        "centre_crop": "wins",
+    }
     assert cmp[56]["centre_crop"]["outcome"] == cmp[56]["dense_max"]["outcome"] == "loses"
     at42, at56 = de.headline(acc, cmp).split(" At 56×56")
     assert "loses to 10 crops (-0.70)" in at42 and "beats resizing (+17.64)" in at42

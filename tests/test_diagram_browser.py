@@ -13,8 +13,12 @@ def overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
     hits = []
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
-            if (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
-                    and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]):  # fmt: skip
+            if (
+                a["x"] < b["x"] + b["width"]
+                and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"]
+                and b["y"] < a["y"] + a["height"]
+            ):
                 hits.append((a["text"], b["text"]))
     return hits
 

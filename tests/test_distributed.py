@@ -65,8 +65,16 @@ def test_one_ddp_step_equals_one_process_with_the_global_batch(tmp_path):
     x = torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 10, (64,), generator=g)
     opt = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4))
-    train_one_epoch(model, x, y, torch.arange(64), batch_size=64, optimizer=opt,
-                    loss_fn=torch.nn.functional.cross_entropy, prepare=make_prepare((1, 28, 28), [0.5], [0.25]))  # fmt: skip
+    train_one_epoch(
+        model,
+        x,
+        y,
+        torch.arange(64),
+        batch_size=64,
+        optimizer=opt,
+        loss_fn=torch.nn.functional.cross_entropy,
+        prepare=make_prepare((1, 28, 28), [0.5], [0.25]),
+    )
     for k, v in model.state_dict().items():
         assert not torch.equal(v, before[k]), f"{k} did not move: the comparison would be vacuous"
         torch.testing.assert_close(ddp_params[k], v, atol=1e-6, rtol=0)
@@ -76,9 +84,11 @@ def test_one_ddp_step_equals_one_process_with_the_global_batch(tmp_path):
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
 def test_cli_nproc_2_writes_result_with_world_size_2(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cnnzoo", "train", "lenet5_modern", "--nproc", "2", "--limit", "512",
-           "--epochs", "2", "--batch-size", "64", "--validation-split", "0.1", "--out", str(out), "--quiet",
-           "--threads", "1"]  # fmt: skip
+    fixed = (
+        "-m cnnzoo train lenet5_modern --nproc 2 --limit 512 --epochs 2 "
+        "--batch-size 64 --validation-split 0.1 --quiet --threads 1"
+    ).split()
+    cmd = [sys.executable, *fixed, "--out", str(out)]
     done = subprocess.run(
         cmd, capture_output=True, text=True, timeout=240, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )

@@ -237,8 +237,12 @@ def test_lenet_activations_quick(quick_run):
         assert f"| {v.split('-')[0]} | {v.split('-')[1]} | {best['lr']} |" in report
     assert "its own best learning rate" in report
     # one epoch on 2,048 images with one seed: no yes/no, each verdict says why
-    for said in ("than sigmoid (lower epoch-1 loss, both poolings): inconclusive (", "ReLU ends lower than sigmoid: "
-                 "inconclusive (", "tanh in between: inconclusive (", "test error for: inconclusive ("):  # fmt: skip
+    for said in (
+        "than sigmoid (lower epoch-1 loss, both poolings): inconclusive (",
+        "ReLU ends lower than sigmoid: inconclusive (",
+        "tanh in between: inconclusive (",
+        "test error for: inconclusive (",
+    ):
         assert said in report
     assert ": yes" not in report and ": NO" not in report
 
@@ -303,8 +307,10 @@ def test_degradation_rebuilt_from_a_stopped_runs_log(tmp_path):
         reached = 3 if name == "resnet56" else 4  # resnet56 was stopped one epoch early
         for seed, jitter in ((0, 0.0), (1, 0.1)):  # two seeds: one seed would give no verdict
             for e in range(1, reached + 1):
-                lines.append(f"  {name} seed {seed} epoch {e}/4: train error {err + 4 - e + jitter:.2f}%, "
-                             f"test error {err + 5:.2f}% (1.0 s)")  # fmt: skip
+                lines.append(
+                    f"  {name} seed {seed} epoch {e}/4: train error {err + 4 - e + jitter:.2f}%, "
+                    f"test error {err + 5:.2f}% (1.0 s)"
+                )
     log = tmp_path / "run.log"
     log.write_text("\n".join(["noise", *lines]) + "\n")
     doc = rebuild_from_log(log, tmp_path, settings_for(False, "fashion-mnist"), "cpu", {"device": "cuda"})
@@ -349,8 +355,10 @@ def test_degradation_plot_shows_swings_above_20_percent(tmp_path, monkeypatch):
     )
     flat = [0.10, 0.08, 0.07, 0.06, 0.05, 0.05]
     swing = [0.30, 0.45, 0.12, 0.09, 0.072, 0.071]
-    models = {m: {"train_error_curve": flat, "test_error_curve": swing if m == "plain56" else flat}
-              for m in degradation.MODELS}  # fmt: skip
+    models = {
+        m: {"train_error_curve": flat, "test_error_curve": swing if m == "plain56" else flat}
+        for m in degradation.MODELS
+    }
     degradation.plot({"models": models}, "fashion-mnist", tmp_path)
     top_left, top_right, bottom_left, _ = shown["fig"].axes
     assert top_left.get_ylim()[1] >= 45 and top_right.get_ylim() == top_left.get_ylim()

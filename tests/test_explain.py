@@ -207,8 +207,14 @@ def client():
     from cnnzoo.card import ModelCard
     from cnnzoo.web import Session, create_app
 
-    meta = {"model": "lenet5", "input_size": [1, 32, 32], "dataset": "mnist", "classes": [str(i) for i in range(10)],
-            "mean": [0.1307], "std": [0.3081]}  # fmt: skip
+    meta = {
+        "model": "lenet5",
+        "input_size": [1, 32, 32],
+        "dataset": "mnist",
+        "classes": [str(i) for i in range(10)],
+        "mean": [0.1307],
+        "std": [0.3081],
+    }
     return TestClient(create_app(Session(cnnzoo.create_model("lenet5").eval(), ModelCard(**meta), "test")))
 
 

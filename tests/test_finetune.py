@@ -92,9 +92,11 @@ def _folder(root, per_class: int = 8):
 def test_train_freeze_features_trains_only_the_classifier(store, weights_file, tmp_path, monkeypatch):
     folder = _folder(tmp_path / "photos")
     run = tmp_path / "run"
-    args = ["train", "resnet18", "--weights", str(weights_file), "--dataset", f"imagefolder:{folder}",
-            "--freeze", "features", "--epochs", "1", "--limit", "16", "--input", "3x64x64", "--batch-size", "4",
-            "--validation-split", "0", "--device", "cpu", "--no-bf16", "--out", str(run), "--quiet"]  # fmt: skip
+    fixed = (
+        "train resnet18 --freeze features --epochs 1 --limit 16 --input 3x64x64 "
+        "--batch-size 4 --validation-split 0 --device cpu --no-bf16 --quiet"
+    ).split()
+    args = [*fixed, "--weights", str(weights_file), "--dataset", f"imagefolder:{folder}", "--out", str(run)]
     assert main(args) == 0
 
     # the optimizer had the classifier's two tensors only: 512 x 2 weights + 2 biases
@@ -134,7 +136,9 @@ def test_freeze_until_and_lr_backbone(weights_file):
     assert model.card.classes == () and model.card.model_kwargs["num_classes"] == 2
     frozen = freeze(model, freeze_until="layer3")
     assert frozen[-1].startswith("layer3.") and not any(n.startswith(("layer4", "fc")) for n in frozen)
-    optimizer = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4, lr_backbone=0.001))
+    optimizer = make_optimizer(
+        model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4, lr_backbone=0.001)
+    )
     lrs = [(g["lr"], sum(p.numel() for p in g["params"])) for g in optimizer.param_groups]
     layer4 = sum(p.numel() for p in model.layer4.parameters())
     assert lrs[0][0] == lrs[1][0] == 0.1 and lrs[0][1] + lrs[1][1] == 512 * 2 + 2
@@ -151,9 +155,24 @@ def test_freeze_until_and_lr_backbone(weights_file):
 )
 def test_bad_freeze_options_are_one_line(weights_file, tmp_path, capsys, extra, words):
     folder = _folder(tmp_path / "photos", per_class=2)
-    args = ["train", "resnet18", "--weights", str(weights_file), "--dataset", f"imagefolder:{folder}",
-            "--epochs", "1", "--input", "3x32x32", "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet",
-            *extra]  # fmt: skip
+    args = [
+        "train",
+        "resnet18",
+        "--weights",
+        str(weights_file),
+        "--dataset",
+        f"imagefolder:{folder}",
+        "--epochs",
+        "1",
+        "--input",
+        "3x32x32",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        *extra,
+    ]
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err.strip()

@@ -46,8 +46,17 @@ class _Inputs(nn.Module):
 
 def test_keras_shaped_uint8_numpy_with_validation_data():
     x, y, xv, yv = _keras_arrays(256)
-    h = cnnzoo.fit(_net(), x, y, validation_data=(xv, yv), epochs=4, batch_size=16, optimizer="adam", lr=0.01,
-                   progress=False)  # fmt: skip
+    h = cnnzoo.fit(
+        _net(),
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=4,
+        batch_size=16,
+        optimizer="adam",
+        lr=0.01,
+        progress=False,
+    )
     assert len(h.history["val_accuracy"]) == 4
     assert h.history["val_accuracy"][-1] > 0.15  # learnt something: chance is 0.1
     assert "NHWC" in h.result["header"] and "no augmentation" in h.result["header"]
@@ -86,8 +95,9 @@ def test_layouts_train_alike():
 
 def test_tensor_dataset_trains():
     ds = synthetic(n_train=128)
-    h = cnnzoo.fit(_net(), TensorDataset(ds.train_images, ds.train_labels), epochs=1, batch_size=32,
-                   progress=False)  # fmt: skip
+    h = cnnzoo.fit(
+        _net(), TensorDataset(ds.train_images, ds.train_labels), epochs=1, batch_size=32, progress=False
+    )
     assert h.history["loss"] and "val_loss" not in h.history  # no split held out unless asked
 
 
@@ -105,8 +115,16 @@ def test_dataloader_matches_the_plain_pytorch_loop():
     x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
     loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=False)
     ours, theirs = _net(3), _net(3)
-    cnnzoo.fit(ours, loader, epochs=2, optimizer=lambda p: torch.optim.SGD(p, lr=0.1), loss=nn.CrossEntropyLoss(),
-               progress=False, channels_last=False, bf16=False)  # fmt: skip
+    cnnzoo.fit(
+        ours,
+        loader,
+        epochs=2,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        loss=nn.CrossEntropyLoss(),
+        progress=False,
+        channels_last=False,
+        bf16=False,
+    )
     opt = torch.optim.SGD(theirs.parameters(), lr=0.1)
     for _ in range(2):  # https://pytorch.org/tutorials/beginner/basics/optimization_tutorial.html
         theirs.train()
@@ -123,8 +141,15 @@ def test_validation_split_only_when_asked():
     ds = synthetic(n_train=100)
     h = cnnzoo.fit(_net(), ds.train_images, ds.train_labels, epochs=1, batch_size=10, progress=False)
     assert h.epochs[0]["images"] == 100 and "val_loss" not in h.epochs[0]
-    h = cnnzoo.fit(_net(), ds.train_images, ds.train_labels, epochs=1, batch_size=10, validation_split=0.2,
-                   progress=False)  # fmt: skip
+    h = cnnzoo.fit(
+        _net(),
+        ds.train_images,
+        ds.train_labels,
+        epochs=1,
+        batch_size=10,
+        validation_split=0.2,
+        progress=False,
+    )
     assert h.epochs[0]["images"] == 80 and "val_loss" in h.epochs[0]
 
 

@@ -33,9 +33,16 @@ TIMEOUT = 10  # seconds: every refusal below must come well within this
 
 
 def _meta(**changes) -> ckpt.CheckpointMeta:
-    record = dict(model=MODEL, model_kwargs={"num_classes": 10, "in_channels": 1}, input_size=[1, 28, 28],
-                  dataset="fashion-mnist", classes=[f"class{i}" for i in range(10)], mean=[0.286], std=[0.353],
-                  epoch=1)  # fmt: skip
+    record = dict(
+        model=MODEL,
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        input_size=[1, 28, 28],
+        dataset="fashion-mnist",
+        classes=[f"class{i}" for i in range(10)],
+        mean=[0.286],
+        std=[0.353],
+        epoch=1,
+    )
     return ckpt.CheckpointMeta(**(record | changes))
 
 
@@ -125,8 +132,10 @@ def lying_size(good_run: Path, dest: Path) -> Path:
 def sparse_huge(good_run: Path, dest: Path) -> Path:
     """A real (sparse) 10 GB file whose header is consistent with it, but not with the model."""
     run = _copy(good_run, dest)
-    header = {"__metadata__": _header(good_run / "model.safetensors")[0]["__metadata__"],
-              "c1.weight": {"dtype": "F32", "shape": [10 * 2**30 // 4], "data_offsets": [0, 10 * 2**30]}}  # fmt: skip
+    header = {
+        "__metadata__": _header(good_run / "model.safetensors")[0]["__metadata__"],
+        "c1.weight": {"dtype": "F32", "shape": [10 * 2**30 // 4], "data_offsets": [0, 10 * 2**30]},
+    }
     raw = json.dumps(header).encode()
     with open(run / "model.safetensors", "wb") as f:
         f.write(len(raw).to_bytes(8, "little") + raw)
@@ -156,8 +165,12 @@ def fifo_json(good_run: Path, dest: Path) -> Path:
     return run
 
 
-IN_PROCESS = {"relabelled-i32": (relabelled_i32, "I32"), "non-finite": (non_finite, "NaN"),
-              "lying-size": (lying_size, "bytes"), "sparse-10GB": (sparse_huge, "do not fit")}  # fmt: skip
+IN_PROCESS = {
+    "relabelled-i32": (relabelled_i32, "I32"),
+    "non-finite": (non_finite, "NaN"),
+    "lying-size": (lying_size, "bytes"),
+    "sparse-10GB": (sparse_huge, "do not fit"),
+}
 SPECIAL = {"dev-zero": dev_zero, "fifo": fifo, "fifo-json": fifo_json}
 
 
@@ -241,9 +254,12 @@ def test_dtype_error_names_the_tensor(root, good_run):
 
 @pytest.mark.parametrize(
     "size, word",
-    [([3, 28, 28], "3 channel(s), the model takes 1"), ([1, 8192, 8192], "cannot take"),
-     ([64, 8192, 8192], "channel(s)")],
-)  # fmt: skip
+    [
+        ([3, 28, 28], "3 channel(s), the model takes 1"),
+        ([1, 8192, 8192], "cannot take"),
+        ([64, 8192, 8192], "channel(s)"),
+    ],
+)
 @pytest.mark.parametrize("command", ["predict", "export", "serve"])
 def test_input_size_the_model_cannot_take(capsys, monkeypatch, root, good_run, image, size, word, command):
     import uvicorn
@@ -288,11 +304,20 @@ def test_bare_safetensors_is_read_through_the_guarded_reader(root, good_run):
 
 @pytest.mark.parametrize(
     "argv",
-    [["eval", "x", "--batch-size", "0"], ["eval", "x", "--batch-size", "-1"], ["eval", "x", "--limit", "0"],
-     ["eval", "x", "--limit", "-5"], ["predict", "x", "y", "--top-k", "0"], ["export", "x", "--out", "y", "--opset", "0"],
-     ["export", "x", "--out", "y", "--atol", "nan"], ["export", "x", "--out", "y", "--atol", "-1"],
-     ["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--threads", "-4"]],
-)  # fmt: skip
+    [
+        ["eval", "x", "--batch-size", "0"],
+        ["eval", "x", "--batch-size", "-1"],
+        ["eval", "x", "--limit", "0"],
+        ["eval", "x", "--limit", "-5"],
+        ["predict", "x", "y", "--top-k", "0"],
+        ["export", "x", "--out", "y", "--opset", "0"],
+        ["export", "x", "--out", "y", "--atol", "nan"],
+        ["export", "x", "--out", "y", "--atol", "-1"],
+        ["serve", "--port", "99999"],
+        ["serve", "--port", "-1"],
+        ["serve", "--threads", "-4"],
+    ],
+)
 def test_numeric_options_have_ranges(capsys, monkeypatch, argv):
     import uvicorn
 

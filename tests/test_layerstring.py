@@ -94,8 +94,19 @@ def test_forward_shapes_match_the_spec():
 def test_names_card_and_no_lazy_layers():
     net = build_layer_string("1x28x28-6C5-BN-MP2-16C5-Tanh-AP2-120N-D0.3-10N")
     assert list(dict(net.named_children())) == [
-        "conv1", "bn1", "relu1", "pool1", "conv2", "tanh1", "pool2", "flatten", "fc1", "relu2", "drop1", "fc2",
-    ]  # fmt: skip
+        "conv1",
+        "bn1",
+        "relu1",
+        "pool1",
+        "conv2",
+        "tanh1",
+        "pool2",
+        "flatten",
+        "fc1",
+        "relu2",
+        "drop1",
+        "fc2",
+    ]
     assert net.conv1.bias is None and net.conv2.bias is not None  # a BN after a conv takes the bias's place
     assert not any(isinstance(p, nn.parameter.UninitializedParameter) for p in net.parameters())
     assert net.card.model == "1x28x28-6C5-BN-MP2-16C5-Tanh-AP2-120N-D0.3-10N"
@@ -182,27 +193,53 @@ def test_a_plain_sequential_reads_back():
 # Hypothesis: random nets of every token kind. string -> spec -> module -> string gives the canonical string,
 # which reads back to the same layers and builds the same modules.
 _conv = st.builds(
-    lambda k, s, p, st_, d, g: f"{4 * g}C{s}" + (f"p{p}" if p else "") + (f"s{st_}" if st_ > 1 else "")
-    + (f"d{d}" if d > 1 else "") + (f"g{g}" if g > 1 else ""),
-    st.just(0), st.integers(1, 3), st.integers(0, 1), st.integers(1, 2), st.integers(1, 2), st.sampled_from([1, 2]),
-)  # fmt: skip
+    lambda k, s, p, st_, d, g: (
+        f"{4 * g}C{s}"
+        + (f"p{p}" if p else "")
+        + (f"s{st_}" if st_ > 1 else "")
+        + (f"d{d}" if d > 1 else "")
+        + (f"g{g}" if g > 1 else "")
+    ),
+    st.just(0),
+    st.integers(1, 3),
+    st.integers(0, 1),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.sampled_from([1, 2]),
+)
 _tok = st.one_of(
     _conv,
-    st.builds(lambda op, k, s: f"{op}{k}" + (f"s{s}" if s != k else ""), st.sampled_from(["MP", "AP"]),
-              st.integers(1, 2), st.integers(1, 2)),
-    st.sampled_from(["BN", "D0.25", "D", "ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "LReLU", "ReLU6", "Id"]),
-    st.builds(lambda c, s, a: f"R{c}" + (f"s{s}" if s > 1 else "") + a, st.sampled_from([8, 16]), st.integers(1, 2),
-              st.sampled_from(["", "A"])),
+    st.builds(
+        lambda op, k, s: f"{op}{k}" + (f"s{s}" if s != k else ""),
+        st.sampled_from(["MP", "AP"]),
+        st.integers(1, 2),
+        st.integers(1, 2),
+    ),
+    st.sampled_from(
+        ["BN", "D0.25", "D", "ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "LReLU", "ReLU6", "Id"]
+    ),
+    st.builds(
+        lambda c, s, a: f"R{c}" + (f"s{s}" if s > 1 else "") + a,
+        st.sampled_from([8, 16]),
+        st.integers(1, 2),
+        st.sampled_from(["", "A"]),
+    ),
     st.builds(lambda t, n: f"{t}*{n}", st.sampled_from(["8C3p1", "BN", "ReLU"]), st.integers(2, 3)),
-)  # fmt: skip
-_head = st.lists(st.one_of(st.builds(lambda n: f"{n}N", st.integers(1, 12)), st.sampled_from(["BN", "D", "Tanh", "ReLU"])), max_size=4)  # fmt: skip
+)
+_head = st.lists(
+    st.one_of(st.builds(lambda n: f"{n}N", st.integers(1, 12)), st.sampled_from(["BN", "D", "Tanh", "ReLU"])),
+    max_size=4,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
-    c=st.sampled_from([1, 2, 4]), side=st.integers(8, 20), body=st.lists(_tok, min_size=1, max_size=8),
-    gpool=st.sampled_from(["", "GAP", "GMP"]), head=_head,
-)  # fmt: skip
+    c=st.sampled_from([1, 2, 4]),
+    side=st.integers(8, 20),
+    body=st.lists(_tok, min_size=1, max_size=8),
+    gpool=st.sampled_from(["", "GAP", "GMP"]),
+    head=_head,
+)
 def test_round_trip(c, side, body, gpool, head):
     text = "-".join([f"{c}x{side}x{side}", *body] + ([gpool] if gpool else []) + head)
     try:

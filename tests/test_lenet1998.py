@@ -38,8 +38,19 @@ def test_paper_scaling_is_exactly_background_minus_0_1_and_ink_1_175():
 def test_fit_puts_the_paper_scaling_on_the_card_so_every_path_uses_it():
     model = cnnzoo.create_model("lenet5")
     data = synthetic(n_train=64, n_test=32)
-    cnnzoo.fit(model, data, epochs=1, batch_size=32, lr=1e-4, optimizer="sdlm", schedule="lenet1998",
-               loss="lenet5", normalization="lenet1998", validation_split=0.0, progress="quiet")  # fmt: skip
+    cnnzoo.fit(
+        model,
+        data,
+        epochs=1,
+        batch_size=32,
+        lr=1e-4,
+        optimizer="sdlm",
+        schedule="lenet1998",
+        loss="lenet5",
+        normalization="lenet1998",
+        validation_split=0.0,
+        progress="quiet",
+    )
     card = card_of(model)
     assert card.mean == (LENET1998_MEAN,) and card.std == (LENET1998_STD,)
     image = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
@@ -151,8 +162,11 @@ def test_paper_recipe_and_the_default_beside_it():
     paper = recipe_for("lenet5", "paper")
     assert paper == NAMED_RECIPES["paper"]["lenet5"]
     assert (paper["optimizer"], paper["schedule"], paper["normalization"], paper["loss"]) == (
-        "sdlm", "lenet1998", "lenet1998", "lenet5"
-    )  # fmt: skip
+        "sdlm",
+        "lenet1998",
+        "lenet1998",
+        "lenet5",
+    )
     assert paper["epochs"] == 20 and paper["weight_decay"] == 0 and paper["crop_padding"] == 0
     assert (
         recipe_for("lenet5") == recipe_for("lenet5", "default") and recipe_for("lenet5")["optimizer"] == "sgd"

@@ -65,9 +65,15 @@ def n_params(model: nn.Module) -> int:
 
 
 def test_kinds():
-    assert [model_source(a).kind for a in ("lenet5", SEED_004, "a/b.py:Net", "torchvision:vgg16", "timm:x")] == [
-        "zoo", "string", "file", "torchvision", "timm",
-    ]  # fmt: skip
+    assert [
+        model_source(a).kind for a in ("lenet5", SEED_004, "a/b.py:Net", "torchvision:vgg16", "timm:x")
+    ] == [
+        "zoo",
+        "string",
+        "file",
+        "torchvision",
+        "timm",
+    ]
     for arg in ("a/b.py:Net", "torchvision:vgg16", "timm:resnet18"):  # the web app: no code but cnnzoo's
         with pytest.raises(CnnzooError, match="only zoo names and layer strings"):
             check_model_arg(arg, allow_code=False)

@@ -31,8 +31,12 @@ def test_muon_groups_step_as_torch_optim_muon(nesterov):
     ref = [p.detach().clone() for p in net.parameters()]
     hidden, rest = [ref[0], ref[2]], [ref[1], ref[3], ref[4], ref[5]]
     muon = torch.optim.Muon(hidden, lr=0.02, weight_decay=0.01, momentum=0.9, nesterov=nesterov)
-    sgd = torch.optim.SGD([{"params": [ref[4]], "weight_decay": 0.01}, {"params": [ref[1], ref[3], ref[5]]}],
-                          lr=0.1, momentum=0.9, nesterov=nesterov)  # fmt: skip
+    sgd = torch.optim.SGD(
+        [{"params": [ref[4]], "weight_decay": 0.01}, {"params": [ref[1], ref[3], ref[5]]}],
+        lr=0.1,
+        momentum=0.9,
+        nesterov=nesterov,
+    )
     for step in range(4):
         _grads(net.parameters(), step)
         for r, p in zip(ref, net.parameters(), strict=True):
@@ -92,7 +96,9 @@ def test_muon_layers_conv_leaves_the_fully_connected_layers_to_sgd():
     muon = {id(p) for g in opt.param_groups if g["muon"] for p in g["params"]}
     assert muon == {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
-    hidden = make_optimizer(model, TrainConfig(optimizer="muon", lr=0.01, muon_lr=0.02))  # the default: the hidden FC layers too
+    hidden = make_optimizer(
+        model, TrainConfig(optimizer="muon", lr=0.01, muon_lr=0.02)
+    )  # the default: the hidden FC layers too
     assert {tuple(p.shape) for g in hidden.param_groups if g["muon"] for p in g["params"]} >= {(4096, 4096)}
 
 

@@ -120,8 +120,14 @@ def test_gradient_is_nonzero_exactly_inside_the_receptive_field():
     rng = np.random.default_rng(1)
     buf = io.BytesIO()
     Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(buf, format="PNG")
-    for label, channel, y, x in [("C1", 0, 0, 0), ("C1", 3, 12, 20), ("S2", 1, 6, 9), ("C3", 7, 4, 1),
-                                 ("S4", 15, 2, 3), ("C5", 100, 0, 0)]:  # fmt: skip
+    for label, channel, y, x in [
+        ("C1", 0, 0, 0),
+        ("C1", 3, 12, 20),
+        ("S2", 1, 6, 9),
+        ("C3", 7, 4, 1),
+        ("S4", 15, 2, 3),
+        ("C5", 100, 0, 0),
+    ]:
         body = ask(client, buf.getvalue(), label, channel, y, x).json()
         top, left, bottom, right = body["receptive_field"]["clipped"]
         g = body["gradient"]

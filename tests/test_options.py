@@ -25,10 +25,24 @@ class Cfg:
 
 @pytest.mark.parametrize(
     "field,value",
-    [("epochs", 0), ("epochs", 10**23), ("epochs", 3.0), ("epochs", True), ("epochs", "abc"), ("epochs", None),
-     ("lr", 0.0), ("lr", math.nan), ("lr", math.inf), ("lr", 1e308), ("lr", "abc"),
-     ("flip", "yes"), ("flip", 1), ("mode", "evil"), ("mode", 3)],
-)  # fmt: skip
+    [
+        ("epochs", 0),
+        ("epochs", 10**23),
+        ("epochs", 3.0),
+        ("epochs", True),
+        ("epochs", "abc"),
+        ("epochs", None),
+        ("lr", 0.0),
+        ("lr", math.nan),
+        ("lr", math.inf),
+        ("lr", 1e308),
+        ("lr", "abc"),
+        ("flip", "yes"),
+        ("flip", 1),
+        ("mode", "evil"),
+        ("mode", 3),
+    ],
+)
 def test_out_of_range_or_wrong_type_is_one_line(field, value):
     cfg = Cfg()
     setattr(cfg, field, value)
@@ -79,14 +93,38 @@ def test_usage_errors_are_one_line_with_a_hint(args):
 # --- training options: one schema for the command line, the API and a resumed run's config.json ---
 
 BAD_SAVED = [
-    ("epochs", "abc"), ("lr", "abc"), ("crop_padding", 1e9), ("eval_batch_size", 0), ("limit", 0),
-    ("label_smoothing", 5), ("seed", 2**70), ("warmup_epochs", 1e308), ("batch_size", 10**12),
-    ("crop_padding", -5), ("hflip", "yes"), ("limit", -5), ("momentum", 1e308), ("progress", "evil"),
-    ("seed", -1), ("epochs", 0), ("epochs", 10**23), ("lr", -1), ("lr", 0), ("weight_decay", -1),
-    ("optimizer", "rmsprop"), ("schedule", "zigzag"), ("gamma", 0), ("validation_split", 1.0),
-    ("threads", -4), ("milestones", [0.5, 2]), ("milestones", "half"), ("nesterov", "no"),
-    ("channels_last", 1), ("step_every_epochs", -1), ("loss", "mse"),
-]  # fmt: skip
+    ("epochs", "abc"),
+    ("lr", "abc"),
+    ("crop_padding", 1e9),
+    ("eval_batch_size", 0),
+    ("limit", 0),
+    ("label_smoothing", 5),
+    ("seed", 2**70),
+    ("warmup_epochs", 1e308),
+    ("batch_size", 10**12),
+    ("crop_padding", -5),
+    ("hflip", "yes"),
+    ("limit", -5),
+    ("momentum", 1e308),
+    ("progress", "evil"),
+    ("seed", -1),
+    ("epochs", 0),
+    ("epochs", 10**23),
+    ("lr", -1),
+    ("lr", 0),
+    ("weight_decay", -1),
+    ("optimizer", "rmsprop"),
+    ("schedule", "zigzag"),
+    ("gamma", 0),
+    ("validation_split", 1.0),
+    ("threads", -4),
+    ("milestones", [0.5, 2]),
+    ("milestones", "half"),
+    ("nesterov", "no"),
+    ("channels_last", 1),
+    ("step_every_epochs", -1),
+    ("loss", "mse"),
+]
 
 
 @pytest.mark.parametrize("key,value", BAD_SAVED)
@@ -172,10 +210,8 @@ def test_train_help_lists_every_training_option_with_its_range_and_default(monke
 def test_generated_flags_parse_into_the_fields():
     import cnnzoo.cli as cli
 
-    args = cli.build_parser().parse_args(
-        ["train", "--no-hflip", "--milestones", "0.3", "0.6", "--betas", "0.7", "0.9", "--lr", "0.5",
-         "--freeze", "features", "--decay-all"]
-    )  # fmt: skip
+    argv = "train --no-hflip --milestones 0.3 0.6 --betas 0.7 0.9 --lr 0.5 --freeze features --decay-all"
+    args = cli.build_parser().parse_args(argv.split())
     assert (args.hflip, args.milestones, args.betas, args.lr) == (False, [0.3, 0.6], [0.7, 0.9], 0.5)
     assert (args.freeze, args.decay_all, args.epochs, args.nesterov) == ("features", True, None, None)
 
@@ -199,11 +235,22 @@ def test_cli_resume_with_a_bad_config_is_one_line(tmp_path):
 
 @pytest.mark.parametrize(
     "args",
-    [("--epochs", "0"), ("--label-smoothing", "5"), ("--seed", str(2**70)), ("--warmup-epochs", "nan"),
-     ("--crop-padding", "20000"), ("--threads", "-4"), ("--limit", "0"), ("--limit", "-1"),
-     ("--epochs", str(10**23)), ("--batch-size", str(10**12)), ("--betas", "0.9", "1"),
-     ("--milestones", "0.5", "2"), ("--milestones", "0.5", "nan")],
-)  # fmt: skip
+    [
+        ("--epochs", "0"),
+        ("--label-smoothing", "5"),
+        ("--seed", str(2**70)),
+        ("--warmup-epochs", "nan"),
+        ("--crop-padding", "20000"),
+        ("--threads", "-4"),
+        ("--limit", "0"),
+        ("--limit", "-1"),
+        ("--epochs", str(10**23)),
+        ("--batch-size", str(10**12)),
+        ("--betas", "0.9", "1"),
+        ("--milestones", "0.5", "2"),
+        ("--milestones", "0.5", "nan"),
+    ],
+)
 def test_cli_train_options_out_of_range(args):
     proc = _cli("train", *args)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
@@ -212,9 +259,13 @@ def test_cli_train_options_out_of_range(args):
 
 @pytest.mark.parametrize(
     "args",
-    [("experiment", "lrn", "--seeds", "0"), ("experiment", "lrn", "--epochs", "-1"),
-     ("summary", "lenet5", "--num-classes", "0"), ("weights", "fetch", "resnet18", "--timeout", "nan")],
-)  # fmt: skip
+    [
+        ("experiment", "lrn", "--seeds", "0"),
+        ("experiment", "lrn", "--epochs", "-1"),
+        ("summary", "lenet5", "--num-classes", "0"),
+        ("weights", "fetch", "resnet18", "--timeout", "nan"),
+    ],
+)
 def test_every_commands_numeric_options_have_ranges(args):
     proc = _cli(*args)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

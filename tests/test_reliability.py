@@ -50,8 +50,12 @@ FUZZ = settings(
 RAN: dict[str, int] = {}  # fuzz cases per target, printed at the end (the figures of docs/reliability.md)
 MODEL = "lenet5_modern"  # 61k parameters: (1, 28, 28) -> 10 classes, fast to build
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                 "t10k-labels-idx1-ubyte.gz")  # fmt: skip
+FASHION_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 needs_fashion = pytest.mark.skipif(
     not all((FASHION_DIR / f).is_file() for f in FASHION_FILES), reason="Fashion-MNIST files not found"
 )
@@ -102,10 +106,16 @@ def assert_clear_error_proc(proc: subprocess.CompletedProcess, command: str, *na
 
 def _meta(**kw) -> ckpt.CheckpointMeta:
     return ckpt.CheckpointMeta(
-        model=MODEL, model_kwargs={"num_classes": 10, "in_channels": 1}, input_size=[1, 28, 28],
-        dataset="fashion-mnist", classes=[f"class{i}" for i in range(10)], mean=[0.286], std=[0.353],
-        epoch=1, **kw,
-    )  # fmt: skip
+        model=MODEL,
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        input_size=[1, 28, 28],
+        dataset="fashion-mnist",
+        classes=[f"class{i}" for i in range(10)],
+        mean=[0.286],
+        std=[0.353],
+        epoch=1,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -490,8 +500,12 @@ def _gz(data: bytes) -> bytes:
 
 
 def _idx_set(images: bytes, labels: bytes) -> dict[str, bytes]:
-    return {"train-images-idx3-ubyte.gz": images, "train-labels-idx1-ubyte.gz": labels,
-            "t10k-images-idx3-ubyte.gz": images, "t10k-labels-idx1-ubyte.gz": labels}  # fmt: skip
+    return {
+        "train-images-idx3-ubyte.gz": images,
+        "train-labels-idx1-ubyte.gz": labels,
+        "t10k-images-idx3-ubyte.gz": images,
+        "t10k-labels-idx1-ubyte.gz": labels,
+    }
 
 
 BAD_IDX_DIRS = {  # name -> the four MNIST-style files in --data-dir; each must be exit 2 naming a file
@@ -500,7 +514,7 @@ BAD_IDX_DIRS = {  # name -> the four MNIST-style files in --data-dir; each must 
     "truncated-gzip": lambda: _idx_set(_gz(_idx((5, 28, 28)))[:40], _gz(_idx((5,)))[:20]),
     "huge-header": lambda: _idx_set(
         _gz(_idx((0, 28, 28))[:4] + struct.pack(">3I", 2**31, 2**31, 2**31)), _gz(_idx((5,)))
-    ),  # fmt: skip
+    ),
     "count-mismatch": lambda: _idx_set(_gz(_idx((5, 28, 28))), _gz(_idx((4,)))),
     "label-out-of-range": lambda: _idx_set(_gz(_idx((5, 28, 28))), _gz(_idx((5,), fill=200))),
     "wrong-checksum": lambda: _idx_set(
@@ -543,8 +557,9 @@ def test_data_info_on_fuzzed_idx_never_crashes(capsys, tmp_path_factory, data):
     d = tmp_path_factory.mktemp("idx-fuzz")
     files = _idx_set(_gz(_idx((3, 28, 28), fill=7)), _gz(_idx((3,), fill=1)))
     victim = data.draw(st.sampled_from(sorted(files)))
-    blob = bytearray(files[victim] if data.draw(st.booleans()) else _idx((3, 28, 28) if "images" in victim
-                                                                         else (3,)))  # fmt: skip
+    blob = bytearray(
+        files[victim] if data.draw(st.booleans()) else _idx((3, 28, 28) if "images" in victim else (3,))
+    )
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, min(len(blob), 64) - 1) | st.integers(0, len(blob) - 1))
         blob[i] ^= data.draw(st.integers(1, 255))
@@ -651,8 +666,9 @@ def tiny_disk(tmp_path):
     def make(size: str) -> Path:
         d = tmp_path / f"disk-{len(mounted)}"
         d.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                           capture_output=True, text=True)  # fmt: skip
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True
+        )
         if r.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs to simulate a full disk: {r.stderr.strip() or r.returncode}")
         mounted.append(d)
@@ -706,8 +722,9 @@ def test_export_onto_a_full_disk_leaves_no_partial_file(tiny_disk, fmt):
 def test_train_on_a_full_disk_fails_at_start(tiny_disk):
     disk = tiny_disk("64k")
     t0 = time.perf_counter()
-    proc = run_cli("train", MODEL, "--out", disk / "run", "--epochs", "50", "--limit", "640", "--quiet",
-                   "--threads", "1")  # fmt: skip
+    proc = run_cli(
+        "train", MODEL, "--out", disk / "run", "--epochs", "50", "--limit", "640", "--quiet", "--threads", "1"
+    )
     line = assert_clear_error_proc(proc, "train", disk / "run")
     assert "space" in line, line
     assert not (disk / "run" / "metrics.jsonl").exists()  # no epoch was trained
@@ -721,11 +738,16 @@ def test_disk_filling_mid_run_keeps_the_last_checkpoint_and_resumes(tiny_disk):
     checkpoint loads, and after space is freed `--resume` finishes the run with every epoch logged."""
     disk = tiny_disk("8m")
     out, epochs = disk / "run", 12
-    args = ["train", MODEL, "--out", out, "--epochs", epochs, "--limit", "640", "--batch-size", "64", "--quiet",
-            "--threads", "1", "--seed", "3"]  # fmt: skip
+    fixed = "--limit 640 --batch-size 64 --quiet --threads 1 --seed 3".split()
+    args = ["train", MODEL, *fixed, "--out", out, "--epochs", epochs]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cnnzoo", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnzoo", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 90
     while not (out / "checkpoint.json").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)

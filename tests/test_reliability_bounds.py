@@ -49,8 +49,20 @@ def test_train_api_refuses_a_batch_the_machine_cannot_hold(client):
 @needs_fashion
 def test_train_cli_refuses_a_batch_the_machine_cannot_hold(capsys, tmp_path):
     out = tmp_path / "run"
-    code, _, err = cli(capsys, "train", "resnet110", "--batch-size", "65536", "--limit", "64", "--epochs", "1",
-                       "--quiet", "--out", out)  # fmt: skip
+    code, _, err = cli(
+        capsys,
+        "train",
+        "resnet110",
+        "--batch-size",
+        "65536",
+        "--limit",
+        "64",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert_clear_error(code, err, "train", "batch size 65536", "GiB")
     assert not (out / "model.safetensors").exists()
 
@@ -77,8 +89,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
 def test_memory_estimate_is_near_a_real_training_steps_peak():
     """resnet20, batch 256, 3×32×32, SGD with momentum: the kernel's peak resident size of two real steps."""
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    measured = int(subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env,
-                                  check=True, timeout=300).stdout)  # fmt: skip
+    measured = int(
+        subprocess.run(
+            [sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, check=True, timeout=300
+        ).stdout
+    )
     estimate = estimate_train_bytes("resnet20", (3, 32, 32), 256)
     # the analyzer's prediction of the allocator's peak (374 MiB here) against the process's resident growth,
     # which adds the allocator's reuse and the backward pass's temporaries (550-780 MiB measured over runs)

@@ -45,8 +45,21 @@ def _folder(root: Path, bad: int = 0) -> Path:
 def test_names_that_are_not_utf8_train(capsys, tmp_path, stream):
     data = _folder(tmp_path / "data")
     out = tmp_path / "run"
-    code, stdout, err = cli(capsys, "train", "lenet5_modern", "--dataset", f"imagefolder:{data}", "--epochs", "1",
-                            "--batch-size", "8", "--quiet", "--out", out, *(["--stream"] if stream else []))  # fmt: skip
+    code, stdout, err = cli(
+        capsys,
+        "train",
+        "lenet5_modern",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        out,
+        *(["--stream"] if stream else []),
+    )
     assert code == 0, err
     meta = json.loads((out / ckpt.META).read_text())
     assert sorted(meta["classes"]) == ["caf\\xe9", "plain"]  # the bytes shown, printable anywhere
@@ -54,8 +67,21 @@ def test_names_that_are_not_utf8_train(capsys, tmp_path, stream):
 
 
 def _train_stream(capsys, data: Path, out: Path, batch: int = 8):
-    return cli(capsys, "train", "lenet5_modern", "--dataset", f"imagefolder:{data}", "--stream", "--epochs", "1",
-               "--batch-size", batch, "--quiet", "--out", out)  # fmt: skip
+    return cli(
+        capsys,
+        "train",
+        "lenet5_modern",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--stream",
+        "--epochs",
+        "1",
+        "--batch-size",
+        batch,
+        "--quiet",
+        "--out",
+        out,
+    )
 
 
 @pytest.mark.slow
@@ -87,8 +113,13 @@ def test_a_storm_of_unreadable_files_ends_in_one_error_not_thousands_of_lines(ca
 def run(tmp_path) -> Path:
     torch.manual_seed(0)
     path = tmp_path / "run"
-    meta = ckpt.CheckpointMeta(model="lenet5_modern", model_kwargs={"num_classes": 10, "in_channels": 1},
-                               input_size=[1, 28, 28], classes=[str(i) for i in range(10)], epoch=1)  # fmt: skip
+    meta = ckpt.CheckpointMeta(
+        model="lenet5_modern",
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        input_size=[1, 28, 28],
+        classes=[str(i) for i in range(10)],
+        epoch=1,
+    )
     ckpt.save_checkpoint(path, cnnzoo.create_model("lenet5_modern"), meta, {"epoch": 1, "history": []})
     return path
 

@@ -29,8 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def start_serve(runs: Path) -> tuple[subprocess.Popen, str]:
     """A real ``cnnzoo serve --port 0`` process and its base URL."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "cnnzoo", "serve", "--port", "0", "--runs-dir", str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnzoo", "serve", "--port", "0", "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     deadline, url, said = time.monotonic() + 60, None, []
     while url is None:
         said.append(proc.stdout.readline())
@@ -139,7 +144,11 @@ def _headers(**kv) -> dict[bytes, bytes]:
     "method,headers,refused",
     [
         ("POST", _headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8000"), False),
-        ("POST", _headers(host="localhost:8000", origin="http://localhost:8000", sec_fetch_site="same-origin"), False),
+        (
+            "POST",
+            _headers(host="localhost:8000", origin="http://localhost:8000", sec_fetch_site="same-origin"),
+            False,
+        ),
         ("POST", _headers(host="127.0.0.1"), False),  # curl: no Origin, no Sec-Fetch-Site
         ("POST", _headers(host="127.0.0.1:80", origin="http://127.0.0.1"), False),  # default port
         ("POST", _headers(host="127.0.0.1:8000", origin="http://127.0.0.1:9000"), True),  # another port
@@ -148,8 +157,12 @@ def _headers(**kv) -> dict[bytes, bytes]:
         ("POST", _headers(host="127.0.0.1:8000", sec_fetch_site="cross-site"), True),
         ("POST", _headers(host="127.0.0.1:8000", sec_fetch_site="same-site"), True),
         ("DELETE", _headers(host="127.0.0.1:8000", origin="http://evil.example"), True),
-        ("GET", _headers(host="127.0.0.1:8000", origin="http://evil.example", sec_fetch_site="cross-site"), False),
+        (
+            "GET",
+            _headers(host="127.0.0.1:8000", origin="http://evil.example", sec_fetch_site="cross-site"),
+            False,
+        ),
     ],
-)  # fmt: skip
+)
 def test_cross_origin_rules(method, headers, refused):
     assert (cross_origin(method, headers) is not None) == refused

@@ -26,8 +26,8 @@ from cnnzoo import checkpoint as ckpt
 from cnnzoo.rundir import RunBusyError, lock_holder, run_lock
 
 pytestmark = pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
-TRAIN = [sys.executable, "-m", "cnnzoo", "train", "lenet5_modern", "--limit", "640", "--batch-size", "64",
-         "--quiet", "--threads", "1"]  # fmt: skip
+_TRAIN_ARGS = "-m cnnzoo train lenet5_modern --limit 640 --batch-size 64 --quiet --threads 1"
+TRAIN = [sys.executable, *_TRAIN_ARGS.split()]
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
@@ -45,9 +45,16 @@ def _digest(path: Path) -> str:
 def test_run_lock_names_its_holder(tmp_path):
     with run_lock(tmp_path / "run"):
         assert lock_holder(tmp_path / "run") == os.getpid()
-        code = subprocess.run([sys.executable, "-c", "from cnnzoo.rundir import run_lock\n"
-                               f"with run_lock({str(tmp_path / 'run')!r}): pass"],
-                              capture_output=True, text=True, env=ENV)  # fmt: skip
+        code = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from cnnzoo.rundir import run_lock\nwith run_lock({str(tmp_path / 'run')!r}): pass",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+        )
         assert code.returncode == 1 and f"is being trained by pid {os.getpid()}" in code.stderr
     assert lock_holder(tmp_path / "run") is None  # released with the block
     with run_lock(tmp_path / "run"), pytest.raises(RunBusyError):  # one writer, within a process too
@@ -58,13 +65,19 @@ def test_run_lock_names_its_holder(tmp_path):
 @pytest.mark.slow
 def test_second_resume_is_refused_while_the_first_trains(tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(TRAIN + ["--epochs", "200", "--out", str(out)], env=ENV,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first = subprocess.Popen(
+        TRAIN + ["--epochs", "200", "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: (out / "metrics.jsonl").exists() or first.poll() is not None, what="epoch 1")
         assert first.poll() is None, first.stderr.read()[-500:]
-        second = subprocess.run(TRAIN + ["--resume", "--out", str(out)], env=ENV, capture_output=True,
-                                text=True, timeout=300)  # fmt: skip
+        second = subprocess.run(
+            TRAIN + ["--resume", "--out", str(out)], env=ENV, capture_output=True, text=True, timeout=300
+        )
         assert_clear_error(second.returncode, second.stderr, "train", f"is being trained by pid {first.pid}")
         assert first.poll() is None  # the first goes on, undisturbed
     finally:
@@ -127,8 +140,22 @@ def test_restarted_server_adopts_the_trainer_its_crash_left(tmp_path):
 @pytest.fixture
 def trained(tmp_path, capsys) -> Path:
     out = tmp_path / "run"
-    code, _, err = cli(capsys, "train", "lenet5_modern", "--limit", "128", "--batch-size", "64", "--epochs",
-                       "1", "--quiet", "--threads", "1", "--out", out)  # fmt: skip
+    code, _, err = cli(
+        capsys,
+        "train",
+        "lenet5_modern",
+        "--limit",
+        "128",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--threads",
+        "1",
+        "--out",
+        out,
+    )
     assert code == 0, err
     return out
 

@@ -32,8 +32,13 @@ from cnnzoo.weights.files import load_state_dict, max_file_bytes
 def run(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("writes") / "run"
-    meta = ckpt.CheckpointMeta(model=MODEL, model_kwargs={"num_classes": 10, "in_channels": 1},
-                               input_size=[1, 28, 28], classes=[str(i) for i in range(10)], epoch=1)  # fmt: skip
+    meta = ckpt.CheckpointMeta(
+        model=MODEL,
+        model_kwargs={"num_classes": 10, "in_channels": 1},
+        input_size=[1, 28, 28],
+        classes=[str(i) for i in range(10)],
+        epoch=1,
+    )
     ckpt.save_checkpoint(path, cnnzoo.create_model(MODEL), meta, {"epoch": 1, "history": []})
     return path
 
@@ -138,8 +143,10 @@ def test_concurrent_weights_imports_never_leave_an_empty_store(tmp_path, resnet1
     cmd = [sys.executable, "-m", "cnnzoo", "weights", "import", "resnet18", str(resnet18_pth)]
     expected = torch.load(resnet18_pth, weights_only=True)
     for _ in range(2):
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]  # fmt: skip
+        procs = [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
         results = [(p.wait(300), *p.communicate()) for p in procs]
         assert [code for code, _, _ in results] == [0, 0], results
         stored = sorted((tmp_path / "store" / "resnet18").iterdir())
@@ -207,6 +214,15 @@ def test_weights_file_that_is_not_a_regular_file_says_what_it_is(capsys, tmp_pat
         code, _, err = cli(capsys, "weights", "import", "resnet18", path)
         line = assert_clear_error(code, err, "weights", path.name, says)
         assert "no such file" not in line
-        code, _, err = cli(capsys, "export", "resnet18", "--weights", path, "--format", "safetensors",
-                           "--out", tmp_path / "x.safetensors")  # fmt: skip
+        code, _, err = cli(
+            capsys,
+            "export",
+            "resnet18",
+            "--weights",
+            path,
+            "--format",
+            "safetensors",
+            "--out",
+            tmp_path / "x.safetensors",
+        )
         assert_clear_error(code, err, "export", path.name, says)

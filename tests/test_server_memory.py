@@ -42,9 +42,11 @@ def _post(port: int, data: bytes, fit: bool, timeout: float = 120) -> tuple[int,
         + f"\r\n--{boundary}--\r\n".encode()
     )
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/predict", data=body, method="POST",
+        f"http://127.0.0.1:{port}/api/predict",
+        data=body,
+        method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )  # fmt: skip
+    )
     t0 = time.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -69,8 +71,10 @@ def served(tmp_path_factory):
     runs = tmp_path_factory.mktemp("empty-runs")  # no run: an untrained LeNet, which is all this needs
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnzoo", "serve", "--port", str(port), "--runs-dir", str(runs)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -89,8 +93,18 @@ def test_twenty_pathological_images_at_once(served):
     good = _png(28, 28)
     assert _post(port, good, fit=True)[0] == 200  # warm: the first request loads the model's pieces
     before = _peak_rss_mb(proc.pid)
-    shapes = [(1, 16_777_216), (16_777_216, 1), (4096, 4096), (64, 4096), (4096, 64), (16384, 256),
-              (256, 16384), (2, 3000), (3000, 2), (4095, 4097)]  # fmt: skip
+    shapes = [
+        (1, 16_777_216),
+        (16_777_216, 1),
+        (4096, 4096),
+        (64, 4096),
+        (4096, 64),
+        (16384, 256),
+        (256, 16384),
+        (2, 3000),
+        (3000, 2),
+        (4095, 4097),
+    ]
     bad = [_png(w, h) for w, h in shapes]
     statuses: list[int] = []
     good_times: list[float] = []
@@ -121,7 +135,9 @@ def test_twenty_pathological_images_at_once(served):
     assert proc.poll() is None, "the server died"
     assert len(statuses) == 20 and all(s in (200, 400, 413, 415, 422) for s in statuses), statuses
     peak = _peak_rss_mb(proc.pid)
-    print(f"peak RSS {before:.0f} MB before, {peak:.0f} MB after; good requests during the attack: {len(good_times)}, "
-          f"slowest {max(good_times):.3f} s; statuses {sorted(statuses)}")  # fmt: skip
+    print(
+        f"peak RSS {before:.0f} MB before, {peak:.0f} MB after; good requests during the attack: {len(good_times)}, "
+        f"slowest {max(good_times):.3f} s; statuses {sorted(statuses)}"
+    )
     assert peak < 1536, f"peak RSS {peak:.0f} MB"
     assert good_times and max(good_times) < 1.0, good_times

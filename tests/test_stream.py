@@ -197,8 +197,19 @@ def test_a_dead_worker_stops_the_run_with_one_line(folder, monkeypatch):
 def _fit(s, out, resume=False, workers=0, on_epoch=None):
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern", num_classes=4, in_channels=3)
-    return cnnzoo.fit(model, s, epochs=2, batch_size=32, lr=0.05, out=str(out), resume=resume,
-                      workers=workers, progress="quiet", threads=1, on_epoch=on_epoch)  # fmt: skip
+    return cnnzoo.fit(
+        model,
+        s,
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        out=str(out),
+        resume=resume,
+        workers=workers,
+        progress="quiet",
+        threads=1,
+        on_epoch=on_epoch,
+    )
 
 
 def _crash(record):
@@ -223,9 +234,11 @@ def test_resume_at_an_epoch_boundary_gives_the_uninterrupted_numbers(folder, tmp
 def test_cli_skips_and_reports_bad_files_and_strict_fails_naming_one(bad_folder, tmp_path, capsys):
     # a validation split: it reads every one of its files each epoch, where training drops its incomplete last
     # batch, which may hold the bad files (lenet5_modern's recipe has no validation split)
-    args = ["train", "lenet5_modern", "--dataset", f"imagefolder:{bad_folder}", "--stream", "--input", "3x32x32",
-            "--epochs", "1", "--batch-size", "16", "--validation-split", "0.1", "--workers", "1", "--threads", "1",
-            "--quiet"]  # fmt: skip
+    fixed = (
+        "train lenet5_modern --stream --input 3x32x32 --epochs 1 --batch-size 16 "
+        "--validation-split 0.1 --workers 1 --threads 1 --quiet"
+    ).split()
+    args = [*fixed, "--dataset", f"imagefolder:{bad_folder}"]
     assert cli_main([*args, "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning: skipped")]
@@ -243,9 +256,11 @@ def test_cli_skips_and_reports_bad_files_and_strict_fails_naming_one(bad_folder,
 def test_torchrun_two_ranks_stream_and_write_one_result(folder, tmp_path):
     out = tmp_path / "ddp"
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "cnnzoo", "train", "lenet5_modern", "--dataset", f"imagefolder:{folder}",
-           "--stream", "--input", "3x32x32", "--epochs", "1", "--batch-size", "32", "--workers", "0",
-           "--nproc", "2", "--quiet", "--out", str(out)]  # fmt: skip
+    fixed = (
+        "-m cnnzoo train lenet5_modern --stream --input 3x32x32 --epochs 1 "
+        "--batch-size 32 --workers 0 --nproc 2 --quiet"
+    ).split()
+    cmd = [sys.executable, *fixed, "--dataset", f"imagefolder:{folder}", "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "result.json").read_text())

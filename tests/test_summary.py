@@ -54,8 +54,18 @@ def test_lenet5_model_parameters():
 def test_json_schema():
     data = summary("lenet5").to_dict()
     assert set(data) >= {"model", "input", "layers", "blocks", "total"}
-    keys = {"name", "type", "output_shape", "params", "trainable_params", "macs", "flops", "connections",
-            "receptive_field", "activation_bytes"}  # fmt: skip
+    keys = {
+        "name",
+        "type",
+        "output_shape",
+        "params",
+        "trainable_params",
+        "macs",
+        "flops",
+        "connections",
+        "receptive_field",
+        "activation_bytes",
+    }
     for row in data["layers"]:
         assert keys <= set(row)
         assert set(row["receptive_field"]) == {"size", "jump", "start"}
@@ -73,10 +83,16 @@ def test_json_schema():
 
 @pytest.mark.parametrize(
     "name, weights",
-    [("alexnet", "AlexNet_Weights"), ("vgg11", "VGG11_Weights"), ("vgg16", "VGG16_Weights"),
-     ("vgg19_bn", "VGG19_BN_Weights"), ("resnet18", "ResNet18_Weights"), ("resnet50", "ResNet50_Weights"),
-     ("resnet152", "ResNet152_Weights")],
-)  # fmt: skip
+    [
+        ("alexnet", "AlexNet_Weights"),
+        ("vgg11", "VGG11_Weights"),
+        ("vgg16", "VGG16_Weights"),
+        ("vgg19_bn", "VGG19_BN_Weights"),
+        ("resnet18", "ResNet18_Weights"),
+        ("resnet50", "ResNet50_Weights"),
+        ("resnet152", "ResNet152_Weights"),
+    ],
+)
 def test_torchvision_models_match_published_ops(name, weights):
     # torchvision records each architecture's parameter count and GMACs ("_ops") in its weights' metadata.
     meta = getattr(torchvision.models, weights).IMAGENET1K_V1.meta
@@ -93,8 +109,13 @@ def test_vgg16_receptive_fields():
     conv5_3, pool5 = s.layer("features.28"), s.layer("features.30")
     assert conv5_3.receptive_field.to_dict()["size"] == 196
     assert pool5.receptive_field.to_dict() == {"size": 212, "jump": 32, "start": 16}
-    assert [b.output_shape for b in s.blocks] == [[64, 112, 112], [128, 56, 56], [256, 28, 28], [512, 14, 14],
-                                                  [512, 7, 7]]  # fmt: skip
+    assert [b.output_shape for b in s.blocks] == [
+        [64, 112, 112],
+        [128, 56, 56],
+        [256, 28, 28],
+        [512, 14, 14],
+        [512, 7, 7],
+    ]
 
 
 def _measured_rf(model: nn.Module, input_size, layer: str) -> int:
@@ -124,12 +145,21 @@ def _measured_rf(model: nn.Module, input_size, layer: str) -> int:
 @pytest.mark.parametrize(
     "build, input_size, layer",
     [
-        (lambda: nn.Sequential(nn.Conv2d(1, 2, 5), nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, dilation=2), nn.AvgPool2d(3, 2),
-                               nn.Conv2d(2, 2, 3)), (1, 64, 64), "4"),
+        (
+            lambda: nn.Sequential(
+                nn.Conv2d(1, 2, 5),
+                nn.MaxPool2d(2),
+                nn.Conv2d(2, 2, 3, dilation=2),
+                nn.AvgPool2d(3, 2),
+                nn.Conv2d(2, 2, 3),
+            ),
+            (1, 64, 64),
+            "4",
+        ),
         (lambda: torchvision.models.vgg11(), (3, 224, 224), "features.15"),
         (lambda: torchvision.models.alexnet(), (3, 224, 224), "features.10"),
     ],
-)  # fmt: skip
+)
 def test_receptive_field_matches_gradient_measurement(build, input_size, layer):
     model = build()
     predicted = summary(model, input_size).layer(layer).receptive_field.to_dict()["size"]
@@ -334,9 +364,16 @@ def test_markdown_and_csv_formats():
 
 @pytest.mark.parametrize(
     "name, input_size",
-    [("lenet5", None), ("alexnet_paper", None), ("vgg11_bn", (3, 64, 80)), ("resnet18", (3, 97, 97)),
-     ("resnet20", None), ("inception_bottleneck_5x5", None), ("keras_three_conv", None)],
-)  # fmt: skip
+    [
+        ("lenet5", None),
+        ("alexnet_paper", None),
+        ("vgg11_bn", (3, 64, 80)),
+        ("resnet18", (3, 97, 97)),
+        ("resnet20", None),
+        ("inception_bottleneck_5x5", None),
+        ("keras_three_conv", None),
+    ],
+)
 def test_analyzer_shapes_equal_a_real_forward(name, input_size):
     """The analyzer computes conv/pool output shapes by arithmetic instead of running meta kernels; every
     leaf's shape must still be what a real forward pass on real tensors produces (odd sizes included)."""
@@ -353,9 +390,16 @@ def test_pools_and_heads_by_rule_equal_a_real_forward():
     """Adaptive pools (a None in output_size keeps the input's size), Linear on 2-D and 3-D inputs, 'same'
     padding and ceil_mode: shapes the analyzer derives without running the layers, against real tensors."""
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding="same"), nn.MaxPool2d(3, 2, ceil_mode=True), nn.AdaptiveAvgPool2d((None, 5)),
-        nn.AdaptiveMaxPool2d(4), nn.Flatten(2), nn.Linear(16, 7), nn.Flatten(), nn.Dropout(), nn.Linear(56, 3),
-    )  # fmt: skip
+        nn.Conv2d(3, 8, 3, padding="same"),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.AdaptiveAvgPool2d((None, 5)),
+        nn.AdaptiveMaxPool2d(4),
+        nn.Flatten(2),
+        nn.Linear(16, 7),
+        nn.Flatten(),
+        nn.Dropout(),
+        nn.Linear(56, 3),
+    )
     s = summary(model, (3, 37, 29))
     real = {n: list(shape[1:]) for n, _, shape in trace(model, (3, 37, 29))}
     assert {r.name: r.output_shape for r in s.layers} == real

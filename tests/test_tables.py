@@ -23,8 +23,9 @@ def _terminal(renderable, width: int) -> str:
 
 def _cli(*args: str, columns: int = 80) -> str:
     env = {**os.environ, "COLUMNS": str(columns)}
-    return subprocess.run([sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, env=env,
-                          check=True).stdout  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cnnzoo", *args], capture_output=True, text=True, env=env, check=True
+    ).stdout
 
 
 NUMBER_CUT = re.compile(r"[\d,×]…|…[\d,×]")  # an ellipsis touching a digit or a shape
@@ -105,11 +106,14 @@ def test_a_piped_train_prints_the_whole_layer_table(tmp_path):
         env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
         if columns:
             env["COLUMNS"] = str(columns)
+        fixed = "-m cnnzoo train keras_mnist_cnn --epochs 1 --limit 32 --device cpu".split()
         out = subprocess.run(
-            [sys.executable, "-m", "cnnzoo", "train", "keras_mnist_cnn", "--epochs", "1", "--limit", "32",
-             "--device", "cpu", "--out", str(tmp_path / f"run{columns}")],
-            capture_output=True, text=True, env=env, check=True,
-        ).stdout  # fmt: skip
+            [sys.executable, *fixed, "--out", str(tmp_path / f"run{columns}")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
         rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ ")}
         for row in s.layers:  # every name on one line, with its numbers whole
             assert row.name in rows, out

@@ -21,10 +21,15 @@ def test_module_storage_is_in_these_instance_dict_entries():
 
 def test_every_hook_dict_of_a_module_is_known():
     """A hook dict torch adds in a new release must be added here (and to has_hooks or FORWARD_HOOK_DICTS)."""
-    known = set(compat.FORWARD_HOOK_DICTS) | {"_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
-                                              "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
-                                              "_load_state_dict_post_hooks",
-                                              "_is_full_backward_hook"}  # fmt: skip
+    known = set(compat.FORWARD_HOOK_DICTS) | {
+        "_backward_hooks",
+        "_backward_pre_hooks",
+        "_state_dict_hooks",
+        "_state_dict_pre_hooks",
+        "_load_state_dict_pre_hooks",
+        "_load_state_dict_post_hooks",
+        "_is_full_backward_hook",
+    }
     hook_dicts = {k for k in nn.Linear(1, 1).__dict__ if "hook" in k}
     assert hook_dicts <= known, hook_dicts - known
     assert {"_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"} <= hook_dicts

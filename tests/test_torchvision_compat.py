@@ -19,10 +19,20 @@ import cnnzoo
 # our name -> input side used for the comparison
 MODELS = {
     "alexnet": 96,
-    "vgg11": 32, "vgg13": 32, "vgg16": 32, "vgg19": 32,
-    "vgg11_bn": 32, "vgg13_bn": 32, "vgg16_bn": 32, "vgg19_bn": 32,
-    "resnet18": 64, "resnet34": 64, "resnet50": 64, "resnet101": 64, "resnet152": 64,
-}  # fmt: skip
+    "vgg11": 32,
+    "vgg13": 32,
+    "vgg16": 32,
+    "vgg19": 32,
+    "vgg11_bn": 32,
+    "vgg13_bn": 32,
+    "vgg16_bn": 32,
+    "vgg19_bn": 32,
+    "resnet18": 64,
+    "resnet34": 64,
+    "resnet50": 64,
+    "resnet101": 64,
+    "resnet152": 64,
+}
 
 
 @torch.no_grad()

@@ -132,13 +132,30 @@ def test_fit_learns_and_writes_the_run(tmp_path):
     assert h.test["accuracy"] > 0.8 and h.history["loss"][-1] < h.history["loss"][0]
     assert set(h.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     names = {p.name for p in tmp_path.iterdir()}
-    assert names >= {"metrics.jsonl", "result.json", "curves.png", "confusion.png", "summary.txt", "config.json",
-                     "model.safetensors", "checkpoint.json", "train_state.pt"}  # fmt: skip
+    assert names >= {
+        "metrics.jsonl",
+        "result.json",
+        "curves.png",
+        "confusion.png",
+        "summary.txt",
+        "config.json",
+        "model.safetensors",
+        "checkpoint.json",
+        "train_state.pt",
+    }
     import json
 
     result = json.loads((tmp_path / "result.json").read_text())
-    for key in ("test_accuracy", "test_loss", "train_seconds", "train_images_per_second", "epochs", "world_size",
-                "model", "dataset"):  # fmt: skip
+    for key in (
+        "test_accuracy",
+        "test_loss",
+        "train_seconds",
+        "train_images_per_second",
+        "epochs",
+        "world_size",
+        "model",
+        "dataset",
+    ):
         assert result[key] is not None, key
     assert result["world_size"] == 1 and result["epochs"] == 3
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -186,8 +203,13 @@ def test_cli_eval_channel_mismatch_exits_2(tmp_path, capsys):
     """A 1-channel checkpoint evaluated on a 3-channel image folder: one line on stderr, exit code 2."""
     from PIL import Image
 
-    cnnzoo.fit(cnnzoo.create_model("lenet5_modern"), synthetic(n_train=64, n_test=16), epochs=1,
-               out=str(tmp_path / "run"), progress="quiet")  # fmt: skip
+    cnnzoo.fit(
+        cnnzoo.create_model("lenet5_modern"),
+        synthetic(n_train=64, n_test=16),
+        epochs=1,
+        out=str(tmp_path / "run"),
+        progress="quiet",
+    )
     for split in ("train", "test"):
         for cls in ("a", "b"):
             d = tmp_path / "imgs" / split / cls
@@ -253,8 +275,18 @@ def test_fit_reports_every_epoch_and_records_the_test_set(tmp_path):
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")
     data = synthetic(n_train=256, n_test=64)
-    h = cnnzoo.fit(model, data, epochs=2, batch_size=32, lr=0.1, test_every_epoch=True, schedule="milestones",
-                   out=str(tmp_path), progress="quiet", on_epoch=seen.append)  # fmt: skip
+    h = cnnzoo.fit(
+        model,
+        data,
+        epochs=2,
+        batch_size=32,
+        lr=0.1,
+        test_every_epoch=True,
+        schedule="milestones",
+        out=str(tmp_path),
+        progress="quiet",
+        on_epoch=seen.append,
+    )
     assert [r["epoch"] for r in seen] == [1, 2] and seen == h.epochs
     assert {"test_loss", "test_accuracy"} <= set(h.history)
     assert h.test["accuracy"] == h.epochs[-1]["test_accuracy"]  # the last epoch's test is the final one

@@ -46,8 +46,8 @@ def _assert_intact(out) -> int:
 def test_kill_9_at_random_moments_then_resume_finishes(tmp_path):
     out = tmp_path / "run"
     epochs = 40  # enough that three kills (each after >= 1 new epoch + <= 1.5 s) come before the end
-    cmd = [sys.executable, "-m", "cnnzoo", "train", "lenet5_modern", "--limit", "640", "--batch-size", "64",
-           "--epochs", str(epochs), "--out", str(out), "--quiet", "--threads", "1", "--seed", "3"]  # fmt: skip
+    fixed = "-m cnnzoo train lenet5_modern --limit 640 --batch-size 64 --quiet --threads 1 --seed 3".split()
+    cmd = [sys.executable, *fixed, "--epochs", str(epochs), "--out", str(out)]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     rng = random.Random(int(os.environ.get("CNNZOO_KILL_SEED", "12345")))
     seen = []
@@ -58,8 +58,12 @@ def test_kill_9_at_random_moments_then_resume_finishes(tmp_path):
 
     for attempt in range(3):
         before = epochs_done()
-        proc = subprocess.Popen(cmd + (["--resume"] if attempt else []), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd + (["--resume"] if attempt else []),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 120
         while epochs_done() <= before and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)  # wait until this process has trained (and checkpointed) at least one epoch
@@ -84,8 +88,8 @@ def test_sigterm_stops_a_run_that_ignores_ctrl_c(tmp_path):
     """A run launched by a process that a script started in the background inherits SIGINT ignored (POSIX
     shells do that to background jobs): the web app's Stop sends SIGTERM, which ends it like Ctrl-C."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cnnzoo", "train", "--limit", "640", "--batch-size", "64", "--epochs", "200",
-           "--out", str(out), "--quiet", "--threads", "1"]  # fmt: skip
+    fixed = "-m cnnzoo train --limit 640 --batch-size 64 --epochs 200 --quiet --threads 1".split()
+    cmd = [sys.executable, *fixed, "--out", str(out)]
     ignoring = "import signal, subprocess, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     ignoring += f"sys.exit(subprocess.call({cmd!r}))"  # SIG_IGN is inherited across exec
     proc = subprocess.Popen([sys.executable, "-c", ignoring], stderr=subprocess.PIPE, text=True)
@@ -122,8 +126,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
     model.forward = poisoned
     with pytest.raises(DivergedError) as e:
-        cnnzoo.fit(model, synthetic(), epochs=3, batch_size=64, validation_split=0, out=str(tmp_path),
-                   progress="quiet")  # fmt: skip
+        cnnzoo.fit(
+            model,
+            synthetic(),
+            epochs=3,
+            batch_size=64,
+            validation_split=0,
+            out=str(tmp_path),
+            progress="quiet",
+        )
     msg = str(e.value)
     assert "nan" in msg and "epoch 2" in msg and "epoch 1" in msg and "\n" not in msg
     assert _assert_intact(tmp_path) == 1

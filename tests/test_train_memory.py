@@ -42,9 +42,13 @@ def _measured_peak(model: nn.Module, size, batch: int, optimizer: str) -> int:
 
 @pytest.mark.parametrize(
     ("name", "optimizer"),
-    [("lenet5", "sgd"), ("lenet5", "adam"),
-     pytest.param("resnet18", "sgd", marks=pytest.mark.slow), pytest.param("vgg11", "sgd", marks=pytest.mark.slow)],
-)  # fmt: skip
+    [
+        ("lenet5", "sgd"),
+        ("lenet5", "adam"),
+        pytest.param("resnet18", "sgd", marks=pytest.mark.slow),
+        pytest.param("vgg11", "sgd", marks=pytest.mark.slow),
+    ],
+)
 def test_within_15_percent_of_the_measured_peak(name, optimizer):
     torch.manual_seed(0)
     model = create_model(name, num_classes=10)
@@ -72,8 +76,18 @@ def test_cli_prints_the_parts_and_the_peak():
 
     from cnnzoo.cli import main
 
-    out = _cli(main, "summary", "lenet5", "--train-memory", "--batch-size", "8", "--optimizer", "adam",
-               "--format", "json")  # fmt: skip
+    out = _cli(
+        main,
+        "summary",
+        "lenet5",
+        "--train-memory",
+        "--batch-size",
+        "8",
+        "--optimizer",
+        "adam",
+        "--format",
+        "json",
+    )
     got = json.loads(out)["train_memory"]
     assert got == train_memory("lenet5", (1, 32, 32), 8, "adam").to_dict()
     assert got["peak"] == got["params"] + got["gradients"] + got["optimizer_state"] + got["activations"]

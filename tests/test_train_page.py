@@ -140,8 +140,10 @@ def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
     times.sort()
     p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
     with capsys.disabled():
-        print(f"\n/api/predict during training: {len(times)} requests, p50 {1000 * times[len(times) // 2]:.0f} ms, "
-              f"p99 {1000 * p99:.0f} ms ({os.cpu_count()} cores)")  # fmt: skip
+        print(
+            f"\n/api/predict during training: {len(times)} requests, p50 {1000 * times[len(times) // 2]:.0f} ms, "
+            f"p99 {1000 * p99:.0f} ms ({os.cpu_count()} cores)"
+        )
     assert len(times) >= 200 and p99 < 1.0
 
 
@@ -174,12 +176,18 @@ def test_start_refuse_stop_resume_replay_and_use(client):
 
     resumed = subprocess.run(
         [sys.executable, "-m", "cnnzoo", "train", "--resume", "--out", str(run), "--threads", "1", "--quiet"],
-        capture_output=True, text=True, timeout=300, env=os.environ | {"PYTHONPATH": SRC},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"PYTHONPATH": SRC},
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 8
-    epochs = [r["epoch"] for r in map(json.loads, (run / SNAPSHOTS / PROGRESS).read_text().splitlines())
-              if r["kind"] == "epoch"]  # fmt: skip
+    epochs = [
+        r["epoch"]
+        for r in map(json.loads, (run / SNAPSHOTS / PROGRESS).read_text().splitlines())
+        if r["kind"] == "epoch"
+    ]
     # no epoch twice: what came after the checkpoint was forgotten on resume
     assert epochs == list(range(1, 9))
 

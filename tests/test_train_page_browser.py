@@ -73,8 +73,10 @@ def test_train_watch_use_and_replay(browser, tmp_path):
         expect(page.get_by_test_id("train-use")).to_be_enabled(timeout=30_000)
         expect(page.get_by_test_id("train-filters")).to_have_attribute("data-epoch", "2", timeout=30_000)
         curves2, filters2 = canvas_png(page, "train-curves"), canvas_png(page, "train-filters")
-        blank = page.evaluate("() => { const c = document.createElement('canvas'); c.width = c.height = 1; "
-                              "return c.toDataURL(); }")  # fmt: skip
+        blank = page.evaluate(
+            "() => { const c = document.createElement('canvas'); c.width = c.height = 1; "
+            "return c.toDataURL(); }"
+        )
         assert filters1 != blank and len(curves1) > 2000  # drawn
         # changed between the epochs, unless the first look already found epoch 2 (the replay below compares
         # epochs 0 and 2 in any case)

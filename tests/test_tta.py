@@ -33,8 +33,17 @@ def trained(tmp_path_factory):
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")
     data = synthetic()
-    history = cnnzoo.fit(model, data, epochs=1, batch_size=32, hflip=True, test_flip=True, crop_padding=0,
-                         out=str(out), progress="quiet")  # fmt: skip
+    history = cnnzoo.fit(
+        model,
+        data,
+        epochs=1,
+        batch_size=32,
+        hflip=True,
+        test_flip=True,
+        crop_padding=0,
+        out=str(out),
+        progress="quiet",
+    )
     loaded, meta = load_checkpoint(out)
     return history, loaded.eval(), meta, data, out
 

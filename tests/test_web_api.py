@@ -31,8 +31,18 @@ from cnnzoo.web import create_app, load_session
 from cnnzoo.web.session import Session, find_latest_run
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]  # fmt: skip
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not at /usr/share/datasets")
 
 
@@ -71,9 +81,18 @@ def train_fashion_run(run_dir: Path, n: int = 6000) -> Path:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    meta = {"model": "lenet5_modern", "model_kwargs": {}, "input_size": [1, 28, 28], "dataset": "fashion-mnist",
-            "classes": FASHION_CLASSES, "mean": [mean], "std": [std], "epoch": 1, "metrics": {},
-            "format_version": 1}  # fmt: skip
+    meta = {
+        "model": "lenet5_modern",
+        "model_kwargs": {},
+        "input_size": [1, 28, 28],
+        "dataset": "fashion-mnist",
+        "classes": FASHION_CLASSES,
+        "mean": [mean],
+        "std": [std],
+        "epoch": 1,
+        "metrics": {},
+        "format_version": 1,
+    }
     return write_run(run_dir, model.eval(), meta)
 
 
@@ -192,22 +211,43 @@ def test_feature_maps_follow_the_analyzer(client):
 def test_lenet5_feature_maps_have_the_papers_shapes():
     """LeNet-5 (1998): C1 6@28×28, S2 6@14×14, C3 16@10×10, S4 16@5×5, C5 120@1×1, F6 84, output 10."""
     model = create_model("lenet5").eval()
-    meta = {"model": "lenet5", "input_size": [1, 32, 32], "dataset": "mnist", "classes": [str(i) for i in range(10)],
-            "mean": [0.1307], "std": [0.3081]}  # fmt: skip
+    meta = {
+        "model": "lenet5",
+        "input_size": [1, 32, 32],
+        "dataset": "mnist",
+        "classes": [str(i) for i in range(10)],
+        "mean": [0.1307],
+        "std": [0.3081],
+    }
     c = TestClient(create_app(Session(model, ModelCard(**meta), "test")))
     layers = c.post("/api/feature-maps", files={"file": ("d.png", drawing(), "image/png")}).json()["layers"]
     got = [(layer["label"], layer["shape"]) for layer in layers]
-    assert got == [("C1", [6, 28, 28]), ("S2", [6, 14, 14]), ("C3", [16, 10, 10]), ("S4", [16, 5, 5]),
-                   ("C5", [120, 1, 1]), ("F6", [84]), ("output", [10])]  # fmt: skip
+    assert got == [
+        ("C1", [6, 28, 28]),
+        ("S2", [6, 14, 14]),
+        ("C3", [16, 10, 10]),
+        ("S4", [16, 5, 5]),
+        ("C5", [120, 1, 1]),
+        ("F6", [84]),
+        ("output", [10]),
+    ]
     assert layers[0]["signed"]  # scaled tanh is signed: drawn with a diverging colour map
 
 
 def test_three_channel_checkpoint(tmp_path):
     """A 3-channel model (CIFAR-like) takes a colour upload; no gallery when the dataset is absent."""
     model = create_model("lenet5_modern", in_channels=3, input_size=(32, 32)).eval()
-    meta = {"model": "lenet5_modern", "model_kwargs": {"in_channels": 3, "input_size": [32, 32]},
-            "input_size": [3, 32, 32], "dataset": "cifar10", "classes": [f"c{i}" for i in range(10)],
-            "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26], "epoch": 0, "metrics": {}}  # fmt: skip
+    meta = {
+        "model": "lenet5_modern",
+        "model_kwargs": {"in_channels": 3, "input_size": [32, 32]},
+        "input_size": [3, 32, 32],
+        "dataset": "cifar10",
+        "classes": [f"c{i}" for i in range(10)],
+        "mean": [0.49, 0.48, 0.45],
+        "std": [0.25, 0.24, 0.26],
+        "epoch": 0,
+        "metrics": {},
+    }
     c = TestClient(create_app(load_session(write_run(tmp_path / "cifar", model, meta))))
     photo = Image.new("RGB", (64, 48), (250, 250, 250))  # a bright photo: never auto-inverted for colour data
     ImageDraw.Draw(photo).ellipse((10, 10, 40, 40), fill=(200, 30, 30))
@@ -305,10 +345,20 @@ def test_chunked_upload_is_cut_off_while_reading(client):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/predict", "raw_path": b"/api/predict", "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"host", b"test")],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/predict",
+        "raw_path": b"/api/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     asyncio.run(client.app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -333,9 +383,15 @@ def test_unknown_model_says_did_you_mean(client):
 
 @pytest.mark.parametrize(
     "size, words",
-    [("abc", "not a size"), ("0x0x0", "at least 1"), ("1x32", "not a size"), ("3x100000x100000", "too large"),
-     ("64x32x32", "too large"), ("1x-3x32", "not a size")],
-)  # fmt: skip
+    [
+        ("abc", "not a size"),
+        ("0x0x0", "at least 1"),
+        ("1x32", "not a size"),
+        ("3x100000x100000", "too large"),
+        ("64x32x32", "too large"),
+        ("1x-3x32", "not a size"),
+    ],
+)
 def test_nonsense_sizes(client, size, words):
     r = client.get(f"/api/summary/lenet5?input={size}")
     assert r.status_code == 422 and words in r.json()["error"], r.text

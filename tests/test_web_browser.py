@@ -15,8 +15,16 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 
@@ -72,8 +80,13 @@ def test_draw_and_predict(server, page, tmp_path):
 
     # A pair of trousers, drawn with real mouse events and the widest brush: a waistband, then two legs.
     page.locator("#brush").fill("40")
-    strokes = [((0.36, 0.1), (0.64, 0.1)), ((0.38, 0.1), (0.36, 0.92)), ((0.62, 0.1), (0.64, 0.92)),
-               ((0.42, 0.1), (0.41, 0.5)), ((0.58, 0.1), (0.59, 0.5))]  # fmt: skip
+    strokes = [
+        ((0.36, 0.1), (0.64, 0.1)),
+        ((0.38, 0.1), (0.36, 0.92)),
+        ((0.62, 0.1), (0.64, 0.92)),
+        ((0.42, 0.1), (0.41, 0.5)),
+        ((0.58, 0.1), (0.59, 0.5)),
+    ]
     for (x0, y0), (x1, y1) in strokes:
         page.mouse.move(*at(x0, y0))
         page.mouse.down()

@@ -23,9 +23,33 @@ pytestmark = [
 ]
 # Words that are names, not UI language: the app, units and abbreviations the seeds keep in Latin letters,
 # datasets, networks, the language switch's own "English", math functions in formulas.
-ALLOWED = {"cnnzoo", "API", "English", "MACs", "FLOPs", "LeNet", "LeCun", "AlexNet", "ImageNet", "VGG",
-           "ResNet", "ReLU", "RBF", "tanh", "max", "Fashion", "MNIST", "CIFAR", "GiB", "MiB", "KiB", "Tab",
-           "input", "BN", "GAP"}  # fmt: skip
+ALLOWED = {
+    "cnnzoo",
+    "API",
+    "English",
+    "MACs",
+    "FLOPs",
+    "LeNet",
+    "LeCun",
+    "AlexNet",
+    "ImageNet",
+    "VGG",
+    "ResNet",
+    "ReLU",
+    "RBF",
+    "tanh",
+    "max",
+    "Fashion",
+    "MNIST",
+    "CIFAR",
+    "GiB",
+    "MiB",
+    "KiB",
+    "Tab",
+    "input",
+    "BN",
+    "GAP",
+}
 # ("input" is the diagram's name of the input tensor's box, as layer names are code; BN and GAP are tokens of
 # the layer-string notation the Build page teaches, code too.)
 
@@ -41,8 +65,9 @@ def server(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     torch.manual_seed(0)
     model = cnnzoo.create_model("lenet5_modern")
-    cnnzoo.fit(model, "fashion-mnist", epochs=1, limit=600, out=str(runs / "lenet"), snapshots=True,
-               progress="quiet")  # fmt: skip
+    cnnzoo.fit(
+        model, "fashion-mnist", epochs=1, limit=600, out=str(runs / "lenet"), snapshots=True, progress="quiet"
+    )
     app = create_app(load_session(None, runs))
     app.state.runs_dir = str(runs)
     with serving(app) as url:
@@ -87,8 +112,14 @@ def english_words(text: str, allowed: set[str]) -> set[str]:
     text = re.sub(r"\S*/\S*", " ", text)  # paths, docs/analyzer.md, "true \\ predicted"'s kin
     text = re.sub(r"\b\w+(?:\.\w+)+", " ", text)  # dotted names: features.conv1, cnnzoo.analysis.schema
     words = set(re.findall(r"[A-Za-z][A-Za-z0-9_\-]*", text))
-    return {w for w in words if not re.search(r"[\d_]", w) and len(w) > 1 and w not in allowed
-            and w.lower() not in {a.lower() for a in allowed}}  # fmt: skip
+    return {
+        w
+        for w in words
+        if not re.search(r"[\d_]", w)
+        and len(w) > 1
+        and w not in allowed
+        and w.lower() not in {a.lower() for a in allowed}
+    }
 
 
 def visible_text(page) -> str:

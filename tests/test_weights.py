@@ -27,9 +27,21 @@ from cnnzoo.errors import CheckpointError, ChecksumError, CnnzooError, UnknownMo
 from cnnzoo.models import create_model
 
 WITH_WEIGHTS = [
-    "alexnet", "resnet101", "resnet152", "resnet18", "resnet34", "resnet50", "vgg11", "vgg11_bn",
-    "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-]  # fmt: skip
+    "alexnet",
+    "resnet101",
+    "resnet152",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+]
 RESNET18 = "resnet18-f37072fd.pth"  # torchvision's file name for resnet18 IMAGENET1K_V1
 
 

@@ -44,8 +44,19 @@ def test_enum_offline_is_one_line_and_a_hub_file_loads(offline, tv_resnet18, cap
     with pytest.raises(CnnzooError, match="not in the weights store and downloads are off") as err:
         cnnzoo.create_model("resnet18", weights=ResNet18_Weights.DEFAULT)
     assert "\n" not in str(err.value) and "cnnzoo weights import resnet18:v1" in str(err.value)
-    assert main(["predict", "--model", "resnet18", "--weights", "ResNet18_Weights.DEFAULT",
-                 _image(offline / "a.png")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                "resnet18",
+                "--weights",
+                "ResNet18_Weights.DEFAULT",
+                _image(offline / "a.png"),
+            ]
+        )
+        == 2
+    )
     assert "Traceback" not in capsys.readouterr().err
     # torchvision's download in torch.hub's cache layout: TORCH_HOME/hub/checkpoints/<file name>
     hub = offline / "torch" / "hub" / "checkpoints" / RESNET18
@@ -57,11 +68,17 @@ def test_enum_offline_is_one_line_and_a_hub_file_loads(offline, tv_resnet18, cap
             **{**entry.__dict__, "sha256_prefix": hashlib.sha256(hub.read_bytes()).hexdigest()[:8]}
         )
     ):
-        for spelling in (ResNet18_Weights.DEFAULT, ResNet18_Weights.IMAGENET1K_V1, "ResNet18_Weights.DEFAULT",
-                         "IMAGENET1K_V1"):  # fmt: skip
+        for spelling in (
+            ResNet18_Weights.DEFAULT,
+            ResNet18_Weights.IMAGENET1K_V1,
+            "ResNet18_Weights.DEFAULT",
+            "IMAGENET1K_V1",
+        ):
             model = cnnzoo.create_model("resnet18", weights=spelling)
-            assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                         tv_resnet18.state_dict().values(), strict=True))  # fmt: skip
+            assert all(
+                torch.equal(a, b)
+                for a, b in zip(model.state_dict().values(), tv_resnet18.state_dict().values(), strict=True)
+            )
         model = cnnzoo.create_model("resnet18", pretrained=True)
         assert torch.equal(model.fc.weight, tv_resnet18.fc.weight) and model.card.pretrained["verified"]
     with pytest.raises(CnnzooError, match="are not resnet18's weights"):

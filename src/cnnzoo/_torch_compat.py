@@ -54,8 +54,13 @@ def flop_formulas() -> dict:
 PARAMETERS, BUFFERS, MODULES = "_parameters", "_buffers", "_modules"
 # The forward-hook dicts a copied module must not share with its original once it has hooks (not every torch
 # version has all five; the copy takes the ones present).
-FORWARD_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
-                      "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")  # fmt: skip
+FORWARD_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks_with_kwargs",
+)
 
 
 def has_hooks(d: dict) -> bool:
@@ -75,8 +80,12 @@ def has_forward_hooks(d: dict) -> bool:
 def global_hooks() -> bool:
     """Whether hooks for every module are registered (``register_module_forward_hook`` and the like)."""
     m = _module
-    return bool(m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
-                or m._global_backward_pre_hooks)  # fmt: skip
+    return bool(
+        m._global_forward_hooks
+        or m._global_forward_pre_hooks
+        or m._global_backward_hooks
+        or m._global_backward_pre_hooks
+    )
 
 
 def set_class(module: nn.Module, cls: type) -> None:

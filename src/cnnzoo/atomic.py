@@ -22,8 +22,14 @@ __all__ = ["write_durable", "atomic_write", "check_replaceable", "shown_path"]
 _UMASK = os.umask(0o022)  # read once, while importing (os.umask has no read-only form)
 os.umask(_UMASK)
 
-_KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a device"),
-          (stat.S_ISBLK, "a device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+_KINDS = (
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def shown_path(path: str | os.PathLike) -> str:

@@ -13,9 +13,17 @@ from dataclasses import dataclass, fields
 from .options import OptionError, Rule, check, option, validate
 
 __all__ = [
-    "TrainConfig", "OPTIMIZERS", "MUON_LAYERS", "SCHEDULES", "LOSSES", "NORMALIZATIONS", "PROGRESS", "FREEZE",
-    "validate_config", "config_from",
-]  # fmt: skip
+    "TrainConfig",
+    "OPTIMIZERS",
+    "MUON_LAYERS",
+    "SCHEDULES",
+    "LOSSES",
+    "NORMALIZATIONS",
+    "PROGRESS",
+    "FREEZE",
+    "validate_config",
+    "config_from",
+]
 
 # sdlm: the 1998 paper's stochastic diagonal Levenberg-Marquardt (cnnzoo.train.sdlm)
 # muon: Muon for the hidden layers' weights, Nesterov SGD for the rest (cnnzoo.train.muon)
@@ -91,9 +99,11 @@ class TrainConfig:
     )
     # "milestones" schedule: × gamma at these fractions of the run (He et al. 2015: 0.5 and 0.75)
     milestones: tuple[float, ...] = option(
-        (0.5, 0.75), Rule(float, 0, 1, lo_open=True, hi_open=True), help="× gamma at these fractions of the run",
+        (0.5, 0.75),
+        Rule(float, 0, 1, lo_open=True, hi_open=True),
+        help="× gamma at these fractions of the run",
         nargs="+",
-    )  # fmt: skip
+    )
     gamma: float = option(
         0.1, Rule(float, 0, 1, lo_open=True), help="step and milestones schedules: the factor"
     )

@@ -40,28 +40,15 @@ from .shapes import smallest_input, spatial_size
 __all__ = ["PerPosition", "score_map_size", "to_fully_convolutional"]
 
 # Layers that act on each element (or are the identity at eval): they work unchanged on a map.
-_ELEMENTWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Identity,
-    nn.Dropout, nn.AlphaDropout, ScaledTanh,
-)  # fmt: skip
+_RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish)
+_SQUASHING = (nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, ScaledTanh)
+_ELEMENTWISE_MODULES = (*_RELU_LIKE, *_SQUASHING, nn.Identity, nn.Dropout, nn.AlphaDropout)
 _ELEMENTWISE_FUNCTIONS = {
-    torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.dropout, F.hardtanh,
-    torch.sigmoid, torch.tanh, F.sigmoid, F.tanh, torch.exp, torch.neg,
-    operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,
-}  # fmt: skip
-_ELEMENTWISE_METHODS = {
-    "relu",
-    "sigmoid",
-    "tanh",
-    "exp",
-    "neg",
-    "clamp",
-    "clamp_min",
-    "add",
-    "mul",
-    "contiguous",
+    *(torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.dropout, F.hardtanh),
+    *(torch.sigmoid, torch.tanh, F.sigmoid, F.tanh, torch.exp, torch.neg),
+    *(operator.add, operator.sub, operator.mul, operator.truediv, operator.neg),
 }
+_ELEMENTWISE_METHODS = set("relu sigmoid tanh exp neg clamp clamp_min add mul contiguous".split())
 # Reductions over the class axis: dim=1 (or -1 on a (N, classes) tensor) is the channel axis of the map.
 _CLASS_AXIS_FUNCTIONS = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax}
 _CLASS_AXIS_METHODS = {"softmax", "log_softmax"}

@@ -31,9 +31,18 @@ __all__ = ["MAX_ACTIVATION_BYTES", "check_declared", "check_input_size", "check_
 # 224×224, 64×224×224 floats) is 12.8 MB; 1 GiB leaves room for big inputs while a checkpoint cannot make a
 # shared machine allocate tens of GB.
 MAX_ACTIVATION_BYTES = 1 << 30
-DTYPE_NAMES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-               torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-               torch.uint8: "U8", torch.bool: "BOOL"}  # fmt: skip
+DTYPE_NAMES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
 def check_declared(skeleton: nn.Module, header: SafetensorsHeader, model_name: str) -> None:

@@ -117,8 +117,10 @@ def load_model_or_checkpoint(
         model = create_pretrained(str(spec), weights=weights, num_classes=num_classes)
         card = _card(model)
         if warn is not None and card.pretrained and not card.pretrained.get("verified", True):
-            warn(f"the weights {card.pretrained.get('source')} are not {card.pretrained.get('publisher')}'s "
-                 f"published file (unverified): its accuracy figures do not apply")  # fmt: skip
+            warn(
+                f"the weights {card.pretrained.get('source')} are not {card.pretrained.get('publisher')}'s "
+                f"published file (unverified): its accuracy figures do not apply"
+            )
         return model.eval(), card
     if path.exists():
         model, meta = load_checkpoint(path)  # refuses pickle-based files before opening anything

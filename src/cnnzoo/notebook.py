@@ -20,10 +20,14 @@ def html_table(header: list[str], rows: list[list[str]], caption: str = "", note
     """A table whose first column is left-aligned and the others right-aligned (numbers)."""
 
     def row(cells: list[str], tag: str) -> str:
-        return "<tr>" + "".join(
-            f"<{tag} style='text-align:{'left' if i == 0 else 'right'}'>{html.escape(str(c))}</{tag}>"
-            for i, c in enumerate(cells)
-        ) + "</tr>"  # fmt: skip
+        return (
+            "<tr>"
+            + "".join(
+                f"<{tag} style='text-align:{'left' if i == 0 else 'right'}'>{html.escape(str(c))}</{tag}>"
+                for i, c in enumerate(cells)
+            )
+            + "</tr>"
+        )
 
     head = f"<caption style='text-align:left'><b>{html.escape(caption)}</b></caption>" if caption else ""
     body = "".join(row(r, "td") for r in rows)
@@ -54,8 +58,11 @@ def markdown_pre(text: str) -> str:
 def history_table(history) -> tuple[list[str], list[list[str]], str, str]:
     """(header, rows, caption, note) of a training History: one row per epoch, the test result as the note."""
     keys = list(history.history)
-    rows = [[str(i + 1)] + [f"{v:.4f}" if isinstance(v, float) else str(v) for v in (history.history[k][i] for k in keys)]
-            for i in range(len(history.epochs))]  # fmt: skip
+    rows = [
+        [str(i + 1)]
+        + [f"{v:.4f}" if isinstance(v, float) else str(v) for v in (history.history[k][i] for k in keys)]
+        for i in range(len(history.epochs))
+    ]
     r = history.result
     done = (
         f"test accuracy {r['test_accuracy']:.4f}, test loss {r['test_loss']:.4f}"

@@ -83,8 +83,15 @@ def plot_confusion(confusion, classes: list[str], path: str | Path, title: str =
         top = cm.max() if cm.size else 0
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > top / 2 else "black")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if cm[i, j] > top / 2 else "black",
+                )
     ax.set_title(title or "confusion matrix (test)")
     fig.tight_layout()
     return write_png(fig, path)

@@ -40,13 +40,28 @@ def run(args) -> int:
     if not name:
         raise CnnzooError(f"{args.checkpoint}: the checkpoint names no dataset; pass --dataset")
     ds = load_dataset(name, data_dir=args.data_dir)
-    m = evaluate(model, ds, batch_size=args.batch_size, device=args.device, mean=meta.mean, std=meta.std,
-                 limit=args.limit)  # fmt: skip
-    out = {"model": meta.model, "dataset": ds.name, "epoch": epoch, "test_accuracy": m["accuracy"],
-           "test_loss": m["loss"], "count": m["count"]}  # fmt: skip
+    m = evaluate(
+        model,
+        ds,
+        batch_size=args.batch_size,
+        device=args.device,
+        mean=meta.mean,
+        std=meta.std,
+        limit=args.limit,
+    )
+    out = {
+        "model": meta.model,
+        "dataset": ds.name,
+        "epoch": epoch,
+        "test_accuracy": m["accuracy"],
+        "test_loss": m["loss"],
+        "count": m["count"],
+    }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{meta.model} (epoch {epoch}) on {ds.name}: test accuracy {m['accuracy']:.4f}, "
-              f"test loss {m['loss']:.4f} ({m['count']:,} images)")  # fmt: skip
+        print(
+            f"{meta.model} (epoch {epoch}) on {ds.name}: test accuracy {m['accuracy']:.4f}, "
+            f"test loss {m['loss']:.4f} ({m['count']:,} images)"
+        )
     return 0

@@ -48,8 +48,15 @@ def run(args) -> int:
         console.print(table)
         return 0
     out = args.out or os.path.join("runs", "experiments", args.name)
-    doc = run_experiment(args.name, out, quick=args.quick, seeds=args.seeds, device=args.device,
-                         epochs=args.epochs, data_dir=args.data_dir)  # fmt: skip
+    doc = run_experiment(
+        args.name,
+        out,
+        quick=args.quick,
+        seeds=args.seeds,
+        device=args.device,
+        epochs=args.epochs,
+        data_dir=args.data_dir,
+    )
     console.print(
         f"{args.name}: done in {doc.get('seconds', 0):.1f} s; report: {os.path.join(out, 'report.md')}"
     )

@@ -156,18 +156,25 @@ def _train(args) -> int:
         ds.skips.log = Path(options["out"]) / "skipped.log"
     size = _input_size(args, model_name)
     torch.manual_seed(options["seed"])  # the initial weights follow --seed too
-    model = create_model(model_name, num_classes=len(ds.classes),
-                         in_channels=size[0] if size else ds.channels if streaming else ds.image_size[0],
-                         weights=weights, **({"input_size": size[1:]} if size else {}),
-                         **_model_args(args, saved))  # fmt: skip
+    model = create_model(
+        model_name,
+        num_classes=len(ds.classes),
+        in_channels=size[0] if size else ds.channels if streaming else ds.image_size[0],
+        weights=weights,
+        **({"input_size": size[1:]} if size else {}),
+        **_model_args(args, saved),
+    )
     main = int(os.environ.get("RANK", "0")) == 0
     if main and not args.quiet:
         _print_table(model)
         total = ds.num_train if streaming else len(ds.train_images)
         n = total if options.get("limit") is None else min(options["limit"], total)
         shape = "×".join(map(str, model.card.input_size if streaming else ds.image_size))
-        print(f"training {model_name} on {ds.name} ({n:,} training images, {shape}"
-              f"{', streamed' if streaming else ''}) -> {options['out']}", flush=True)  # fmt: skip
+        print(
+            f"training {model_name} on {ds.name} ({n:,} training images, {shape}"
+            f"{', streamed' if streaming else ''}) -> {options['out']}",
+            flush=True,
+        )
 
     from ..rundir import run_lock
     from ..train.memory import check_train_memory
@@ -183,12 +190,16 @@ def _train(args) -> int:
         history = fit(model, ds, config=TrainConfig(), **options)
     if main:
         r = history.result
-        print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
-              f"({r['epochs']} epochs, {r['train_seconds']:.1f} s training, "
-              f"{r['train_images_per_second']:,.0f} img/s, {r['world_size']} process(es))")  # fmt: skip
+        print(
+            f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
+            f"({r['epochs']} epochs, {r['train_seconds']:.1f} s training, "
+            f"{r['train_images_per_second']:,.0f} img/s, {r['world_size']} process(es))"
+        )
         if r.get("test_accuracy_no_flip") is not None:
-            print(f"with a test-time flip (the mean of each image's and its mirror image's logits); "
-                  f"without it {r['test_accuracy_no_flip']:.4f}")  # fmt: skip
+            print(
+                f"with a test-time flip (the mean of each image's and its mirror image's logits); "
+                f"without it {r['test_accuracy_no_flip']:.4f}"
+            )
         if r.get("skipped_files"):
             listed = Path(history.out) / "skipped.log"
             print(f"skipped {r['skipped_files']} unreadable file(s), listed in {listed}")
@@ -216,7 +227,9 @@ def _input_size(args, model_name: str) -> tuple[int, int, int] | None:
         try:
             size = tuple(load_meta(args.out).input_size)
             with torch.device("meta"):
-                own = card_of(resolve_model(model_name, **_model_args(args, {})))  # a file's net may have none
+                own = card_of(
+                    resolve_model(model_name, **_model_args(args, {}))
+                )  # a file's net may have none
             return size if own is None or size != tuple(own.input_size) else None
         except (CnnzooError, OSError):  # no checkpoint yet (or not a registered model): the model's own size
             return None

@@ -60,8 +60,11 @@ def _list(args) -> int:
                 row["published_metrics"] = {}  # the publisher's figures are of the publisher's file
             out.append(row)
         out += [c.to_dict() | {"stored": True} for c in stored.values() if c.publisher == weights.USER]
-        print(json.dumps({"publisher": weights.PUBLISHER, "store": str(weights.store_root()), "weights": out},
-                         indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {"publisher": weights.PUBLISHER, "store": str(weights.store_root()), "weights": out}, indent=2
+            )
+        )
         return 0
     print(f"{'model':<10} {'version':<22} {'size':>9}  {'stored':<10} published accuracy")
     for e in rows:
@@ -72,8 +75,10 @@ def _list(args) -> int:
         print(f"{e.model:<10} {version:<22} {e.file_size_mb:>6.1f} MB  {state:<10} {figures}")
     for card in (c for c in stored.values() if c.publisher == weights.USER):
         print(f"{card.model:<10} {card.version:<22} {'':>9}  {'yours':<10} yours: no published accuracy")
-    print(f"\nStore: {weights.store_root()}. The weights and figures are {weights.PUBLISHER}'s, under their "
-          "publisher's terms (docs/weights.md).")  # fmt: skip
+    print(
+        f"\nStore: {weights.store_root()}. The weights and figures are {weights.PUBLISHER}'s, under their "
+        "publisher's terms (docs/weights.md)."
+    )
     return 0
 
 
@@ -84,8 +89,13 @@ def run(args) -> int:
     if args.action == "list":
         return _list(args)
     if args.action == "fetch":
-        where, card = weights.fetch(args.spec, offline=args.offline or None, force=args.force,
-                                    progress=stderr_progress(f"downloading {args.spec}"), timeout=args.timeout)  # fmt: skip
+        where, card = weights.fetch(
+            args.spec,
+            offline=args.offline or None,
+            force=args.force,
+            progress=stderr_progress(f"downloading {args.spec}"),
+            timeout=args.timeout,
+        )
         published = (
             "yours"
             if card.publisher == weights.USER
@@ -95,10 +105,12 @@ def run(args) -> int:
     elif args.action == "import":
         where, card = weights.import_file(args.spec, args.file)
         note = (
-            "the publisher's file (hash checked)" if card.verified
-            else "your own version" if card.publisher == weights.USER
+            "the publisher's file (hash checked)"
+            if card.verified
+            else "your own version"
+            if card.publisher == weights.USER
             else "not the publisher's file: unverified, none of its figures apply"
-        )  # fmt: skip
+        )
         print(f"{card.model} {card.version}: {where} ({note})")
     elif args.action == "path":
         print(weights.path(args.spec))

@@ -46,8 +46,11 @@ class FolderListing:
 
 def _files(d: Path) -> list[str]:
     with os.scandir(d) as it:
-        found = [e.path for e in it if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in _LISTED
-                 and e.is_file()]  # fmt: skip
+        found = [
+            e.path
+            for e in it
+            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in _LISTED and e.is_file()
+        ]
     return sorted(found)
 
 

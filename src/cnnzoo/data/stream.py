@@ -42,9 +42,18 @@ from .imagefolder import GREY_MODES, parse_imagefolder_name
 from .types import channel_stats
 
 __all__ = [
-    "FolderStream", "StreamTrain", "StreamEval", "SkipLog", "open_stream", "load_for_training",
-    "decoded_bytes", "available_memory", "default_workers", "train_sampler", "MEMORY_SHARE",
-]  # fmt: skip
+    "FolderStream",
+    "StreamTrain",
+    "StreamEval",
+    "SkipLog",
+    "open_stream",
+    "load_for_training",
+    "decoded_bytes",
+    "available_memory",
+    "default_workers",
+    "train_sampler",
+    "MEMORY_SHARE",
+]
 
 MEMORY_SHARE = 0.25  # stream when the decoded folder would take more than this share of the available memory
 STATS_SAMPLE = 256  # training images decoded for mean/std (and channels, sizes): a second or two
@@ -76,8 +85,11 @@ class SkipLog:
                 print(f"warning: {shown_path(line)}", file=sys.stderr, flush=True)
             elif len(self.paths) == self.SHOWN + 1:
                 where = f"; all are listed in {shown_path(self.log)}" if self.log else ""
-                print(f"warning: more unreadable files are being skipped: counted, not shown{where}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"warning: more unreadable files are being skipped: counted, not shown{where}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def _append(self, line: str) -> None:
         if self.log is None:
@@ -175,10 +187,16 @@ def train_sampler(n: int, rank: int, world_size: int, seed: int) -> DistributedS
 
 def _loader(dataset, sampler, batch: int, workers: int, device: torch.device, train: bool) -> DataLoader:
     return DataLoader(
-        dataset, batch_size=batch, sampler=sampler, collate_fn=_collate, num_workers=workers,
-        pin_memory=device.type == "cuda", drop_last=train, persistent_workers=train and workers > 0,
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        collate_fn=_collate,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=train,
+        persistent_workers=train and workers > 0,
         prefetch_factor=PREFETCH if workers else None,
-    )  # fmt: skip
+    )
 
 
 def _batches(loader: DataLoader, device: torch.device, skips: SkipLog):
@@ -205,8 +223,19 @@ def _batches(loader: DataLoader, device: torch.device, skips: SkipLog):
 class StreamTrain:
     """The training batches of one rank: ``epoch(e)`` yields (uint8 images, labels) on ``device``."""
 
-    def __init__(self, stream: FolderStream, items, size, batch: int, rank: int, world_size: int, seed: int,
-                 hflip: bool, workers: int, device: torch.device) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stream: FolderStream,
+        items,
+        size,
+        batch: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        hflip: bool,
+        workers: int,
+        device: torch.device,
+    ) -> None:
         self.dataset = _Images(items, size, stream.channels, seed, hflip, train=True)
         self.sampler = train_sampler(len(items), rank, world_size, seed)
         self.loader = _loader(self.dataset, _Tagged(self.sampler), batch, workers, device, True)
@@ -223,8 +252,16 @@ class StreamTrain:
 class StreamEval:
     """An evaluation set: ``batches(batch_size)`` yields this rank's disjoint share, centre-cropped."""
 
-    def __init__(self, stream: FolderStream, items, size, rank: int, world_size: int, workers: int,
-                 device: torch.device) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stream: FolderStream,
+        items,
+        size,
+        rank: int,
+        world_size: int,
+        workers: int,
+        device: torch.device,
+    ) -> None:
         self.dataset = _Images(items, size, stream.channels)
         self.rank, self.world_size, self.workers, self.device, self.skips = (
             rank,

@@ -43,9 +43,11 @@ class Case:
 
 CASES = [
     Case("naive", "5×5 conv, 32 filters", "inception_naive_5x5", ((32, 5),), 120_422_400),
-    Case("bottleneck", "1×1 to 16, then 5×5 to 32", "inception_bottleneck_5x5", ((16, 1), (32, 5)), 12_443_648),
+    Case(
+        "bottleneck", "1×1 to 16, then 5×5 to 32", "inception_bottleneck_5x5", ((16, 1), (32, 5)), 12_443_648
+    ),
     Case("conv1x1", "1×1 conv, 32 filters", "", ((32, 1),), 4_816_896, 6_176),
-]  # fmt: skip
+]
 
 
 def build(case: Case):
@@ -130,9 +132,15 @@ def time_layers(macs: dict, device: str, reps: int, batches=BATCHES, threads=THR
                 for k in keys:
                     best, med = min(times[k]), statistics.median(times[k])
                     layers[k] = {"min_ms": best, "median_ms": med, "gmac_per_s": macs[k] * batch / best / 1e6}
-                rows.append({"threads": n_threads, "batch": batch, "layers": layers,
-                             "speedup_min": layers["direct"]["min_ms"] / layers["bottleneck"]["min_ms"],
-                             "speedup_median": layers["direct"]["median_ms"] / layers["bottleneck"]["median_ms"]})  # fmt: skip
+                rows.append(
+                    {
+                        "threads": n_threads,
+                        "batch": batch,
+                        "layers": layers,
+                        "speedup_min": layers["direct"]["min_ms"] / layers["bottleneck"]["min_ms"],
+                        "speedup_median": layers["direct"]["median_ms"] / layers["bottleneck"]["median_ms"],
+                    }
+                )
     finally:
         torch.set_num_threads(before)
     return rows
@@ -144,10 +152,14 @@ def conclusion(rows: list[dict], mac_ratio: float) -> list[str]:
     lines = []
     for n_threads in sorted({r["threads"] for r in rows}):
         mine = [r for r in rows if r["threads"] == n_threads]
-        ups = ", ".join(f"batch {r['batch']}: {r['speedup_min']:.2f}× ({r['speedup_median']:.2f}× by medians)"
-                        for r in mine)  # fmt: skip
-        lines.append(f"{n_threads} thread{'s' if n_threads > 1 else ''}: the bottleneck is faster than the direct "
-                     f"5×5 by {ups}, against {mac_ratio:.2f}× fewer MACs.")  # fmt: skip
+        ups = ", ".join(
+            f"batch {r['batch']}: {r['speedup_min']:.2f}× ({r['speedup_median']:.2f}× by medians)"
+            for r in mine
+        )
+        lines.append(
+            f"{n_threads} thread{'s' if n_threads > 1 else ''}: the bottleneck is faster than the direct "
+            f"5×5 by {ups}, against {mac_ratio:.2f}× fewer MACs."
+        )
     for r in rows:
         rates = {k: v["gmac_per_s"] for k, v in r["layers"].items() if k != "bottleneck"}
         r["slowest_per_mac"] = min(rates, key=rates.get)
@@ -158,7 +170,7 @@ def conclusion(rows: list[dict], mac_ratio: float) -> list[str]:
         + "; ".join(
             f"{names[k]} in {sum(r['slowest_per_mac'] == k for r in rows)} of {len(rows)} settings"
             for k in sorted(slow)
-        )  # fmt: skip
+        )
         + ". Where the speed-up falls short of the MAC ratio, the bottleneck's convs run fewer MACs per second "
         "than the direct 5×5; these timings do not say why (memory traffic, the convolution algorithm torch "
         "picks, per-call overhead are candidates), only how far MACs predict time on this machine at these sizes."
@@ -173,9 +185,15 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
 
     started, out_dir, device = begin(out_dir, device)
     reps = 3 if quick else 30
-    settings = {"input": list(INPUT), "batches (timing)": list(BATCHES), "torch threads (timing)": list(THREADS),
-                "repetitions": f"{reps}, interleaved, after 2 warm-up rounds", "quick": quick, "seeds": seeds,
-                "torch threads (default)": torch.get_num_threads()}  # fmt: skip
+    settings = {
+        "input": list(INPUT),
+        "batches (timing)": list(BATCHES),
+        "torch threads (timing)": list(THREADS),
+        "repetitions": f"{reps}, interleaved, after 2 warm-up rounds",
+        "quick": quick,
+        "seeds": seeds,
+        "torch threads (default)": torch.get_num_threads(),
+    }
 
     results: dict = {}
     for case in CASES:
@@ -201,8 +219,13 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     results["claim_holds"] = all(results[c.key]["macs"] == c.expected_macs for c in CASES) and (
         results["conv1x1"]["params"] == 6_176
     )
-    macs = {"direct": naive["macs"], "reduce": bottle["layer_macs"][0], "conv5_16": bottle["layer_macs"][1],
-            "bottleneck": bottle["macs"], "conv1x1": results["conv1x1"]["macs"]}  # fmt: skip
+    macs = {
+        "direct": naive["macs"],
+        "reduce": bottle["layer_macs"][0],
+        "conv5_16": bottle["layer_macs"][1],
+        "bottleneck": bottle["macs"],
+        "conv1x1": results["conv1x1"]["macs"],
+    }
     results["layer_macs"] = macs
     results["timing"] = time_layers(macs, device, reps)
     results["conclusion"] = conclusion(results["timing"], results["mac_ratio"])
@@ -214,10 +237,33 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     rows = []
     for c in CASES:
         r = results[c.key]
-        rows.append((r["title"], r["built_from"], " + ".join(f"{m:,}" for m in r["layer_macs"]), r["macs"],
-                     c.expected_macs, r["formula_macs"], r["params"], "×".join(map(str, r["output_shape"])), r["total_macs"]))  # fmt: skip
-    report.table(["network", "built from", "MACs per conv", "conv MACs (analyzer)", "expected (cnnzoo's arithmetic)",
-                  "k·k·c_in·c_out·H·W", "conv params", "output C×H×W", "whole model MACs"], rows)  # fmt: skip
+        rows.append(
+            (
+                r["title"],
+                r["built_from"],
+                " + ".join(f"{m:,}" for m in r["layer_macs"]),
+                r["macs"],
+                c.expected_macs,
+                r["formula_macs"],
+                r["params"],
+                "×".join(map(str, r["output_shape"])),
+                r["total_macs"],
+            )
+        )
+    report.table(
+        [
+            "network",
+            "built from",
+            "MACs per conv",
+            "conv MACs (analyzer)",
+            "expected (cnnzoo's arithmetic)",
+            "k·k·c_in·c_out·H·W",
+            "conv params",
+            "output C×H×W",
+            "whole model MACs",
+        ],
+        rows,
+    )
     report.para(
         f"The bottleneck needs {results['mac_ratio']:.2f}× fewer MACs than the naive 5×5 conv "
         f"(120,422,400 / 12,443,648 = 9.68; Ng's lecture video rounds them to ~120M and ~12.4M). The 1×1 conv "
@@ -227,11 +273,26 @@ def run(out_dir: Path, quick: bool = False, seeds: int = 1, device: str = "auto"
     )
     report.heading("Measured on this machine, per layer")
     names = {key: title for key, title, *_ in LAYERS}
-    report.table(["threads", "batch", *[f"{names[k]}: ms best / median (GMAC/s)" for k in names],
-                  "speed-up best-of (median)"],
-                 [(r["threads"], r["batch"], *[f"{v['min_ms']:.3g} / {v['median_ms']:.3g} ({v['gmac_per_s']:.3g})"
-                                               for v in r["layers"].values()],
-                   f"{r['speedup_min']:.2f}× ({r['speedup_median']:.2f}×)") for r in results["timing"]])  # fmt: skip
+    report.table(
+        [
+            "threads",
+            "batch",
+            *[f"{names[k]}: ms best / median (GMAC/s)" for k in names],
+            "speed-up best-of (median)",
+        ],
+        [
+            (
+                r["threads"],
+                r["batch"],
+                *[
+                    f"{v['min_ms']:.3g} / {v['median_ms']:.3g} ({v['gmac_per_s']:.3g})"
+                    for v in r["layers"].values()
+                ],
+                f"{r['speedup_min']:.2f}× ({r['speedup_median']:.2f}×)",
+            )
+            for r in results["timing"]
+        ],
+    )
     for line in results["conclusion"]:
         report.para(line)
     report.image(plot, "MACs per layer, and the measured speed-up against the MAC ratio")
@@ -256,16 +317,33 @@ def _plot(results: dict, macs: dict, device: str, out_dir: Path) -> str:
     timing = results["timing"]
     for n_threads, ls in zip(THREADS, ("-", "--"), strict=True):
         mine = [r for r in timing if r["threads"] == n_threads]
-        ax2.plot([r["batch"] for r in mine], [r["speedup_min"] for r in mine], ls=ls, marker="o", color="k",
-                 label=f"{n_threads} thread{'s' if n_threads > 1 else ''}")  # fmt: skip
+        ax2.plot(
+            [r["batch"] for r in mine],
+            [r["speedup_min"] for r in mine],
+            ls=ls,
+            marker="o",
+            color="k",
+            label=f"{n_threads} thread{'s' if n_threads > 1 else ''}",
+        )
         for k in singles:
-            ax3.plot([r["batch"] for r in mine], [r["layers"][k]["gmac_per_s"] for r in mine], ls=ls, marker=".",
-                     color=colors[k], label=f"{names[k]}, {n_threads}t")  # fmt: skip
+            ax3.plot(
+                [r["batch"] for r in mine],
+                [r["layers"][k]["gmac_per_s"] for r in mine],
+                ls=ls,
+                marker=".",
+                color=colors[k],
+                label=f"{names[k]}, {n_threads}t",
+            )
     ax2.axhline(
         results["mac_ratio"], color="tab:red", lw=1, ls=":", label=f"MAC ratio {results['mac_ratio']:.2f}×"
     )
-    ax2.set(xscale="log", xlabel="batch", ylabel="direct / bottleneck time (best-of)", ylim=(0, None),
-            title=f"measured speed-up ({device})")  # fmt: skip
+    ax2.set(
+        xscale="log",
+        xlabel="batch",
+        ylabel="direct / bottleneck time (best-of)",
+        ylim=(0, None),
+        title=f"measured speed-up ({device})",
+    )
     ax3.set(
         xscale="log", yscale="log", xlabel="batch", ylabel="GMAC/s (best-of)", title="throughput per layer"
     )

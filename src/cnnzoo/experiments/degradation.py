@@ -40,16 +40,25 @@ def build(name: str, in_channels: int):
 
 def settings_for(quick: bool, dataset: str) -> TrainSettings:
     if quick:  # exercises every code path; the numbers mean nothing
-        return TrainSettings(epochs=1, batch_size=64, train_subset=128, test_subset=128, warmup_epochs=0.5,
-                             pad_to=None, extra={"note": "quick: 128 images, 1 epoch"})  # fmt: skip
+        return TrainSettings(
+            epochs=1,
+            batch_size=64,
+            train_subset=128,
+            test_subset=128,
+            warmup_epochs=0.5,
+            pad_to=None,
+            extra={"note": "quick: 128 images, 1 epoch"},
+        )
     # He et al. train 64k iterations (~164 epochs); 30 epochs already separate the curves on Fashion-MNIST.
     # One epoch of linear warm-up keeps the 56-layer plain net from blowing up at lr 0.1 in the first steps.
-    return TrainSettings(epochs=30, batch_size=128, warmup_epochs=1.0,
-                         pad_to=32 if dataset == "fashion-mnist" else None)  # fmt: skip
+    return TrainSettings(
+        epochs=30, batch_size=128, warmup_epochs=1.0, pad_to=32 if dataset == "fashion-mnist" else None
+    )
 
 
-def run_dataset(dataset: str, quick: bool, seeds: int, device: str, epochs: int | None = None,
-                data_dir: str | None = None) -> dict:  # fmt: skip
+def run_dataset(
+    dataset: str, quick: bool, seeds: int, device: str, epochs: int | None = None, data_dir: str | None = None
+) -> dict:
     train = settings_for(quick, dataset)
     train.epochs = epochs or train.epochs
     channels = load_data(dataset, data_dir).train_images.shape[1]
@@ -74,10 +83,13 @@ def judge(models: dict) -> dict:
         [(err["plain56"], err["plain20"]), (err["resnet56"], err["resnet20"])], chance_error(10)
     )
     out["inconclusive"] = reason
-    out["claim_holds"] = None if reason else (
-        out["plain56_trains_worse_than_plain20"]
-        and out["resnet56_trains_at_least_as_well_as_resnet20"]
-    )  # fmt: skip
+    out["claim_holds"] = (
+        None
+        if reason
+        else (
+            out["plain56_trains_worse_than_plain20"] and out["resnet56_trains_at_least_as_well_as_resnet20"]
+        )
+    )
     return out
 
 
@@ -95,10 +107,21 @@ def plot(result: dict, dataset: str, out_dir: Path) -> str:
         for ax in (axes[col], axes[2 + col]):
             for depth in ("20", "56"):
                 m = models[f"{family}{depth}"]
-                ax.plot(epochs, [100 * e for e in m["train_error_curve"]], ls="--", lw=1, color=COLORS[depth],
-                        label=f"{name}-{depth} train")  # fmt: skip
-                ax.plot(epochs, [100 * e for e in m["test_error_curve"]], lw=2.2, color=COLORS[depth],
-                        label=f"{name}-{depth} test")  # fmt: skip
+                ax.plot(
+                    epochs,
+                    [100 * e for e in m["train_error_curve"]],
+                    ls="--",
+                    lw=1,
+                    color=COLORS[depth],
+                    label=f"{name}-{depth} train",
+                )
+                ax.plot(
+                    epochs,
+                    [100 * e for e in m["test_error_curve"]],
+                    lw=2.2,
+                    color=COLORS[depth],
+                    label=f"{name}-{depth} test",
+                )
             ax.set_xlabel("epoch")
             ax.set_ylabel("error (%)")
             ax.grid(alpha=0.3)
@@ -107,8 +130,12 @@ def plot(result: dict, dataset: str, out_dir: Path) -> str:
         axes[col].legend(fontsize=8)
     # the same y-range on both panels of a row, so they compare at a glance
     top = max(a.get_ylim()[1] for a in axes[:2])
-    half = [100 * v for m in models.values() for key in ("train_error_curve", "test_error_curve")
-            for v in m[key][n // 2 :]]  # fmt: skip
+    half = [
+        100 * v
+        for m in models.values()
+        for key in ("train_error_curve", "test_error_curve")
+        for v in m[key][n // 2 :]
+    ]
     lo, hi = min(half), max(half)
     for a in axes[:2]:
         a.set_ylim(0, top)
@@ -138,15 +165,32 @@ def run(
     return write_outputs(out_dir, results, seeds, quick, started, device)
 
 
-def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started: float, device: str,
-                  note: str = "", hardware: dict | None = None) -> dict:  # fmt: skip
+def write_outputs(
+    out_dir: Path,
+    results: dict,
+    seeds: int,
+    quick: bool,
+    started: float,
+    device: str,
+    note: str = "",
+    hardware: dict | None = None,
+) -> dict:
     """report.md, the plots and results.json for ``results = {dataset: {"settings", "models", "verdict"}}``."""
     datasets = list(results)
     plots = {ds: plot(results[ds], ds, out_dir) for ds in datasets}
-    settings = {"models": ", ".join(MODELS), "datasets": ", ".join(datasets), "seeds": seeds, "quick": quick,
-                "recipe": "SGD momentum 0.9, wd 1e-4, lr 0.1 (/10 at 50%, 75%), 1 epoch warm-up, bf16 on GPU",
-                **{f"{k} ({ds})": v for ds in datasets for k, v in vars(results[ds]["settings"]).items()
-                   if k in ("epochs", "batch_size", "pad_to", "crop_padding", "hflip", "train_subset", "test_subset")}}  # fmt: skip
+    settings = {
+        "models": ", ".join(MODELS),
+        "datasets": ", ".join(datasets),
+        "seeds": seeds,
+        "quick": quick,
+        "recipe": "SGD momentum 0.9, wd 1e-4, lr 0.1 (/10 at 50%, 75%), 1 epoch warm-up, bf16 on GPU",
+        **{
+            f"{k} ({ds})": v
+            for ds in datasets
+            for k, v in vars(results[ds]["settings"]).items()
+            if k in ("epochs", "batch_size", "pad_to", "crop_padding", "hflip", "train_subset", "test_subset")
+        },
+    }
 
     report = Report("Degradation: plain vs residual nets at depth 20 and 56", get_experiment(NAME))
     if note:
@@ -155,12 +199,19 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
         r = results[ds]
         report.heading(f"{ds}")
         report.table(
-            ["model", "params", "final training error", "final test error", "test error per seed",
-             "s/epoch"],
-            [(m, r["models"][m]["params"], pct(r["models"][m]["final_train_error"]),
-              pct(r["models"][m]["final_test_error"]), per_seed(r["models"][m]["final_test_error"]),
-              r["models"][m]["seconds_per_epoch"]) for m in MODELS],
-        )  # fmt: skip
+            ["model", "params", "final training error", "final test error", "test error per seed", "s/epoch"],
+            [
+                (
+                    m,
+                    r["models"][m]["params"],
+                    pct(r["models"][m]["final_train_error"]),
+                    pct(r["models"][m]["final_test_error"]),
+                    per_seed(r["models"][m]["final_test_error"]),
+                    r["models"][m]["seconds_per_epoch"],
+                )
+                for m in MODELS
+            ],
+        )
         report.image(plots[ds], f"training (dashed) and test (bold) error on {ds}")
         v = r["verdict"]
         report.para(
@@ -169,13 +220,19 @@ def write_outputs(out_dir: Path, results: dict, seeds: int, quick: bool, started
             f"than plain-20 and {'tests worse' if v['plain56_tests_worse_than_plain20'] else 'does not test worse'}; "
             f"ResNet-56 {'trains at least as well' if v['resnet56_trains_at_least_as_well_as_resnet20'] else 'trains WORSE'}"
             f" as ResNet-20 and {'tests at least as well' if v['resnet56_tests_at_least_as_well_as_resnet20'] else 'tests worse'}."
-        )  # fmt: skip
-        said = verdict(v["claim_holds"], v.get("inconclusive"), "the degradation claim shows in the training error",
-                       "the degradation claim does NOT show in the training error")  # fmt: skip
+        )
+        said = verdict(
+            v["claim_holds"],
+            v.get("inconclusive"),
+            "the degradation claim shows in the training error",
+            "the degradation claim does NOT show in the training error",
+        )
         report.para(f"**Verdict ({ds}):** {said}.")
-    report.para("Final error = mean of the last 3 epochs (training error: averaged over each epoch's batches in "
-                "training mode, with augmentation, as He et al. plot it). Paper, CIFAR-10 test error: ResNet-20 "
-                "8.75%, ResNet-56 6.97%; plain-56 above plain-20 in both training and test error.")  # fmt: skip
+    report.para(
+        "Final error = mean of the last 3 epochs (training error: averaged over each epoch's batches in "
+        "training mode, with augmentation, as He et al. plot it). Paper, CIFAR-10 test error: ResNet-20 "
+        "8.75%, ResNet-56 6.97%; plain-56 above plain-20 in both training and test error."
+    )
     if quick:
         report.para(
             "Quick mode: 128 images and one epoch, to test the pipeline; the errors say nothing about the claim."
@@ -228,10 +285,12 @@ def rebuild_from_log(log: Path, out_dir: Path, settings: TrainSettings, device: 
         model["seconds_per_epoch"] = float(np.mean([h["epoch_seconds"] for h in hs]))
         model["histories"] = hs
         models[name] = model
-    note = (f"Rebuilt from the progress log of a run stopped by its time limit: all nets are compared over the "
-            f"{common} epochs that every run reached (of {settings.epochs} planned; the learning rate had "
-            f"already dropped at {int(settings.milestones[0] * settings.epochs)} and "
-            f"{int(settings.milestones[1] * settings.epochs)}).")  # fmt: skip
+    note = (
+        f"Rebuilt from the progress log of a run stopped by its time limit: all nets are compared over the "
+        f"{common} epochs that every run reached (of {settings.epochs} planned; the learning rate had "
+        f"already dropped at {int(settings.milestones[0] * settings.epochs)} and "
+        f"{int(settings.milestones[1] * settings.epochs)})."
+    )
     settings.extra["epochs_reached"] = common
     results = {"fashion-mnist": {"settings": settings, "models": models, "verdict": judge(models)}}
     return write_outputs(Path(out_dir), results, seeds, False, time.time(), device, note, hardware)

@@ -137,23 +137,36 @@ def compare(accuracy: dict, diffs: dict) -> dict:
 
 def headline(accuracy: dict, comparison: dict) -> str:
     """Where dense evaluation + flip wins and where it loses, against every baseline at every canvas size."""
-    short = {"dense": "dense evaluation + flip", "dense_noflip": "dense without flip", "dense_max": "the max over "
-             "positions", "ten_crop": "10 crops", "resize": "resizing", "centre_crop": "the centre crop"}  # fmt: skip
+    short = {
+        "dense": "dense evaluation + flip",
+        "dense_noflip": "dense without flip",
+        "dense_max": "the max over positions",
+        "ten_crop": "10 crops",
+        "resize": "resizing",
+        "centre_crop": "the centre crop",
+    }
     parts = []
     for size, cmp in comparison.items():
         acc = 100 * accuracy[size][SUBJECT]["mean"]
         said = []
-        for outcome, verb in (("wins", "beats"), ("loses", "loses to"), ("tie", "ties with"),
-                              ("inconclusive", "is inconclusive (both at chance level) against")):  # fmt: skip
-            items = sorted((b for b in BASELINES if cmp[b]["outcome"] == outcome),
-                           key=lambda b: -abs(cmp[b]["delta"]))  # fmt: skip
+        for outcome, verb in (
+            ("wins", "beats"),
+            ("loses", "loses to"),
+            ("tie", "ties with"),
+            ("inconclusive", "is inconclusive (both at chance level) against"),
+        ):
+            items = sorted(
+                (b for b in BASELINES if cmp[b]["outcome"] == outcome), key=lambda b: -abs(cmp[b]["delta"])
+            )
             if items:
                 said.append(
                     f"{verb} " + ", ".join(f"{short[b]} ({100 * cmp[b]['delta']:+.2f})" for b in items)
                 )
         best = max(METHODS.keys() - {"centred_28"}, key=lambda m: accuracy[size][m]["mean"])
-        parts.append(f"At {size}×{size}, dense evaluation + flip ({acc:.2f}%) {'; '.join(said)}; the best "
-                     f"method there is {short[best]} ({100 * accuracy[size][best]['mean']:.2f}%).")  # fmt: skip
+        parts.append(
+            f"At {size}×{size}, dense evaluation + flip ({acc:.2f}%) {'; '.join(said)}; the best "
+            f"method there is {short[best]} ({100 * accuracy[size][best]['mean']:.2f}%)."
+        )
     return " ".join(parts) + " (Points of accuracy; a tie is a difference under two standard errors.)"
 
 
@@ -195,8 +208,15 @@ def _plot(accuracy: dict, by_shift: dict, bin_labels: dict, seeds: int, out_dir:
         means = [100 * accuracy[size][m]["mean"] for m in names]
         errs = [100 * accuracy[size][m]["std"] for m in names] if seeds > 1 else None
         y = [i + 0.4 * k for i in range(len(names))]
-        axes[0].barh(y, means, height=0.4, xerr=errs, color=COLORS, alpha=1.0 if k == 0 else 0.5,
-                     label=f"{size}×{size} canvas")  # fmt: skip
+        axes[0].barh(
+            y,
+            means,
+            height=0.4,
+            xerr=errs,
+            color=COLORS,
+            alpha=1.0 if k == 0 else 0.5,
+            label=f"{size}×{size} canvas",
+        )
         for yy, v in zip(y, means, strict=True):
             axes[0].text(v + 0.5, yy, f"{v:.1f}", va="center", fontsize=6)
     axes[0].set_yticks([i + 0.2 for i in range(len(names))], [METHODS[m] for m in names], fontsize=7)
@@ -235,11 +255,18 @@ def run(
     started, out_dir, device = begin(out_dir, device)
     ds = load_data("fashion-mnist", data_dir)
     epochs, limit, n_test = (2, 8000, 1000) if quick else (8, None, len(ds.test_labels))
-    settings = {"model": MODEL, "train size": "1×28×28", "canvases": ", ".join(f"{s}×{s}" for s in CANVASES)
-                + " black, item at a uniformly random place", "epochs": epochs, "optimizer": "SGD momentum 0.9 "
-                "(nesterov), one-cycle lr 0.05, wd 5e-4, batch 128", "augmentation": f"shifts ±{SHIFT_PAD} px, "
-                "mirroring", "train images": limit or "54,000 (10% validation)", "test canvases": n_test,
-                "seeds": seeds, "quick": quick}  # fmt: skip
+    settings = {
+        "model": MODEL,
+        "train size": "1×28×28",
+        "canvases": ", ".join(f"{s}×{s}" for s in CANVASES) + " black, item at a uniformly random place",
+        "epochs": epochs,
+        "optimizer": "SGD momentum 0.9 (nesterov), one-cycle lr 0.05, wd 5e-4, batch 128",
+        "augmentation": f"shifts ±{SHIFT_PAD} px, mirroring",
+        "train images": limit or "54,000 (10% validation)",
+        "test canvases": n_test,
+        "seeds": seeds,
+        "quick": quick,
+    }
     test_x, test_y = ds.test_images[:n_test], ds.test_labels[:n_test]
 
     per_seed, shift_runs, heatmaps, bin_labels = [], [], [], {}
@@ -247,8 +274,18 @@ def run(
     for seed in range(seeds):
         seed_everything(seed)
         model = create_model(MODEL, num_classes=10)
-        history = fit(model, ds, epochs=epochs, batch_size=128, lr=0.05, limit=limit, seed=seed,
-                      crop_padding=SHIFT_PAD, device=str(device), progress="quiet")  # fmt: skip
+        history = fit(
+            model,
+            ds,
+            epochs=epochs,
+            batch_size=128,
+            lr=0.05,
+            limit=limit,
+            seed=seed,
+            crop_padding=SHIFT_PAD,
+            device=str(device),
+            progress="quiet",
+        )
         model = model.cpu().eval()  # inference on the CPU: the canvases are small
         prep = _whole_image(card_of(model))
         fc = to_fully_convolutional(model).eval()
@@ -266,27 +303,51 @@ def run(
         shift_runs.append(shifts)
 
     accuracy = {s: {m: mean_std([r[s][m] for r in per_seed]) for m in METHODS} for s in CANVASES}
-    by_shift = {s: {m: [sum(r[s][m][b] for r in shift_runs) / seeds for b in range(len(bin_labels[s]))]
-                    for m in METHODS} for s in CANVASES}  # fmt: skip
+    by_shift = {
+        s: {
+            m: [sum(r[s][m][b] for r in shift_runs) / seeds for b in range(len(bin_labels[s]))]
+            for m in METHODS
+        }
+        for s in CANVASES
+    }
     comparison = compare(accuracy, {s: {b: torch.cat(d) for b, d in v.items()} for s, v in diffs.items()})
-    results = {"accuracy": accuracy, "comparison": comparison, "headline": headline(accuracy, comparison),
-               "accuracy_by_shift": by_shift, "shift_bins_px": bin_labels,
-               "per_seed": per_seed, "score_map": {s: list(score_map_size(fc, (1, s, s))) for s in CANVASES}}  # fmt: skip
+    results = {
+        "accuracy": accuracy,
+        "comparison": comparison,
+        "headline": headline(accuracy, comparison),
+        "accuracy_by_shift": by_shift,
+        "shift_bins_px": bin_labels,
+        "per_seed": per_seed,
+        "score_map": {s: list(score_map_size(fc, (1, s, s))) for s in CANVASES},
+    }
     plot = _plot(accuracy, by_shift, bin_labels, seeds, out_dir)
 
     report = Report("Dense evaluation: VGG's fully convolutional test-time trick", get_experiment(NAME))
-    report.para(f"`{MODEL}` trained on centred 28×28 Fashion-MNIST (shifts ±{SHIFT_PAD} px), then converted by "
-                "`cnnzoo.convert.to_fully_convolutional` (FC over the 64×1×1 map -> 1×1 conv, FC -> 1×1 conv). "
-                "Test items are pasted at random places on black canvases.")  # fmt: skip
+    report.para(
+        f"`{MODEL}` trained on centred 28×28 Fashion-MNIST (shifts ±{SHIFT_PAD} px), then converted by "
+        "`cnnzoo.convert.to_fully_convolutional` (FC over the 64×1×1 map -> 1×1 conv, FC -> 1×1 conv). "
+        "Test items are pasted at random places on black canvases."
+    )
     report.para(f"**{results['headline']}**")
-    report.table(["method"] + [f"{s}×{s} canvas" for s in CANVASES],
-                 [[METHODS[m]] + [pct_acc(accuracy[s][m]) for s in CANVASES] for m in METHODS])  # fmt: skip
+    report.table(
+        ["method"] + [f"{s}×{s} canvas" for s in CANVASES],
+        [[METHODS[m]] + [pct_acc(accuracy[s][m]) for s in CANVASES] for m in METHODS],
+    )
     report.image(plot, "accuracy per method, and against the item's distance from the canvas centre")
     for name in heatmaps:
         report.image(name, "posterior of the true class over a canvas whose item is far from the centre")
-    report.table(["dense evaluation + flip vs"] + [f"{s}×{s}: points (± s.e.)" for s in CANVASES],
-                 [[METHODS[b]] + [f"{100 * comparison[s][b]['delta']:+.2f} (± {100 * comparison[s][b]['se']:.2f}): "
-                                  f"{comparison[s][b]['outcome']}" for s in CANVASES] for b in BASELINES])  # fmt: skip
+    report.table(
+        ["dense evaluation + flip vs"] + [f"{s}×{s}: points (± s.e.)" for s in CANVASES],
+        [
+            [METHODS[b]]
+            + [
+                f"{100 * comparison[s][b]['delta']:+.2f} (± {100 * comparison[s][b]['se']:.2f}): "
+                f"{comparison[s][b]['outcome']}"
+                for s in CANVASES
+            ]
+            for b in BASELINES
+        ],
+    )
     if quick:
         report.para(
             f"Quick mode: {epochs} epochs on {limit} images and {n_test} canvases, to test the pipeline."

@@ -63,8 +63,10 @@ def sweep(train: TrainSettings, lrs, device: str, seeds: int, data_dir: str | No
     for v, kwargs in variants.items():
         grid = grids[v]
         while (step := _beyond_edge(grid)) is not None:
-            grid = sorted(grid + _train_grid({v: kwargs}, [step], train, device, seeds, data_dir)[v],
-                          key=lambda g: g["lr"])  # fmt: skip
+            grid = sorted(
+                grid + _train_grid({v: kwargs}, [step], train, device, seeds, data_dir)[v],
+                key=lambda g: g["lr"],
+            )
         out[v] = {"grid": grid, "best": _best(grid)}
     return out
 
@@ -73,8 +75,12 @@ LR_LIMITS = (1e-4, 10.0)  # TrainConfig takes lr in (0, 10]
 
 
 def _train_grid(variants: dict, lrs: list, train: TrainSettings, device: str, seeds: int, data_dir) -> dict:
-    jobs = [(kw, replace(train, lr=lr), device, seed, data_dir)
-            for kw in variants.values() for lr in lrs for seed in range(seeds)]  # fmt: skip
+    jobs = [
+        (kw, replace(train, lr=lr), device, seed, data_dir)
+        for kw in variants.values()
+        for lr in lrs
+        for seed in range(seeds)
+    ]
     done = iter(run_jobs(sweep_job, jobs, parallel=len(jobs) if device.startswith("cuda") else 1))
     out = {}
     for v in variants:
@@ -119,15 +125,30 @@ def run(
     started, out_dir, device = begin(out_dir, device)
     # d2l's recipe: plain SGD (no momentum, no weight decay), batch 256, constant lr, 10 epochs. No
     # augmentation: the question is how fast each one fits.
-    train = TrainSettings(epochs=epochs or (1 if quick else 10), batch_size=256, momentum=0.0, weight_decay=0.0,
-                          milestones=(), crop_padding=0, hflip=False, train_subset=2048 if quick else None,
-                          test_subset=1000 if quick else None)  # fmt: skip
+    train = TrainSettings(
+        epochs=epochs or (1 if quick else 10),
+        batch_size=256,
+        momentum=0.0,
+        weight_decay=0.0,
+        milestones=(),
+        crop_padding=0,
+        hflip=False,
+        train_subset=2048 if quick else None,
+        test_subset=1000 if quick else None,
+    )
     lrs = QUICK_LRS if quick else LRS
-    settings = {"model": "lenet5_modern (1×28×28)", "epochs": train.epochs, "batch": train.batch_size,
-                "optimizer": "plain SGD (d2l): no momentum, no weight decay, constant lr",
-                "learning rates": ", ".join(map(str, lrs)) + " (×3 beyond where the best is at an edge)", "best lr chosen by": "lowest final training loss",
-                "train images": train.train_subset or "all 60,000", "test images": train.test_subset or "all 10,000",
-                "seeds": seeds, "quick": quick}  # fmt: skip
+    settings = {
+        "model": "lenet5_modern (1×28×28)",
+        "epochs": train.epochs,
+        "batch": train.batch_size,
+        "optimizer": "plain SGD (d2l): no momentum, no weight decay, constant lr",
+        "learning rates": ", ".join(map(str, lrs)) + " (×3 beyond where the best is at an edge)",
+        "best lr chosen by": "lowest final training loss",
+        "train images": train.train_subset or "all 60,000",
+        "test images": train.test_subset or "all 10,000",
+        "seeds": seeds,
+        "quick": quick,
+    }
     swept = sweep(train, lrs, device, seeds, data_dir)
     best_lr = {v: s["best"] for v, s in swept.items()}
     if any(lr is None for lr in best_lr.values()):
@@ -145,36 +166,73 @@ def run(
 
     findings = {
         "relu_fits_faster_than_sigmoid": all(first_loss("relu", p) < first_loss("sigmoid", p) for p in POOLS),
-        "relu_lower_final_loss_than_sigmoid": all(final_loss("relu", p) < final_loss("sigmoid", p) for p in POOLS),
-        "tanh_between": all(first_loss("relu", p) <= first_loss("tanh", p) <= first_loss("sigmoid", p) for p in POOLS),
-        "max_pool_lower_test_error": {a: runs[f"{a}-max"]["final_test_error"]["mean"]
-                                      < runs[f"{a}-avg"]["final_test_error"]["mean"] for a in ACTIVATIONS},
-    }  # fmt: skip
+        "relu_lower_final_loss_than_sigmoid": all(
+            final_loss("relu", p) < final_loss("sigmoid", p) for p in POOLS
+        ),
+        "tanh_between": all(
+            first_loss("relu", p) <= first_loss("tanh", p) <= first_loss("sigmoid", p) for p in POOLS
+        ),
+        "max_pool_lower_test_error": {
+            a: runs[f"{a}-max"]["final_test_error"]["mean"] < runs[f"{a}-avg"]["final_test_error"]["mean"]
+            for a in ACTIVATIONS
+        },
+    }
     findings["inconclusive"] = _inconclusive(runs)
     tried = sorted({g["lr"] for s in swept.values() for g in s["grid"]})
     at_edge = sorted(v for v, s in swept.items() if s["best"] in (s["grid"][0]["lr"], s["grid"][-1]["lr"]))
-    results = {"learning_rates": list(lrs), "learning_rates_tried": tried, "best_lr": best_lr, "best_lr_at_grid_edge": at_edge,
-               "sweep": {v: s["grid"] for v, s in swept.items()}, "runs": runs, "verdict": findings}  # fmt: skip
+    results = {
+        "learning_rates": list(lrs),
+        "learning_rates_tried": tried,
+        "best_lr": best_lr,
+        "best_lr_at_grid_edge": at_edge,
+        "sweep": {v: s["grid"] for v, s in swept.items()},
+        "runs": runs,
+        "verdict": findings,
+    }
     plot = _plot(swept, runs, best_lr, train.epochs, out_dir)
 
     report = Report("LeNet-5: sigmoid vs tanh vs ReLU, average vs max pooling", get_experiment(NAME))
     report.heading("Learning-rate sweep (final training loss)")
     cells = {v: {g["lr"]: _loss_cell(g) for g in s["grid"]} for v, s in swept.items()}
-    report.table(["activation", "pool", *[f"lr {lr}" for lr in tried], "best lr"],
-                 [(a, p, *[cells[f"{a}-{p}"].get(lr, "–") for lr in tried], best_lr[f"{a}-{p}"])
-                  for a, p in combos])  # fmt: skip
+    report.table(
+        ["activation", "pool", *[f"lr {lr}" for lr in tried], "best lr"],
+        [(a, p, *[cells[f"{a}-{p}"].get(lr, "–") for lr in tried], best_lr[f"{a}-{p}"]) for a, p in combos],
+    )
     report.para(
         "Each combination is compared at its own best learning rate (lowest final training loss), all at "
-        f"{train.epochs} epoch{'s' if train.epochs > 1 else ''}. " + (f"Still at the edge of the grid (its lr limit reached): {', '.join(at_edge)}." if at_edge
-           else "Every best lr has a worse one on each side of it.")
-    )  # fmt: skip
+        f"{train.epochs} epoch{'s' if train.epochs > 1 else ''}. "
+        + (
+            f"Still at the edge of the grid (its lr limit reached): {', '.join(at_edge)}."
+            if at_edge
+            else "Every best lr has a worse one on each side of it."
+        )
+    )
     report.heading("Each at its best learning rate")
     report.table(
-        ["activation", "pool", "best lr", "params", "epoch-1 training loss", "final training loss",
-         "final training error", "final test error"],
-        [(a, p, best_lr[f"{a}-{p}"], runs[f"{a}-{p}"]["params"], first_loss(a, p), runs[f"{a}-{p}"]["final_train_loss"],
-          pct(runs[f"{a}-{p}"]["final_train_error"]), pct(runs[f"{a}-{p}"]["final_test_error"])) for a, p in combos],
-    )  # fmt: skip
+        [
+            "activation",
+            "pool",
+            "best lr",
+            "params",
+            "epoch-1 training loss",
+            "final training loss",
+            "final training error",
+            "final test error",
+        ],
+        [
+            (
+                a,
+                p,
+                best_lr[f"{a}-{p}"],
+                runs[f"{a}-{p}"]["params"],
+                first_loss(a, p),
+                runs[f"{a}-{p}"]["final_train_loss"],
+                pct(runs[f"{a}-{p}"]["final_train_error"]),
+                pct(runs[f"{a}-{p}"]["final_test_error"]),
+            )
+            for a, p in combos
+        ],
+    )
     report.image(plot, "final training loss per learning rate; training loss and test error at the best lr")
     why = findings["inconclusive"]
     max_wins = ", ".join(a for a, v in findings["max_pool_lower_test_error"].items() if v) or "none"
@@ -184,10 +242,12 @@ def run(
         f"ReLU ends lower than sigmoid: {verdict(findings['relu_lower_final_loss_than_sigmoid'], why['relu_lower_final_loss_than_sigmoid'])}. "
         f"tanh in between: {verdict(findings['tanh_between'], why['tanh_between'])}. Max pooling beats average "
         f"pooling in test error for: {verdict(True, why['max_pool_lower_test_error'], max_wins)}."
-    )  # fmt: skip
+    )
     if quick:
-        report.para(f"Quick mode: 2,048 images, one epoch, learning rates {', '.join(map(str, lrs))}: tests the "
-                    "pipeline only.")  # fmt: skip
+        report.para(
+            f"Quick mode: 2,048 images, one epoch, learning rates {', '.join(map(str, lrs))}: tests the "
+            "pipeline only."
+        )
     return finish(report, out_dir, NAME, settings, results, started, device)
 
 
@@ -203,13 +263,31 @@ def _inconclusive(runs: dict) -> dict:
 
     loss, error = chance_loss(10), chance_error(10)
     return {
-        "relu_fits_faster_than_sigmoid": why_inconclusive([(first(f"relu-{p}"), first(f"sigmoid-{p}")) for p in POOLS], loss),
-        "relu_lower_final_loss_than_sigmoid": why_inconclusive([(final(f"relu-{p}"), final(f"sigmoid-{p}")) for p in POOLS], loss),
-        "tanh_between": why_inconclusive([pair for p in POOLS for pair in ((first(f"relu-{p}"), first(f"tanh-{p}")),
-                                          (first(f"tanh-{p}"), first(f"sigmoid-{p}")))], loss),
-        "max_pool_lower_test_error": why_inconclusive([(runs[f"{a}-max"]["final_test_error"], runs[f"{a}-avg"]["final_test_error"])
-                                                       for a in ACTIVATIONS], error),
-    }  # fmt: skip
+        "relu_fits_faster_than_sigmoid": why_inconclusive(
+            [(first(f"relu-{p}"), first(f"sigmoid-{p}")) for p in POOLS], loss
+        ),
+        "relu_lower_final_loss_than_sigmoid": why_inconclusive(
+            [(final(f"relu-{p}"), final(f"sigmoid-{p}")) for p in POOLS], loss
+        ),
+        "tanh_between": why_inconclusive(
+            [
+                pair
+                for p in POOLS
+                for pair in (
+                    (first(f"relu-{p}"), first(f"tanh-{p}")),
+                    (first(f"tanh-{p}"), first(f"sigmoid-{p}")),
+                )
+            ],
+            loss,
+        ),
+        "max_pool_lower_test_error": why_inconclusive(
+            [
+                (runs[f"{a}-max"]["final_test_error"], runs[f"{a}-avg"]["final_test_error"])
+                for a in ACTIVATIONS
+            ],
+            error,
+        ),
+    }
 
 
 def _loss_cell(g: dict) -> str:
@@ -228,12 +306,23 @@ def _plot(swept: dict, runs: dict, best_lr: dict, epochs: int, out_dir: Path) ->
             v, style = f"{a}-{p}", dict(color=COLORS[a], ls=STYLES[p], marker=".")
             fitted = [g for g in swept[v]["grid"] if "diverged" not in g]
             axes[0].plot([g["lr"] for g in fitted], [g["final_train_loss"]["mean"] for g in fitted], **style)
-            axes[0].plot([best_lr[v]], [runs[v]["final_train_loss"]["mean"]], marker="o", mfc="none",
-                         color=COLORS[a], ms=9)  # fmt: skip
+            axes[0].plot(
+                [best_lr[v]],
+                [runs[v]["final_train_loss"]["mean"]],
+                marker="o",
+                mfc="none",
+                color=COLORS[a],
+                ms=9,
+            )
             axes[1].plot(x, runs[v]["train_loss_curve"], **style, label=f"{a}, {p} pool (lr {best_lr[v]})")
             axes[2].plot(x, [100 * e for e in runs[v]["test_error_curve"]], **style)
-    axes[0].set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final training loss",
-                title="sweep (circle: best lr)")  # fmt: skip
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="learning rate",
+        ylabel="final training loss",
+        title="sweep (circle: best lr)",
+    )
     axes[1].set(
         yscale="log", xlabel="epoch", ylabel="training loss (epoch mean)", title="at each one's best lr"
     )

@@ -28,8 +28,9 @@ PAPER_TOP1 = {"vgg11": 29.6, "vgg11_lrn": 29.7}  # Table 3, ImageNet val, single
 def build(name: str, input_size: int, width: float, fc_features: int):
     from ..models import create_model
 
-    return create_model(name, num_classes=10, in_channels=1, input_size=input_size, width=width,
-                        fc_features=fc_features)  # fmt: skip
+    return create_model(
+        name, num_classes=10, in_channels=1, input_size=input_size, width=width, fc_features=fc_features
+    )
 
 
 def run(
@@ -44,17 +45,42 @@ def run(
     # the paper's recipe: SGD momentum 0.9, lr 0.01 (/10 on plateaus), weight decay 5e-4, dropout 0.5
     if quick:
         size, width, fc = 28, 0.125, 64
-        train = TrainSettings(epochs=1, batch_size=64, lr=0.01, weight_decay=5e-4, milestones=(), crop_padding=0,
-                              hflip=False, train_subset=512, test_subset=256)  # fmt: skip
+        train = TrainSettings(
+            epochs=1,
+            batch_size=64,
+            lr=0.01,
+            weight_decay=5e-4,
+            milestones=(),
+            crop_padding=0,
+            hflip=False,
+            train_subset=512,
+            test_subset=256,
+        )
     else:
         size, width, fc = 32, 0.5, 512
-        train = TrainSettings(epochs=20, batch_size=128, lr=0.01, weight_decay=5e-4, milestones=(0.5, 0.75),
-                              pad_to=32, warmup_epochs=1.0)  # fmt: skip
+        train = TrainSettings(
+            epochs=20,
+            batch_size=128,
+            lr=0.01,
+            weight_decay=5e-4,
+            milestones=(0.5, 0.75),
+            pad_to=32,
+            warmup_epochs=1.0,
+        )
     train.epochs = epochs or train.epochs
-    settings = {"input": f"1×{size}×{size}", "width": width, "fc_features": fc, "epochs": train.epochs,
-                "batch": train.batch_size, "optimizer": f"SGD lr {train.lr}, momentum 0.9, wd 5e-4",
-                "augment": train.hflip, "train images": train.train_subset or "all 60,000",
-                "test images": train.test_subset or "all 10,000", "seeds": seeds, "quick": quick}  # fmt: skip
+    settings = {
+        "input": f"1×{size}×{size}",
+        "width": width,
+        "fc_features": fc,
+        "epochs": train.epochs,
+        "batch": train.batch_size,
+        "optimizer": f"SGD lr {train.lr}, momentum 0.9, wd 5e-4",
+        "augment": train.hflip,
+        "train images": train.train_subset or "all 60,000",
+        "test images": train.test_subset or "all 10,000",
+        "seeds": seeds,
+        "quick": quick,
+    }
 
     variants = {
         m: (build, {"name": m, "input_size": size, "width": width, "fc_features": fc}) for m in MODELS
@@ -65,9 +91,14 @@ def run(
     noise = math.sqrt(a["std"] ** 2 / a["n"] + lrn["std"] ** 2 / lrn["n"]) if seeds > 1 else float("nan")
     significant = seeds > 1 and gain > 2 * noise
     why = why_inconclusive([(a, lrn)], chance_error(10), claims_a_difference=False)
-    results = {"models": models, "lrn_gain_test_error": gain, "standard_error_of_difference": noise,
-               "significant_gain": significant, "claim_holds": None if why else not significant,
-               "inconclusive": why}  # fmt: skip
+    results = {
+        "models": models,
+        "lrn_gain_test_error": gain,
+        "standard_error_of_difference": noise,
+        "significant_gain": significant,
+        "claim_holds": None if why else not significant,
+        "inconclusive": why,
+    }
 
     fig, axes = new_figure(2, width=4.8)
     for m, color in zip(MODELS, ("tab:blue", "tab:green"), strict=True):
@@ -87,12 +118,25 @@ def run(
     report = Report("LRN: VGG-A vs VGG-A-LRN", get_experiment(NAME))
     report.table(
         ["model", "params", "final training error", "final test error", "paper top-1 (ImageNet)", "s/epoch"],
-        [(MODELS[m], models[m]["params"], pct(models[m]["final_train_error"]), pct(models[m]["final_test_error"]),
-          f"{PAPER_TOP1[m]}%", models[m]["seconds_per_epoch"]) for m in MODELS],
-    )  # fmt: skip
+        [
+            (
+                MODELS[m],
+                models[m]["params"],
+                pct(models[m]["final_train_error"]),
+                pct(models[m]["final_test_error"]),
+                f"{PAPER_TOP1[m]}%",
+                models[m]["seconds_per_epoch"],
+            )
+            for m in MODELS
+        ],
+    )
     report.image(plot, "training loss and test error per epoch (mean over seeds)")
-    said = verdict(results["claim_holds"], why, "the claim 'LRN brings no gain' shows here",
-                   "the claim 'LRN brings no gain' does NOT show here")  # fmt: skip
+    said = verdict(
+        results["claim_holds"],
+        why,
+        "the claim 'LRN brings no gain' shows here",
+        "the claim 'LRN brings no gain' does NOT show here",
+    )
     worse = " (LRN made it worse by more than two standard errors)" if seeds > 1 and -gain > 2 * noise else ""
     spread = f" (standard error of the difference {100 * noise:.2f})" if seeds > 1 else ""
     report.para(

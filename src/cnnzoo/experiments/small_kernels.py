@@ -57,11 +57,16 @@ def small_net(block_name: str, width: int = 32, num_classes: int = 10, in_channe
 
     kernels = BLOCKS[block_name]
     return nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True),  # (N, C, 28, 28)
-        block(kernels, width), nn.MaxPool2d(2),  # (N, C, 14, 14)
-        block(kernels, width), nn.MaxPool2d(2),  # (N, C, 7, 7)
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes),  # (N, 10)
-    )  # fmt: skip
+        nn.Conv2d(in_channels, width, 3, padding=1),
+        nn.ReLU(inplace=True),  # (N, C, 28, 28)
+        block(kernels, width),
+        nn.MaxPool2d(2),  # (N, C, 14, 14)
+        block(kernels, width),
+        nn.MaxPool2d(2),  # (N, C, 7, 7)
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, num_classes),  # (N, 10)
+    )
 
 
 def analyse_blocks(channels: int = 64, size: int = 28) -> dict:
@@ -93,29 +98,47 @@ def run(
     started, out_dir, device = begin(out_dir, device)
     width = 8 if quick else 32
     train = TrainSettings(
-        epochs=1 if quick else 15, batch_size=64 if quick else 128, lr=3e-3 if quick else 1e-3, weight_decay=0.0,
-        optimizer="adam", milestones=(0.67,), crop_padding=0, hflip=False, train_subset=1024 if quick else None,
+        epochs=1 if quick else 15,
+        batch_size=64 if quick else 128,
+        lr=3e-3 if quick else 1e-3,
+        weight_decay=0.0,
+        optimizer="adam",
+        milestones=(0.67,),
+        crop_padding=0,
+        hflip=False,
+        train_subset=1024 if quick else None,
         test_subset=500 if quick else None,
-    )  # fmt: skip
+    )
     train.epochs = epochs or train.epochs
-    settings = {"channels C (analysis)": 64, "width C (nets)": width, "epochs": train.epochs,
-                "optimizer": f"Adam lr {train.lr:g}, /10 at 67%", "batch": train.batch_size,
-                "train images": train.train_subset or "all 60,000", "test images": train.test_subset or "all 10,000",
-                "dataset": "fashion-mnist", "seeds": seeds, "quick": quick}  # fmt: skip
+    settings = {
+        "channels C (analysis)": 64,
+        "width C (nets)": width,
+        "epochs": train.epochs,
+        "optimizer": f"Adam lr {train.lr:g}, /10 at 67%",
+        "batch": train.batch_size,
+        "train images": train.train_subset or "all 60,000",
+        "test images": train.test_subset or "all 10,000",
+        "dataset": "fashion-mnist",
+        "seeds": seeds,
+        "quick": quick,
+    }
 
     blocks = analyse_blocks(64)
     comparisons = []
     for small, big, seed_small, seed_big in PAIRS:
         a, b = blocks[small], blocks[big]
-        comparisons.append({
-            "small": small, "big": big,
-            "same_receptive_field": a["receptive_field"] == b["receptive_field"],
-            "receptive_field": [a["receptive_field"], b["receptive_field"]],
-            "params_per_c2": [a["params_per_c2"], b["params_per_c2"]],
-            "seed_per_c2": [seed_small, seed_big],
-            "fewer_params_pct": 100 * (1 - a["params"] / b["params"]),
-            "fewer_macs_pct": 100 * (1 - a["macs"] / b["macs"]),
-        })  # fmt: skip
+        comparisons.append(
+            {
+                "small": small,
+                "big": big,
+                "same_receptive_field": a["receptive_field"] == b["receptive_field"],
+                "receptive_field": [a["receptive_field"], b["receptive_field"]],
+                "params_per_c2": [a["params_per_c2"], b["params_per_c2"]],
+                "seed_per_c2": [seed_small, seed_big],
+                "fewer_params_pct": 100 * (1 - a["params"] / b["params"]),
+                "fewer_macs_pct": 100 * (1 - a["macs"] / b["macs"]),
+            }
+        )
 
     nets = train_variants(
         {n: (small_net, {"block_name": n, "width": width}) for n in BLOCKS},
@@ -158,9 +181,18 @@ def run(
     report.heading("Parameters and receptive field (analyzer, C = 64, bias-free blocks)")
     report.table(
         ["block", "weights", "weights / C²", "the VGG paper", "MACs on 64×28×28", "receptive field"],
-        [(n, blocks[n]["params"], blocks[n]["params_per_c2"], dict(PAIRS_SEED)[n], blocks[n]["macs"],
-          f"{blocks[n]['receptive_field']}×{blocks[n]['receptive_field']}") for n in BLOCKS],
-    )  # fmt: skip
+        [
+            (
+                n,
+                blocks[n]["params"],
+                blocks[n]["params_per_c2"],
+                dict(PAIRS_SEED)[n],
+                blocks[n]["macs"],
+                f"{blocks[n]['receptive_field']}×{blocks[n]['receptive_field']}",
+            )
+            for n in BLOCKS
+        ],
+    )
     for c in comparisons:
         report.para(
             f"{c['small']} vs {c['big']}: {c['fewer_params_pct']:.1f}% fewer weights and MACs "
@@ -171,15 +203,30 @@ def run(
     report.heading("Trained on Fashion-MNIST")
     report.table(
         ["net", "params", "MACs", "final train error", "final test error", "s/epoch"],
-        [(n, nets[n]["params"], nets[n]["macs"], pct(nets[n]["final_train_error"]), pct(nets[n]["final_test_error"]),
-          nets[n]["seconds_per_epoch"]) for n in BLOCKS],
-    )  # fmt: skip
+        [
+            (
+                n,
+                nets[n]["params"],
+                nets[n]["macs"],
+                pct(nets[n]["final_train_error"]),
+                pct(nets[n]["final_test_error"]),
+                nets[n]["seconds_per_epoch"],
+            )
+            for n in BLOCKS
+        ],
+    )
     report.image(plot, "training (dashed) and test (solid) error per epoch")
     for c in comparisons:
-        said = verdict(c["small_not_worse"], c["inconclusive"], "the 3×3 stack did at least as well as the big "
-                       "kernel", "the 3×3 stack did worse than the big kernel")  # fmt: skip
-        report.para(f"**{c['small']} vs {c['big']}:** {said} ({100 * c['small_test_error']:.2f}% vs "
-                    f"{100 * c['big_test_error']:.2f}% test error).")  # fmt: skip
+        said = verdict(
+            c["small_not_worse"],
+            c["inconclusive"],
+            "the 3×3 stack did at least as well as the big kernel",
+            "the 3×3 stack did worse than the big kernel",
+        )
+        report.para(
+            f"**{c['small']} vs {c['big']}:** {said} ({100 * c['small_test_error']:.2f}% vs "
+            f"{100 * c['big_test_error']:.2f}% test error)."
+        )
     if quick:
         report.para("Quick mode: a subset and one epoch; the accuracies say nothing about the claim.")
     return finish(report, out_dir, NAME, settings, results, started, device)

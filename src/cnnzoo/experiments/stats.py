@@ -68,8 +68,10 @@ def why_inconclusive(
     for a, b in pairs if claims_a_difference else ():
         se = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
         if within_noise(a["mean"] - b["mean"], se):
-            return (f"{a['mean']:.4g} vs {b['mean']:.4g} is within the seed noise (under two standard errors, "
-                    f"{2 * se:.2g})")  # fmt: skip
+            return (
+                f"{a['mean']:.4g} vs {b['mean']:.4g} is within the seed noise (under two standard errors, "
+                f"{2 * se:.2g})"
+            )
     return None
 
 

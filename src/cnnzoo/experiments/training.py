@@ -92,8 +92,15 @@ def curves(history, params: int) -> dict:
     }
 
 
-def train_job(builder: Callable, kwargs: dict, settings: TrainSettings, device: str, seed: int,
-              dataset: str = "fashion-mnist", data_dir: str | None = None) -> dict:  # fmt: skip
+def train_job(
+    builder: Callable,
+    kwargs: dict,
+    settings: TrainSettings,
+    device: str,
+    seed: int,
+    dataset: str = "fashion-mnist",
+    data_dir: str | None = None,
+) -> dict:
     """One training run as a picklable job for :func:`run_jobs`: build with ``builder(**kwargs)`` (a
     module-level function, e.g. :func:`cnnzoo.create_model`), train with fit, return its :func:`curves`.
     Prints one line per epoch (what :func:`cnnzoo.experiments.degradation.rebuild_from_log` reads back)."""
@@ -119,16 +126,28 @@ def train_job(builder: Callable, kwargs: dict, settings: TrainSettings, device: 
     label = f"{card.model}{' ' + varies if varies else ''}"
 
     def report(r: dict) -> None:  # one line per epoch (long runs; workers print to the same console)
-        print(f"  {label} seed {seed} epoch {r['epoch']}/{settings.epochs}: train error "
-              f"{100 * (1 - r['accuracy']):.2f}%, test error {100 * (1 - r['test_accuracy']):.2f}% "
-              f"({r['seconds']:.1f} s)", flush=True)  # fmt: skip
+        print(
+            f"  {label} seed {seed} epoch {r['epoch']}/{settings.epochs}: train error "
+            f"{100 * (1 - r['accuracy']):.2f}%, test error {100 * (1 - r['test_accuracy']):.2f}% "
+            f"({r['seconds']:.1f} s)",
+            flush=True,
+        )
 
-    history = fit(model, _subsets(data, settings), config=train_config(settings, device, seed), on_epoch=report)
+    history = fit(
+        model, _subsets(data, settings), config=train_config(settings, device, seed), on_epoch=report
+    )
     return curves(history, sum(p.numel() for p in model.parameters()))
 
 
-def train_variants(variants: dict[str, tuple[Callable, dict]], settings: TrainSettings, device: str, seeds: int,
-                   dataset: str = "fashion-mnist", last: int = 3, data_dir: str | None = None) -> dict[str, dict]:  # fmt: skip
+def train_variants(
+    variants: dict[str, tuple[Callable, dict]],
+    settings: TrainSettings,
+    device: str,
+    seeds: int,
+    dataset: str = "fashion-mnist",
+    last: int = 3,
+    data_dir: str | None = None,
+) -> dict[str, dict]:
     """Train each ``name -> (builder, kwargs)`` with ``seeds`` seeds and return ``name -> aggregate(...)``.
 
     On a GPU all runs go side by side in worker processes; on a CPU they run one after another. The final

@@ -37,28 +37,34 @@ class AlexNetConfig:
     dropout_first: bool = False  # torchvision: Dropout before each hidden Linear; paper: after its ReLU
 
 
-#                 out  k  s  p  g  LRN    pool
-NG_COURSE = AlexNetConfig(convs=(
-    (96, 11, 4, 0, 1, False, True),
-    (256, 5, 1, 2, 1, False, True),
-    (384, 3, 1, 1, 1, False, False),
-    (384, 3, 1, 1, 1, False, False),
-    (256, 3, 1, 1, 1, False, True),
-))  # fmt: skip
-PAPER = AlexNetConfig(convs=(
-    (96, 11, 4, 0, 1, True, True),
-    (256, 5, 1, 2, 2, True, True),
-    (384, 3, 1, 1, 1, False, False),
-    (384, 3, 1, 1, 2, False, False),
-    (256, 3, 1, 1, 2, False, True),
-))  # fmt: skip
-TORCHVISION = AlexNetConfig(convs=(
-    (64, 11, 4, 2, 1, False, True),
-    (192, 5, 1, 2, 1, False, True),
-    (384, 3, 1, 1, 1, False, False),
-    (256, 3, 1, 1, 1, False, False),
-    (256, 3, 1, 1, 1, False, True),
-), dropout_first=True)  # fmt: skip
+NG_COURSE = AlexNetConfig(
+    convs=(
+        (96, 11, 4, 0, 1, False, True),
+        (256, 5, 1, 2, 1, False, True),
+        (384, 3, 1, 1, 1, False, False),
+        (384, 3, 1, 1, 1, False, False),
+        (256, 3, 1, 1, 1, False, True),
+    )
+)
+PAPER = AlexNetConfig(
+    convs=(
+        (96, 11, 4, 0, 1, True, True),
+        (256, 5, 1, 2, 2, True, True),
+        (384, 3, 1, 1, 1, False, False),
+        (384, 3, 1, 1, 2, False, False),
+        (256, 3, 1, 1, 2, False, True),
+    )
+)
+TORCHVISION = AlexNetConfig(
+    convs=(
+        (64, 11, 4, 2, 1, False, True),
+        (192, 5, 1, 2, 1, False, True),
+        (384, 3, 1, 1, 1, False, False),
+        (256, 3, 1, 1, 1, False, False),
+        (256, 3, 1, 1, 1, False, True),
+    ),
+    dropout_first=True,
+)
 
 # Paper §3.3: b = a / (k + α·Σ a²)^β with n=5, α=1e-4, β=0.75, k=2. PyTorch divides α by n, so pass n·α.
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
@@ -104,11 +110,25 @@ class AlexNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((h, w))  # (N, 256, 6, 6) at 224/227
         f, flat = cfg.fc_features, c * h * w  # 9216 at 224/227
         if cfg.dropout_first:  # torchvision's order and indices: classifier.1/.4/.6 are the Linears
-            head = [nn.Dropout(dropout), nn.Linear(flat, f), nn.ReLU(inplace=True),
-                    nn.Dropout(dropout), nn.Linear(f, f), nn.ReLU(inplace=True), nn.Linear(f, num_classes)]  # fmt: skip
+            head = [
+                nn.Dropout(dropout),
+                nn.Linear(flat, f),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+                nn.Linear(f, f),
+                nn.ReLU(inplace=True),
+                nn.Linear(f, num_classes),
+            ]
         else:  # paper §4.2: dropout on the outputs of the first two FC layers
-            head = [nn.Linear(flat, f), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                    nn.Linear(f, f), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(f, num_classes)]  # fmt: skip
+            head = [
+                nn.Linear(flat, f),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+                nn.Linear(f, f),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+                nn.Linear(f, num_classes),
+            ]
         self.classifier = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,27 +172,36 @@ PAPER_ERROR = "37.5% top-1, 17.0% top-5 error (ILSVRC-2010 test)"
 
 
 @register_model(
-    input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
+    input_size=(3, 227, 227),
+    family="alexnet",
+    paper=KRIZHEVSKY_2012,
+    num_classes=1000,
     published=Published("Ng's course (counted from its layer sizes)", params=62_378_344),
-)  # fmt: skip
+)
 def alexnet_ng(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
     """AlexNet as Ng's course draws it: one tower 96-256-384-384-256, no LRN, 227×227."""
     return _build(NG_COURSE, num_classes, in_channels, input_size, paper_init)
 
 
 @register_model(
-    input_size=(3, 227, 227), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
+    input_size=(3, 227, 227),
+    family="alexnet",
+    paper=KRIZHEVSKY_2012,
+    num_classes=1000,
     published=Published("Krizhevsky et al. 2012 (counted from Fig. 2)", params=60_965_224, error=PAPER_ERROR),
-)  # fmt: skip
+)
 def alexnet_paper(num_classes=1000, in_channels=3, input_size=(227, 227), paper_init=False) -> AlexNet:
     """AlexNet as published: two towers (groups=2 in conv2/4/5), LRN after conv1/conv2, 227×227."""
     return _build(PAPER, num_classes, in_channels, input_size, paper_init)
 
 
 @register_model(
-    input_size=(3, 224, 224), family="alexnet", paper=KRIZHEVSKY_2012, num_classes=1000,
+    input_size=(3, 224, 224),
+    family="alexnet",
+    paper=KRIZHEVSKY_2012,
+    num_classes=1000,
     published=Published("torchvision", params=61_100_840, gmacs=0.714),
-)  # fmt: skip
+)
 def alexnet(num_classes=1000, in_channels=3, input_size=(224, 224), paper_init=False) -> AlexNet:
     """torchvision's AlexNet (64-192-384-256-256, no LRN), 224×224, torchvision's parameter names."""
     return _build(TORCHVISION, num_classes, in_channels, input_size, paper_init)

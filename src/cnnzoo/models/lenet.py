@@ -100,10 +100,17 @@ def lenet5_loss(logits: torch.Tensor, target: torch.Tensor, j: float = 0.1) -> t
 
 
 @register_model(
-    input_size=(1, 32, 32), family="lenet", paper=LECUN_1998,
-    published=Published("LeCun et al. 1998 (Fig. 2, §III.C)", params=60_840, trainable_params=60_000,
-                        connections=340_908, error="0.95% test error on MNIST (0.8% with distorted training data)"),
-)  # fmt: skip
+    input_size=(1, 32, 32),
+    family="lenet",
+    paper=LECUN_1998,
+    published=Published(
+        "LeCun et al. 1998 (Fig. 2, §III.C)",
+        params=60_840,
+        trainable_params=60_000,
+        connections=340_908,
+        error="0.95% test error on MNIST (0.8% with distorted training data)",
+    ),
+)
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3 (Table I), RBF output, 1×32×32.
 

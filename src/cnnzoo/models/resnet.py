@@ -254,8 +254,7 @@ def _imagenet(params: int, gmacs: float) -> Published:
 
 
 def _cifar(params: int, error: float) -> Published:
-    return Published("He et al. 2015, Table 6", params=params,
-                     error=f"{error}% test error on CIFAR-10")  # fmt: skip
+    return Published("He et al. 2015, Table 6", params=params, error=f"{error}% test error on CIFAR-10")
 
 
 @register_model(**_IMAGENET, family="resnet", published=_imagenet(11_689_512, 1.814))

@@ -169,8 +169,14 @@ def vgg13(**kwargs) -> VGG:
     return _vgg("B", **kwargs)
 
 
-@register_model(**_VGG, published=Published("Simonyan & Zisserman 2014: Table 1's config C (params, counted), Table 3 (error)",
-                                            params=133_638_952, error=_table3(28.1, 9.4)))  # fmt: skip
+@register_model(
+    **_VGG,
+    published=Published(
+        "Simonyan & Zisserman 2014: Table 1's config C (params, counted), Table 3 (error)",
+        params=133_638_952,
+        error=_table3(28.1, 9.4),
+    ),
+)
 def vgg16_c(**kwargs) -> VGG:
     """VGG-16 config C: 1×1 convs last in blocks 3-5, 224×224."""
     return _vgg("C", **kwargs)

@@ -66,8 +66,14 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs (Keras's
     arguments). ``restore_best_weights``: the model ends with the best epoch's weights."""
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, mode: str = "auto",
-                 restore_best_weights: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ):
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
         self.restore_best_weights = restore_best_weights
         self._better = _better(monitor, mode)
@@ -99,8 +105,13 @@ class ModelCheckpoint(Callback):
     checkpoint.json (``cnnzoo.load_checkpoint(filepath)``, ``cnnzoo predict``); with ``save_best_only``
     only when ``monitor`` improved."""
 
-    def __init__(self, filepath: str | Path, monitor: str = "val_loss", save_best_only: bool = False,
-                 mode: str = "auto"):  # fmt: skip
+    def __init__(
+        self,
+        filepath: str | Path,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "auto",
+    ):
         self.filepath, self.monitor, self.save_best_only = Path(filepath), monitor, save_best_only
         self._better = _better(monitor, mode)
         self.best = None

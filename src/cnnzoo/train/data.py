@@ -38,9 +38,15 @@ def resolve_data(data, data_dir: str | None = None) -> Data:
     if isinstance(data, str):
         data = load_dataset(data, data_dir=data_dir)
     return Data(
-        data.name, data.train_images, data.train_labels, data.test_images, data.test_labels,
-        list(data.classes), tuple(data.mean), tuple(data.std),
-    )  # fmt: skip
+        data.name,
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
+        list(data.classes),
+        tuple(data.mean),
+        tuple(data.std),
+    )
 
 
 def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

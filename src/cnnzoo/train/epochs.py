@@ -54,28 +54,56 @@ def train_epochs(run: Run, on_epoch: EpochCallback | None) -> None:
                 run.snapshots.step(epoch + 1, step, loss, acc, ips)
 
         sums = train_batches(
-            run.net, run.source.epoch(epoch), run.source.steps, optimizer=run.optimizer, loss_fn=run.loss_fn,
-            prepare=run.prepare, device=run.device, scheduler=run.scheduler,
-            generator=run.source.augment_generator(epoch), bf16=run.bf16, on_step=on_step,
+            run.net,
+            run.source.epoch(epoch),
+            run.source.steps,
+            optimizer=run.optimizer,
+            loss_fn=run.loss_fn,
+            prepare=run.prepare,
+            device=run.device,
+            scheduler=run.scheduler,
+            generator=run.source.augment_generator(epoch),
+            bf16=run.bf16,
+            on_step=on_step,
             on_batch=_on_batch(run) if run.metrics or run.callbacks.wants_batches else None,
-        )  # fmt: skip
+        )
         if run.device.type == "cuda":
             torch.cuda.synchronize(run.device)
         seconds = time.perf_counter() - t0
-        totals = torch.stack([sums["loss_sum"].double(), sums["correct"].double(),
-                              torch.tensor(float(sums["count"]), dtype=torch.float64, device=run.device)])  # fmt: skip
+        totals = torch.stack(
+            [
+                sums["loss_sum"].double(),
+                sums["correct"].double(),
+                torch.tensor(float(sums["count"]), dtype=torch.float64, device=run.device),
+            ]
+        )
         ddp.all_reduce_sum(totals, info)
         loss, acc, count = float(totals[0] / totals[2]), float(totals[1] / totals[2]), int(totals[2])
         if not math.isfinite(loss):
             raise DivergedError(_diverged_message(loss, epoch + 1, sums["steps"], run))
-        record = {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "lr": run.optimizer.param_groups[0]["lr"],
-                  "seconds": seconds, "images": count, "images_per_second": count / seconds}  # fmt: skip
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "accuracy": acc,
+            "lr": run.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "images": count,
+            "images_per_second": count / seconds,
+        }
         record |= run.metrics.compute() if run.metrics else {}
         plain = for_prediction(run.model, run.card)  # under DDP too: run.net wraps run.model
         if run.val is not None:
             run.val_metrics.reset()
-            v = evaluate_on(plain, run.val, run.prepare, num_classes, cfg.eval_batch_size, info,
-                            loss_fn=run.val_loss_fn, on_logits=run.val_metrics.update if run.val_metrics else None)  # fmt: skip
+            v = evaluate_on(
+                plain,
+                run.val,
+                run.prepare,
+                num_classes,
+                cfg.eval_batch_size,
+                info,
+                loss_fn=run.val_loss_fn,
+                on_logits=run.val_metrics.update if run.val_metrics else None,
+            )
             record |= {"val_loss": v["loss"], "val_accuracy": v["accuracy"]}
             record |= run.val_metrics.compute("val_") if run.val_metrics else {}
         if cfg.test_every_epoch and run.test is not None:
@@ -91,8 +119,13 @@ def train_epochs(run: Run, on_epoch: EpochCallback | None) -> None:
                 run.meta = replace(
                     run.meta, epoch=epoch + 1, metrics={k: v for k, v in record.items() if k != "epoch"}
                 )
-                state = {"epoch": epoch + 1, "optimizer": run.optimizer.state_dict(),
-                         "scheduler": run.scheduler.state_dict(), "rng": rngs, "history": run.epochs}  # fmt: skip
+                state = {
+                    "epoch": epoch + 1,
+                    "optimizer": run.optimizer.state_dict(),
+                    "scheduler": run.scheduler.state_dict(),
+                    "rng": rngs,
+                    "history": run.epochs,
+                }
                 ckpt.save_checkpoint(run.out.path, run.model, run.meta, state)
                 run.out.write_metrics(run.epochs)
                 if run.snapshots is not None:
@@ -101,8 +134,11 @@ def train_epochs(run: Run, on_epoch: EpochCallback | None) -> None:
                 torch.distributed.barrier()  # nobody runs ahead of the checkpoint
         run.callbacks.call("on_epoch_end", epoch, dict(record))
         if run.callbacks.stop:
-            notice(run, f"stopped by a callback after epoch {epoch + 1} of {cfg.epochs}"
-                   + (f"; resume=True continues from {run.out.path}" if run.out else ""))  # fmt: skip
+            notice(
+                run,
+                f"stopped by a callback after epoch {epoch + 1} of {cfg.epochs}"
+                + (f"; resume=True continues from {run.out.path}" if run.out else ""),
+            )
             break
 
 

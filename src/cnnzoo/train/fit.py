@@ -57,6 +57,7 @@ class History:
     _repr_html_ = history_html  # Jupyter: one row per epoch, the test result below
     _repr_markdown_ = history_markdown
 
+
 def fit(
     model: nn.Module | str,
     x,
@@ -87,7 +88,9 @@ def fit(
     metrics.jsonl, the checkpoint (every epoch, atomically), result.json and the plots. ``on_epoch(record)``
     is called after every epoch. Under ``torchrun`` this runs DDP; rank 0 alone writes. The model is
     trained in place (channels_last while it trains, handed back contiguous) and gets its card."""
-    if isinstance(model, str):  # any model argument: a zoo name, a layer string, FILE.py:NAME, torchvision:NAME
+    if isinstance(
+        model, str
+    ):  # any model argument: a zoo name, a layer string, FILE.py:NAME, torchvision:NAME
         from ..models.source import resolve_model
 
         model = resolve_model(model)
@@ -127,22 +130,38 @@ def _finish(run: Run) -> History:
     if run.last_test is not None:
         history.test = run.last_test  # the same model was just evaluated after its last epoch
     elif run.test is not None:
-        history.test = evaluate_on(for_prediction(run.model, run.card), run.test, run.prepare, len(run.data.classes),
-                                   cfg.eval_batch_size, run.info)  # fmt: skip
+        history.test = evaluate_on(
+            for_prediction(run.model, run.card),
+            run.test,
+            run.prepare,
+            len(run.data.classes),
+            cfg.eval_batch_size,
+            run.info,
+        )
     no_flip = None  # what the test-time flip adds: the same model, one view
     if run.card.test_flip and run.test is not None:
-        no_flip = evaluate_on(run.model, run.test, run.prepare, len(run.data.classes), cfg.eval_batch_size,
-                              run.info)["accuracy"]  # fmt: skip
+        no_flip = evaluate_on(
+            run.model, run.test, run.prepare, len(run.data.classes), cfg.eval_batch_size, run.info
+        )["accuracy"]
     train_seconds = sum(r["seconds"] for r in epochs)
     history.result = {
-        "model": name, "dataset": run.data.name, "epochs": len(epochs), "world_size": run.info.world_size,
-        "device": str(run.device), "threads": torch.get_num_threads(),
-        "test_accuracy": history.test.get("accuracy"), "test_loss": history.test.get("loss"),
+        "model": name,
+        "dataset": run.data.name,
+        "epochs": len(epochs),
+        "world_size": run.info.world_size,
+        "device": str(run.device),
+        "threads": torch.get_num_threads(),
+        "test_accuracy": history.test.get("accuracy"),
+        "test_loss": history.test.get("loss"),
         "train_seconds": train_seconds,
-        "train_images_per_second": sum(r["images"] for r in epochs) / train_seconds if train_seconds else None,
-        "final": epochs[-1] if epochs else {}, "header": run.header, "params": sum(p.numel() for p in run.model.parameters()),
+        "train_images_per_second": sum(r["images"] for r in epochs) / train_seconds
+        if train_seconds
+        else None,
+        "final": epochs[-1] if epochs else {},
+        "header": run.header,
+        "params": sum(p.numel() for p in run.model.parameters()),
         "config": asdict(cfg) | {"out": str(history.out) if history.out else None},
-    }  # fmt: skip
+    }
     if no_flip is not None:
         history.result["test_accuracy_no_flip"] = no_flip
     history.result |= stream_result(run.data, cfg.workers, run.info) | pretrained_record(
@@ -183,8 +202,9 @@ def evaluate(
             width = model.eval()(torch.zeros(1, *card.input_size, device=dev)).shape[1]
         from .inputs import LoaderEval
 
-        return evaluate_on(for_prediction(model, card), LoaderEval(x, dev), prepare, width, batch_size,
-                           ddp.DistInfo())  # fmt: skip
+        return evaluate_on(
+            for_prediction(model, card), LoaderEval(x, dev), prepare, width, batch_size, ddp.DistInfo()
+        )
     ds = user_data(x, y) if y is not None or is_user_data(x) else resolve_data(x)
     if ds.test_x is not None:
         x, y = ds.test_x, ds.test_y

@@ -99,13 +99,27 @@ def user_data(x, y=None, validation_data=None) -> Data | LoaderData:
     if validation_data is not None:
         val_x, val_y = _validation_tensors(validation_data)
         if val_x.shape[1:] != images.shape[1:]:
-            raise ShapeError(f"validation images are {tuple(val_x.shape[1:])} (C, H, W) but the training "
-                             f"images are {tuple(images.shape[1:])}")  # fmt: skip
+            raise ShapeError(
+                f"validation images are {tuple(val_x.shape[1:])} (C, H, W) but the training "
+                f"images are {tuple(images.shape[1:])}"
+            )
     k = int(max(labels.max(), val_y.max() if val_y is not None and len(val_y) else 0)) + 1
     floats = images.dtype != torch.uint8
     mean, std = _stats(images)
-    return Data("arrays", images, labels, None, None, [str(i) for i in range(k)], mean, std, val_x=val_x,
-                val_y=val_y, floats=floats, layout=layout)  # fmt: skip
+    return Data(
+        "arrays",
+        images,
+        labels,
+        None,
+        None,
+        [str(i) for i in range(k)],
+        mean,
+        std,
+        val_x=val_x,
+        val_y=val_y,
+        floats=floats,
+        layout=layout,
+    )
 
 
 def _validation_tensors(validation_data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,8 +130,10 @@ def _validation_tensors(validation_data) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(validation_data, Dataset):
         validation_data = _read_dataset(validation_data, "the validation Dataset")
     if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-        raise ShapeError("validation_data must be (images, labels), a Dataset or a DataLoader, got "
-                         f"{type(validation_data).__name__}")  # fmt: skip
+        raise ShapeError(
+            "validation_data must be (images, labels), a Dataset or a DataLoader, got "
+            f"{type(validation_data).__name__}"
+        )
     vx, _ = as_images(validation_data[0])
     return vx, as_labels(validation_data[1], len(vx))
 
@@ -139,8 +155,9 @@ def _loader_data(loader, validation_data) -> LoaderData:
     elif validation_data is not None:
         val = _validation_tensors(validation_data)
     mean, std = _stats(images)  # the first batch's statistics: a loader is not read twice
-    return LoaderData("DataLoader", loader, val, images.shape[1], tuple(images.shape[2:]), [], layout, floats,
-                      mean, std)  # fmt: skip
+    return LoaderData(
+        "DataLoader", loader, val, images.shape[1], tuple(images.shape[2:]), [], layout, floats, mean, std
+    )
 
 
 def _read_dataset(ds, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,8 +206,10 @@ def as_images(x) -> tuple[torch.Tensor, str]:
         ):
             t = t.to(torch.uint8)  # integer pixels in 0..255
         else:
-            raise ShapeError(f"images must be uint8 (0..255, scaled by cnnzoo) or float (taken as is), got "
-                             f"{str(t.dtype).removeprefix('torch.')}")  # fmt: skip
+            raise ShapeError(
+                f"images must be uint8 (0..255, scaled by cnnzoo) or float (taken as is), got "
+                f"{str(t.dtype).removeprefix('torch.')}"
+            )
     if t.ndim == 3:
         return t[:, None], "NHW"
     if t.ndim != 4:

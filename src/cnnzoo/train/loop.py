@@ -22,9 +22,16 @@ from . import distributed as ddp
 from .augment import random_crop, random_hflip, random_resized_crop
 
 __all__ = [
-    "make_prepare", "prepare_for", "loss_function", "fast_bf16", "train_one_epoch", "train_batches",
-    "tensor_batches", "evaluate_tensors", "evaluate_batches",
-]  # fmt: skip
+    "make_prepare",
+    "prepare_for",
+    "loss_function",
+    "fast_bf16",
+    "train_one_epoch",
+    "train_batches",
+    "tensor_batches",
+    "evaluate_tensors",
+    "evaluate_batches",
+]
 
 Prepare = Callable[..., torch.Tensor]  # prepare(uint8 batch, generator=None) -> float batch
 
@@ -121,14 +128,28 @@ def train_one_epoch(
     ``on_step(step, loss, accuracy, images)`` is called every ``report_every`` steps (a device sync)."""
     steps = max(1, len(order) // batch_size)
     return train_batches(
-        model, tensor_batches(images, labels, order, batch_size, info), steps, optimizer=optimizer,
-        loss_fn=loss_fn, prepare=prepare, scheduler=scheduler, generator=generator, bf16=bf16,
-        on_step=on_step, report_every=report_every, device=images.device,
-    )  # fmt: skip
+        model,
+        tensor_batches(images, labels, order, batch_size, info),
+        steps,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        prepare=prepare,
+        scheduler=scheduler,
+        generator=generator,
+        bf16=bf16,
+        on_step=on_step,
+        report_every=report_every,
+        device=images.device,
+    )
 
 
-def tensor_batches(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
-                   info: ddp.DistInfo = ddp.DistInfo()) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+def tensor_batches(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+    batch_size: int,
+    info: ddp.DistInfo = ddp.DistInfo(),
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This rank's (uint8 images, labels) of each global batch of ``order``: one index operation each."""
     for step in range(max(1, len(order) // batch_size)):
         idx = ddp.shard(order[step * batch_size : (step + 1) * batch_size], info).to(images.device)

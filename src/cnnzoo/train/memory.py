@@ -16,6 +16,7 @@ from ..errors import CnnzooError
 
 __all__ = ["TrainMemoryError", "estimate_train_bytes", "memory_limit", "check_train_memory"]
 
+
 class TrainMemoryError(CnnzooError):
     """A run whose estimated memory exceeds what the device has."""
 

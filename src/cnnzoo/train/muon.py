@@ -82,8 +82,9 @@ class MuonSGD(torch.optim.Optimizer):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), not {momentum}")
         self.bf16 = bf16  # the Newton-Schulz products in bf16 (torch.optim.Muon's choice) or fp32
-        super().__init__(groups, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": 0.0,
-                                  "muon": False})  # fmt: skip
+        super().__init__(
+            groups, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": 0.0, "muon": False}
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -98,10 +99,16 @@ class MuonSGD(torch.optim.Optimizer):
             elif params:  # torch's SGD, as torch.optim.SGD.step calls it
                 bufs = [self.state[p].get("momentum_buffer") for p in params]
                 sgd(
-                    params, [p.grad for p in params], bufs, weight_decay=group["weight_decay"],
-                    momentum=group["momentum"], lr=group["lr"], dampening=0.0, nesterov=group["nesterov"],
+                    params,
+                    [p.grad for p in params],
+                    bufs,
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    lr=group["lr"],
+                    dampening=0.0,
+                    nesterov=group["nesterov"],
                     maximize=False,
-                )  # fmt: skip
+                )
                 for p, buf in zip(params, bufs, strict=True):
                     self.state[p]["momentum_buffer"] = buf
         return loss

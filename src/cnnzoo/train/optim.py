@@ -169,8 +169,14 @@ def make_scheduler(
 
     def factor(step: int) -> float:
         return lr_factor(
-            step, total_steps, schedule, warmup_steps, step_every, gamma,
-            milestones=milestones, steps_per_epoch=steps_per_epoch,
-        )  # fmt: skip
+            step,
+            total_steps,
+            schedule,
+            warmup_steps,
+            step_every,
+            gamma,
+            milestones=milestones,
+            steps_per_epoch=steps_per_epoch,
+        )
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

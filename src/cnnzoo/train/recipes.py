@@ -9,43 +9,93 @@ from __future__ import annotations
 
 from ..errors import CnnzooError
 
-__all__ = ["RECIPES", "NAMED_RECIPES", "RECIPE_NAMES", "recipe_for", "normalization_stats", "LENET1998_MEAN",
-           "LENET1998_STD"]  # fmt: skip
+__all__ = [
+    "RECIPES",
+    "NAMED_RECIPES",
+    "RECIPE_NAMES",
+    "recipe_for",
+    "normalization_stats",
+    "LENET1998_MEAN",
+    "LENET1998_STD",
+]
+
+# LeNet-5 in 6 epochs: Muon (lr 0.01) for the hidden layers and Nesterov SGD (lr 0.1, momentum 0.95)
+# for the output layer and the biases, a 10% warmup then a straight line to 0, batch 128 on all 60,000
+# training images, random mirroring (where the dataset allows it: not digits) with label smoothing 0.2, and
+# the test-time flip (cnnzoo.tta). On Fashion-MNIST over 15 runs (seeds 0-9 on one thread, 0-4 on two) all
+# >= 91.8%: docs/training.md. Batch 128 rather than 64 (the same accuracy within the noise): Muon's matrix
+# products are per step, so twice the images share them. An 8-epoch SGD recipe gave 91.24 ± 0.09%, a
+# 12-epoch one-cycle recipe 91.00 ± 0.16% (3/5 runs >= 91%). benchmarks/recipe_search.py.
+_MODERN = dict(
+    epochs=6,
+    batch_size=128,
+    lr=0.1,
+    optimizer="muon",
+    muon_lr=0.01,
+    momentum=0.95,
+    schedule="linear",
+    weight_decay=5e-4,
+    crop_padding=0,
+    hflip=None,
+    label_smoothing=0.2,
+    test_flip=True,
+    validation_split=0.0,
+)
 
 # key: a model name or a family (the registry's ``family``); values are TrainConfig fields.
 RECIPES: dict[str, dict] = {
-    # LeNet-5 in 6 epochs: Muon (lr 0.01) for the hidden layers and Nesterov SGD (lr 0.1, momentum 0.95)
-    # for the output layer and the biases, a 10% warmup then a straight line to 0, batch 128 on all 60,000
-    # training images, random mirroring (where the dataset allows it: not digits) with label smoothing 0.2, and
-    # the test-time flip (cnnzoo.tta). On Fashion-MNIST over 15 runs (seeds 0-9 on one thread, 0-4 on two) all
-    # >= 91.8%: docs/training.md. Batch 128 rather than 64 (the same accuracy within the noise): Muon's matrix
-    # products are per step, so twice the images share them. An 8-epoch SGD recipe gave 91.24 ± 0.09%, a
-    # 12-epoch one-cycle recipe 91.00 ± 0.16% (3/5 runs >= 91%). benchmarks/recipe_search.py.
-    "lenet5_modern": dict(epochs=6, batch_size=128, lr=0.1, optimizer="muon", muon_lr=0.01, momentum=0.95,
-                          schedule="linear", weight_decay=5e-4, crop_padding=0, hflip=None, label_smoothing=0.2,
-                          test_flip=True, validation_split=0.0),
+    "lenet5_modern": _MODERN,
     # The 1998 network with its own MAP loss (eq. 9), lenet5_modern's lessons (all 60,000 images, no flips,
     # the linear decay) at its own batch and peak: 89.99 ± 0.16% in 10 epochs over seeds 0-4, where 20 epochs of
     # one-cycle with flips and a validation split gave 89.4%; 6 epochs already give
     # 89.54%. At batch 64 or a peak of 0.02 the MAP loss was unstable. Cross-entropy on its RBF logits
     # diverged at lr 0.02 and reached only 88.86% at lr 0.005 (benchmarks/recipe_search.py, docs/training.md).
-    "lenet5": dict(epochs=10, batch_size=128, lr=0.01, optimizer="sgd", schedule="linear",
-                   weight_decay=0.0, crop_padding=0, hflip=False, loss="lenet5", validation_split=0.0),
+    "lenet5": dict(
+        epochs=10,
+        batch_size=128,
+        lr=0.01,
+        optimizer="sgd",
+        schedule="linear",
+        weight_decay=0.0,
+        crop_padding=0,
+        hflip=False,
+        loss="lenet5",
+        validation_split=0.0,
+    ),
     "lenet": dict(epochs=15, batch_size=128, lr=0.05, optimizer="sgd", schedule="onecycle", crop_padding=0),
-    "alexnet": dict(epochs=30, batch_size=128, lr=0.01, optimizer="sgd", schedule="cosine", warmup_epochs=1,
-                    weight_decay=5e-4),
-    "vgg": dict(epochs=30, batch_size=128, lr=0.01, optimizer="sgd", schedule="cosine", warmup_epochs=1,
-                weight_decay=5e-4),
-    "resnet": dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", schedule="cosine", warmup_epochs=1,
-                   weight_decay=5e-4),
+    "alexnet": dict(
+        epochs=30,
+        batch_size=128,
+        lr=0.01,
+        optimizer="sgd",
+        schedule="cosine",
+        warmup_epochs=1,
+        weight_decay=5e-4,
+    ),
+    "vgg": dict(
+        epochs=30,
+        batch_size=128,
+        lr=0.01,
+        optimizer="sgd",
+        schedule="cosine",
+        warmup_epochs=1,
+        weight_decay=5e-4,
+    ),
+    "resnet": dict(
+        epochs=30,
+        batch_size=128,
+        lr=0.1,
+        optimizer="sgd",
+        schedule="cosine",
+        warmup_epochs=1,
+        weight_decay=5e-4,
+    ),
     # Any other net (a layer string, the user's file, torchvision:/timm:): lenet5_modern's recipe, which asks
     # nothing of the architecture (Muon for the hidden layers, SGD for the last one). Seed 004's net
     # 1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N on Fashion-MNIST: 91.64 ± 0.09% over seeds 0-2 in 6 epochs
     # (all >= 91.5%; docs/any-network.md), where fit with Adam gets 85.7%.
-    "layer-string": dict(epochs=6, batch_size=128, lr=0.1, optimizer="muon", muon_lr=0.01, momentum=0.95,
-                         schedule="linear", weight_decay=5e-4, crop_padding=0, hflip=None, label_smoothing=0.2,
-                         test_flip=True, validation_split=0.0),
-}  # fmt: skip
+    "layer-string": _MODERN,
+}
 
 
 # Named recipes beside the default one: {recipe name: {model name: TrainConfig fields}}.
@@ -55,17 +105,28 @@ NAMED_RECIPES: dict[str, dict[str, dict]] = {
         # label smoothing 0.1, no flips and no shifts. On Fashion-MNIST at 32×32: 93.46 ± 0.07% over seeds 0-4
         # (all >= 93.37%), where the family recipe reached 93% after 19 epochs and 94.23% after 30 (seed 0), and
         # cut to 5 epochs gave 92.58 ± 0.12%. Short runs only: augmentation pays in long ones (CIFAR-10).
-        "resnet20": RECIPES["resnet"] | dict(epochs=5, validation_split=0.0, label_smoothing=0.1, hflip=False,
-                                             crop_padding=0),
+        "resnet20": RECIPES["resnet"]
+        | dict(epochs=5, validation_split=0.0, label_smoothing=0.1, hflip=False, crop_padding=0),
         # VGG-11 at 32×32 (--input 1x32x32; no batch norm, as in the paper) in 3 epochs: Muon (0.02) for the
         # convolutions, Nesterov SGD (0.01, the family's peak) for the fully connected layers and biases, a 10%
         # warmup then linear to 0, with resnet20's lessons. On Fashion-MNIST: 93.19 ± 0.16% over seeds 0-4 (4/5
         # >= 93%, min 92.93%) in 1,282 s on one thread, where 5 epochs of the family's SGD gave 89.47 ± 0.17% in
         # 1,457 s (Muon's Newton-Schulz costs about half the rest of a step). Muon for the FC layers too would
         # orthogonalise the 4096×4096 matrix: ~2 TFLOP a step.
-        "vgg11": RECIPES["vgg"] | dict(epochs=3, optimizer="muon", muon_layers="conv", muon_lr=0.02, momentum=0.95,
-                                       schedule="linear", warmup_epochs=0.0, validation_split=0.0,
-                                       label_smoothing=0.1, hflip=False, crop_padding=0),
+        "vgg11": RECIPES["vgg"]
+        | dict(
+            epochs=3,
+            optimizer="muon",
+            muon_layers="conv",
+            muon_lr=0.02,
+            momentum=0.95,
+            schedule="linear",
+            warmup_epochs=0.0,
+            validation_split=0.0,
+            label_smoothing=0.1,
+            hflip=False,
+            crop_padding=0,
+        ),
     },
     # LeCun et al. 1998 (§II.A, §III.C, Appendix C): inputs scaled to -0.1 (background) .. 1.175 (ink), the
     # MAP loss (eq. 9), stochastic diagonal Levenberg-Marquardt with μ = 0.02 and h re-estimated on 500
@@ -75,11 +136,22 @@ NAMED_RECIPES: dict[str, dict[str, dict]] = {
     # paper's η at batch 1, and η × 32 at batch 32, collapsed to one class in the first pass here (our
     # curvature estimate is smaller than the paper's at the start, so the steps are larger).
     "paper": {
-        "lenet5": dict(epochs=20, batch_size=32, lr=2e-4, optimizer="sdlm", schedule="lenet1998",
-                       warmup_epochs=0.0, weight_decay=0.0, crop_padding=0, hflip=False, loss="lenet5",
-                       normalization="lenet1998", validation_split=0.0),
+        "lenet5": dict(
+            epochs=20,
+            batch_size=32,
+            lr=2e-4,
+            optimizer="sdlm",
+            schedule="lenet1998",
+            warmup_epochs=0.0,
+            weight_decay=0.0,
+            crop_padding=0,
+            hflip=False,
+            loss="lenet5",
+            normalization="lenet1998",
+            validation_split=0.0,
+        ),
     },
-}  # fmt: skip
+}
 RECIPE_NAMES = ("default", *NAMED_RECIPES)
 
 

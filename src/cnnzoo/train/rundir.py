@@ -61,8 +61,12 @@ class RunDir:
         if epochs:
             plot_curves(epochs, self.path / self.CURVES, title=title)
         if test:
-            plot_confusion(test["confusion"], classes, self.path / self.CONFUSION,
-                           title=f"{title}: test accuracy {test['accuracy']:.4f}")  # fmt: skip
+            plot_confusion(
+                test["confusion"],
+                classes,
+                self.path / self.CONFUSION,
+                title=f"{title}: test accuracy {test['accuracy']:.4f}",
+            )
 
     # --- readers: a missing file is None (or []), a damaged one a one-line CnnzooError -----------------------
 

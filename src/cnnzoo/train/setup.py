@@ -126,9 +126,14 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
     else:
         mean, std = normalization_stats(cfg.normalization, ds.mean, ds.std)
     hflip = cfg.hflip if cfg.hflip is not None else dataset_facts(ds.name).mirroring
-    card = base.replace(model_kwargs=_model_kwargs(base, len(ds.classes)), dataset=ds.name,
-                        classes=tuple(ds.classes), mean=mean, std=std,
-                        test_flip=cfg.test_flip and hflip)  # fmt: skip
+    card = base.replace(
+        model_kwargs=_model_kwargs(base, len(ds.classes)),
+        dataset=ds.name,
+        classes=tuple(ds.classes),
+        mean=mean,
+        std=std,
+        test_flip=cfg.test_flip and hflip,
+    )
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -159,20 +164,37 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
         else make_optimizer(model, cfg, bf16)
     )
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    augment = prepare_for(card, cfg.crop_padding, hflip, channels_last, _resized_crop(cfg, ds))
+    prepare = any_dtype_prepare(augment, card.input_size, cfg.crop_padding, hflip, channels_last)
     run = Run(
-        cfg=cfg, info=info, device=device, model=model, net=net, card=card, data=ds, train=parts.train,
-        val=parts.val, test=parts.test, source=parts.source,
-        prepare=any_dtype_prepare(prepare_for(card, cfg.crop_padding, hflip, channels_last, _resized_crop(cfg, ds)),
-                                  card.input_size, cfg.crop_padding, hflip, channels_last),
-        bf16=bf16, batch=batch, optimizer=optimizer, scheduler=scheduler,
+        cfg=cfg,
+        info=info,
+        device=device,
+        model=model,
+        net=net,
+        card=card,
+        data=ds,
+        train=parts.train,
+        val=parts.val,
+        test=parts.test,
+        source=parts.source,
+        prepare=prepare,
+        bf16=bf16,
+        batch=batch,
+        optimizer=optimizer,
+        scheduler=scheduler,
         loss_fn=pieces.loss or loss_function(cfg.loss, cfg.label_smoothing),
-        progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main), out=out,
+        progress=Progress(cfg.epochs, steps_per_epoch, cfg.progress, enabled=info.is_main),
+        out=out,
         meta=ckpt.CheckpointMeta(**card.to_dict()),
         # under torchrun each process keeps the one thread torchrun gave it: the ranks share the cores
-        budget=CpuBudget(cfg.threads or (None if cfg.adapt_threads and not info.enabled else torch.get_num_threads())),
-    )  # fmt: skip
-    run.callbacks = CallbackList(pieces.callbacks, model, {"epochs": cfg.epochs, "steps": steps_per_epoch,
-                                                          "card": card})  # fmt: skip
+        budget=CpuBudget(
+            cfg.threads or (None if cfg.adapt_threads and not info.enabled else torch.get_num_threads())
+        ),
+    )
+    run.callbacks = CallbackList(
+        pieces.callbacks, model, {"epochs": cfg.epochs, "steps": steps_per_epoch, "card": card}
+    )
     run.metrics, run.val_metrics = Metrics(pieces.metrics), Metrics(pieces.metrics)
     run.val_loss_fn = pieces.loss
     budget_note = run.budget.start(probe=0.1)
@@ -203,13 +225,22 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
     elif cfg.resume:
         run.progress.message(f"no checkpoint in {out.path} yet: starting from epoch 1")
     if out is not None and info.is_main:
-        out.write_config(asdict(cfg) | {"out": str(out.path), "model": card.model, "dataset": ds.name,
-                                        "world_size": info.world_size} | pretrained_record(card))  # fmt: skip
+        out.write_config(
+            asdict(cfg)
+            | {"out": str(out.path), "model": card.model, "dataset": ds.name, "world_size": info.world_size}
+            | pretrained_record(card)
+        )
         _write_summary(model, card.input_size, out)
     shown = run.test or run.val or run.train  # the test set unless the data has none (a DataLoader may not)
     if cfg.snapshots and out is not None and info.is_main and shown is not None:
         run.snapshots = SnapshotWriter(
-            out.path, model, run.prepare, *as_tensors(shown), card, cfg, steps_per_epoch=steps_per_epoch,
+            out.path,
+            model,
+            run.prepare,
+            *as_tensors(shown),
+            card,
+            cfg,
+            steps_per_epoch=steps_per_epoch,
             batch=batch,
         )
         run.snapshots.start(run.start_epoch)
@@ -287,18 +318,23 @@ def header(run: Run, pieces: Pieces, hflip: bool, channels_last: bool) -> str:
         val = "validation: validation_data"
     else:
         val = f"validation: {cfg.validation_split:g} of the training set"
-    aug = [f"shifts ±{cfg.crop_padding}px" if cfg.crop_padding and not _resized_crop(cfg, ds) else "",
-           "random resized crops" if _resized_crop(cfg, ds) else "", "flips" if hflip else "",
-           "test-time flip" if card.test_flip else ""]  # fmt: skip
+    aug = [
+        f"shifts ±{cfg.crop_padding}px" if cfg.crop_padding and not _resized_crop(cfg, ds) else "",
+        "random resized crops" if _resized_crop(cfg, ds) else "",
+        "flips" if hflip else "",
+        "test-time flip" if card.test_flip else "",
+    ]
     aug_text = ", ".join(a for a in aug if a) or "no augmentation"
     loss = getattr(pieces.loss, "__name__", type(pieces.loss).__name__) if pieces.loss else cfg.loss
     opt = type(run.optimizer).__name__ if pieces.optimizer is not None else f"{cfg.optimizer} lr {cfg.lr:g}"
     n = torch.get_num_threads()
     threads = f"{n} thread{'s' if n > 1 else ''} ({'adaptive' if cfg.adapt_threads and not cfg.threads else 'fixed'})"
     fmt = "channels_last while training" if channels_last else "contiguous"
-    return (f"fit {card.model}: {what}; input {c}×{h}×{w}, {scale}; {val}; {aug_text}; loss {loss}; {opt}, "
-            f"{cfg.schedule} schedule; {cfg.epochs} epoch{'s' if cfg.epochs > 1 else ''}, batch {run.batch}; seed {cfg.seed}; {threads}; "
-            f"{fmt}; {run.device}")  # fmt: skip
+    return (
+        f"fit {card.model}: {what}; input {c}×{h}×{w}, {scale}; {val}; {aug_text}; loss {loss}; {opt}, "
+        f"{cfg.schedule} schedule; {cfg.epochs} epoch{'s' if cfg.epochs > 1 else ''}, batch {run.batch}; seed {cfg.seed}; {threads}; "
+        f"{fmt}; {run.device}"
+    )
 
 
 def _short(values) -> str:

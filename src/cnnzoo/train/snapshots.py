@@ -88,20 +88,42 @@ class SnapshotWriter:
     def step(self, epoch: int, step: int, loss: float, accuracy: float, images_per_second: float) -> None:
         """A progress line (``epoch`` counts from 1; ``step`` within it)."""
         left = ((self.epochs - epoch) * self.steps + self.steps - step) * self.batch
-        self._append({"kind": "step", "epoch": epoch, "step": step, "steps": self.steps, "epochs": self.epochs,
-                      "loss": _num(loss), "accuracy": _num(accuracy), "images_per_second": _num(images_per_second),
-                      "seconds_left": _num(left / images_per_second) if images_per_second > 0 else None,
-                      "time": time.time()})  # fmt: skip
+        self._append(
+            {
+                "kind": "step",
+                "epoch": epoch,
+                "step": step,
+                "steps": self.steps,
+                "epochs": self.epochs,
+                "loss": _num(loss),
+                "accuracy": _num(accuracy),
+                "images_per_second": _num(images_per_second),
+                "seconds_left": _num(left / images_per_second) if images_per_second > 0 else None,
+                "time": time.time(),
+            }
+        )
 
     def epoch(self, record: dict) -> None:
         """The snapshot after epoch ``record["epoch"]`` (its line of metrics.jsonl) and its progress line."""
         epoch = int(record["epoch"])
-        doc = {"epoch": epoch, "epochs": self.epochs, "classes": self.classes,
-               "metrics": {k: _num(v) for k, v in record.items() if k != "epoch"}} | self._pictures()  # fmt: skip
+        doc = {
+            "epoch": epoch,
+            "epochs": self.epochs,
+            "classes": self.classes,
+            "metrics": {k: _num(v) for k, v in record.items() if k != "epoch"},
+        } | self._pictures()
         atomic_write(self.dir / snapshot_name(epoch), json.dumps(doc).encode(), fsync=False)
         if epoch > 0:
-            self._append({"kind": "epoch", "epochs": self.epochs, "time": time.time(), **doc["metrics"],
-                          "epoch": epoch, "sample_accuracy": doc["sample_accuracy"]})  # fmt: skip
+            self._append(
+                {
+                    "kind": "epoch",
+                    "epochs": self.epochs,
+                    "time": time.time(),
+                    **doc["metrics"],
+                    "epoch": epoch,
+                    "sample_accuracy": doc["sample_accuracy"],
+                }
+            )
 
     # --- what a snapshot shows ------------------------------------------------------------------------------
     def _pictures(self) -> dict:
@@ -112,8 +134,12 @@ class SnapshotWriter:
             with torch.no_grad():
                 device = next(model.parameters()).device
                 predictor = for_prediction(model, self.card)  # the predictions cnnzoo predict would give
-                logits = torch.cat([predictor(self.prepare(self.images[i : i + 500].to(device))).float().cpu()
-                                    for i in range(0, len(self.images), 500)])  # fmt: skip
+                logits = torch.cat(
+                    [
+                        predictor(self.prepare(self.images[i : i + 500].to(device))).float().cpu()
+                        for i in range(0, len(self.images), 500)
+                    ]
+                )
                 layers = _layer_outputs(model, self.prepare(self.images[:1].to(device)))
         finally:
             model.train(was_training)
@@ -135,7 +161,7 @@ class SnapshotWriter:
                     "probability": round(float(probs[i]), 3),
                 }
                 for i in wrong
-            ],  # fmt: skip
+            ],
             "input": {"png": _png(_hwc(self.images[0])), "label": self.classes[int(y[0])]},
             "filters": _filters(model),
             "layers": [_maps(name, kind, t[0].float().cpu()) for name, kind, t in layers],
@@ -227,8 +253,9 @@ def _maps(name: str, kind: str, t: torch.Tensor) -> dict:
 
 def _filters(model: nn.Module) -> dict | None:
     """The first convolution's kernels, each scaled on its own (0 is mid-grey); colour for RGB inputs."""
-    conv = next((m for m in model.modules() if getattr(m, "weight", None) is not None and m.weight.dim() == 4),
-                None)  # fmt: skip
+    conv = next(
+        (m for m in model.modules() if getattr(m, "weight", None) is not None and m.weight.dim() == 4), None
+    )
     if conv is None:
         return None
     w = conv.weight.detach().float().cpu()[:MAX_FILTERS]

@@ -83,8 +83,10 @@ def resolve(data, cfg: TrainConfig, y=None, validation_data=None) -> Data | Fold
     if y is not None or is_user_data(data):
         return user_data(data, y, validation_data)
     if validation_data is not None:
-        raise CnnzooError("validation_data is for your own arrays, Dataset or DataLoader; a named dataset "
-                          "takes validation_split")  # fmt: skip
+        raise CnnzooError(
+            "validation_data is for your own arrays, Dataset or DataLoader; a named dataset "
+            "takes validation_split"
+        )
     if isinstance(data, FolderStream):
         return data
     if isinstance(data, str):
@@ -111,8 +113,14 @@ def _global_batch(n: int, cfg: TrainConfig, info: ddp.DistInfo) -> int:
     return min(cfg.batch_size, n - n % info.world_size)
 
 
-def make_sources(ds: Data | FolderStream, card: ModelCard, cfg: TrainConfig, info: ddp.DistInfo,
-                 device: torch.device, hflip: bool) -> Sources:  # fmt: skip
+def make_sources(
+    ds: Data | FolderStream,
+    card: ModelCard,
+    cfg: TrainConfig,
+    info: ddp.DistInfo,
+    device: torch.device,
+    hflip: bool,
+) -> Sources:
     """The training batches and the validation and test sets of a run: ``--limit`` and
     ``--validation-split`` are the same seeded draws in memory and streaming."""
     if isinstance(ds, FolderStream):
@@ -135,12 +143,18 @@ def make_sources(ds: Data | FolderStream, card: ModelCard, cfg: TrainConfig, inf
         if cfg.test_every_epoch:
             test = (test[0].to(device), test[1].to(device))
     batch = _global_batch(len(train_x), cfg, info)
-    return Sources(TensorBatches(*train, batch, cfg.seed, info), train,
-                   None if val_x is None else (val_x, val_y), test, batch)  # fmt: skip
+    return Sources(
+        TensorBatches(*train, batch, cfg.seed, info),
+        train,
+        None if val_x is None else (val_x, val_y),
+        test,
+        batch,
+    )
 
 
-def _stream_sources(ds: FolderStream, card: ModelCard, cfg: TrainConfig, info: ddp.DistInfo,
-                    device: torch.device, hflip: bool) -> Sources:  # fmt: skip
+def _stream_sources(
+    ds: FolderStream, card: ModelCard, cfg: TrainConfig, info: ddp.DistInfo, device: torch.device, hflip: bool
+) -> Sources:
     listing, size = ds.listing, ds.size or tuple(card.input_size[1:])
     workers = default_workers() if cfg.workers is None else cfg.workers
 
@@ -155,8 +169,18 @@ def _stream_sources(ds: FolderStream, card: ModelCard, cfg: TrainConfig, info: d
     train_items, val_items = pick(listing.train, cfg.limit, cfg.validation_split)
     test_items, _ = pick(listing.test, cfg.limit, None)
     batch = _global_batch(len(train_items), cfg, info)
-    source = StreamTrain(ds, train_items, size, batch // info.world_size, info.rank, info.world_size, cfg.seed,
-                         hflip, workers, device)  # fmt: skip
+    source = StreamTrain(
+        ds,
+        train_items,
+        size,
+        batch // info.world_size,
+        info.rank,
+        info.world_size,
+        cfg.seed,
+        hflip,
+        workers,
+        device,
+    )
 
     def evaluation(items):
         return StreamEval(ds, items, size, info.rank, info.world_size, workers, device) if items else None

@@ -231,8 +231,18 @@ def user_entry(model: str, version: str) -> WeightsEntry:
             f"a version of your own is a short name of letters, digits, - and _, not {version!r}"
         )
     default = lookup(model)
-    return WeightsEntry(model=model, version=version.lower(), enum="", default=False, url="", sha256_prefix="",
-                        categories=(), metrics={}, preprocessing=default.preprocessing, user=True)  # fmt: skip
+    return WeightsEntry(
+        model=model,
+        version=version.lower(),
+        enum="",
+        default=False,
+        url="",
+        sha256_prefix="",
+        categories=(),
+        metrics={},
+        preprocessing=default.preprocessing,
+        user=True,
+    )
 
 
 def split_spec(text: str) -> tuple[str, str]:
