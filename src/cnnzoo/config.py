@@ -200,7 +200,7 @@ class TrainConfig:
         None, Rule(str, optional=True), help="run directory", default_text="runs/MODEL-TIMESTAMP"
     )
     resume: bool = option(False, Rule(bool), help="continue the run in --out from its last checkpoint")
-    # rich | plain | quiet; None: rich on a terminal, plain otherwise
+    # rich | plain | quiet; None: rich on a terminal, plain otherwise; in Jupyter None or rich: a live line
     progress: str | None = option(
         None,
         Rule(str, choices=PROGRESS, optional=True),
