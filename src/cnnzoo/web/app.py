@@ -173,8 +173,16 @@ def create_app(
         rows = []
         for name in list_models():
             i = get_model_info(name)
-            rows.append({"name": name, "input_size": list(i.input_size), "family": i.family, "paper": i.paper,
-                         "num_classes": i.num_classes, "description": i.description})  # fmt: skip
+            rows.append(
+                {
+                    "name": name,
+                    "input_size": list(i.input_size),
+                    "family": i.family,
+                    "paper": i.paper,
+                    "num_classes": i.num_classes,
+                    "description": i.description,
+                }
+            )
         return {"models": rows}
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
@@ -204,9 +212,16 @@ def create_app(
         return {
             "dataset": session.dataset,
             "note": session.gallery_note(),
-            "items": [{"id": i, "label": g.label, "class": classes[g.label] if g.label < len(classes) else str(g.label),
-                       "url": f"/api/gallery/{i}.png"} for i, g in enumerate(items)],
-        }  # fmt: skip
+            "items": [
+                {
+                    "id": i,
+                    "label": g.label,
+                    "class": classes[g.label] if g.label < len(classes) else str(g.label),
+                    "url": f"/api/gallery/{i}.png",
+                }
+                for i, g in enumerate(items)
+            ],
+        }
 
     @app.get("/api/gallery/{index}.png", summary="One gallery image, exactly as in the test set")
     def gallery_image(index: int) -> Response:

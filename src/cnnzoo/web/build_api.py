@@ -81,9 +81,20 @@ def _tokens(spec) -> list[dict]:
             entry["repeat"] += 0 if layer.implicit else 1
             entry["rows"].append(name)
             continue
-        out[layer.span] = {"span": list(layer.span), "kind": layer.kind, "out": layer.out, "kernel": layer.kernel,
-                           "stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation,
-                           "groups": layer.groups, "op": layer.op, "p": layer.p, "repeat": 1, "rows": [name]}  # fmt: skip
+        out[layer.span] = {
+            "span": list(layer.span),
+            "kind": layer.kind,
+            "out": layer.out,
+            "kernel": layer.kernel,
+            "stride": layer.stride,
+            "padding": layer.padding,
+            "dilation": layer.dilation,
+            "groups": layer.groups,
+            "op": layer.op,
+            "p": layer.p,
+            "repeat": 1,
+            "rows": [name],
+        }
     return list(out.values())
 
 
@@ -142,18 +153,42 @@ def analyze_layer_string(net: str, input: str | None = None) -> dict:
         text = with_input(net, input)
         spec = parse_layer_string(text)
     except LayerStringError as e:
-        return {"ok": False, "net": e.text, "error": {"reason": e.reason, "message": str(e).split("\n")[0],
-                "position": e.position, "length": e.length, "collapse": _collapse(e.text, e)}}  # fmt: skip
+        return {
+            "ok": False,
+            "net": e.text,
+            "error": {
+                "reason": e.reason,
+                "message": str(e).split("\n")[0],
+                "position": e.position,
+                "length": e.length,
+                "collapse": _collapse(e.text, e),
+            },
+        }
     with torch.device("meta"):
         model = build_from_spec(spec)
     try:
         s = summary(model, spec.input).to_dict()
     except CnnzooError as e:  # a shape the string's arithmetic let through: the analyzer's word is final
-        return {"ok": False, "net": text, "error": {"reason": str(e), "message": str(e), "position": 0,
-                "length": len(text), "collapse": None}}  # fmt: skip
+        return {
+            "ok": False,
+            "net": text,
+            "error": {
+                "reason": str(e),
+                "message": str(e),
+                "position": 0,
+                "length": len(text),
+                "collapse": None,
+            },
+        }
     s["model"] = spec.text
-    return {"ok": True, "net": spec.text, "canonical": str(spec), "input": list(spec.input),
-            "tokens": _tokens(spec), "summary": s}  # fmt: skip
+    return {
+        "ok": True,
+        "net": spec.text,
+        "canonical": str(spec),
+        "input": list(spec.input),
+        "tokens": _tokens(spec),
+        "summary": s,
+    }
 
 
 @lru_cache(maxsize=1)

@@ -171,8 +171,12 @@ def _receptive_field(session: Session, row: ShownLayer, y: int, x: int, h: int, 
     (sh, sw), (jh, jw), (th, tw) = rf.size, rf.jump, rf.start
     top, left = th + y * jh - sh / 2, tw + x * jw - sw / 2
     box = [top, left, top + sh, left + sw]
-    clipped = [max(0, math.floor(box[0])), max(0, math.floor(box[1])), min(h, math.ceil(box[2])),
-               min(w, math.ceil(box[3]))]  # fmt: skip
+    clipped = [
+        max(0, math.floor(box[0])),
+        max(0, math.floor(box[1])),
+        min(h, math.ceil(box[2])),
+        min(w, math.ceil(box[3])),
+    ]
     return {"size": [sh, sw], "jump": [jh, jw], "start": [th, tw], "box": box, "clipped": clipped}
 
 
@@ -217,8 +221,9 @@ def _dot_product(conv: nn.Module, inp: torch.Tensor, channel: int, y: int, x: in
         partial = float((kernel * patch).sum())
         total += partial
         if n < MAX_CHANNELS_SHOWN:
-            terms.append({"input_channel": i, "kernel": kernel.tolist(), "patch": patch.tolist(),
-                          "sum": partial})  # fmt: skip
+            terms.append(
+                {"input_channel": i, "kernel": kernel.tolist(), "patch": patch.tolist(), "sum": partial}
+            )
         else:
             rest += partial
     bias = float(conv.bias[channel].detach()) if conv.bias is not None else 0.0
@@ -252,8 +257,16 @@ def _linear_product(linear: nn.Linear, inp: torch.Tensor, unit: int) -> dict:
     bias = float(linear.bias[unit].detach()) if linear.bias is not None else 0.0
     total = float(products.sum())
     rest = {"inputs": x.numel() - shown, "sum": float(products[shown:].sum())} if x.numel() > shown else None
-    return {"kind": "linear", "inputs": x.numel(), "weights": w[:shown].tolist(), "values": x[:shown].tolist(),
-            "rest": rest, "sum": total, "bias": bias, "z": total + bias}  # fmt: skip
+    return {
+        "kind": "linear",
+        "inputs": x.numel(),
+        "weights": w[:shown].tolist(),
+        "values": x[:shown].tolist(),
+        "rest": rest,
+        "sum": total,
+        "bias": bias,
+        "z": total + bias,
+    }
 
 
 def _pair(v) -> tuple[int, int]:

@@ -325,8 +325,18 @@ def _encode_layer(label: str, kind: str, t: torch.Tensor) -> dict:
     else:
         u8 = (t / (hi or 1.0)) * 255
     data = u8.round().to(torch.uint8).flatten().tolist()
-    return {"label": label, "type": kind, "shape": shape, "maps": maps, "h": h, "w": w, "data": data,
-            "signed": signed, "min": lo, "max": hi}  # fmt: skip
+    return {
+        "label": label,
+        "type": kind,
+        "shape": shape,
+        "maps": maps,
+        "h": h,
+        "w": w,
+        "data": data,
+        "signed": signed,
+        "min": lo,
+        "max": hi,
+    }
 
 
 def _border_is_light(img: Image.Image) -> bool:

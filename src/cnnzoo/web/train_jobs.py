@@ -74,8 +74,11 @@ def models_for(dataset: str) -> list[str]:
     from ..models import get_model_info, list_models
 
     side = max(dataset_facts(dataset).native_size or (32, 32))
-    fits = [n for n in list_models() if get_model_info(n).input_size[0] in (1, 3)
-            and max(get_model_info(n).input_size[1:]) <= 2 * side]  # fmt: skip
+    fits = [
+        n
+        for n in list_models()
+        if get_model_info(n).input_size[0] in (1, 3) and max(get_model_info(n).input_size[1:]) <= 2 * side
+    ]
     return sorted(fits, key=lambda n: (get_model_info(n).family != "lenet", n))
 
 
@@ -110,11 +113,18 @@ def list_runs(runs_dir: Path) -> list[dict]:
         except (OSError, ValueError, RecursionError):
             config = {}
         config = config if isinstance(config, dict) else {}
-        rows.append({"id": path.name, "model": config.get("model"), "dataset": config.get("dataset"),
-                     "epochs": config.get("epochs"), "snapshots": snaps,
-                     "finished": (path / "result.json").is_file(),
-                     "checkpoint": (path / "checkpoint.json").is_file(),
-                     "time": when})  # fmt: skip
+        rows.append(
+            {
+                "id": path.name,
+                "model": config.get("model"),
+                "dataset": config.get("dataset"),
+                "epochs": config.get("epochs"),
+                "snapshots": snaps,
+                "finished": (path / "result.json").is_file(),
+                "checkpoint": (path / "checkpoint.json").is_file(),
+                "time": when,
+            }
+        )
     return sorted(rows, key=lambda r: -r["time"])
 
 
@@ -178,9 +188,15 @@ class Job:
 
     def to_dict(self) -> dict:
         status = self.status
-        return {"id": self.id, "status": status, "params": self.params, "started": self.started,
-                "returncode": self.process.poll(), "message": self._last_line() if status == "failed" else "",
-                "resume": f"cnnzoo train --resume --out {self.path}"}  # fmt: skip
+        return {
+            "id": self.id,
+            "status": status,
+            "params": self.params,
+            "started": self.started,
+            "returncode": self.process.poll(),
+            "message": self._last_line() if status == "failed" else "",
+            "resume": f"cnnzoo train --resume --out {self.path}",
+        }
 
     def _last_line(self) -> str:
         try:
@@ -267,9 +283,13 @@ class Trainer:
             path.mkdir(parents=True)
             with open(path / "train.log", "wb") as log:
                 process = subprocess.Popen(
-                    _command(params, path, data_dir), stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, env=_child_env(), start_new_session=True,
-                )  # fmt: skip
+                    _command(params, path, data_dir),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=_child_env(),
+                    start_new_session=True,
+                )
             self.job = Job(run_id, path, params, process)
             return self.job.to_dict()
 

@@ -88,7 +88,7 @@ def make_router(session: Session) -> APIRouter:
             "ranges": {
                 k: {"min": rules[k].lo, "max": rules[k].hi, "text": rules[k].describe()}
                 for k in ("epochs", "limit", "lr", "batch_size")
-            },  # fmt: skip
+            },
             "defaults": {
                 "model": "lenet5_modern",
                 "dataset": "fashion-mnist",
@@ -109,8 +109,16 @@ def make_router(session: Session) -> APIRouter:
         batch_size: int | None = Form(None),
         validation_split: float = Form(VALIDATION_SPLIT),
     ):
-        params = {"model": model, "dataset": dataset, "epochs": epochs, "limit": limit, "lr": lr,
-                  "recipe": recipe, "batch_size": batch_size, "validation_split": validation_split}  # fmt: skip
+        params = {
+            "model": model,
+            "dataset": dataset,
+            "epochs": epochs,
+            "limit": limit,
+            "lr": lr,
+            "recipe": recipe,
+            "batch_size": batch_size,
+            "validation_split": validation_split,
+        }
         try:
             return trainer.start(params, runs_dir(request), data_dir(request))
         except TrainError as e:
@@ -136,8 +144,11 @@ def make_router(session: Session) -> APIRouter:
 
     @router.get("/api/train/events", summary="The current run as Server-Sent Events")
     async def events(request: Request) -> StreamingResponse:
-        return StreamingResponse(_stream(request), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+        return StreamingResponse(
+            _stream(request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     async def _stream(request: Request):
         """First the whole state (a reconnecting page redraws from it), then what changes. The stream ends
@@ -212,8 +223,9 @@ def make_router(session: Session) -> APIRouter:
         except TrainError as e:
             return fail(e)
         if trainer.running_id() == run_id or lock_holder(path) is not None:
-            return JSONResponse({"error": f"run {run_id} is still training: stop it or let it finish"},
-                                status_code=409)  # fmt: skip
+            return JSONResponse(
+                {"error": f"run {run_id} is still training: stop it or let it finish"}, status_code=409
+            )
         if not (path / "checkpoint.json").is_file():
             return JSONResponse({"error": f"run {run_id} has no checkpoint yet"}, status_code=409)
 
