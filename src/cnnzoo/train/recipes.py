@@ -42,6 +42,11 @@ _MODERN = dict(
     validation_split=0.0,
 )
 
+# the families' default: 30 epochs of SGD with a cosine schedule after a one-epoch warmup
+_SGD_30 = dict(
+    epochs=30, batch_size=128, optimizer="sgd", schedule="cosine", warmup_epochs=1, weight_decay=5e-4
+)
+
 # key: a model name or a family (the registry's ``family``); values are TrainConfig fields.
 RECIPES: dict[str, dict] = {
     "lenet5_modern": _MODERN,
@@ -63,33 +68,9 @@ RECIPES: dict[str, dict] = {
         validation_split=0.0,
     ),
     "lenet": dict(epochs=15, batch_size=128, lr=0.05, optimizer="sgd", schedule="onecycle", crop_padding=0),
-    "alexnet": dict(
-        epochs=30,
-        batch_size=128,
-        lr=0.01,
-        optimizer="sgd",
-        schedule="cosine",
-        warmup_epochs=1,
-        weight_decay=5e-4,
-    ),
-    "vgg": dict(
-        epochs=30,
-        batch_size=128,
-        lr=0.01,
-        optimizer="sgd",
-        schedule="cosine",
-        warmup_epochs=1,
-        weight_decay=5e-4,
-    ),
-    "resnet": dict(
-        epochs=30,
-        batch_size=128,
-        lr=0.1,
-        optimizer="sgd",
-        schedule="cosine",
-        warmup_epochs=1,
-        weight_decay=5e-4,
-    ),
+    "alexnet": _SGD_30 | dict(lr=0.01),
+    "vgg": _SGD_30 | dict(lr=0.01),
+    "resnet": _SGD_30 | dict(lr=0.1),
     # Any other net (a layer string, the user's file, torchvision:/timm:): lenet5_modern's recipe, which asks
     # nothing of the architecture (Muon for the hidden layers, SGD for the last one). Seed 004's net
     # 1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N on Fashion-MNIST: 91.64 ± 0.09% over seeds 0-2 in 6 epochs
