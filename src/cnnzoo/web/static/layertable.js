@@ -25,7 +25,7 @@ function renderSummary(s) {
 
   const rows = s.layers.map((l) => {
     const rf = l.receptive_field ? `${l.receptive_field.size} (${t("jump")} ${l.receptive_field.jump})` : "";
-    // Every figure is a focusable cell: click, Enter or Tab shows how it is computed (#18).
+    // Every figure is a focusable cell: click, Enter or Tab shows how it is computed.
     const figure = (field, text) => el("td", { text, "data-layer": l.name, "data-field": field, tabindex: 0,
       role: "button", "aria-label": `${l.name} ${field}: ${text}` });
     return el("tr", { class: QUIET.test(l.type) ? "quiet" : "", "data-layer": l.name },
