@@ -118,12 +118,6 @@ def test_alexnet_chain_needs_227_for_6x6():
         assert n == expected
 
 
-def test_old_home_of_the_arithmetic_still_imports():
-    from cnnzoo.analysis import arithmetic
-
-    assert arithmetic.conv_output_size is conv_output_size
-
-
 def test_models_do_not_import_the_analyzer():
     """shapes.py sits below the models: building a model must not pull in cnnzoo.analysis."""
     import subprocess

@@ -248,7 +248,7 @@ def test_fully_connected_unit_shows_its_weighted_sum(server, page):
 def test_disabled_buttons_look_disabled(server, page):
     url, _ = server
     page.goto(url + "/train")
-    page.wait_for_function("document.getElementById('model').options.length > 0")
+    page.wait_for_selector("#model option", state="attached")
     looks = page.evaluate("""() => {
         const stop = document.getElementById("stop");
         const twin = stop.cloneNode(true);
@@ -268,7 +268,7 @@ def test_model_dropdown_shows_the_whole_name(server, page):
     for width in (1024, 1360):
         page.set_viewport_size({"width": width, "height": 900})
         page.goto(url + "/train")
-        page.wait_for_function("document.getElementById('model').options.length > 0")
+        page.wait_for_selector("#model option", state="attached")
         cut = page.evaluate("""() => {
             const sel = document.getElementById("model");
             const ctx = document.createElement("canvas").getContext("2d");
