@@ -220,7 +220,9 @@ def _paper(rec: Recording) -> ConventionCount:
             items.append((c.row.rsplit(".", 1)[0], "convolution",
                           x.shape[0] * _n((x if transposed else y).shape[2:]) * w.numel()))  # fmt: skip
         elif name == "linear":
-            items.append((c.row.rsplit(".", 1)[0], "fully connected", _n(c.args[0].shape) * c.args[1].shape[0]))
+            items.append(
+                (c.row.rsplit(".", 1)[0], "fully connected", _n(c.args[0].shape) * c.args[1].shape[0])
+            )
     params = sum(p.numel() for p in rec.model.parameters())
     return ConventionCount("paper", sum(n for *_, n in items), params, items)
 
@@ -426,3 +428,52 @@ def count(model: nn.Module, inputs: list[torch.Tensor], convention: str) -> Conv
     if convention not in RULES:
         raise CnnzooError(f"unknown convention {convention!r}: one of {', '.join(CONVENTIONS)}")
     return RULES[convention](record(model, inputs))
+
+
+def for_summary(model_or_name, model_kwargs: dict, size: tuple, convention: str) -> ConventionCount:
+    """``count`` for what :func:`cnnzoo.summary` analysed: a registered name is built on the meta device."""
+    if isinstance(model_or_name, str):
+        from ..models.source import resolve_model
+
+        with torch.device("meta"):
+            model_or_name = resolve_model(model_or_name, **model_kwargs)
+    return count(model_or_name, [torch.empty((1, *size), device="meta")], convention)
+
+
+def describe(s, layer: str | None = None, lang: str = "en") -> str:
+    """What a summary's convention counts, by operation kind, and how far it is from cnnzoo's MACs."""
+    from .render import si_count
+
+    c: ConventionCount = s.convention_count
+    if layer is not None and not any(r.name == layer or r.name.startswith(layer + ".") for r in s.layers):
+        from .aliases import resolve_layer
+
+        layer = resolve_layer(s, layer)[0]  # the papers' names; an unknown one is refused there
+    items = (
+        c.items if layer is None else [i for i in c.items if i[0] == layer or i[0].startswith(layer + ".")]
+    )
+    ours = (
+        s.total["macs"]
+        if layer is None
+        else sum(r.macs for r in s.layers if r.name == layer or r.name.startswith(layer + "."))
+    )
+    total = sum(n for *_, n in items)
+    zh = lang == "zh"
+    head = f"{s.model}" + (f" {layer}" if layer else "")
+    lines = [
+        f"{head} · {c.convention}: {total:,} MACs ({si_count(total)})"
+        + (f", {c.params:,} {'参数' if zh else 'params'}" if layer is None else ""),
+        f"  {'计入' if zh else 'counts'}: {(COUNTS_ZH if zh else COUNTS)[c.convention]}",
+    ]
+    kinds: dict[str, int] = {}
+    for _, kind, n in items:
+        kinds[kind] = kinds.get(kind, 0) + n
+    width = max((len(k) for k in kinds), default=0)
+    lines += [f"    {k:<{width}}  {n:>16,}" for k, n in kinds.items() if n]
+    diff = total - ours
+    word = "与 cnnzoo 的 MAC 之差" if zh else "against cnnzoo's MACs"
+    lines.append(f"  {word} ({ours:,}): {diff:+,}")
+    if layer is None and c.params != s.total["params"]:
+        word = "与 cnnzoo 的参数之差" if zh else "against cnnzoo's params"
+        lines.append(f"  {word} ({s.total['params']:,}): {c.params - s.total['params']:+,}")
+    return "\n".join(lines)

@@ -136,6 +136,7 @@ def summary(
     input_size: tuple[int, int, int] | str | None = None,
     *,
     allow_uncounted: bool = False,
+    convention: str = "cnnzoo",
     **model_kwargs,
 ) -> Summary:
     """Analyse a model (or a registered name) for one input of ``input_size = (C, H, W)``.
@@ -145,14 +146,27 @@ def summary(
     :class:`~cnnzoo.analysis.dispatch.UncountedOperation` naming it, or with ``allow_uncounted`` its row is
     marked (``note``) and left out of the MACs and FLOPs. The rows add up to the totals.
 
+    ``convention`` ("paper", "torchinfo", "fvcore", "ptflops", "thop") adds that tool's MAC and parameter
+    totals (``Summary.convention``; :mod:`cnnzoo.analysis.conventions`); the rows stay cnnzoo's.
+
     >>> s = summary("lenet5")
     >>> s.total["trainable_params"], s.total["connections"]
     (60000, 340908)
     >>> [r.receptive_field.to_dict()["size"] for r in s.layers if r.name in ("c1", "s2", "c3", "s4", "c5")]
     [5, 6, 14, 16, 32]
     """
+    from .conventions import CONVENTIONS
+
+    if convention not in CONVENTIONS:
+        raise ShapeError(f"unknown convention {convention!r}: one of {', '.join(CONVENTIONS)}")
     with gc_paused():  # ~10k short-lived objects: a full collection must not land in the middle (tracer.py)
-        return _summary(model_or_name, input_size, model_kwargs, allow_uncounted)
+        s = _summary(model_or_name, input_size, model_kwargs, allow_uncounted)
+    if convention != "cnnzoo":
+        from .conventions import for_summary
+
+        s.convention_count = for_summary(model_or_name, model_kwargs, s.input, convention)
+        s.convention = s.convention_count.to_dict()
+    return s
 
 
 def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:

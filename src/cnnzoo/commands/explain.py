@@ -24,6 +24,11 @@ def add_arguments(p) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
     p.add_argument("--lang", choices=["en", "zh"], default="en", help="English or 中文")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument(
+        "--convention",
+        choices=["paper", "torchinfo", "fvcore", "ptflops", "thop"],
+        help="what that tool counts, by operation, and how far its MACs are from cnnzoo's (whole net or LAYER)",
+    )
 
 
 def run(args) -> int:
@@ -32,6 +37,15 @@ def run(args) -> int:
     from ..analysis.explain_text import to_markdown
     from ..analysis.summary import summary
 
+    if args.convention:
+        from ..analysis.conventions import describe
+
+        s = summary(args.model, args.input, convention=args.convention)
+        if args.format == "json":
+            print(json.dumps(s.convention, indent=2, ensure_ascii=False))
+        else:
+            print(describe(s, args.layer, args.lang))
+        return 0
     s = summary(args.model, args.input)
     explanations = s.explain(args.layer, args.field, lang=args.lang)
     if not isinstance(explanations, list):

@@ -41,6 +41,12 @@ def add_arguments(p) -> None:
         "stopping the analysis",
     )
     p.add_argument(
+        "--convention",
+        choices=["cnnzoo", "paper", "torchinfo", "fvcore", "ptflops", "thop"],
+        default="cnnzoo",
+        help="also give the MACs and parameters another tool reports (its rules, reproduced)",
+    )
+    p.add_argument(
         "--fully-convolutional",
         action="store_true",
         help="analyse the fully convolutional form (FC layers as convs): any input size gives a score map",
@@ -80,7 +86,7 @@ def run(args) -> int:
         with torch.device("meta"):
             model = to_fully_convolutional(resolve_model(model, num_classes=args.num_classes))
     kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
-    s = summary(model, args.input, allow_uncounted=args.allow_uncounted, **kwargs)
+    s = summary(model, args.input, allow_uncounted=args.allow_uncounted, convention=args.convention, **kwargs)
     if args.fully_convolutional:  # the title says which form; the model (and its card) keeps its name
         s = dataclasses.replace(s, model=f"{args.model} (fully convolutional)")
     memory = None

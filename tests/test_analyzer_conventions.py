@@ -1,0 +1,102 @@
+"""Each counting convention equals the installed tool's own totals (MACs and parameters), run here."""
+
+import contextlib
+import copy
+import io
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import cnnzoo
+
+
+class TutorialLeNet(nn.Module):
+    """The PyTorch tutorial's LeNet ("Neural Networks"): functional ReLU and max pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+NETS = {
+    "lenet": (TutorialLeNet, (1, 32, 32)),
+    "resnet50": (torchvision.models.resnet50, (3, 224, 224)),
+    "vgg16": (torchvision.models.vgg16, (3, 224, 224)),
+}
+
+
+def _tools(model: nn.Module, size) -> dict[str, tuple[int, int]]:
+    """(MACs, params) as each tool reports them, on a real CPU forward of the model in eval mode."""
+    import fvcore.nn
+    import ptflops
+    import thop
+    import torchinfo
+
+    x = torch.rand(1, *size)
+    info = torchinfo.summary(model, input_data=x, verbose=0)
+    fv = fvcore.nn.FlopCountAnalysis(model, x)
+    fv.unsupported_ops_warnings(False)
+    fv.uncalled_modules_warnings(False)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pf = ptflops.get_model_complexity_info(
+            copy.deepcopy(model), size, as_strings=False, print_per_layer_stat=False
+        )
+        th = thop.profile(copy.deepcopy(model), (x,), verbose=False)
+    return {
+        "torchinfo": (info.total_mult_adds, info.total_params),
+        "fvcore": (fv.total(), fvcore.nn.parameter_count(model)[""]),
+        "ptflops": (int(pf[0]), int(pf[1])),
+        "thop": (int(th[0]), int(th[1])),
+    }
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_each_convention_equals_the_tool(net):
+    build, size = NETS[net]
+    torch.manual_seed(0)
+    model = build().eval()
+    tools = _tools(model, size)
+    for name, (macs, params) in tools.items():
+        s = cnnzoo.summary(model, size, convention=name)
+        assert (s.convention["macs"], s.convention["params"]) == (macs, params), name
+        assert s.to_dict()["convention"]["name"] == name
+
+
+def test_paper_counts_convolutions_and_fully_connected_layers_only():
+    # torchvision's published ResNet-50 operation count is conv + FC multiply-adds: 4.089 G
+    meta = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["_ops"]
+    s = cnnzoo.summary(torchvision.models.resnet50(), (3, 224, 224), convention="paper")
+    assert round(s.convention["macs"] / 1e9, 3) == meta
+    assert set(s.convention["by_kind"]) == {"convolution", "fully connected"}
+
+
+def test_default_summary_has_no_convention_and_a_bad_one_is_refused():
+    s = cnnzoo.summary("lenet5")
+    assert s.to_dict()["convention"] is None
+    with pytest.raises(cnnzoo.errors.CnnzooError, match="unknown convention 'flops'"):
+        cnnzoo.summary("lenet5", convention="flops")
+
+
+def test_a_module_without_a_reproduced_rule_is_refused_by_name():
+    model = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4))
+    with pytest.raises(cnnzoo.errors.CnnzooError, match="thop's count for LSTM"):
+        from cnnzoo.analysis.conventions import count
+
+        count(model, [torch.empty(1, 3, 4)], "thop")
