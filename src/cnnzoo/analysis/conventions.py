@@ -391,7 +391,7 @@ def _thop_module(m, x, y, row) -> tuple[str, int] | None:
     if t in _AVGPOOL:
         return "average pool", _n(y.shape)
     if t in _ADAPTIVE_AVG:
-        kernel = math.prod(a / b for a, b in zip(x.shape[2:], y.shape[2:]))
+        kernel = math.prod(a / b for a, b in zip(x.shape[2:], y.shape[2:], strict=True))
         return "adaptive average pool", int((kernel + 1) * _n(y.shape))
     if t in (nn.Upsample, nn.UpsamplingBilinear2d, nn.UpsamplingNearest2d):
         return "upsampling", _n(y.shape) * _UPSAMPLE.get(m.mode, 0)
@@ -430,14 +430,34 @@ def count(model: nn.Module, inputs: list[torch.Tensor], convention: str) -> Conv
     return RULES[convention](record(model, inputs))
 
 
-def for_summary(model_or_name, model_kwargs: dict, size: tuple, convention: str) -> ConventionCount:
-    """``count`` for what :func:`cnnzoo.summary` analysed: a registered name is built on the meta device."""
+def _recording(model_or_name, model_kwargs: dict, size: tuple) -> Recording:
     if isinstance(model_or_name, str):
         from ..models.source import resolve_model
 
         with torch.device("meta"):
             model_or_name = resolve_model(model_or_name, **model_kwargs)
-    return count(model_or_name, [torch.empty((1, *size), device="meta")], convention)
+    return record(model_or_name, [torch.empty((1, *size), device="meta")])
+
+
+def for_summary(model_or_name, model_kwargs: dict, size: tuple, convention: str) -> ConventionCount:
+    """``count`` for what :func:`cnnzoo.summary` analysed: a registered name is built on the meta device."""
+    return RULES[convention](_recording(model_or_name, model_kwargs, size))
+
+
+def side_by_side(s, lang: str = "en") -> str:
+    """Every convention's MACs and parameters for a summary's model, one line each, with what it counts."""
+    from .render import si_count
+
+    rec = _recording(*s.source, s.input)
+    counts = [(name, s.total["macs"], s.total["params"]) for name in ("cnnzoo",)]
+    counts += [(name, c.macs, c.params) for name, c in ((n, rule(rec)) for n, rule in RULES.items())]
+    text = COUNTS_ZH if lang == "zh" else COUNTS
+    shape = "×".join(map(str, s.input))
+    head = "各约定计得的 MAC 与参数" if lang == "zh" else "MACs and parameters as each convention counts them"
+    lines = [f"{s.model}, input {shape}: {head}"]
+    for name, macs, params in counts:
+        lines.append(f"  {name:<9} {macs:>17,} ({si_count(macs):>7})  {params:>13,}  {text[name]}")
+    return "\n".join(lines)
 
 
 def describe(s, layer: str | None = None, lang: str = "en") -> str:

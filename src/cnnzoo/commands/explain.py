@@ -26,8 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     p.add_argument(
         "--convention",
-        choices=["paper", "torchinfo", "fvcore", "ptflops", "thop"],
-        help="what that tool counts, by operation, and how far its MACs are from cnnzoo's (whole net or LAYER)",
+        choices=["all", "paper", "torchinfo", "fvcore", "ptflops", "thop"],
+        help="what that tool counts, by operation, and how far its MACs are from cnnzoo's (whole net or "
+        "LAYER); all: every convention's totals side by side",
     )
 
 
@@ -37,6 +38,11 @@ def run(args) -> int:
     from ..analysis.explain_text import to_markdown
     from ..analysis.summary import summary
 
+    if args.convention == "all":
+        from ..analysis.conventions import side_by_side
+
+        print(side_by_side(summary(args.model, args.input), args.lang))
+        return 0
     if args.convention:
         from ..analysis.conventions import describe
 
