@@ -100,3 +100,31 @@ def test_a_module_without_a_reproduced_rule_is_refused_by_name():
         from cnnzoo.analysis.conventions import count
 
         count(model, [torch.empty(1, 3, 4)], "thop")
+
+
+def test_web_api_and_cli_give_the_tools_totals():
+    """/api/summary?convention= and `cnnzoo explain --convention` on the zoo's VGG-16 equal thop and fvcore."""
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from cnnzoo.card import ModelCard
+    from cnnzoo.models import create_model
+    from cnnzoo.web import create_app
+    from cnnzoo.web.session import Session
+
+    model = create_model("vgg16").eval()
+    tools = _tools(model, (3, 224, 224))
+    meta = {"model": "vgg16", "input_size": [3, 224, 224], "dataset": "imagenet", "classes": ["a"] * 1000,
+            "mean": [0.5] * 3, "std": [0.5] * 3}  # fmt: skip
+    client = TestClient(create_app(Session(model, ModelCard(**meta), "test")))
+    got = client.get("/api/summary/vgg16?input=3x224x224&convention=thop").json()["convention"]
+    assert (got["macs"], got["params"]) == tools["thop"]
+    bad = client.get("/api/summary/vgg16?convention=flops")
+    assert bad.status_code == 422 and "unknown convention 'flops'" in bad.text
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnzoo", "explain", "vgg16", "--convention", "fvcore"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"fvcore: {tools['fvcore'][0]:,} MACs" in out
