@@ -38,6 +38,12 @@ NETS = {
     "lenet": (TutorialLeNet, (1, 32, 32)),
     "resnet50": (torchvision.models.resnet50, (3, 224, 224)),
     "vgg16": (torchvision.models.vgg16, (3, 224, 224)),
+    # an auxiliary head not run in eval mode; Inception modules concatenating branches
+    "googlenet": (lambda: torchvision.models.googlenet(init_weights=False), (3, 224, 224)),
+    # squeeze-excitation (x * scale), SiLU, hardswish
+    "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small, (3, 224, 224)),
+    # the zoo's LeNet-5: sparse C3, subsampling and RBF layers none of the tools has a rule for
+    "lenet5": (lambda: cnnzoo.create_model("lenet5"), (1, 32, 32)),
 }
 
 

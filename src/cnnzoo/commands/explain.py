@@ -39,12 +39,12 @@ def run(args) -> int:
     from ..analysis.summary import summary
 
     if args.convention == "all":
-        from ..analysis.conventions import side_by_side
+        from ..analysis.conventions_text import side_by_side
 
         print(side_by_side(summary(args.model, args.input), args.lang))
         return 0
     if args.convention:
-        from ..analysis.conventions import describe
+        from ..analysis.conventions_text import describe
 
         s = summary(args.model, args.input, convention=args.convention)
         if args.format == "json":
