@@ -5,7 +5,7 @@
     GET  /build                    build a net as a layer string (cnnzoo.web.build_api)
     GET  /api/info                 which checkpoint is loaded, its classes and input size
     GET  /api/models               the registered models
-    GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
+    GET  /api/summary/{name}?input=CxHxW[&convention=fvcore]   the analyzer's table for one model and input size
     GET  /api/gallery, /api/gallery/{i}.png   a few test images per class of the checkpoint's dataset
     POST /api/predict              multipart, image in field ``file``: class probabilities
     POST /api/feature-maps         same input: probabilities plus every layer's feature maps
