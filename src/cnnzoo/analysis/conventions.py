@@ -408,15 +408,21 @@ def count(model: nn.Module, inputs: list[torch.Tensor], convention: str) -> Conv
     return RULES[convention](record(model, inputs))
 
 
-def recording(model_or_name, model_kwargs: dict, size: tuple) -> Recording:
+def recording(model_or_name, model_kwargs: dict, inputs: list) -> Recording:
+    """``record`` for a model or a registered name (built on the meta device) and ``[(dims, dtype), …]``."""
     if isinstance(model_or_name, str):
         from ..models.source import resolve_model
 
         with torch.device("meta"):
             model_or_name = resolve_model(model_or_name, **model_kwargs)
-    return record(model_or_name, [torch.empty((1, *size), device="meta")])
+    xs = [torch.empty((1, *dims), dtype=_dtype(t), device="meta") for dims, t in inputs]
+    return record(model_or_name, xs)
 
 
-def for_summary(model_or_name, model_kwargs: dict, size: tuple, convention: str) -> ConventionCount:
+def _dtype(t) -> torch.dtype:
+    return getattr(torch, t) if isinstance(t, str) else t or torch.float32
+
+
+def for_summary(model_or_name, model_kwargs: dict, inputs: list, convention: str) -> ConventionCount:
     """``count`` for what :func:`cnnzoo.summary` analysed: a registered name is built on the meta device."""
-    return RULES[convention](recording(model_or_name, model_kwargs, size))
+    return RULES[convention](recording(model_or_name, model_kwargs, inputs))

@@ -35,7 +35,7 @@ def side_by_side(s, lang: str = "en") -> str:
     """Every convention's MACs and parameters for a summary's model, one line each, with what it counts."""
     from .render import si_count
 
-    rec = recording(*s.source, s.input)
+    rec = recording(*s.source, s.inputs and list(zip(s.inputs, s.dtypes, strict=True)) or [(s.input, None)])
     counts = [(name, s.total["macs"], s.total["params"]) for name in ("cnnzoo",)]
     counts += [(name, c.macs, c.params) for name, c in ((n, rule(rec)) for n, rule in RULES.items())]
     text = COUNTS_ZH if lang == "zh" else COUNTS

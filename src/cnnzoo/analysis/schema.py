@@ -108,6 +108,8 @@ class Summary:
     notes: list[str] = field(default_factory=list)  # how the figures were obtained, when not as usual
     # another tool's totals (cnnzoo.analysis.conventions): {"name", "macs", "params", "by_kind"}; None: cnnzoo's
     convention: dict | None = None
+    inputs: list | None = None  # every input's dims, where several or not float32 (input: the first's)
+    dtypes: list | None = None  # their dtypes ("int64"), in the same order
     convention_count: object = field(default=None, repr=False, compare=False)  # its ConventionCount
 
     def to_dict(self) -> dict:
@@ -120,6 +122,8 @@ class Summary:
             "total": dict(self.total),
             "notes": list(self.notes),
             "convention": self.convention,
+            "inputs": self.inputs,
+            "dtypes": self.dtypes,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
