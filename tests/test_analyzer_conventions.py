@@ -42,6 +42,8 @@ NETS = {
     "googlenet": (lambda: torchvision.models.googlenet(init_weights=False), (3, 224, 224)),
     # squeeze-excitation (x * scale), SiLU, hardswish
     "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small, (3, 224, 224)),
+    # layer norm, attention written with x @ y, shifted windows (roll, pad)
+    "swin_t": (torchvision.models.swin_t, (3, 224, 224)),
     # the zoo's LeNet-5: sparse C3, subsampling and RBF layers none of the tools has a rule for
     "lenet5": (lambda: cnnzoo.create_model("lenet5"), (1, 32, 32)),
 }
@@ -134,3 +136,10 @@ def test_web_api_and_cli_give_the_tools_totals():
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert f"fvcore: {tools['fvcore'][0]:,} MACs" in out
+
+
+def test_attention_hidden_inside_one_function_is_refused_not_undercounted():
+    # nn.MultiheadAttention runs its projections inside F.multi_head_attention_forward, whose inner calls
+    # fvcore's trace sees and a function mode does not
+    with pytest.raises(cnnzoo.errors.CnnzooError, match="fvcore's count for multi_head_attention_forward"):
+        cnnzoo.summary(torchvision.models.vit_b_16(), (3, 224, 224), convention="fvcore")

@@ -10,8 +10,9 @@ counts but whose rule is not reproduced here is refused by name, never counted a
 - ``paper``: multiply-adds of convolutions and fully connected layers, nothing else (He et al. 2015).
 - ``torchinfo``: per leaf module, its ``weight``/``bias`` elements × output positions (a conv's bias too,
   a batch norm's 2·C); every parameter.
-- ``fvcore``: one "flop" per MAC of conv, linear, matmul, bmm, einsum; batch norm 2 per element (1 without
-  affine), adaptive average pooling 1 per input element, upsampling; nothing for activations, pooling, adds.
+- ``fvcore``: one "flop" per MAC of conv, linear, matmul, bmm; batch norm 2 per element (1 without affine),
+  layer/group norm 5 (4), instance norm 5 (4), adaptive average pooling 1 per input element, upsampling;
+  nothing for activations, pooling, adds.
 - ``ptflops``: conv MACs + one per output for a bias, batch norm 2 per input element, activations one per
   output and pooling one per input element, counted twice where a module calls a function ptflops also
   patches (``nn.ReLU`` calls ``F.relu``); ``torch.add``/``x.add``, ``torch.matmul``/``x.matmul``,
@@ -195,10 +196,16 @@ def _refuse(tool: str, what: str, where: str):
 _CONV_FUNCS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 
 
+# functions whose own convolutions and matrix products run inside them, out of the function mode's sight
+_HIDDEN = {"multi_head_attention_forward"}
+
+
 def _paper(rec: Recording) -> ConventionCount:
     items = []
     for c in rec.functions:
         name = getattr(c.target, "__name__", "")
+        if name in _HIDDEN:
+            _refuse("the paper convention", name, c.row.rsplit(".", 1)[0])
         if name in _CONV_FUNCS:
             x, w, y = c.args[0], c.args[1], c.out
             transposed = name.startswith("conv_transpose")
@@ -264,7 +271,11 @@ def _fvcore(rec: Recording) -> ConventionCount:
         elif name == "batch_norm":
             weight = a[3] if len(a) > 3 else c.kwargs.get("weight")
             items.append((where, "batch norm", _n(a[0].shape) * (2 if weight is not None else 1)))
-        elif name in ("group_norm", "layer_norm", "instance_norm", "einsum", "grid_sample"):
+        elif name in ("group_norm", "layer_norm", "instance_norm"):
+            i = 1 if name == "instance_norm" else 2  # the weight's place in the call
+            weight = a[i] if len(a) > i else c.kwargs.get("weight")
+            items.append((where, name.replace("_", " "), _n(a[0].shape) * (5 if weight is not None else 4)))
+        elif name in ("einsum", "grid_sample") or name in _HIDDEN:
             _refuse("fvcore", name, where)
         elif name == "adaptive_avg_pool2d":
             items.append((where, "adaptive average pool", _n(a[0].shape)))
