@@ -75,7 +75,12 @@ def _tools(model: nn.Module, size) -> dict[str, tuple[int, int]]:
     }
 
 
-@pytest.mark.parametrize("net", sorted(NETS))
+SLOW = {"resnet50", "vgg16", "googlenet", "swin_t"}  # a real forward through each tool: seconds each
+
+
+@pytest.mark.parametrize(
+    "net", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(NETS)]
+)
 def test_each_convention_equals_the_tool(net):
     build, size = NETS[net]
     torch.manual_seed(0)
@@ -110,6 +115,7 @@ def test_a_module_without_a_reproduced_rule_is_refused_by_name():
         count(model, [torch.empty(1, 3, 4)], "thop")
 
 
+@pytest.mark.slow
 def test_web_api_and_cli_give_the_tools_totals():
     """/api/summary?convention= and `cnnzoo explain --convention` on the zoo's VGG-16 equal thop and fvcore."""
     import subprocess
