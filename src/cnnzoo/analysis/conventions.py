@@ -127,7 +127,12 @@ class _Functions(TorchFunctionMode):
 
 def record(model: nn.Module, inputs: list[torch.Tensor]) -> Recording:
     """One meta forward of a copy of ``model`` (eval mode) with every module and function call recorded."""
-    work = copy.deepcopy(model).to("meta").eval()
+    # a meta twin of every tensor in the memo: the copy never holds the weights' data
+    memo: dict = {id(b): torch.empty_like(b, device="meta") for b in model.buffers()}
+    memo.update(
+        (id(p), nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)) for p in model.parameters()
+    )
+    work = copy.deepcopy(model, memo).to("meta").eval()
     stack: list[str] = []
     modules: list[_Call] = []
     functions: list[_Call] = []
