@@ -130,8 +130,14 @@ def test_web_api_and_cli_give_the_tools_totals():
 
     model = create_model("vgg16").eval()
     tools = _tools(model, (3, 224, 224))
-    meta = {"model": "vgg16", "input_size": [3, 224, 224], "dataset": "imagenet", "classes": ["a"] * 1000,
-            "mean": [0.5] * 3, "std": [0.5] * 3}  # fmt: skip
+    meta = {
+        "model": "vgg16",
+        "input_size": [3, 224, 224],
+        "dataset": "imagenet",
+        "classes": ["a"] * 1000,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+    }
     client = TestClient(create_app(Session(model, ModelCard(**meta), "test")))
     got = client.get("/api/summary/vgg16?input=3x224x224&convention=thop").json()["convention"]
     assert (got["macs"], got["params"]) == tools["thop"]
@@ -139,8 +145,10 @@ def test_web_api_and_cli_give_the_tools_totals():
     assert bad.status_code == 422 and "unknown convention 'flops'" in bad.text
     out = subprocess.run(
         [sys.executable, "-m", "cnnzoo", "explain", "vgg16", "--convention", "fvcore"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"fvcore: {tools['fvcore'][0]:,} MACs" in out
 
 

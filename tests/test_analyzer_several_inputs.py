@@ -81,13 +81,19 @@ def test_cli_several_inputs_and_a_dtype(tmp_path):
     run = [sys.executable, "-m", "cnnzoo", "summary"]
     out = subprocess.run(
         [*run, "nets.py:ImageAndTable", "--input", "3x32x32", "--input", "10", "--format", "json"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     info = torchinfo.summary(ImageAndTable(), input_size=[(1, 3, 32, 32), (1, 10)], verbose=0)
     assert f'"params": {info.total_params}' in out
     out = subprocess.run(
         [*run, "nets.py:Tokens", "--input", "12", "--dtype", "int64", "--convention", "torchinfo"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     info = torchinfo.summary(Tokens(), input_size=(1, 12), dtypes=[torch.long], verbose=0)
     assert f"as torchinfo counts: {info.total_mult_adds:,} MACs" in out
