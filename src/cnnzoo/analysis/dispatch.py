@@ -14,7 +14,7 @@ Costs of one operation (the conventions of :mod:`cnnzoo.analysis.rules`):
   FLOPs ``2 × MACs`` plus one per output element for a bias;
 - elementwise operations (ATen's ``pointwise`` tag): one FLOP per output element; normalisations two;
   reductions, softmax and pools one per input element;
-- views, copies, indexing, concatenation, padding and tensor creation: nothing;
+- views, copies, indexing (an embedding lookup too), concatenation, padding and tensor creation: nothing;
 - anything else: *uncounted*, named in :attr:`OpCounter.uncounted` (the analyzer refuses it or, when asked,
   marks its row), never a zero passed off as a count.
 """
@@ -48,7 +48,7 @@ _FREE_NAMES = {
     "detach", "clone", "copy_", "copy", "_to_copy", "to", "contiguous", "fill_", "fill", "zero_", "view",
     "_unsafe_view", "reshape", "expand", "expand_as", "permute", "transpose", "t", "squeeze", "unsqueeze",
     "flatten", "unflatten", "select", "slice", "narrow", "split", "split_with_sizes", "chunk",
-    "unbind", "index", "index_select", "gather", "cat", "stack", "constant_pad_nd", "pad", "roll",
+    "unbind", "index", "index_select", "embedding", "gather", "cat", "stack", "constant_pad_nd", "pad", "roll",
     "flip", "repeat", "as_strided", "_reshape_alias", "unfold", "diagonal", "tril", "triu",
     "masked_fill", "masked_fill_", "where", "index_put", "index_put_", "slice_scatter",
     "select_scatter", "_unsafe_index", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "native_dropout",

@@ -3,16 +3,21 @@
 Four numbers are ``N×C×H×W`` unless the model's first weighted layer is a 3-D convolution (then
 ``C×D×H×W``); five are ``N×C×D×H×W``. The analysis runs one sample (batch 1): every figure is per sample, and
 the batch is reported beside them.
+
+Several inputs (``[(3, 224, 224), (10,)]``, ``--input 3x224x224 --input 10``) are passed to ``forward`` in order,
+each as one sample of any number of dimensions; ``dtype`` (one, or one per input: ``"int64"`` for token
+indices) makes them other than float32.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..errors import ShapeError
 from ..shapes import parse_input_size
 
-__all__ = ["parse_input"]
+__all__ = ["parse_input", "parse_inputs", "several"]
 
 
 def _dims(spec) -> tuple[int, ...]:
@@ -50,3 +55,38 @@ def parse_input(spec, model: nn.Module | None = None) -> tuple[int, tuple[int, .
     if len(dims) == 5:
         return dims[0], dims[1:]
     raise ShapeError(f"input size {spec!r}: expected C×L, C×H×W, N×C×H×W or C×D×H×W")
+
+
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def _dtype(d) -> torch.dtype:
+    if isinstance(d, torch.dtype):
+        return d
+    name = str(d).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ShapeError(f"unknown dtype {d!r}: one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def several(spec) -> bool:
+    """Whether ``spec`` lists several input sizes (``[(3, 224, 224), (10,)]``, ``["3x224x224", "10"]``)."""
+    return isinstance(spec, list) and bool(spec) and all(isinstance(e, (tuple, list, str)) for e in spec)
+
+
+def parse_inputs(spec, dtype=None, model: nn.Module | None = None) -> tuple[int, tuple[int, ...], tuple]:
+    """(batch, the first input's dims, ``((dims, dtype), …)`` for every input) — the last empty for one
+    float32 input, the usual case; several inputs have a batch of one."""
+    dtypes = [_dtype(d) for d in (dtype if isinstance(dtype, (list, tuple)) else [dtype] if dtype else [])]
+    if not several(spec) and len(_dims(spec)) == 1:  # one sequence of L values (token indices)
+        spec = [spec]
+    if not several(spec):
+        batch, size = parse_input(spec, model)
+        if not dtypes or dtypes == [torch.float32]:
+            return batch, size, ()
+        return batch, size, ((size, dtypes[0]),)
+    sizes = [_dims(e) for e in spec]
+    if len(dtypes) > len(sizes):
+        raise ShapeError(f"{len(dtypes)} dtypes for {len(sizes)} inputs")
+    dtypes += [torch.float32] * (len(sizes) - len(dtypes))
+    return 1, sizes[0], tuple(zip(sizes, dtypes, strict=True))

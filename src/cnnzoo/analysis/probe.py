@@ -159,26 +159,35 @@ class Probe:
         self.tracer.attach(self.ops, self.param_sizes)
 
     def run(
-        self, input_size: tuple[int, ...], allow_uncounted: bool = False, device: str = "meta"
+        self,
+        input_size: tuple[int, ...],
+        allow_uncounted: bool = False,
+        device: str = "meta",
+        more: tuple = (),
     ) -> TraceResult:
         """One instrumented meta forward for an input of ``input_size`` (C, H, W). Raises :class:`Collapse`
-        or :class:`ShapeError` (naming the layer) for inputs the model cannot take."""
+        or :class:`ShapeError` (naming the layer) for inputs the model cannot take. ``more``: the model's
+        further inputs, ``(size, dtype)`` each, the first of them ``input_size``'s dtype (none: float)."""
         result = TraceResult(self)
         tracer = self.tracer
         tracer.start(result)
         self.ops.strict = not allow_uncounted
         self.ops.whole = tuple(input_size[1:3]) if len(input_size) >= 3 else (1, 1)
         with DisableTorchDispatch():
-            x = (
-                torch.empty((1, *input_size), device="meta")
-                if device == "meta"
-                else torch.rand((1, *input_size))
-            )
-        if len(input_size) == 3:  # receptive fields are for images (C×H×W)
-            tracer.set_rf(x, ReceptiveField())
+            if more:
+                xs = [_tensor(size, dtype, device) for size, dtype in more]
+            else:
+                x = (
+                    torch.empty((1, *input_size), device="meta")
+                    if device == "meta"
+                    else torch.rand((1, *input_size))
+                )
+                xs = [x]
+        if len(input_size) == 3 and xs[0].is_floating_point():  # receptive fields are for images (C×H×W)
+            tracer.set_rf(xs[0], ReceptiveField())
         try:
             with torch.no_grad(), tracer, self.ops:
-                self.model(x)
+                self.model(*xs)
         except (Collapse, ShapeError):
             raise
         except RuntimeError as e:
@@ -288,3 +297,13 @@ class Probe:
             m = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device="meta")
             memo[id(t)] = nn.Parameter(m, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else m
         return memo[id(t)]  # type: ignore[return-value]
+
+
+def _tensor(size: tuple[int, ...], dtype: torch.dtype, device: str) -> torch.Tensor:
+    """One input of a batch of one: empty on the meta device; on the CPU random (0 or 1 for integers,
+    a valid token index for any embedding)."""
+    if device == "meta":
+        return torch.empty((1, *size), dtype=dtype, device="meta")
+    if dtype.is_floating_point:
+        return torch.rand((1, *size), dtype=dtype)
+    return torch.randint(0, 2, (1, *size), dtype=dtype)

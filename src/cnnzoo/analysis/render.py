@@ -76,7 +76,15 @@ def _totals(s) -> str:
         + (f", {fixed:,} fixed" if fixed else "")
         + f"), {t['macs']:,} MACs ({si_count(t['macs'])}), {t['flops']:,} FLOPs ({si_count(t['flops'])}), "
         f"{t['connections']:,} connections, {t['activation_bytes'] / 2**20:.2f} MiB of activations per image"
+        + _convention(s)
     )
+
+
+def _convention(s) -> str:
+    c = s.convention
+    if not c:
+        return ""
+    return f"\nas {c['name']} counts: {c['macs']:,} MACs ({si_count(c['macs'])}), {c['params']:,} params"
 
 
 def _fitting(

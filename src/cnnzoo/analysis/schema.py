@@ -106,6 +106,11 @@ class Summary:
     # (model or registered name, model kwargs): what explain() walks, on request only; not in to_dict()
     source: tuple | None = field(default=None, repr=False, compare=False)
     notes: list[str] = field(default_factory=list)  # how the figures were obtained, when not as usual
+    # another tool's totals (cnnzoo.analysis.conventions): {"name", "macs", "params", "by_kind"}; None: cnnzoo's
+    convention: dict | None = None
+    inputs: list | None = None  # every input's dims, where several or not float32 (input: the first's)
+    dtypes: list | None = None  # their dtypes ("int64"), in the same order
+    convention_count: object = field(default=None, repr=False, compare=False)  # its ConventionCount
 
     def to_dict(self) -> dict:
         return {
@@ -116,6 +121,9 @@ class Summary:
             "blocks": [b.to_dict() for b in self.blocks],
             "total": dict(self.total),
             "notes": list(self.notes),
+            "convention": self.convention,
+            "inputs": self.inputs,
+            "dtypes": self.dtypes,
         }
 
     def to_json(self, indent: int | None = 2) -> str:

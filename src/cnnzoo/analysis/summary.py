@@ -27,7 +27,7 @@ from ..card import card_of
 from ..errors import ShapeError
 from ..models.source import check_model_arg, resolve_model
 from ..shapes import conv_output_size, parse_input_size, smallest_input
-from .inputs import parse_input
+from .inputs import parse_inputs
 from .probe import Probe
 from .recorder import Collapse, ForwardFailed, TraceResult, gc_paused
 from .schema import BlockInfo, LayerInfo, ReceptiveField, Summary
@@ -136,6 +136,8 @@ def summary(
     input_size: tuple[int, int, int] | str | None = None,
     *,
     allow_uncounted: bool = False,
+    convention: str = "cnnzoo",
+    dtype=None,
     **model_kwargs,
 ) -> Summary:
     """Analyse a model (or a registered name) for one input of ``input_size = (C, H, W)``.
@@ -145,14 +147,31 @@ def summary(
     :class:`~cnnzoo.analysis.dispatch.UncountedOperation` naming it, or with ``allow_uncounted`` its row is
     marked (``note``) and left out of the MACs and FLOPs. The rows add up to the totals.
 
+    Several inputs: ``input_size=[(3, 224, 224), (10,)]``; ``dtype`` one dtype or one per input
+    (``"int64"`` for token indices), :mod:`cnnzoo.analysis.inputs`.
+
+    ``convention`` ("paper", "torchinfo", "fvcore", "ptflops", "thop") adds that tool's MAC and parameter
+    totals (``Summary.convention``; :mod:`cnnzoo.analysis.conventions`); the rows stay cnnzoo's.
+
     >>> s = summary("lenet5")
     >>> s.total["trainable_params"], s.total["connections"]
     (60000, 340908)
     >>> [r.receptive_field.to_dict()["size"] for r in s.layers if r.name in ("c1", "s2", "c3", "s4", "c5")]
     [5, 6, 14, 16, 32]
     """
+    from .conventions import CONVENTIONS
+
+    if convention not in CONVENTIONS:
+        raise ShapeError(f"unknown convention {convention!r}: one of {', '.join(CONVENTIONS)}")
     with gc_paused():  # ~10k short-lived objects: a full collection must not land in the middle (tracer.py)
-        return _summary(model_or_name, input_size, model_kwargs, allow_uncounted)
+        s = _summary(model_or_name, input_size, model_kwargs, allow_uncounted, dtype)
+    if convention != "cnnzoo":
+        from .conventions import for_summary
+
+        inputs = list(zip(s.inputs, s.dtypes, strict=True)) if s.inputs else [(s.input, None)]
+        s.convention_count = for_summary(model_or_name, model_kwargs, inputs, convention)
+        s.convention = s.convention_count.to_dict()
+    return s
 
 
 def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:
@@ -172,19 +191,22 @@ def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:
 
 
 def _summary(
-    model_or_name: nn.Module | str, input_size, model_kwargs: dict, allow_uncounted: bool
+    model_or_name: nn.Module | str, input_size, model_kwargs: dict, allow_uncounted: bool, dtype=None
 ) -> Summary:
     probe, name, default = _prepare(model_or_name, model_kwargs)
     if input_size is None and default is None:
         raise ShapeError(f"no input size known for {name}: pass input_size=(C, H, W)")
-    batch, size = parse_input(
+    batch, size, more = parse_inputs(
         input_size if input_size is not None else default,
+        dtype,
         None if isinstance(model_or_name, str) else model_or_name,
     )
     notes = []
+    if len(more) > 1 or (more and more[0][1] != torch.float32):
+        notes.append("inputs: " + ", ".join(f"{_fmt(d)} {str(t).removeprefix('torch.')}" for d, t in more))
     try:
         try:
-            result = probe.run(size, allow_uncounted)
+            result = probe.run(size, allow_uncounted, more=more)
         except ForwardFailed:
             if isinstance(model_or_name, str):
                 raise
@@ -192,14 +214,14 @@ def _summary(
             # outside its layer. A full meta copy is then traced: its error, if any, is the one reported.
             probe = Probe(model_or_name, light=False)
             try:
-                result = probe.run(size, allow_uncounted)
+                result = probe.run(size, allow_uncounted, more=more)
             except ForwardFailed as e:
                 if not _data_dependent(e):
                     raise
                 # The forward reads values (``if x.mean() > 0``): a meta tensor has none. It runs for real,
                 # on a CPU copy and a small random input, counted the same way.
                 probe = Probe(copy.deepcopy(model_or_name).to("cpu"), copy=False)
-                result = probe.run(size, allow_uncounted, device="cpu")
+                result = probe.run(size, allow_uncounted, device="cpu", more=more)
                 notes.append(
                     f"the forward reads its data, so it ran for real on a random {_fmt(size)} CPU tensor "
                     "(counts are for that input's path through it)"
@@ -208,7 +230,7 @@ def _summary(
         hint = f"; {name} is built for {_fmt(default)}" if default and tuple(default) != size else ""
         raise ShapeError(f"{name}, input {_fmt(size)}: {e}{hint}") from None
     except Collapse as c:
-        smallest = _smallest_working(probe, size) if len(size) == 3 else None
+        smallest = _smallest_working(probe, size) if len(size) == 3 and not more else None
         hint = (
             f" The smallest input that works is {size[0]}×{smallest}×{smallest}."
             if smallest else " No square input tried (up to 16384) works."
@@ -244,6 +266,8 @@ def _summary(
         total,
         source=(model_or_name, model_kwargs),
         notes=notes,
+        inputs=[list(d) for d, _ in more] if more else None,
+        dtypes=[str(t).removeprefix("torch.") for _, t in more] if more else None,
     )
 
 

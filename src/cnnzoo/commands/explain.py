@@ -24,6 +24,12 @@ def add_arguments(p) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
     p.add_argument("--lang", choices=["en", "zh"], default="en", help="English or 中文")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument(
+        "--convention",
+        choices=["all", "paper", "torchinfo", "fvcore", "ptflops", "thop"],
+        help="what that tool counts, by operation, and how far its MACs are from cnnzoo's (whole net or "
+        "LAYER); all: every convention's totals side by side",
+    )
 
 
 def run(args) -> int:
@@ -32,6 +38,20 @@ def run(args) -> int:
     from ..analysis.explain_text import to_markdown
     from ..analysis.summary import summary
 
+    if args.convention == "all":
+        from ..analysis.conventions_text import side_by_side
+
+        print(side_by_side(summary(args.model, args.input), args.lang))
+        return 0
+    if args.convention:
+        from ..analysis.conventions_text import describe
+
+        s = summary(args.model, args.input, convention=args.convention)
+        if args.format == "json":
+            print(json.dumps(s.convention, indent=2, ensure_ascii=False))
+        else:
+            print(describe(s, args.layer, args.lang))
+        return 0
     s = summary(args.model, args.input)
     explanations = s.explain(args.layer, args.field, lang=args.lang)
     if not isinstance(explanations, list):

@@ -14,7 +14,30 @@ def add_arguments(p) -> None:
     from ._model import MODEL_HELP, add_model_args
 
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
+    p.add_argument(
+        "--input",
+        metavar="CxHxW",
+        action="append",
+        help="input size, e.g. 1x32x32 (default: the paper's); again for a model with several inputs "
+        "(--input 3x224x224 --input 10)",
+    )
+    p.add_argument(
+        "--dtype",
+        action="append",
+        choices=[
+            "float32",
+            "float64",
+            "float16",
+            "bfloat16",
+            "int64",
+            "int32",
+            "int16",
+            "int8",
+            "uint8",
+            "bool",
+        ],
+        help="the input's dtype (default float32; int64 for token indices); once per --input, in order",
+    )
     add_model_args(p)
     p.add_argument("--format", choices=["table", "json", "markdown", "csv"], default="table")
     p.add_argument("--num-classes", type=Rule(int, 1, 100_000).argtype("--num-classes"), default=None)
@@ -41,6 +64,12 @@ def add_arguments(p) -> None:
         "stopping the analysis",
     )
     p.add_argument(
+        "--convention",
+        choices=["cnnzoo", "paper", "torchinfo", "fvcore", "ptflops", "thop"],
+        default="cnnzoo",
+        help="also give the MACs and parameters another tool reports (its rules, reproduced)",
+    )
+    p.add_argument(
         "--fully-convolutional",
         action="store_true",
         help="analyse the fully convolutional form (FC layers as convs): any input size gives a score map",
@@ -56,11 +85,17 @@ def run(args) -> int:
     from ._model import model_args
 
     model = args.model
+    inputs = args.input or []
+    args.input = inputs[0] if len(inputs) == 1 else inputs or None  # several: a list, passed on whole
     source = check_model_arg(args.model)
     if source.kind in ("file", "torchvision", "timm"):  # the user's code: built once, for its input size too
+        from ..errors import ShapeError
         from ..shapes import parse_input_size
 
-        size = parse_input_size(args.input) if args.input else None
+        try:  # C×H×W builds the model for it; any other input (C×L, a sequence, several) is summary's to read
+            size = parse_input_size(args.input) if isinstance(args.input, str) else None
+        except ShapeError:
+            size = None
         kw = {"input_size": size} if size else {}
         model = resolve_model(args.model, args.num_classes, model_args=model_args(args), **kw)
     if args.weights:  # loaded and checked like everywhere else; the input size is the weights' crop
@@ -80,7 +115,14 @@ def run(args) -> int:
         with torch.device("meta"):
             model = to_fully_convolutional(resolve_model(model, num_classes=args.num_classes))
     kwargs = {"num_classes": args.num_classes} if args.num_classes and isinstance(model, str) else {}
-    s = summary(model, args.input, allow_uncounted=args.allow_uncounted, **kwargs)
+    s = summary(
+        model,
+        args.input,
+        allow_uncounted=args.allow_uncounted,
+        convention=args.convention,
+        dtype=args.dtype,
+        **kwargs,
+    )
     if args.fully_convolutional:  # the title says which form; the model (and its card) keeps its name
         s = dataclasses.replace(s, model=f"{args.model} (fully convolutional)")
     memory = None

@@ -5,7 +5,7 @@
                                    the same way (build_api, explain_api, neuron_api, training)
     GET  /api/info                 which checkpoint is loaded, its classes and input size
     GET  /api/models               the registered models
-    GET  /api/summary/{name}?input=CxHxW   the analyzer's table for one model and input size
+    GET  /api/summary/{name}?input=CxHxW[&convention=fvcore]   the analyzer's table for one model and input size
     GET  /api/gallery, /api/gallery/{i}.png   a few test images per class of the checkpoint's dataset
     POST /api/predict              multipart, image in field ``file``: class probabilities
     POST /api/feature-maps         same input: probabilities plus every layer's feature maps
@@ -96,7 +96,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=64)
-def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
+def model_summary(name: str, input_size: tuple[int, int, int], convention: str = "cnnzoo") -> dict:
     """The analyzer's dict for one model and size (cached: the explorer asks for the same ones often)."""
     from ..analysis.summary import summary
     from ..models.source import check_model_arg
@@ -104,7 +104,7 @@ def model_summary(name: str, input_size: tuple[int, int, int]) -> dict:
     check_model_arg(
         name, allow_code=False
     )  # a zoo name ("did you mean") or a layer string (a caret); no code
-    return summary(name, input_size=input_size).to_dict()
+    return summary(name, input_size=input_size, convention=convention).to_dict()
 
 
 def _add_offline_docs(app: FastAPI) -> None:
@@ -186,13 +186,17 @@ def create_app(
         return {"models": rows}
 
     @app.get("/api/summary/{name}", summary="The analyzer's per-layer table")
-    def summary(name: str, input: str | None = Query(None, description="CxHxW, e.g. 3x224x224")) -> dict:
+    def summary(
+        name: str,
+        input: str | None = Query(None, description="CxHxW, e.g. 3x224x224"),
+        convention: str = Query("cnnzoo", description="cnnzoo, paper, torchinfo, fvcore, ptflops or thop"),
+    ) -> dict:
         from ..models.source import default_input_size, is_layer_string
 
         if len(name) > SHOWN_CHARS and not is_layer_string(name):
             raise ApiError(404, f"unknown model {shown(name)}: see /api/models")
         size = parse_input_size(input) if input else default_input_size(name)
-        return model_summary(name, size)
+        return model_summary(name, size, convention)
 
     @app.get("/api/compare", summary="Networks side by side (zoo names and layer strings)")
     def compare_models(
