@@ -4,5 +4,13 @@ from ..shapes import conv_output_size, min_input_size, pool_output_size
 from .summary import Summary, summary, trace
 from .train_memory import estimate_train_memory, train_memory
 
-__all__ = ["conv_output_size", "pool_output_size", "min_input_size", "summary", "trace", "Summary",
-           "estimate_train_memory", "train_memory"]  # fmt: skip
+__all__ = [
+    "conv_output_size",
+    "pool_output_size",
+    "min_input_size",
+    "summary",
+    "trace",
+    "Summary",
+    "estimate_train_memory",
+    "train_memory",
+]

@@ -178,6 +178,7 @@ def _leaf(m: nn.Module) -> bool:
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONVT = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# a set of types, filled line by line (not one per line)
 _MAXPOOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
             nn.AdaptiveMaxPool3d)  # fmt: skip
 _AVGPOOL = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
@@ -214,6 +215,7 @@ def _paper(rec: Recording) -> ConventionCount:
         if name in _CONV_FUNCS:
             x, w, y = c.args[0], c.args[1], c.out
             transposed = name.startswith("conv_transpose")
+            # (row, kind, MACs): kept on two lines
             items.append((c.row.rsplit(".", 1)[0], "convolution",
                           x.shape[0] * _n((x if transposed else y).shape[2:]) * w.numel()))  # fmt: skip
         elif name == "linear":
@@ -297,6 +299,7 @@ def _fvcore(rec: Recording) -> ConventionCount:
 _PT_ACT = (nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6, nn.GELU)
 _PT_POOL = _MAXPOOL + _AVGPOOL + _ADAPTIVE_AVG
 _PT_NORM = _BN + (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm)
+# a set of functions, filled line by line (not one per line)
 _PT_FUNCS = {F.relu, F.prelu, F.elu, F.relu6, F.gelu, F.silu, F.softmax, F.avg_pool1d, F.avg_pool2d,
              F.avg_pool3d, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_avg_pool1d,
              F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.adaptive_max_pool1d, F.adaptive_max_pool2d,

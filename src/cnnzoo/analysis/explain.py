@@ -49,8 +49,15 @@ class Explanation:
     lang: str = "en"
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "field": self.field, "value": self.value, "note": self.note,
-                "source": self.source, "lang": self.lang, "lines": [ln.to_dict() for ln in self.lines]}  # fmt: skip
+        return {
+            "layer": self.layer,
+            "field": self.field,
+            "value": self.value,
+            "note": self.note,
+            "source": self.source,
+            "lang": self.lang,
+            "lines": [ln.to_dict() for ln in self.lines],
+        }
 
     def one_line(self) -> str:
         return one_line(self)
@@ -203,8 +210,14 @@ def _rf_explanation(summary, walk: _Walk, index: int, lang: str) -> Built:
                     line(msg("rf_jump", lang, layer=r.name), "j = j_prev·s", f"{j}·{s}", after.jump[dim])
                 )
             terms.append(f"{grow}·{j}")
-        lines.append(line(msg("rf_unrolled", lang), "r = 1 + Σ (k − 1)·j", " + ".join(terms),
-                          row.receptive_field.size[dim]))  # fmt: skip
+        lines.append(
+            line(
+                msg("rf_unrolled", lang),
+                "r = 1 + Σ (k − 1)·j",
+                " + ".join(terms),
+                row.receptive_field.size[dim],
+            )
+        )
     note = msg("note_rf_input", lang) if not path else ""
     return Built(tuple(lines), note, msg("src_rf", lang))
 
@@ -221,8 +234,15 @@ def _block_explanation(summary, walk: _Walk, block, field: str, lang: str) -> Ex
     )
     if field in ("output_shape", "receptive_field"):
         inner = explain(summary, block.layers[1], field, lang)
-        return Explanation(block.name, field, inner.value, inner.lines, f"{note}; {inner.note}".strip("; "),
-                           inner.source, lang)  # fmt: skip
+        return Explanation(
+            block.name,
+            field,
+            inner.value,
+            inner.lines,
+            f"{note}; {inner.note}".strip("; "),
+            inner.source,
+            lang,
+        )
     value = getattr(block, field) if field != "activation_bytes" else sum(r.activation_bytes for r in members)
     terms = [number(getattr(r, field)) for r in members if getattr(r, field)]
     lines = [line(msg("sum_of_layers", lang), "Σ", " + ".join(terms) or "0", value)]
@@ -299,8 +319,15 @@ def _residual_note(summary, index: int, lang: str) -> str:
     depth = sum(r.type in ("Conv2d", "Linear") for r in main) or 2
     source = names[first - 1] if first else msg("the_input", lang)
     via = msg("residual_via", lang, rows=", ".join(shortcut)) if shortcut else ""
-    return msg("note_residual", lang, shape="×".join(map(str, rows[index].output_shape)), a=source, via=via,
-               z=main[-1].name, k=depth)  # fmt: skip
+    return msg(
+        "note_residual",
+        lang,
+        shape="×".join(map(str, rows[index].output_shape)),
+        a=source,
+        via=via,
+        z=main[-1].name,
+        k=depth,
+    )
 
 
 def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:

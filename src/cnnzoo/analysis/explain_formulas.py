@@ -89,8 +89,9 @@ def kernel_word(module, lang: str) -> str:
     return msg("pool_kernel" if pooling else "conv_kernel", lang)
 
 
-def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out: int, lang: str,
-                 kernel_word: str) -> Line:  # fmt: skip
+def _window_line(
+    label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out: int, lang: str, kernel_word: str
+) -> Line:
     """One dimension through a window, in PyTorch's rule: ⌊(n − k' + 2p)/s⌋ + 1, k' = d·(k − 1) + 1."""
     total = p if isinstance(p, str) else 2 * p  # 'same' padding arrives as its total (a str)
     pad_sym, pad_val = ("p_total", str(total)) if isinstance(p, str) else ("2p", f"2·{p}")
@@ -108,8 +109,16 @@ def _window_line(label: str, n: int, k: int, s: int, p, d: int, ceil: bool, out:
         expr += f" = ({number(n)} − {k})/{s} + 1"  # exact: the floor changes nothing
     if span % s:  # the floor (ceiling) step: ⌊22/3⌋ + 1 = ⌊7.33⌋ + 1
         expr += f" = {lo}{number(span)}/{s}{hi}{tail} = {lo}{_two_decimals(span, s, ceil)}{hi}{tail}"
-    values = msg("window_values", lang, dim=label, n=n, k=k, s=s, p=p if not isinstance(p, str) else f"{p}/2",
-                 kernel=kernel_word)  # fmt: skip
+    values = msg(
+        "window_values",
+        lang,
+        dim=label,
+        n=n,
+        k=k,
+        s=s,
+        p=p if not isinstance(p, str) else f"{p}/2",
+        kernel=kernel_word,
+    )
     if d != 1:
         values += msg("dilation_values", lang, d=d)
     return line(values, formula, expr, out)
@@ -183,12 +192,18 @@ def params_lines(module, row_params: int, lang: str) -> Built:
         return Built((line(msg("bias_terms", lang), formula, expr, row_params),), "", src)
     if isinstance(module, SparseConv2d):
         formula = "Σ_m n_m·(m·k·k+1)"
-        return Built((line(msg("table1", lang), formula, table1_terms(module), row_params),), "",
-                     msg("src_table1", lang))  # fmt: skip
+        return Built(
+            (line(msg("table1", lang), formula, table1_terms(module), row_params),),
+            "",
+            msg("src_table1", lang),
+        )
     if isinstance(module, nn.Linear):
         formula = f"(in{b})·out" if bias else "in·out"
-        expr = f"({number(module.in_features)}{b})·{number(module.out_features)}" if bias else _dot(
-            module.in_features, module.out_features)  # fmt: skip
+        expr = (
+            f"({number(module.in_features)}{b})·{number(module.out_features)}"
+            if bias
+            else _dot(module.in_features, module.out_features)
+        )
         return Built((line(msg("bias_terms", lang), formula, expr, row_params),), "", src)
     if isinstance(module, (Subsampling, nn.BatchNorm2d, nn.BatchNorm1d)):
         c = module.channels if isinstance(module, Subsampling) else module.num_features
@@ -236,10 +251,12 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
         macs = f"{kh}·{kw}·{c_in}·{out_val}"
         f = {
             "macs": (f"k·k·{sym_in}·{out_sym}", macs),
-            "flops": (f"2·k·k·{sym_in}·{out_sym}" + (f" + {out_sym}" if bias else ""),
-                      f"2·{macs}" + (f" + {out_val}" if bias else "")),
+            "flops": (
+                f"2·k·k·{sym_in}·{out_sym}" + (f" + {out_sym}" if bias else ""),
+                f"2·{macs}" + (f" + {out_val}" if bias else ""),
+            ),
             "connections": (f"(k·k·{sym_in} + {bias})·{out_sym}", f"({kh}·{kw}·{c_in} + {bias})·{out_val}"),
-        }[field]  # fmt: skip
+        }[field]
     elif isinstance(module, SparseConv2d):
         k2 = module.kernel_size**2
         hw = _dot(*out_shape[1:])
@@ -256,10 +273,12 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
         i, o = number(module.in_features), number(module.out_features)
         f = {
             "macs": (f"in·out{r_sym}", f"{i}·{o}{r_val}"),
-            "flops": (f"2·in·out{r_sym}" + (f" + out{r_sym}" if bias else ""),
-                      f"2·{i}·{o}{r_val}" + (f" + {o}{r_val}" if bias else "")),
+            "flops": (
+                f"2·in·out{r_sym}" + (f" + out{r_sym}" if bias else ""),
+                f"2·{i}·{o}{r_val}" + (f" + {o}{r_val}" if bias else ""),
+            ),
             "connections": (f"(in + {bias})·out{r_sym}", f"({i} + {bias})·{o}{r_val}"),
-        }[field]  # fmt: skip
+        }[field]
     elif isinstance(module, Subsampling):
         f = {
             "macs": (out_sym, out_val),
@@ -268,23 +287,30 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
         }[field]
     elif isinstance(module, RBFOutput):
         i, o = number(module.in_features), number(module.out_features)
-        f = {"macs": ("in·out", f"{i}·{o}"), "flops": ("3·in·out", f"3·{i}·{o}"),
-             "connections": ("in·out", f"{i}·{o}")}[field]  # fmt: skip
+        f = {
+            "macs": ("in·out", f"{i}·{o}"),
+            "flops": ("3·in·out", f"3·{i}·{o}"),
+            "connections": ("in·out", f"{i}·{o}"),
+        }[field]
     elif isinstance(module, POOLS):
         kh, kw = pair(module.kernel_size)
         cmp = isinstance(module, nn.MaxPool2d)
         f = {
-            "flops": (f"(k·k − 1)·{out_sym}" if cmp else f"k·k·{out_sym}",
-                      f"({kh}·{kw} − 1)·{out_val}" if cmp else f"{kh}·{kw}·{out_val}"),
+            "flops": (
+                f"(k·k − 1)·{out_sym}" if cmp else f"k·k·{out_sym}",
+                f"({kh}·{kw} − 1)·{out_val}" if cmp else f"{kh}·{kw}·{out_val}",
+            ),
             "connections": (f"k·k·{out_sym}", f"{kh}·{kw}·{out_val}"),
-        }.get(field)  # fmt: skip
+        }.get(field)
     elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         avg = isinstance(module, nn.AdaptiveAvgPool2d)
         f = {
-            "flops": (f"C·H_in·W_in + {out_sym}" if avg else "C·H_in·W_in",
-                      f"{in_val} + {out_val}" if avg else in_val),
+            "flops": (
+                f"C·H_in·W_in + {out_sym}" if avg else "C·H_in·W_in",
+                f"{in_val} + {out_val}" if avg else in_val,
+            ),
             "connections": ("C·H_in·W_in", in_val),
-        }.get(field)  # fmt: skip
+        }.get(field)
     elif field == "flops":
         per = cost_rule(module).flops
         if isinstance(module, nn.LocalResponseNorm):

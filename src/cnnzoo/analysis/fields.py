@@ -22,8 +22,13 @@ __all__ = ["field_through"]
 _CONV = {"convolution", "_convolution"}
 _POOLS = {"max_pool2d_with_indices", "max_pool2d", "avg_pool2d"}
 _ADAPTIVE = {"adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_max_pool2d"}
-_UPSAMPLE_TAPS = {"upsample_nearest2d": 1, "_upsample_nearest_exact2d": 1, "upsample_bilinear2d": 2,
-                  "_upsample_bilinear2d_aa": 2, "upsample_bicubic2d": 4}  # fmt: skip
+_UPSAMPLE_TAPS = {
+    "upsample_nearest2d": 1,
+    "_upsample_nearest_exact2d": 1,
+    "upsample_bilinear2d": 2,
+    "_upsample_bilinear2d_aa": 2,
+    "upsample_bicubic2d": 4,
+}
 
 
 def pair(v) -> tuple[int, int]:

@@ -34,6 +34,7 @@ _no_dispatch = DisableTorchDispatch
 _Tensor = torch.Tensor
 _prod = math.prod
 
+# the public names, as a compact list
 __all__ = ["Collapse", "ForwardFailed", "Recorder", "TraceResult", "TRACE", "leaf_call", "container_call",
            "per_position_call", "gc_paused"]  # fmt: skip
 
@@ -223,6 +224,7 @@ class Recorder(TorchFunctionMode):
             short = op.strip("_")
             parent = self.stack[-1] if self.stack else ""
             name = self.count(f"{parent}.{short}" if parent else short)
+            # one row in LayerInfo's field order (the hot path: positional, a few lines, not one per field)
             self.rows.append(
                 LayerInfo(name, short, "", list(out.shape[1:]), params, trainable, macs, flops, connections,
                           rf, _prod(out.shape[1:]) * out.element_size(), note,
@@ -291,6 +293,7 @@ def leaf_call(self: nn.Module, *args, **kwargs):
         tr.set_rf(out, rf)
         params, trainable = tr.new_params(own) if own else (0, 0)
         c_macs, c_flops, c_conn, c_flops_in, c_conn_in, per = spec.coefficients
+        # one row in LayerInfo's field order (the hot path: positional, a few lines, not one per field)
         tr.rows.append(
             LayerInfo(tr.count(name), spec.type, spec.kernel, out_shape, params, trainable, out_n * c_macs // per,
                       (out_n * c_flops + in_n * c_flops_in) // per, (out_n * c_conn + in_n * c_conn_in) // per,
@@ -371,6 +374,7 @@ def _general_call(self: nn.Module, args, kwargs, x: torch.Tensor | None):
         connections, counted_by = macs, "dispatcher"
         params, trainable = params + more, trainable + more_trainable
     kernel = spec.kernel if not spec.adaptive else (window.describe() if window else "")
+    # one row in LayerInfo's field order (positional, a few lines, not one per field)
     tr.rows.append(
         LayerInfo(tr.count(name), spec.type, kernel, list(out_shape[1:]), params, trainable, macs, flops,
                   connections, rf, out_n * out.element_size(), note, counted_by)

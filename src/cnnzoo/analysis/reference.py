@@ -37,8 +37,17 @@ def reference_rows(model: nn.Module, input_size: tuple[int, int, int]) -> list[t
         out_n = math.prod(out.shape[1:])
         in_n = math.prod(x.shape[1:]) if x is not None else out_n
         macs, flops, connections = cost_rule(module)(in_n, out_n)
-        rows.append((name if n == 1 else f"{name}#{n}", type(module).__name__, list(out.shape[1:]),
-                     sum(p.numel() for p in new), macs, flops, connections))  # fmt: skip
+        rows.append(
+            (
+                name if n == 1 else f"{name}#{n}",
+                type(module).__name__,
+                list(out.shape[1:]),
+                sum(p.numel() for p in new),
+                macs,
+                flops,
+                connections,
+            )
+        )
 
     leaves = [(n or type(m).__name__, m) for n, m in work.named_modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(partial(record, name=n)) for n, m in leaves]

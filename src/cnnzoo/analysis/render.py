@@ -64,8 +64,17 @@ def _cells(row) -> list[str]:
     params = _num(row.params)
     if row.params and row.trainable_params != row.params:
         params += f" ({row.params - row.trainable_params:,} fixed)"
-    return [row.name + (" *" if row.note else ""), row.type, row.kernel, _shape(row.output_shape), params, _num(row.macs), _num(row.flops),
-            _num(row.connections), _rf(row.receptive_field)]  # fmt: skip
+    return [
+        row.name + (" *" if row.note else ""),
+        row.type,
+        row.kernel,
+        _shape(row.output_shape),
+        params,
+        _num(row.macs),
+        _num(row.flops),
+        _num(row.connections),
+        _rf(row.receptive_field),
+    ]
 
 
 def _totals(s) -> str:
@@ -124,14 +133,29 @@ def rich_table(s, width: int | None = None) -> Group:
     table, dropped = _table(f"{s.model} — input {_shape(s.input)}", COLUMNS, rows, width)
     parts = [table, Text(_totals(s), style="bold"), *(Text(n, style="dim") for n in footnotes(s))]
     if s.blocks:
-        block_rows = [[b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", _shape(b.output_shape), _num(b.params),
-                       _num(b.macs), _rf(b.receptive_field)] for b in s.blocks]  # fmt: skip
+        block_rows = [
+            [
+                b.name,
+                b.type,
+                f"{b.layers[0]} … {b.layers[1]}",
+                _shape(b.output_shape),
+                _num(b.params),
+                _num(b.macs),
+                _rf(b.receptive_field),
+            ]
+            for b in s.blocks
+        ]
         blocks, dropped_b = _table("blocks", BLOCK_COLUMNS, block_rows, width)
         dropped += [c for c in dropped_b if c not in dropped]
         parts.append(blocks)
     if dropped:
-        parts.append(Text(f"({', '.join(dropped)} left out to fit {width} columns: a wider terminal, or "
-                          "--format markdown/csv/json, shows every column)", style="dim"))  # fmt: skip
+        parts.append(
+            Text(
+                f"({', '.join(dropped)} left out to fit {width} columns: a wider terminal, or "
+                "--format markdown/csv/json, shows every column)",
+                style="dim",
+            )
+        )
     parts.append(Text(s.conventions, style="dim"))
     return Group(*parts)
 
@@ -175,8 +199,12 @@ def to_html(s) -> str:
 
 
 def to_markdown(s) -> str:
-    lines = [f"**{s.model}**, input {_shape(s.input)}", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]  # fmt: skip
+    lines = [
+        f"**{s.model}**, input {_shape(s.input)}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     lines += ["| " + " | ".join(c or " " for c in _cells(row)) + " |" for row in s.layers]
     lines += ["", _totals(s), *footnotes(s), "", f"_{s.conventions}_"]
     return "\n".join(lines) + "\n"
@@ -184,12 +212,40 @@ def to_markdown(s) -> str:
 
 def to_csv(s) -> str:
     buf = io.StringIO()
-    fields = ["name", "type", "kernel", "output_shape", "params", "trainable_params", "macs", "flops", "connections",
-              "rf_size", "rf_jump", "rf_start", "activation_bytes"]  # fmt: skip
+    fields = [
+        "name",
+        "type",
+        "kernel",
+        "output_shape",
+        "params",
+        "trainable_params",
+        "macs",
+        "flops",
+        "connections",
+        "rf_size",
+        "rf_jump",
+        "rf_start",
+        "activation_bytes",
+    ]
     w = csv.writer(buf)
     w.writerow(fields)
     for r in s.layers:
         rf = r.receptive_field.to_dict() if r.receptive_field else {"size": "", "jump": "", "start": ""}
-        w.writerow([r.name, r.type, r.kernel, "x".join(map(str, r.output_shape)), r.params, r.trainable_params,
-                    r.macs, r.flops, r.connections, rf["size"], rf["jump"], rf["start"], r.activation_bytes])  # fmt: skip
+        w.writerow(
+            [
+                r.name,
+                r.type,
+                r.kernel,
+                "x".join(map(str, r.output_shape)),
+                r.params,
+                r.trainable_params,
+                r.macs,
+                r.flops,
+                r.connections,
+                rf["size"],
+                rf["jump"],
+                rf["start"],
+                r.activation_bytes,
+            ]
+        )
     return buf.getvalue()

@@ -62,8 +62,19 @@ class Window:
         return txt
 
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardtanh,
-               nn.Softmax, nn.LogSoftmax)  # fmt: skip
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardtanh,
+    nn.Softmax,
+    nn.LogSoftmax,
+)
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -167,9 +178,27 @@ def cost_rule(module: nn.Module) -> CostRule:
     return CostRule()  # Dropout, Identity, Flatten, unknown parameter-free layers: no arithmetic
 
 
-_RULED = (nn.Conv2d, SparseConv2d, nn.Linear, Subsampling, RBFOutput, *POOLS, nn.AdaptiveAvgPool2d,
-          nn.AdaptiveMaxPool2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
-          ScaledTanh, *ACTIVATIONS, nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten)  # fmt: skip
+_RULED = (
+    nn.Conv2d,
+    SparseConv2d,
+    nn.Linear,
+    Subsampling,
+    RBFOutput,
+    *POOLS,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.BatchNorm2d,
+    nn.BatchNorm1d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.LocalResponseNorm,
+    ScaledTanh,
+    *ACTIVATIONS,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.Flatten,
+)
 
 
 def has_cost_rule(module: nn.Module) -> bool:
@@ -178,11 +207,40 @@ def has_cost_rule(module: nn.Module) -> bool:
 
 
 ELEMENTWISE_OPS = {
-    "add", "add_", "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__isub__", "__rsub__",
-    "mul", "mul_", "__mul__", "__imul__", "__rmul__", "div", "div_", "__truediv__", "__itruediv__",
-    "relu", "relu_", "tanh", "sigmoid", "gelu", "silu", "leaky_relu", "hardtanh", "elu", "clamp", "neg", "exp",
-    "softmax", "log_softmax",
-}  # fmt: skip
+    "add",
+    "add_",
+    "__add__",
+    "__iadd__",
+    "__radd__",
+    "sub",
+    "sub_",
+    "__sub__",
+    "__isub__",
+    "__rsub__",
+    "mul",
+    "mul_",
+    "__mul__",
+    "__imul__",
+    "__rmul__",
+    "div",
+    "div_",
+    "__truediv__",
+    "__itruediv__",
+    "relu",
+    "relu_",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "silu",
+    "leaky_relu",
+    "hardtanh",
+    "elu",
+    "clamp",
+    "neg",
+    "exp",
+    "softmax",
+    "log_softmax",
+}
 
 
 def functional_cost(op: str, out_shape: tuple[int, ...]) -> Cost:

@@ -22,10 +22,28 @@ _INPLACE_BINARY = {"add_", "__iadd__", "sub_", "__isub__", "mul_", "__imul__"}
 _BINARY = {"add", "__add__", "__radd__", "sub", "__sub__", "mul", "__mul__", "__rmul__"}
 _BINARY_OPS = _INPLACE_BINARY | _BINARY
 # Functions whose output has their first argument's shape: FLOPs per element (the rules' conventions)
-SHAPE_KEEPING_FUNCS = {"batch_norm": 2, "layer_norm": 2, "group_norm": 2, "instance_norm": 2, "relu": 1,
-                        "relu_": 1, "relu6": 1, "hardswish": 1, "hardsigmoid": 1, "sigmoid": 1, "sigmoid_": 1,
-                        "tanh": 1, "gelu": 1, "silu": 1, "mish": 1, "leaky_relu": 1, "elu": 1, "dropout": 0,
-                        "hardtanh": 1, "hardtanh_": 1}  # fmt: skip
+SHAPE_KEEPING_FUNCS = {
+    "batch_norm": 2,
+    "layer_norm": 2,
+    "group_norm": 2,
+    "instance_norm": 2,
+    "relu": 1,
+    "relu_": 1,
+    "relu6": 1,
+    "hardswish": 1,
+    "hardsigmoid": 1,
+    "sigmoid": 1,
+    "sigmoid_": 1,
+    "tanh": 1,
+    "gelu": 1,
+    "silu": 1,
+    "mish": 1,
+    "leaky_relu": 1,
+    "elu": 1,
+    "dropout": 0,
+    "hardtanh": 1,
+    "hardtanh_": 1,
+}
 
 
 def same_shape_binary(op: str, args, kwargs) -> torch.Tensor | None:

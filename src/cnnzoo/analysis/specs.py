@@ -24,10 +24,31 @@ __all__ = ["LeafSpec", "leaf_spec", "shape_rule", "ADAPTIVE", "SAME", "ARITHMETI
 # Shape-keeping layers: normalisation (its meta kernels are Python decompositions), activations, dropout
 # (the analysis runs in eval mode) and Identity. Recognised by their forward: a subclass that overrides it
 # may change the shape, and then runs for real.
-_SHAPE_KEEPING = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LocalResponseNorm, nn.GroupNorm,
-                  nn.LayerNorm, nn.ReLU, nn.ReLU6, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU,
-                  nn.Mish, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.LogSoftmax, nn.Dropout,
-                  nn.Dropout2d, nn.Identity)  # fmt: skip
+_SHAPE_KEEPING = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LocalResponseNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+)
 _SHAPE_KEEPING_FORWARDS = {cls.forward for cls in _SHAPE_KEEPING}
 # Plain convs and pools: their output shape is the (tested) arithmetic's. Only these exact classes: a
 # subclass may compute differently (weight standardisation, say) in a forward or a helper it overrides.

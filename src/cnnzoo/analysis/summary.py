@@ -116,10 +116,21 @@ def _blocks(model: nn.Module, result: TraceResult) -> list[BlockInfo]:
             sum(r.params for r in members),
             sum(r.trainable_params for r in members),
         )
-        out.append(BlockInfo(
-            name, kind, [members[0].name, members[-1].name], members[-1].output_shape, params, trainable,
-            sum(r.macs for r in members), sum(r.flops for r in members), sum(r.connections for r in members),
-            members[-1].receptive_field, [r.name for r in members if _on_shortcut(r.name, name)]))  # fmt: skip
+        out.append(
+            BlockInfo(
+                name,
+                kind,
+                [members[0].name, members[-1].name],
+                members[-1].output_shape,
+                params,
+                trainable,
+                sum(r.macs for r in members),
+                sum(r.flops for r in members),
+                sum(r.connections for r in members),
+                members[-1].receptive_field,
+                [r.name for r in members if _on_shortcut(r.name, name)],
+            )
+        )
     return out
 
 
@@ -184,9 +195,22 @@ def _unused_parameters(probe: Probe, seen: set[int]) -> list[LayerInfo]:
             continue
         done.update(id(p) for p in own)
         sizes = [probe.param_sizes[id(p)] for p in own]
-        rows.append(LayerInfo(name or type(module).__name__, type(module).__name__, "", [],
-                              sum(n for n, _ in sizes), sum(n for n, t in sizes if t), 0, 0, 0, None, 0,
-                              "parameters not used by this forward"))  # fmt: skip
+        rows.append(
+            LayerInfo(
+                name or type(module).__name__,
+                type(module).__name__,
+                "",
+                [],
+                sum(n for n, _ in sizes),
+                sum(n for n, t in sizes if t),
+                0,
+                0,
+                0,
+                None,
+                0,
+                "parameters not used by this forward",
+            )
+        )
     return rows
 
 
@@ -233,8 +257,9 @@ def _summary(
         smallest = _smallest_working(probe, size) if len(size) == 3 and not more else None
         hint = (
             f" The smallest input that works is {size[0]}×{smallest}×{smallest}."
-            if smallest else " No square input tried (up to 16384) works."
-        )  # fmt: skip
+            if smallest
+            else " No square input tried (up to 16384) works."
+        )
         k = c.window.kernel
         raise ShapeError(
             f"input {_fmt(size)} is too small for {name}: the feature map collapses at layer {c.layer!r} "

@@ -49,9 +49,16 @@ class TrainMemory:
         return self.params + self.gradients + self.optimizer_state + self.activations
 
     def to_dict(self) -> dict:
-        return {"batch_size": self.batch_size, "optimizer": self.optimizer, "params": self.params,
-                "gradients": self.gradients, "optimizer_state": self.optimizer_state,
-                "activations": self.activations, "peak": self.peak, "layers": dict(self.layers)}  # fmt: skip
+        return {
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer,
+            "params": self.params,
+            "gradients": self.gradients,
+            "optimizer_state": self.optimizer_state,
+            "activations": self.activations,
+            "peak": self.peak,
+            "layers": dict(self.layers),
+        }
 
 
 def _meta_model(model_or_name) -> nn.Module:
@@ -107,8 +114,15 @@ def train_memory(model_or_name, input_size, batch_size: int = 1, optimizer: str 
             h.remove()
     n_bytes = sum(p.numel() * p.element_size() for p in params)
     trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
-    return TrainMemory(batch_size, optimizer, n_bytes, trainable, OPTIMIZER_STATE[optimizer] * trainable,
-                       sum(layers.values()), layers)  # fmt: skip
+    return TrainMemory(
+        batch_size,
+        optimizer,
+        n_bytes,
+        trainable,
+        OPTIMIZER_STATE[optimizer] * trainable,
+        sum(layers.values()),
+        layers,
+    )
 
 
 def _mib(n: int) -> str:
