@@ -26,6 +26,10 @@ from sybil.parsers.markdown import PythonCodeBlockParser
 import cnnzoo
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# the docs that tests/test_docs_guides.py runs: a second module, so that xdist's two workers share the docs
+# (--dist loadfile keeps each module, so each doc, whole and in order on one worker)
+GUIDES = {"tutorial.md", "tutorial.zh.md", "layer-strings.md", "layer-strings.zh.md", "models.md", "web.md",
+          "weights.md", "training.md", "experiments.md", "keras.md", "keras.zh.md"}  # fmt: skip
 UPDATE = os.environ.get("CNNZOO_DOCS_UPDATE") == "1"
 
 # Python blocks that cannot run here, keyed by doc and a text in the block.
@@ -66,12 +70,14 @@ SLOW = re.compile(
 )
 
 
-def _examples():
-    for path in DOCS:
+def _examples(docs):
+    for path in docs:
         document = PARSER.parse(path)
         for example in document.examples():
             code = str(getattr(example.parsed, "code", example.parsed))  # a command, or a Python block's text
-            marks = [pytest.mark.slow] if SLOW.search(code) else []
+            # a 中文 twin runs its English twin's commands: the fast lane runs them once, in English
+            slow = SLOW.search(code) or path.name.endswith(".zh.md")
+            marks = [pytest.mark.slow] if slow else []
             yield pytest.param(example, id=f"{path.relative_to(REPO)}:{example.line}", marks=marks)
 
 
@@ -93,20 +99,28 @@ def _shortened(fit):
     return fit_briefly
 
 
-# The docs run in order, one scratch folder per test process: a placeholder such as RUN refers to a run
-# trained earlier (or, where xdist sent that training to another worker, trained for it).
-@pytest.mark.parametrize("example", list(_examples()))
-def test_doc(example, docs_session, monkeypatch):
-    name = Path(example.path).name
-    for (doc, marker), reason in PYTHON_SKIPS.items():
-        if name == doc and marker in str(example.parsed):
-            pytest.skip(reason)
-    monkeypatch.chdir(docs_session.workdir)
-    monkeypatch.setattr(cnnzoo, "fit", _shortened(cnnzoo.fit))
-    try:
-        example.evaluate()
-    except unittest.SkipTest as skip:
-        pytest.skip(str(skip))
+def make_test_doc(docs):
+    """The docs test over the examples of ``docs``. The docs run in order, one scratch folder per test
+    process: a placeholder such as RUN refers to a run trained earlier (or, where xdist sent that training to
+    another worker, trained for it)."""
+
+    @pytest.mark.parametrize("example", list(_examples(docs)))
+    def test_doc(example, docs_session, monkeypatch):
+        name = Path(example.path).name
+        for (doc, marker), reason in PYTHON_SKIPS.items():
+            if name == doc and marker in str(example.parsed):
+                pytest.skip(reason)
+        monkeypatch.chdir(docs_session.workdir)
+        monkeypatch.setattr(cnnzoo, "fit", _shortened(cnnzoo.fit))
+        try:
+            example.evaluate()
+        except unittest.SkipTest as skip:
+            pytest.skip(str(skip))
+
+    return test_doc
+
+
+test_doc = make_test_doc([d for d in DOCS if d.name not in GUIDES])
 
 
 # -- the machinery itself, on a small doc of shell commands --------------------------------------------------
