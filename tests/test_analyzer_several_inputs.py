@@ -73,6 +73,7 @@ def test_bad_dtypes_are_refused():
         cnnzoo.summary(Tokens(), [(12,)], dtype=["int64", "int64"])
 
 
+@pytest.mark.slow
 def test_cli_several_inputs_and_a_dtype(tmp_path):
     (tmp_path / "nets.py").write_text(
         "import torch\nfrom torch import nn\n\n"

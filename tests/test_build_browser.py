@@ -177,6 +177,7 @@ def test_build_page_in_chinese(server, page, tmp_path):  # noqa: F811
     assert not re.search(r"\b(map|kernel|collapse)\b", error.inner_text())
 
 
+@pytest.mark.slow
 def test_build_train_predict_and_neuron(browser, tmp_path):
     """Build -> Train this -> epoch 1 finishes -> Use -> Predict shows its maps -> a pixel's neuron view."""
     import json

@@ -38,6 +38,7 @@ def quick_run(tmp_path_factory):
     return out, de.run(out, quick=True, seeds=1, device="cpu")
 
 
+@pytest.mark.slow
 def test_quick_run_writes_report_plots_and_results(quick_run):
     out, doc = quick_run
     for name in ("report.md", "results.json", "dense_evaluation.png", "dense_evaluation_heatmap_42.png"):

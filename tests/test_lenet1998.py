@@ -195,6 +195,7 @@ def _digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+@pytest.mark.slow
 def test_paper_recipe_learns_synthetic_digits_from_mnist_format_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CNNZOO_DATA", str(tmp_path / "cache"))  # the parsed files are cached: not in ~/.cache
     rng = np.random.default_rng(0)

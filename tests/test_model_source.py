@@ -102,6 +102,7 @@ def _train(model: str, out: Path, *extra: str) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not at /usr/share/datasets")
 def test_string_and_file_runs_work_everywhere(netfile, tmp_path, capsys):
     import onnxruntime

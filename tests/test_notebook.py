@@ -55,6 +55,7 @@ LINE = re.compile(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("progress", ["", ', progress="rich"'])
 def test_fit_in_a_notebook_keeps_one_readable_line_per_epoch(tmp_path, progress):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FIT.format(progress))])

@@ -353,6 +353,7 @@ def test_trace_walks_real_tensors():
     assert shapes[-1] == ("output", "RBFOutput", (1, 10))
 
 
+@pytest.mark.slow
 def test_markdown_and_csv_formats():
     for fmt, needle in (
         ("markdown", "| c3 | SparseConv2d |"),

@@ -54,6 +54,7 @@ def test_summary_on_a_terminal_fits_and_cuts_nothing(name, width):
         assert all(col in text for col in ("FLOPs", "connections", "RF (size/jump)"))
 
 
+@pytest.mark.slow
 def test_summary_piped_is_printed_in_full_whatever_columns_says():
     for columns in (60, 80):
         out = _cli("summary", "lenet5", columns=columns)
@@ -98,6 +99,7 @@ def test_models_on_a_narrow_terminal_wraps_instead_of_cutting(width, monkeypatch
     assert "44,426" in text.replace("\n", " ")
 
 
+@pytest.mark.slow
 def test_a_piped_train_prints_the_whole_layer_table(tmp_path):
     """cnnzoo train's own log (stdout to a pipe, COLUMNS 80 or unset) never cuts a layer name or a number."""
     pytest.importorskip("cnnzoo.data").load_dataset("fashion-mnist", download=False)

@@ -83,6 +83,7 @@ def test_kill_9_at_random_moments_then_resume_finishes(tmp_path):
     assert _assert_intact(out) == epochs
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
 def test_sigterm_stops_a_run_that_ignores_ctrl_c(tmp_path):
     """A run launched by a process that a script started in the background inherits SIGINT ignored (POSIX

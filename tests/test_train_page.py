@@ -112,6 +112,7 @@ def test_options_offer_the_lenet_family_first(client):
     assert client.get("/train").text.count('data-testid="train-') >= 6
 
 
+@pytest.mark.slow
 def test_predictions_keep_flowing_while_a_run_trains(client, capsys):
     # 50 epochs: the run is still training when the 200 timed requests end, however loaded the machine
     r = client.post("/api/train/start", data={"model": "lenet5_modern", "epochs": 50, "limit": 6000})
