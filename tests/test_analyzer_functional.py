@@ -168,3 +168,26 @@ def test_explain_says_where_a_dispatcher_count_comes_from():
     e = s.explain("dec.0", "macs")
     assert e.value == 8 * 8 * 16 * 8 * 3 * 3 and "ATen operations" in e.note
     assert "ATen" in s.explain("dec.0", "macs", lang="zh").note
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_an_uncounted_operation_in_one_line(tmp_path):
+    """Through the real CLI, on the user's own file: exit 2, one line naming the operation, no traceback;
+    with --allow-uncounted the table is printed with the row marked."""
+    import subprocess
+    import sys
+
+    (tmp_path / "fftnet.py").write_text(
+        "import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        return torch.fft.rfft2(x).abs()\n"
+    )
+    cmd = [sys.executable, "-m", "cnnzoo", "summary", "fftnet.py:Net", "--input", "1x8x8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "_fft_r2c" in line and "Traceback" not in done.stderr
+    marked = subprocess.run(
+        [*cmd, "--allow-uncounted"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert marked.returncode == 0, marked.stderr
+    assert "uncounted: _fft_r2c" in marked.stdout
