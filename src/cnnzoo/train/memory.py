@@ -14,21 +14,11 @@ from torch import nn
 
 from ..errors import CnnzooError
 
-__all__ = ["TrainMemoryError", "estimate_train_bytes", "memory_limit", "check_train_memory"]
+__all__ = ["TrainMemoryError", "memory_limit", "check_train_memory"]
 
 
 class TrainMemoryError(CnnzooError):
     """A run whose estimated memory exceeds what the device has."""
-
-
-def estimate_train_bytes(
-    model: nn.Module | str, input_size: tuple[int, int, int], batch_size: int, optimizer: str = "sgd"
-) -> int:
-    """Bytes a training step of ``model`` on ``batch_size`` inputs of ``input_size`` needs at its peak, as the
-    analyzer predicts them (see the module's docstring)."""
-    from ..analysis.train_memory import estimate_train_memory
-
-    return estimate_train_memory(model, tuple(input_size), batch_size, optimizer)
 
 
 def memory_limit(device: str | torch.device | None = None) -> int | None:
@@ -54,9 +44,13 @@ def check_train_memory(
     device=None,
     optimizer: str = "sgd",
 ) -> int:
-    """The estimate, or :class:`TrainMemoryError` when it is over the device's limit."""
-    optimizer = optimizer if optimizer in ("sgd", "adam", "adamw", "muon") else "sgd"
-    need, limit = estimate_train_bytes(model, input_size, batch_size, optimizer), memory_limit(device)
+    """The analyzer's estimate, or :class:`TrainMemoryError` when it is over the device's limit. An optimizer
+    the analyzer has no state figure for (sdlm) is estimated as SGD."""
+    from ..analysis.train_memory import OPTIMIZER_STATE, estimate_train_memory
+
+    optimizer = optimizer if optimizer in OPTIMIZER_STATE else "sgd"
+    need = estimate_train_memory(model, tuple(input_size), batch_size, optimizer)
+    limit = memory_limit(device)
     if limit is not None and need > limit:
         name = model if isinstance(model, str) else type(model).__name__
         raise TrainMemoryError(
