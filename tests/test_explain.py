@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 import cnnzoo
-from cnnzoo.analysis.explain import FIELDS
+from cnnzoo.figures import FIGURE_KEYS as FIELDS
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _CALLS = {"floor": math.floor, "ceil": math.ceil}

@@ -21,21 +21,13 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
+from ..figures import FIGURES, figure
 from .aliases import no_such_layer
-from .explain_formulas import (
-    Built,
-    Line,
-    cost_lines,
-    kernel_word,
-    line,
-    memory_lines,
-    output_lines,
-    params_lines,
-)
-from .explain_text import FIELDS, LANGS, msg, number, one_line, to_text
+from .explain_formulas import BUILDERS, At, Built, Line, explains, kernel_word, line, output_lines
+from .explain_text import LANGS, msg, number, one_line, to_text
 from .rules import Window, window_of
 
-__all__ = ["Explanation", "Line", "explain", "explain_all", "FIELDS"]
+__all__ = ["Explanation", "Line", "explain", "explain_all"]
 
 
 @dataclass(frozen=True)
@@ -188,8 +180,13 @@ def _rf_path(summary, walk: _Walk, index: int) -> list[tuple]:
     return cache[index]
 
 
-def _rf_explanation(summary, walk: _Walk, index: int, lang: str) -> Built:
-    row = summary.layers[index]
+@explains("receptive_field")
+def _rf_explanation(at: At) -> Built:
+    summary, walk, index, lang, row = at.summary, at.walk, at.index, at.lang, at.row
+    if row.receptive_field is None:
+        return Built((), msg("note_no_work", lang), msg("src_rf", lang))
+    if row.counted_by == "dispatcher":
+        return Built((), msg("note_dispatcher_rf", lang), msg("src_dispatcher", lang))
     path = _rf_path(summary, walk, index)
     dims = (0,) if row.receptive_field.size[0] == row.receptive_field.size[1] else (0, 1)
     lines = []
@@ -232,7 +229,8 @@ def _block_explanation(summary, walk: _Walk, block, field: str, lang: str) -> Ex
     note = msg(
         "note_block", lang, name=block.name, kind=block.type, first=block.layers[0], last=block.layers[1]
     )
-    if field in ("output_shape", "receptive_field"):
+    fig = figure(field)
+    if not fig.summed:  # a shape or a field: the block's last row's
         inner = explain(summary, block.layers[1], field, lang)
         return Explanation(
             block.name,
@@ -243,8 +241,9 @@ def _block_explanation(summary, walk: _Walk, block, field: str, lang: str) -> Ex
             inner.source,
             lang,
         )
-    value = getattr(block, field) if field != "activation_bytes" else sum(r.activation_bytes for r in members)
-    terms = [number(getattr(r, field)) for r in members if getattr(r, field)]
+    per_row = [fig.read(r) for r in members]
+    value = fig.read(block) if fig.value is None and hasattr(block, field) else sum(per_row)
+    terms = [number(v) for v in per_row if v]
     lines = [line(msg("sum_of_layers", lang), "Σ", " + ".join(terms) or "0", value)]
     if field in ("macs", "params"):
         saving = _without_1x1(walk, members, field, lang)
@@ -281,16 +280,6 @@ def _without_1x1(walk: _Walk, members, field: str, lang: str) -> Line | None:
 
 
 # -- entry points ------------------------------------------------------------------------------------------
-
-
-def _figure(row, field: str):
-    if field == "receptive_field":
-        return row.receptive_field.to_dict() if row.receptive_field is not None else None
-    return getattr(row, field)
-
-
-def _repeat_note(name: str, lang: str) -> str:
-    return msg("note_repeat", lang, first=name.split("#")[0]) if "#" in name else ""
 
 
 _SHORTCUT_NAMES = (
@@ -330,10 +319,22 @@ def _residual_note(summary, index: int, lang: str) -> str:
     )
 
 
+@explains("output_shape")
+def _output(at: At) -> Built:
+    built = output_lines(at.module, at.in_shape, at.row.output_shape, at.lang)
+    if (
+        at.module is None
+        and at.row.type == "add"
+        and (residual := _residual_note(at.summary, at.index, at.lang))
+    ):
+        return Built(built.lines, residual, built.source)
+    return built
+
+
 def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
-    """The explanation of one figure (``field``, one of :data:`FIELDS`) of one layer or block."""
-    if field not in FIELDS:
-        raise CnnzooError(f"unknown figure {field!r}: choose from {', '.join(FIELDS)}")
+    """The explanation of one figure (``field``, a key of :data:`cnnzoo.figures.FIGURES`) of one layer or
+    block."""
+    fig = figure(field)
     if lang not in LANGS:
         raise CnnzooError(f"unknown language {lang!r}: choose from {', '.join(LANGS)}")
     walk = _walk(summary)
@@ -345,29 +346,9 @@ def explain(summary, layer: str, field: str, lang: str = "en") -> Explanation:
         return _block_explanation(summary, walk, block, field, lang)
     index = names.index(layer)
     row = summary.layers[index]
-    module = walk.modules.get(layer)
     in_shape = walk.inputs.get(layer, row.output_shape)
-    if field == "output_shape":
-        built = output_lines(module, in_shape, row.output_shape, lang)
-        if module is None and row.type == "add" and (residual := _residual_note(summary, index, lang)):
-            built = Built(built.lines, residual, built.source)
-    elif field == "params":
-        built = params_lines(module, row.params, lang)
-        if not row.params and "#" in layer:
-            built = Built((), _repeat_note(layer, lang), built.source)
-    elif field in ("macs", "flops", "connections") and row.counted_by == "dispatcher":
-        built = Built((), msg("note_dispatcher", lang), msg("src_dispatcher", lang))
-    elif field == "receptive_field" and row.counted_by == "dispatcher" and row.receptive_field is not None:
-        built = Built((), msg("note_dispatcher_rf", lang), msg("src_dispatcher", lang))
-    elif field in ("macs", "flops", "connections"):
-        built = cost_lines(module, field, in_shape, row.output_shape, getattr(row, field), lang)
-    elif field == "activation_bytes":
-        built = memory_lines(row.output_shape, row.activation_bytes, lang)
-    elif row.receptive_field is None:
-        built = Built((), msg("note_no_work", lang), msg("src_rf", lang))
-    else:
-        built = _rf_explanation(summary, walk, index, lang)
-    return Explanation(layer, field, _figure(row, field), built.lines, built.note, built.source, lang)
+    built = BUILDERS[field](At(summary, index, walk.modules.get(layer), in_shape, walk, field, lang))
+    return Explanation(layer, field, fig.read(row), built.lines, built.note, built.source, lang)
 
 
 def explain_all(
@@ -375,5 +356,5 @@ def explain_all(
 ) -> list[Explanation]:
     """Every figure of every layer (or of ``layer``; or only ``field``), in table order."""
     layers = [layer] if layer is not None else [r.name for r in summary.layers]
-    fields = [field] if field is not None else list(FIELDS)
+    fields = [field] if field is not None else [f.key for f in FIGURES]
     return [explain(summary, name, f, lang) for name in layers for f in fields]

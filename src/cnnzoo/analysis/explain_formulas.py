@@ -1,5 +1,8 @@
 """One layer's figures written out: the formula in symbols and the same formula with the layer's values.
 
+Each figure of :data:`cnnzoo.figures.FIGURES` has a builder, registered with ``@explains(KEY)``: it gets
+the row (:class:`At`) and returns the lines, a note and the source (:class:`Built`).
+
 Each builder reads what the analyzer's rules read — the window (:func:`cnnzoo.analysis.rules.window_of`),
 the channels, groups, bias, LeNet-5's connection table, the input and output shapes — and writes the rule of
 :mod:`cnnzoo.analysis.rules` (costs) or :mod:`cnnzoo.shapes` (sizes) out with them. The figure itself is the
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -20,16 +24,7 @@ from ..shapes import pair
 from .explain_text import msg, number
 from .rules import ACTIVATIONS, POOLS, cost_rule, window_of
 
-__all__ = [
-    "Line",
-    "Built",
-    "output_lines",
-    "params_lines",
-    "cost_lines",
-    "memory_lines",
-    "kind_of",
-    "kernel_word",
-]
+__all__ = ["At", "BUILDERS", "Built", "Line", "explains", "kernel_word", "kind_of", "line", "output_lines"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +51,37 @@ class Built:
     lines: tuple[Line, ...]
     note: str
     source: str
+
+
+@dataclass(frozen=True)
+class At:
+    """What a builder reads: one row of a summary, its module and its input, and the language."""
+
+    summary: object  # the Summary
+    index: int  # the row's place in summary.layers
+    module: nn.Module | None  # None: an operation outside modules (a residual addition)
+    in_shape: list[int]  # the row's input, without the batch
+    walk: object  # the explanation walk (cnnzoo.analysis.explain): modules and inputs by row name
+    field: str
+    lang: str
+
+    @property
+    def row(self):
+        return self.summary.layers[self.index]
+
+
+BUILDERS: dict[str, Callable[[At], Built]] = {}  # figure key -> its builder
+
+
+def explains(*keys: str):
+    """Register the decorated function as the builder of the figures ``keys``."""
+
+    def register(build: Callable[[At], Built]) -> Callable[[At], Built]:
+        for key in keys:
+            BUILDERS[key] = build
+        return build
+
+    return register
 
 
 def _dot(*factors) -> str:
@@ -172,8 +198,12 @@ def table1_terms(module: SparseConv2d) -> str:
     return " + ".join(f"{n}·({m}·{k2}+1)" for m, n in sorted(counts.items()))
 
 
-def params_lines(module, row_params: int, lang: str) -> Built:
+@explains("params")
+def params_lines(at: At) -> Built:
+    module, row_params, lang = at.module, at.row.params, at.lang
     src = msg("src_params", lang)
+    if not row_params and "#" in at.row.name:  # a layer called again: its parameters are its first call's
+        return Built((), msg("note_repeat", lang, first=at.row.name.split("#")[0]), src)
     if module is None or row_params == 0:
         return Built((), msg("note_no_params", lang), src)
     bias = getattr(module, "bias", None) is not None
@@ -230,9 +260,14 @@ def _elements(shape) -> tuple[str, str]:
     return ("n" if len(shape) == 1 else "·".join(f"n{i}" for i in range(len(shape)))), _dot(*shape)
 
 
-def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -> Built:
+@explains("macs", "flops", "connections")
+def cost_lines(at: At) -> Built:
     """MACs, FLOPs or connections of one call (``field``), as :func:`cnnzoo.analysis.rules.cost_rule` counts
-    them, written out."""
+    them, written out; what the dispatcher counted is said to be so."""
+    module, field, in_shape, lang = at.module, at.field, at.in_shape, at.lang
+    out_shape, value = at.row.output_shape, getattr(at.row, at.field)
+    if at.row.counted_by == "dispatcher":
+        return Built((), msg("note_dispatcher", lang), msg("src_dispatcher", lang))
     src = msg({"macs": "src_macs", "flops": "src_flops", "connections": "src_connections"}[field], lang)
     kind = msg(kind_of(module), lang)
     out_sym, out_val = _elements(out_shape)
@@ -326,7 +361,9 @@ def cost_lines(module, field: str, in_shape, out_shape, value: int, lang: str) -
     return Built((line(msg("per_element", lang, kind=kind), f[0], f[1], value),), "", src)
 
 
-def memory_lines(out_shape, value: int, lang: str) -> Built:
+@explains("activation_bytes")
+def memory_lines(at: At) -> Built:
+    out_shape, value, lang = at.row.output_shape, at.row.activation_bytes, at.lang
     numel = math.prod(out_shape)
     size = value // numel if numel else 0
     sym, val = _elements(out_shape)

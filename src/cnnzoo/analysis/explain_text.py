@@ -6,20 +6,13 @@ Formulas are mathematics and the same in both languages; labels, notes and sourc
 
 from __future__ import annotations
 
+from ..figures import figure
+
 LANGS = ("en", "zh")
 
-FIELDS = ("output_shape", "params", "macs", "flops", "connections", "receptive_field", "activation_bytes")
-
-# key -> (English, Chinese); str.format fields are filled by the caller
+# key -> (English, Chinese); str.format fields are filled by the caller. The figures' own names are
+# cnnzoo.figures.FIGURES'.
 MESSAGES: dict[str, tuple[str, str]] = {
-    # field names
-    "output_shape": ("output shape", "输出形状"),
-    "params": ("parameters", "参数"),
-    "macs": ("MACs (multiply-accumulates)", "乘加运算 (MACs)"),
-    "flops": ("FLOPs", "浮点运算 (FLOPs)"),
-    "connections": ("connections", "连接数"),
-    "receptive_field": ("receptive field", "感受野"),
-    "activation_bytes": ("activation memory (bytes)", "激活内存（字节）"),
     # line labels
     "dim_h": ("height", "高"),
     "dim_w": ("width", "宽"),
@@ -169,6 +162,11 @@ def msg(key: str, lang: str = "en", **values) -> str:
     return text.format(**values) if values else text
 
 
+def figure_name(key: str, lang: str) -> str:
+    """What an explanation calls the figure ``key`` in ``lang``."""
+    return figure(key).name[LANGS.index(lang)]
+
+
 def number(n) -> str:
     """Numbers as printed in formulas: thousands separated (2,416), halves as decimals (2.5)."""
     if isinstance(n, float) and n.is_integer():
@@ -192,12 +190,12 @@ def one_line(e) -> str:
     """One explanation on one line: ``layer  field  filled formula`` (the last line's, the one that ends in
     the figure), or the note where there is no arithmetic."""
     last = e.lines[-1].filled if e.lines else f"{value_text(e.value)} ({e.note})"
-    return f"{e.layer}  {msg(e.field, e.lang)}: {last}"
+    return f"{e.layer}  {figure_name(e.field, e.lang)}: {last}"
 
 
 def to_text(e) -> str:
     """An explanation in full: the figure, each line with its symbols and its values, notes, the source."""
-    out = [f"{e.layer} · {msg(e.field, e.lang)} = {value_text(e.value)}"]
+    out = [f"{e.layer} · {figure_name(e.field, e.lang)} = {value_text(e.value)}"]
     for line in e.lines:
         if line.label:
             out.append(f"  {line.label}")
@@ -224,7 +222,7 @@ def to_markdown(explanations) -> str:
             )
             cells = [
                 f"`{e.layer}`",
-                msg(e.field, lang),
+                figure_name(e.field, lang),
                 formula.replace("|", "\\|"),
                 filled.replace("|", "\\|"),
             ]

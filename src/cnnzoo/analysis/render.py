@@ -15,11 +15,19 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-COLUMNS = ("layer", "type", "kernel", "output", "params", "MACs", "FLOPs", "connections", "RF (size/jump)")
-BLOCK_COLUMNS = ("block", "type", "layers", "output", "params", "MACs", "RF (size/jump)")
-NUMERIC = ("params", "MACs", "FLOPs", "connections")
+from ..figures import FIGURES
+
+SHOWN = tuple(f for f in FIGURES if f.terminal)  # the figures the tables print, in FIGURES' order
+COLUMNS = ("layer", "type", "kernel", *(f.heading[0] for f in SHOWN))
+BLOCK_COLUMNS = ("block", "type", "layers", *(f.heading[0] for f in SHOWN))
+NUMERIC = tuple(f.heading[0] for f in SHOWN if f.kind in ("count", "ops", "bytes"))
 # Left out first when a terminal is too narrow: what the other columns imply or the other formats give.
-DROP_ORDER = ("FLOPs", "connections", "RF (size/jump)", "kernel", "type", "layers")
+DROP_ORDER = (
+    *(f.heading[0] for f in sorted((f for f in SHOWN if f.drop), key=lambda f: -f.drop)),
+    "kernel",
+    "type",
+    "layers",
+)
 
 
 def si_count(n: int) -> str:
@@ -53,28 +61,21 @@ def _shape(shape) -> str:
     return "×".join(str(s) for s in shape)
 
 
-def _rf(rf) -> str:
-    if rf is None:
-        return ""
-    d = rf.to_dict()
-    return f"{d['size']}/{d['jump']}"
+def _cell(f, row) -> str:
+    """One figure of a layer or block, as the tables write its kind."""
+    v = f.read(row)
+    if f.kind == "shape":
+        return _shape(v)
+    if f.kind == "rf":
+        return f"{v['size']}/{v['jump']}" if v else ""
+    text = _num(v)
+    if f.key == "params" and v and getattr(row, "trainable_params", v) != v:
+        text += f" ({v - row.trainable_params:,} fixed)"
+    return text
 
 
 def _cells(row) -> list[str]:
-    params = _num(row.params)
-    if row.params and row.trainable_params != row.params:
-        params += f" ({row.params - row.trainable_params:,} fixed)"
-    return [
-        row.name + (" *" if row.note else ""),
-        row.type,
-        row.kernel,
-        _shape(row.output_shape),
-        params,
-        _num(row.macs),
-        _num(row.flops),
-        _num(row.connections),
-        _rf(row.receptive_field),
-    ]
+    return [row.name + (" *" if row.note else ""), row.type, row.kernel, *(_cell(f, row) for f in SHOWN)]
 
 
 def _totals(s) -> str:
@@ -134,15 +135,7 @@ def rich_table(s, width: int | None = None) -> Group:
     parts = [table, Text(_totals(s), style="bold"), *(Text(n, style="dim") for n in footnotes(s))]
     if s.blocks:
         block_rows = [
-            [
-                b.name,
-                b.type,
-                f"{b.layers[0]} … {b.layers[1]}",
-                _shape(b.output_shape),
-                _num(b.params),
-                _num(b.macs),
-                _rf(b.receptive_field),
-            ]
+            [b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", *(_cell(f, b) for f in SHOWN)]
             for b in s.blocks
         ]
         blocks, dropped_b = _table("blocks", BLOCK_COLUMNS, block_rows, width)
@@ -211,41 +204,23 @@ def to_markdown(s) -> str:
 
 
 def to_csv(s) -> str:
+    """Every figure of every layer (the trainable parameters after the parameters); a receptive field in
+    three columns (rf_size, rf_jump, rf_start)."""
     buf = io.StringIO()
-    fields = [
-        "name",
-        "type",
-        "kernel",
-        "output_shape",
-        "params",
-        "trainable_params",
-        "macs",
-        "flops",
-        "connections",
-        "rf_size",
-        "rf_jump",
-        "rf_start",
-        "activation_bytes",
-    ]
+    head = ["name", "type", "kernel"]
+    for f in FIGURES:
+        head += [f"rf_{k}" for k in ("size", "jump", "start")] if f.kind == "rf" else [f.key]
+        head += ["trainable_params"] if f.key == "params" else []
     w = csv.writer(buf)
-    w.writerow(fields)
+    w.writerow(head)
     for r in s.layers:
-        rf = r.receptive_field.to_dict() if r.receptive_field else {"size": "", "jump": "", "start": ""}
-        w.writerow(
-            [
-                r.name,
-                r.type,
-                r.kernel,
-                "x".join(map(str, r.output_shape)),
-                r.params,
-                r.trainable_params,
-                r.macs,
-                r.flops,
-                r.connections,
-                rf["size"],
-                rf["jump"],
-                rf["start"],
-                r.activation_bytes,
-            ]
-        )
+        cells = [r.name, r.type, r.kernel]
+        for f in FIGURES:
+            v = f.read(r)
+            if f.kind == "rf":
+                cells += [v[k] for k in ("size", "jump", "start")] if v else ["", "", ""]
+            else:
+                cells.append("x".join(map(str, v)) if f.kind == "shape" else v)
+            cells += [r.trainable_params] if f.key == "params" else []
+        w.writerow(cells)
     return buf.getvalue()

@@ -25,6 +25,7 @@ from torch import nn
 from .._torch_compat import PARAMETERS
 from ..card import card_of
 from ..errors import ShapeError
+from ..figures import FIGURES
 from ..models.source import check_model_arg, resolve_model
 from ..shapes import conv_output_size, parse_input_size, smallest_input
 from .inputs import parse_inputs
@@ -268,14 +269,8 @@ def _summary(
         ) from None
     rows = result.rows
     rows += _unused_parameters(probe, probe.tracer.seen_params)
-    total = {
-        "params": result.params,
-        "trainable_params": result.trainable_params,
-        "macs": sum(r.macs for r in rows),
-        "flops": sum(r.flops for r in rows),
-        "connections": sum(r.connections for r in rows),
-        "activation_bytes": sum(r.activation_bytes for r in rows),
-    }
+    total = {"params": result.params, "trainable_params": result.trainable_params}
+    total |= {f.key: sum(f.read(r) for r in rows) for f in FIGURES if f.summed and f.key not in total}
     if batch != 1:
         total["batch"] = (
             batch  # the figures above are per sample; a batch multiplies MACs, FLOPs, activations

@@ -1,6 +1,8 @@
 """``GET /api/explain/{model}?input=CxHxW&layer=NAME&field=F&lang=en|zh``: the analyzer's figures explained
 (formula, the values filled in, the value, the source), as :meth:`cnnzoo.analysis.schema.Summary.explain`
-gives them; ``model`` is a registered name or a layer string. Errors are :mod:`cnnzoo.errors` ones: the app answers them on one line (4xx)."""
+gives them; ``model`` is a registered name or a layer string. ``GET /api/figures``: the table of figures
+(:data:`cnnzoo.figures.FIGURES`) the pages draw their columns and totals from. Errors are
+:mod:`cnnzoo.errors` ones: the app answers them on one line (4xx)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from ..errors import ShapeError
+from ..figures import figures_json
 from ..shapes import parse_input_size
 
 __all__ = ["router"]
@@ -35,7 +38,7 @@ def explain(
     model: str,
     input: str | None = Query(None, description="CxHxW, e.g. 1x32x32 (default: the model's)"),
     layer: str | None = Query(None, description="a layer or block name (default: every layer)"),
-    field: str | None = Query(None, description="output_shape, params, macs, flops, connections, …"),
+    field: str | None = Query(None, description="a key of GET /api/figures: output_shape, params, macs, …"),
     lang: Literal["en", "zh"] = "en",
 ) -> dict:
     size = parse_input_size(input) if input else None
@@ -50,3 +53,8 @@ def explain(
         "lang": lang,
         "explanations": [e.to_dict() for e in found],
     }
+
+
+@router.get("/api/figures", summary="The figures of the layer table: key, kind and names in both languages")
+def figures() -> list[dict]:
+    return figures_json()

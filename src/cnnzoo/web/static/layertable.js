@@ -1,55 +1,95 @@
-// The analyzer's totals, layer table, diagram and explanations, shared by the explorer and the Build page:
-// renderSummary(s) fills #totals, #conventions, #rows, #foot and #diagram from a summary (/api/summary or
-// /api/build/check); clicking a figure asks /api/explain/{model} (a registered name or a layer string).
+// The analyzer's panel, shared by the explorer and the Build page: totals, diagram, explanation and layer
+// table, drawn into the page's #analysis. renderSummary(s) fills them from a summary (/api/summary or
+// /api/build/check). The figure columns, their headings and the totals come from /api/figures (the table
+// cnnzoo.figures.FIGURES), so a new figure changes nothing here; clicking one asks /api/explain/{model}
+// (a registered name or a layer string).
 "use strict";
 
+const figuresReady = api("/api/figures"); // [{key, kind, summed, name, heading, total}], names by language
 let shown = null; // the summary on screen, redrawn when the language changes
 
-function renderSummary(s) {
+function drawPanel(box) {
+  const heading = (key) => el("h2", { "data-i18n": key, text: t(key) });
+  box.append(
+    el("section", { class: "card" },
+      el("h2", { id: "title", "data-i18n": "totals", text: t("totals") }),
+      el("div", { id: "totals", class: "totals", "data-testid": "totals" }),
+      el("p", { id: "conventions", class: "small muted" })),
+    el("section", { class: "card" },
+      el("h2", {}, el("span", { "data-i18n": "diagram", text: t("diagram") }), " ",
+        el("span", { class: "small muted", "data-i18n": "diagram.note", text: t("diagram.note") })),
+      el("div", { id: "diagram", class: "diagram", "data-testid": "diagram" })),
+    el("section", { class: "card explain-card", "aria-labelledby": "explain-title" },
+      el("h2", { id: "explain-title", "data-i18n": "explanation", text: t("explanation") }),
+      el("div", { id: "explanation", class: "explanation", "data-testid": "explanation", "aria-live": "polite" },
+        el("p", { class: "small muted", "data-i18n": "explain.hint", text: t("explain.hint") }))),
+    el("section", { class: "card" }, heading("layers"),
+      el("div", { class: "table-wrap" },
+        el("table", { class: "layers", "data-testid": "summary-table" },
+          el("thead", {}, el("tr", { id: "heads" })), el("tbody", { id: "rows" }), el("tfoot", { id: "foot" })))));
+}
+drawPanel(document.getElementById("analysis"));
+
+const side = (v) => (Array.isArray(v) ? v.join("×") : v);
+
+// One figure's value as its kind is written (cnnzoo.figures.KINDS).
+function figureText(f, v) {
+  if (v === null || v === undefined) return "";
+  if (f.kind === "shape") return shapeText(v);
+  if (f.kind === "rf") return `${side(v.size)}/${side(v.jump)}`;
+  if (f.kind === "bytes") return fmtBytes(v);
+  return fmtInt(v);
+}
+
+async function renderSummary(s) {
+  const figures = await figuresReady;
   shown = s;
   // the diagram first: it reads its box's width, which costs nothing before the table below is replaced
   drawNetDiagram(document.getElementById("diagram"), s);
   const tot = s.total;
   const title = document.getElementById("title");
   if (title) title.textContent = `${s.model.length > 60 ? s.model.slice(0, 57) + "…" : s.model} ${t("at")} ${s.input.join("×")}`;
-  const card = (value, label, id) => el("div", {}, el("b", id ? { text: value, "data-testid": id } : { text: value }), el("span", { text: label }));
-  document.getElementById("totals").replaceChildren(
-    card(fmtInt(tot.params), t("tot.params"), "total-params"),
-    card(fmtInt(tot.trainable_params), t("tot.trainable")),
-    card(fmtBig(tot.macs), t("tot.macs")),
-    card(fmtBig(tot.flops), t("tot.flops")),
-    card(fmtInt(tot.connections), t("tot.connections")),
-    card(fmtBytes(tot.activation_bytes), t("tot.activations")),
-  );
+  const card = (value, label, id) => el("div", {}, el("b", { text: value, "data-testid": id }), el("span", { text: label }));
+  const cards = [];
+  for (const f of figures.filter((f) => f.total)) {
+    cards.push(card(f.kind === "ops" ? fmtBig(tot[f.key]) : figureText(f, tot[f.key]), f.total[LANG], `total-${f.key}`));
+    if (f.key === "params") cards.push(card(fmtInt(tot.trainable_params), t("tot.trainable"), "total-trainable"));
+  }
+  document.getElementById("totals").replaceChildren(...cards);
   document.getElementById("conventions").textContent = LANG === "zh" || !s.conventions ? t("conventions") : s.conventions;
+  document.getElementById("heads").replaceChildren(
+    ...["col.layer", "col.type", "col.kernel"].map((k) => el("th", { "data-i18n": k, text: t(k) })),
+    ...figures.map((f) => el("th", { text: f.heading[LANG] })));
 
   const rows = s.layers.map((l) => {
-    const rf = l.receptive_field ? `${l.receptive_field.size} (${t("jump")} ${l.receptive_field.jump})` : "";
     // Every figure is a focusable cell: click, Enter or Tab shows how it is computed.
-    const figure = (field, text) => el("td", { text, "data-layer": l.name, "data-field": field, tabindex: 0,
-      role: "button", "aria-label": `${l.name} ${field}: ${text}` });
+    const cell = (f) => {
+      const text = figureText(f, l[f.key]);
+      return el("td", { text, "data-layer": l.name, "data-field": f.key, tabindex: 0, role: "button",
+        "aria-label": `${l.name} ${f.name[LANG]}: ${text}` });
+    };
     return el("tr", { class: QUIET.test(l.type) ? "quiet" : "", "data-layer": l.name },
-      el("td", { text: l.name }), el("td", { text: l.type }), el("td", { text: l.kernel || "" }),
-      figure("output_shape", shapeText(l.output_shape)), figure("params", fmtInt(l.params)),
-      figure("macs", fmtInt(l.macs)), figure("flops", fmtInt(l.flops)),
-      figure("connections", fmtInt(l.connections)), figure("receptive_field", rf),
-      figure("activation_bytes", fmtBytes(l.activation_bytes)));
+      el("td", { text: l.name }), el("td", { text: l.type }), el("td", { text: l.kernel || "" }), ...figures.map(cell));
   });
   const body = document.getElementById("rows");
   const kept = body.children;
   if (kept.length === rows.length && rows.every((r, i) => kept[i].dataset.layer === r.dataset.layer)) {
     // the same layers (an edit of a kernel or a width): only the cells whose text changed are touched
     rows.forEach((r, i) => {
-      for (let k = 0; k < r.children.length; k++) {
-        const [now, old] = [r.children[k], kept[i].children[k]];
-        if (old.textContent !== now.textContent) old.replaceWith(now);
-      }
+      const [fresh, old] = [[...r.children], [...kept[i].children]]; // copies: a replaced cell leaves `r`
+      fresh.forEach((now, k) => {
+        if (old[k].textContent !== now.textContent || old[k].getAttribute("aria-label") !== now.getAttribute("aria-label")) {
+          old[k].replaceWith(now);
+        }
+      });
     });
   } else body.replaceChildren(...rows);
+  const total = (f) => {
+    if (f.kind === "shape") return `${shapeText(s.input)} ${t("in")}`;
+    return f.summed ? (f.kind === "bytes" ? fmtBytes(tot[f.key]) : fmtInt(tot[f.key])) : "";
+  };
   document.getElementById("foot").replaceChildren(el("tr", {},
-    el("td", { text: t("total") }), el("td"), el("td"), el("td", { text: `${shapeText(s.input)} ${t("in")}` }),
-    el("td", { text: fmtInt(tot.params) }), el("td", { text: fmtInt(tot.macs) }), el("td", { text: fmtInt(tot.flops) }),
-    el("td", { text: fmtInt(tot.connections) }), el("td"), el("td", { text: fmtBytes(tot.activation_bytes) })));
+    el("td", { text: t("total") }), el("td"), el("td"), ...figures.map((f) => el("td", { text: total(f) }))));
 
   if (picked && picked.model === s.model && picked.input === s.input.join("x")) showExplanation(picked.layer, picked.field);
   else resetExplanation();
@@ -79,7 +119,7 @@ async function showExplanation(layer, field) {
     if (!explained.has(url)) explained.set(url, (await api(url)).explanations[0]);
     const e = explained.get(url);
     if (!picked || picked.layer !== layer || picked.field !== field) return; // another cell was picked meanwhile
-    renderExplanation(e);
+    await renderExplanation(e);
     highlight(layer, feeders(e, layer));
   } catch (err) {
     showBanner("error", err.message);
@@ -89,7 +129,7 @@ async function showExplanation(layer, field) {
 const HEAD_SHOWN = 2; // a long explanation: its first steps and its last ones (the answer) stay in view
 const TAIL_SHOWN = 3;
 
-function renderExplanation(e) {
+async function renderExplanation(e) {
   const value = typeof e.value === "object" && e.value !== null
     ? (e.value.size !== undefined ? e.value.size : JSON.stringify(e.value)) : fmtValue(e.value);
   let lines = e.lines.map((line) => el("div", { class: "line" },
@@ -103,7 +143,8 @@ function renderExplanation(e) {
       el("details", { class: "more" }, el("summary", { text: t("explain.more", { n: middle.length }) }), ...middle),
       ...lines.slice(-TAIL_SHOWN)];
   }
-  const parts = [el("h3", { text: `${e.layer} · ${fieldName(e.field)} = ${value}` }), ...lines];
+  const f = (await figuresReady).find((f) => f.key === e.field);
+  const parts = [el("h3", { text: `${e.layer} · ${f ? f.name[LANG] : e.field} = ${value}` }), ...lines];
   if (e.note) parts.push(el("p", { class: "small", text: e.note }));
   if (e.source) parts.push(el("p", { class: "small muted", text: `${t("source")}: ${e.source}` }));
   const box = document.getElementById("explanation");
@@ -115,12 +156,6 @@ function renderExplanation(e) {
 function fmtValue(v) {
   if (Array.isArray(v)) return v.join("×");
   return typeof v === "number" ? fmtInt(v) : String(v);
-}
-
-function fieldName(field) {
-  const keys = { output_shape: "col.output", params: "col.params", macs: "col.macs", flops: "col.flops",
-    connections: "col.connections", receptive_field: "col.rf", activation_bytes: "col.activations" };
-  return t(keys[field] || field);
 }
 
 // The layers a figure comes from: for the receptive field, every layer of the recurrence (its lines are
