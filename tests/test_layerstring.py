@@ -14,8 +14,8 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.errors import CnnzooError
+from cnnzoo.models.layershapes import MAX_PARAMS
 from cnnzoo.models.layerstring import (
-    MAX_PARAMS,
     LayerStringError,
     build_layer_string,
     is_layer_string,

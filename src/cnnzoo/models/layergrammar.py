@@ -4,63 +4,94 @@ They wrote their MNIST nets as ``1x29x29-20C4-MP2-40C5-MP3-150N-10N``: the input
 width), then ``kCs`` (k maps, s×s kernel), ``MPs``/``APs`` pooling and ``kN`` fully connected layers. This
 module reads that notation, extended to padding, stride, dilation, groups, activations, BN, dropout, global
 pooling and residual blocks (docs/layer-strings.md has the grammar), into a :class:`NetSpec`; it checks
-every shape and the caps below before anything is built. A layer string is data: it is matched against
-the token patterns here, never evaluated. :mod:`cnnzoo.models.layerstring` builds the module.
+every shape and the caps (:mod:`cnnzoo.models.layershapes`) before anything is built. A layer string is
+data: it is matched against the token patterns here, never evaluated. The token table below (POOLS,
+GLOBAL_POOLS, ACTIVATIONS, OPTIONS) is the one place where each token is spelled: the parser, the writer
+(:func:`spec_to_string`) and :mod:`cnnzoo.models.layerstring`, which builds the module and reads a module
+back, all read it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import NamedTuple
+
+from torch import nn
 
 from ..errors import LayerStringError
-from .layershapes import (
-    MAX_FEATURE_ELEMENTS,
-    MAX_INPUT_SIDE,
-    MAX_LAYERS,
-    MAX_MACS,
-    MAX_PARAMS,
-    MAX_REPEAT,
-    MAX_STRING_LENGTH,
-    MAX_WIDTH,
-    infer,
-)
+from .layershapes import MAX_INPUT_SIDE, MAX_LAYERS, MAX_REPEAT, MAX_STRING_LENGTH, MAX_WIDTH, infer
 
 __all__ = [
     "ACTIVATIONS",
+    "GLOBAL_POOLS",
+    "OPTIONS",
+    "POOLS",
     "LayerSpec",
     "NetSpec",
-    "MAX_STRING_LENGTH",
-    "MAX_LAYERS",
-    "MAX_REPEAT",
-    "MAX_WIDTH",
-    "MAX_INPUT_SIDE",
-    "MAX_PARAMS",
-    "MAX_MACS",
-    "MAX_FEATURE_ELEMENTS",
+    "Spelling",
     "is_layer_string",
     "parse_layer_string",
     "spec_to_string",
 ]
 
-# activation token (any case) -> its canonical spelling; "Id" means "no activation here"
-ACTIVATIONS = {
-    a.lower(): a for a in ("ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "LReLU", "ReLU6", "Id")
+
+class Spelling(NamedTuple):
+    """How one layer is written and built: its token as the canonical string writes it (any case reads), the
+    ``torch.nn`` class it builds, and the settings it builds that class with (beyond the token's own numbers);
+    a module reads back as this token only where it has these settings."""
+
+    token: str
+    module: type[nn.Module]
+    settings: dict
+
+
+# The grammar's token table, the one source that the parser, the writer (spec_to_string) and
+# cnnzoo.models.layerstring (which builds the modules and reads a module back) all read.
+POOLS = {  # LayerSpec.op -> MPs / APs
+    "max": Spelling("MP", nn.MaxPool2d, {"dilation": 1, "ceil_mode": False}),
+    "avg": Spelling(
+        "AP", nn.AvgPool2d, {"ceil_mode": False, "count_include_pad": True, "divisor_override": None}
+    ),
 }
+GLOBAL_POOLS = {  # LayerSpec.op -> GAP / GMP (to 1×1)
+    "avg": Spelling("GAP", nn.AdaptiveAvgPool2d, {"output_size": 1}),
+    "max": Spelling("GMP", nn.AdaptiveMaxPool2d, {"output_size": 1}),
+}
+ACTIVATIONS = {  # LayerSpec.op (the canonical token) -> its spelling; "Id" means "no activation here"
+    a.token: a
+    for a in (
+        Spelling("ReLU", nn.ReLU, {}),
+        Spelling("Tanh", nn.Tanh, {}),
+        Spelling("Sigmoid", nn.Sigmoid, {}),
+        Spelling("GELU", nn.GELU, {"approximate": "none"}),
+        Spelling("SiLU", nn.SiLU, {}),
+        Spelling("ELU", nn.ELU, {"alpha": 1.0}),
+        Spelling("LReLU", nn.LeakyReLU, {"negative_slope": 0.01}),  # PyTorch's default slope
+        Spelling("ReLU6", nn.ReLU6, {}),
+        Spelling("Id", nn.Identity, {}),
+    )
+}
+OPTIONS = {  # kind -> its options, letter -> LayerSpec field, in the order the canonical string writes them
+    "conv": {"p": "padding", "s": "stride", "d": "dilation", "g": "groups"},
+    "pool": {"s": "stride", "p": "padding"},
+    "res": {"s": "stride"},
+}
+SHORTCUT = "B"  # a residual block's shortcut where the token has no trailing A or B
+
 _INT = r"(\d{1,6})"
 _OPTS = r"((?:[a-z]\d{1,6})*)"
 _TOKENS = [  # (kind, pattern); matched against one token, whole, ignoring case
     ("conv", re.compile(rf"{_INT}c{_INT}{_OPTS}", re.I)),
-    ("pool", re.compile(rf"(mp|ap){_INT}{_OPTS}", re.I)),
-    ("gpool", re.compile(r"(gap|gmp)", re.I)),
+    ("pool", re.compile(rf"({'|'.join(s.token for s in POOLS.values())}){_INT}{_OPTS}", re.I)),
+    ("gpool", re.compile(f"({'|'.join(s.token for s in GLOBAL_POOLS.values())})", re.I)),
     ("fc", re.compile(rf"{_INT}n", re.I)),
     ("bn", re.compile(r"bn", re.I)),
     ("drop", re.compile(r"d(0|0?\.\d{1,6})?", re.I)),
-    ("res", re.compile(rf"r{_INT}((?:s\d{{1,6}})?)(a|b)?", re.I)),
+    # a block takes its own option letters only: anything else is not an R token
+    ("res", re.compile(rf"r{_INT}((?:[{''.join(OPTIONS['res'])}]\d{{1,6}})?)(a|b)?", re.I)),
     ("act", re.compile("|".join(ACTIVATIONS), re.I)),
 ]
-_OPT_LETTERS = {"conv": "psdg", "pool": "sp"}
-_OPT_NAMES = {"p": "padding", "s": "stride", "d": "dilation", "g": "groups"}
 _INPUT = re.compile(r"(\d{1,6})x(\d{1,6})x(\d{1,6})", re.I)
 _LOOKS_LIKE = re.compile(r"\s*\d+\s*x\s*\d+\s*x\s*\d+\s*(-|$)", re.I)
 EXPECTED = "kCs (conv), MPs/APs (pool), GAP/GMP, kN (fully connected), BN, Dp (dropout), Rk (residual), an activation"
@@ -115,20 +146,35 @@ def _tokens(text: str):
         start += len(part) + 1
 
 
-def _options(kind: str, opts: str, text: str, start: int) -> dict:
+def _default(kind: str, name: str, kernel: int) -> int:
+    """What an option that is not written means: a pool's stride is its window, the rest LayerSpec's defaults."""
+    return kernel if (kind, name) == ("pool", "stride") else _FIELD_DEFAULTS[name]
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(LayerSpec)}
+_PARSE_OP = {  # kind -> the token as read (lower case) -> LayerSpec.op
+    "pool": {s.token.lower(): op for op, s in POOLS.items()},
+    "gpool": {s.token.lower(): op for op, s in GLOBAL_POOLS.items()},
+    "act": {a.lower(): a for a in ACTIVATIONS},
+}
+
+
+def _options(kind: str, opts: str, text: str, start: int, kernel: int = 0) -> dict:
+    """The fields of ``kind``'s options written as ``opts`` (at ``start`` in ``text``), defaults included."""
+    letters = OPTIONS[kind]
     found: dict = {}
     for m in re.finditer(r"([a-z])(\d+)", opts, re.I):
         letter, pos = m.group(1).lower(), start + m.start()
-        if letter not in _OPT_LETTERS[kind]:
-            allowed = ", ".join(f"{c} ({_OPT_NAMES[c]})" for c in _OPT_LETTERS[kind])
+        if letter not in letters:
+            allowed = ", ".join(f"{c} ({name})" for c, name in letters.items())
             raise LayerStringError(
                 f"unknown option {letter!r}: a {kind} takes {allowed}", text, pos, len(m[0])
             )
-        name = _OPT_NAMES[letter]
+        name = letters[letter]
         if name in found:
             raise LayerStringError(f"{name} given twice", text, pos, len(m[0]))
         found[name] = int(m.group(2))
-    return found
+    return {name: found.get(name, _default(kind, name, kernel)) for name in letters.values()}
 
 
 def _layer(token: str, text: str, start: int) -> LayerSpec:
@@ -141,12 +187,11 @@ def _layer(token: str, text: str, start: int) -> LayerSpec:
             opts = _options("conv", m.group(3), text, start + m.start(3))
             return LayerSpec("conv", out=int(m[1]), kernel=int(m[2]), span=span, **opts)
         if kind == "pool":
-            opts = _options("pool", m.group(3), text, start + m.start(3))
             k = int(m[2])
-            opts.setdefault("stride", k)
-            return LayerSpec("pool", kernel=k, op="max" if m[1].lower() == "mp" else "avg", span=span, **opts)
+            opts = _options("pool", m.group(3), text, start + m.start(3), kernel=k)
+            return LayerSpec("pool", kernel=k, op=_PARSE_OP["pool"][m[1].lower()], span=span, **opts)
         if kind == "gpool":
-            return LayerSpec("gpool", op="avg" if m[1].lower() == "gap" else "max", span=span)
+            return LayerSpec("gpool", op=_PARSE_OP["gpool"][m[1].lower()], span=span)
         if kind == "fc":
             return LayerSpec("fc", out=int(m[1]), span=span)
         if kind == "bn":
@@ -154,25 +199,35 @@ def _layer(token: str, text: str, start: int) -> LayerSpec:
         if kind == "drop":
             return LayerSpec("drop", p=float(m[1]) if m[1] else 0.5, span=span)
         if kind == "res":
-            stride = int(m[2][1:]) if m[2] else 1
-            return LayerSpec("res", out=int(m[1]), stride=stride, op=(m[3] or "B").upper(), span=span)
-        return LayerSpec("act", op=ACTIVATIONS[token.lower()], span=span)
+            opts = _options("res", m.group(2), text, start + m.start(2))
+            return LayerSpec("res", out=int(m[1]), op=(m[3] or SHORTCUT).upper(), span=span, **opts)
+        return LayerSpec("act", op=_PARSE_OP["act"][token.lower()], span=span)
     what = "an empty layer (two '-' in a row?)" if not token else f"unknown layer {token!r}"
     raise LayerStringError(f"{what}: expected {EXPECTED}", text, start, len(token) or 1)
+
+
+def _hosts(layers) -> set[int]:
+    """The layers an activation belongs after: every convolution and fully connected layer but the last kN."""
+    last_fc = max((i for i, x in enumerate(layers) if x.kind == "fc"), default=-1)
+    return {i for i, x in enumerate(layers) if x.kind in ("conv", "fc") and i != last_fc}
+
+
+def _relu_slot(kinds: list[str], i: int) -> int | None:
+    """Rule 1 of the grammar for the host at ``i`` (``kinds``: every layer's kind, padded with two ""): the
+    index its implied ReLU goes after (``i``, or its BN's), or None where an activation follows it there."""
+    after = i + 1 if kinds[i + 1] == "bn" else i
+    return None if kinds[after + 1] == "act" else after
 
 
 def _with_activations(layers: list[LayerSpec]) -> list[LayerSpec]:
     """Insert the implied ReLU after each convolution and each fully connected layer but the last, unless
     an activation follows it (directly or after a BN); after the BN where one follows."""
-    last_fc = max((i for i, x in enumerate(layers) if x.kind == "fc"), default=-1)
     kinds = [x.kind for x in layers] + ["", ""]
     after: dict[int, tuple[int, int]] = {}  # index the ReLU goes after -> the span of its conv/kN
-    for i, layer in enumerate(layers):
-        if layer.kind not in ("conv", "fc") or i == last_fc:
-            continue
-        if kinds[i + 1] == "act" or (kinds[i + 1] == "bn" and kinds[i + 2] == "act"):
-            continue
-        after[i + 1 if kinds[i + 1] == "bn" else i] = layer.span
+    for i in _hosts(layers):
+        slot = _relu_slot(kinds, i)
+        if slot is not None:
+            after[slot] = layers[i].span
     out: list[LayerSpec] = []
     for i, layer in enumerate(layers):
         out.append(layer)
@@ -237,7 +292,7 @@ def parse_layer_string(s: str) -> NetSpec:
     params, macs, output = infer(size, layers, text, inputs)
     for i, (layer, shape) in enumerate(zip(layers, inputs, strict=True)):
         if layer.kind == "res" and layer.stride == 1 and shape[0] == layer.out:
-            layers[i] = replace(layer, op="B")  # the identity shortcut: A and B are the same block
+            layers[i] = replace(layer, op=SHORTCUT)  # the identity shortcut: A and B are the same block
     return NetSpec(size, tuple(layers), text, params, macs, output)
 
 
@@ -245,19 +300,17 @@ def spec_to_string(spec: NetSpec) -> str:
     """The canonical layer string of ``spec``: implied activations left out, runs of equal tokens as ``tok*n``.
     Reading it back gives the same layers."""
     layers = list(spec.layers)
-    last_fc = max((i for i, x in enumerate(layers) if x.kind == "fc"), default=-1)
-    hosts = {i for i, x in enumerate(layers) if x.kind in ("conv", "fc") and i != last_fc}
-    kinds = [x.kind for x in layers] + ["", "", ""]
-    no_act = set()  # a conv/kN with no activation where the grammar implies one: "Id" says so
-    for i in hosts:
-        if kinds[i + 1] != "act" and not (kinds[i + 1] == "bn" and kinds[i + 2] == "act"):
-            no_act.add(i + 1 if kinds[i + 1] == "bn" else i)
+    hosts = _hosts(layers)
+    kinds = [x.kind for x in layers] + ["", ""]
+    no_act = {_relu_slot(kinds, i) for i in hosts} - {None}  # where the grammar implies one: "Id" says none
+
+    def implied(i: int) -> bool:  # a ReLU that reading the string without it puts back in its place
+        rest = kinds[:i] + kinds[i + 1 :]
+        return any(h in hosts and _relu_slot(rest, h) == i - 1 for h in (i - 1, i - 2))
+
     tokens: list[str] = []
     for i, layer in enumerate(layers):
-        implied = layer.kind == "act" and layer.op == "ReLU" and kinds[i + 1] != "act"
-        direct = i - 1 in hosts and kinds[i + 1] != "bn"
-        after_bn = i - 2 in hosts and kinds[i - 1] == "bn"
-        if not (implied and (direct or after_bn)):
+        if not (layer.kind == "act" and layer.op == "ReLU" and implied(i)):
             tokens.append(_token(layer))
         if i in no_act:
             tokens.append("Id")
@@ -271,23 +324,23 @@ def spec_to_string(spec: NetSpec) -> str:
     return "-".join([f"{c}x{h}x{w}"] + [t if n == 1 else f"{t}*{n}" for t, n in runs])
 
 
+def _written_options(layer: LayerSpec) -> str:
+    """``layer``'s options as the canonical string writes them: those that differ from their default."""
+    return "".join(
+        f"{c}{getattr(layer, name)}"
+        for c, name in OPTIONS[layer.kind].items()
+        if getattr(layer, name) != _default(layer.kind, name, layer.kernel)
+    )
+
+
 def _token(layer: LayerSpec) -> str:
     k = layer.kind
     if k == "conv":
-        opts = [
-            ("p", layer.padding, 0),
-            ("s", layer.stride, 1),
-            ("d", layer.dilation, 1),
-            ("g", layer.groups, 1),
-        ]
-        return f"{layer.out}C{layer.kernel}" + "".join(f"{c}{v}" for c, v, default in opts if v != default)
+        return f"{layer.out}C{layer.kernel}{_written_options(layer)}"
     if k == "pool":
-        opts = [("s", layer.stride, layer.kernel), ("p", layer.padding, 0)]
-        return f"{'MP' if layer.op == 'max' else 'AP'}{layer.kernel}" + "".join(
-            f"{c}{v}" for c, v, default in opts if v != default
-        )
+        return f"{POOLS[layer.op].token}{layer.kernel}{_written_options(layer)}"
     if k == "gpool":
-        return "GAP" if layer.op == "avg" else "GMP"
+        return GLOBAL_POOLS[layer.op].token
     if k == "fc":
         return f"{layer.out}N"
     if k == "bn":
@@ -295,9 +348,5 @@ def _token(layer: LayerSpec) -> str:
     if k == "drop":
         return "D" + (f"{layer.p:.6f}".rstrip("0").rstrip(".") or "0")
     if k == "res":
-        return (
-            f"R{layer.out}"
-            + (f"s{layer.stride}" if layer.stride != 1 else "")
-            + ("A" if layer.op == "A" else "")
-        )
+        return f"R{layer.out}{_written_options(layer)}" + ("" if layer.op == SHORTCUT else layer.op)
     return layer.op

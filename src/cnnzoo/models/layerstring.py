@@ -18,16 +18,11 @@ from ..card import ModelCard, attach_card, card_of
 from ..errors import LayerStringError, ShapeError
 from .layergrammar import (
     ACTIVATIONS,
-    MAX_FEATURE_ELEMENTS,
-    MAX_INPUT_SIDE,
-    MAX_LAYERS,
-    MAX_MACS,
-    MAX_PARAMS,
-    MAX_REPEAT,
-    MAX_STRING_LENGTH,
-    MAX_WIDTH,
+    GLOBAL_POOLS,
+    POOLS,
     LayerSpec,
     NetSpec,
+    Spelling,
     is_layer_string,
     parse_layer_string,
     spec_to_string,
@@ -36,38 +31,18 @@ from .layershapes import has_bias, infer
 from .resnet import BasicBlock, ZeroPadShortcut
 
 __all__ = [
-    "ACTIVATIONS",
     "LayerSpec",
     "LayerStringError",
     "LayerStringNet",
     "NetSpec",
-    "MAX_FEATURE_ELEMENTS",
-    "MAX_INPUT_SIDE",
-    "MAX_LAYERS",
-    "MAX_MACS",
-    "MAX_PARAMS",
-    "MAX_REPEAT",
-    "MAX_STRING_LENGTH",
-    "MAX_WIDTH",
     "build_from_spec",
     "build_layer_string",
     "is_layer_string",
+    "module_names",
     "parse_layer_string",
     "spec_of_module",
     "to_layer_string",
 ]
-
-_ACT_MODULES = {
-    "ReLU": nn.ReLU,
-    "Tanh": nn.Tanh,
-    "Sigmoid": nn.Sigmoid,
-    "GELU": nn.GELU,
-    "SiLU": nn.SiLU,
-    "ELU": nn.ELU,
-    "LReLU": nn.LeakyReLU,  # slope 0.01, PyTorch's default
-    "ReLU6": nn.ReLU6,
-    "Id": nn.Identity,
-}
 
 
 class LayerStringNet(nn.Sequential):
@@ -102,10 +77,9 @@ def _module(layer: LayerSpec, layers, i: int, channels: int) -> nn.Module:
             bias=has_bias(layers, i),
         )
     if k == "pool":
-        cls = nn.MaxPool2d if layer.op == "max" else nn.AvgPool2d
-        return cls(layer.kernel, layer.stride, layer.padding)
+        return _built(POOLS[layer.op], layer.kernel, layer.stride, layer.padding)
     if k == "gpool":
-        return nn.AdaptiveAvgPool2d(1) if layer.op == "avg" else nn.AdaptiveMaxPool2d(1)
+        return _built(GLOBAL_POOLS[layer.op])
     if k == "fc":
         return nn.Linear(channels, layer.out, bias=has_bias(layers, i))
     if k == "bn":
@@ -114,18 +88,36 @@ def _module(layer: LayerSpec, layers, i: int, channels: int) -> nn.Module:
         return nn.Dropout(layer.p)
     if k == "res":
         return BasicBlock(channels, layer.out, layer.stride, shortcut=layer.op)
-    return _ACT_MODULES[layer.op]()
+    return _built(ACTIVATIONS[layer.op])
 
 
-_PREFIX = {
-    "conv": "conv",
-    "pool": "pool",
-    "gpool": "gpool",
-    "fc": "fc",
-    "bn": "bn",
-    "drop": "drop",
-    "res": "res",
-}
+def _built(spelling: Spelling, *args) -> nn.Module:
+    return spelling.module(*args, **spelling.settings)
+
+
+def _is(m: nn.Module, spelling: Spelling) -> bool:
+    """Whether ``m`` is of the token's class with the token's settings (a pair of equal values counts as one)."""
+    if type(m) is not spelling.module:
+        return False
+    for name, want in spelling.settings.items():
+        value = getattr(m, name)
+        if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
+            value = value[0]
+        if value != want:
+            return False
+    return True
+
+
+def module_names(layers) -> list[str]:
+    """The child name of each layer in the built net, by kind (an activation by its name) and count:
+    ``conv1``, ``relu1``, ``pool1``, ``relu6_1``, … (the ``flatten`` before the first kN is not a layer)."""
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        prefix = layer.op.lower() if layer.kind == "act" else layer.kind
+        counts[prefix] = counts.get(prefix, 0) + 1
+        names.append(f"{prefix}{'_' if prefix[-1].isdigit() else ''}{counts[prefix]}")
+    return names
 
 
 def build_from_spec(spec: NetSpec, num_classes: int | None = None) -> LayerStringNet:
@@ -134,16 +126,13 @@ def build_from_spec(spec: NetSpec, num_classes: int | None = None) -> LayerStrin
         spec = _with_classes(spec, num_classes)
     inputs: list = []
     infer(spec.input, spec.layers, spec.text, inputs)
-    counts: dict[str, int] = {}
     children: OrderedDict[str, nn.Module] = OrderedDict()
-    for i, (layer, shape) in enumerate(zip(spec.layers, inputs, strict=True)):
+    names = module_names(spec.layers)
+    for i, (layer, shape, name) in enumerate(zip(spec.layers, inputs, names, strict=True)):
         channels = shape[0]
         if layer.kind == "fc" and len(shape) == 3:
             children["flatten"] = nn.Flatten()
             channels = shape[0] * shape[1] * shape[2]
-        prefix = _PREFIX.get(layer.kind) or layer.op.lower()
-        counts[prefix] = counts.get(prefix, 0) + 1
-        name = f"{prefix}{'_' if prefix[-1].isdigit() else ''}{counts[prefix]}"
         flat_bn = layer.kind == "bn" and len(shape) == 1
         children[name] = nn.BatchNorm1d(channels) if flat_bn else _module(layer, spec.layers, i, channels)
     model = LayerStringNet(children)
@@ -197,41 +186,23 @@ def _same(value) -> int | None:
 
 def _spec_layer(name: str, m: nn.Module) -> LayerSpec | None:
     """The LayerSpec of one module; None for a flatten (implied); raises where the string cannot say it."""
-    for cls, op in ((nn.ReLU, "ReLU"), (nn.Tanh, "Tanh"), (nn.Sigmoid, "Sigmoid"), (nn.SiLU, "SiLU")):
-        if type(m) is cls:
+    for op, spelling in ACTIVATIONS.items():
+        if _is(m, spelling):
             return LayerSpec("act", op=op)
-    simple = {nn.ReLU6: "ReLU6", nn.Identity: "Id"}
-    if type(m) in simple:
-        return LayerSpec("act", op=simple[type(m)])
-    if type(m) is nn.GELU and m.approximate == "none":
-        return LayerSpec("act", op="GELU")
-    if type(m) is nn.ELU and m.alpha == 1.0:
-        return LayerSpec("act", op="ELU")
-    if type(m) is nn.LeakyReLU and m.negative_slope == 0.01:
-        return LayerSpec("act", op="LReLU")
     if type(m) is nn.Flatten:
         return None
     if type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str):
         kernel, stride, pad, dil = (_same(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
         if None not in (kernel, stride, pad, dil):
             return LayerSpec("conv", m.out_channels, kernel, stride, pad, dil, m.groups)
-    if type(m) in (nn.MaxPool2d, nn.AvgPool2d) and not m.ceil_mode:
-        kernel, stride, pad = (_same(v) for v in (m.kernel_size, m.stride, m.padding))
-        plain = (
-            _same(m.dilation) == 1
-            if isinstance(m, nn.MaxPool2d)
-            else m.count_include_pad and m.divisor_override is None
-        )
-        if None not in (kernel, stride, pad) and plain:
-            return LayerSpec(
-                "pool",
-                kernel=kernel,
-                stride=stride,
-                padding=pad,
-                op="max" if isinstance(m, nn.MaxPool2d) else "avg",
-            )
-    if type(m) in (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d) and _same(m.output_size) == 1:
-        return LayerSpec("gpool", op="avg" if isinstance(m, nn.AdaptiveAvgPool2d) else "max")
+    for op, spelling in POOLS.items():
+        if _is(m, spelling):
+            kernel, stride, pad = (_same(v) for v in (m.kernel_size, m.stride, m.padding))
+            if None not in (kernel, stride, pad):
+                return LayerSpec("pool", kernel=kernel, stride=stride, padding=pad, op=op)
+    for op, spelling in GLOBAL_POOLS.items():
+        if _is(m, spelling):
+            return LayerSpec("gpool", op=op)
     if type(m) is nn.Linear:
         return LayerSpec("fc", out=m.out_features)
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d) and m.affine and m.track_running_stats:

@@ -38,15 +38,6 @@ SEED_NETS = {
     "seed004-lenet": "1x32x32-6C5-MP2-16C5-MP2-120N-84N-10N",
 }
 EMPTY_NET = "1x28x28-10N"  # the input and the 10 outputs: softmax regression, to grow from
-_NAMES = {
-    "conv": "conv",
-    "pool": "pool",
-    "gpool": "gpool",
-    "fc": "fc",
-    "bn": "bn",
-    "drop": "drop",
-    "res": "res",
-}
 
 
 def with_input(net: str, size: str | None) -> str:
@@ -60,22 +51,13 @@ def with_input(net: str, size: str | None) -> str:
     return f"{size.strip()}-{rest}" if rest else size.strip()
 
 
-def _module_names(layers) -> list[str]:
-    """The child name each layer gets in the built net (as :func:`build_from_spec` names them)."""
-    counts: dict[str, int] = {}
-    names = []
-    for layer in layers:
-        prefix = _NAMES.get(layer.kind) or layer.op.lower()
-        counts[prefix] = counts.get(prefix, 0) + 1
-        names.append(f"{prefix}{'_' if prefix[-1].isdigit() else ''}{counts[prefix]}")
-    return names
-
-
 def _tokens(spec) -> list[dict]:
     """One entry per token of the text (a ``tok*n`` is one, with ``repeat`` n): its fields and the rows (module
     names) it makes, implied activations included."""
+    from ..models.layerstring import module_names
+
     out: dict[tuple[int, int], dict] = {}
-    for layer, name in zip(spec.layers, _module_names(spec.layers), strict=True):
+    for layer, name in zip(spec.layers, module_names(spec.layers), strict=True):
         entry = out.get(layer.span)
         if entry is not None:  # a repeat of the token, or the activation it implies
             entry["repeat"] += 0 if layer.implicit else 1
@@ -101,7 +83,7 @@ def _tokens(spec) -> list[dict]:
 def _collapse(text: str, error: LayerStringError) -> dict | None:
     """For a map that collapses: the layer, its output-size formula with the numbers, and the smallest
     square input that works (found by reading the string at other sizes: each read is ~0.1 ms)."""
-    from ..models.layerstring import parse_layer_string
+    from ..models.layerstring import module_names, parse_layer_string
 
     if "collapse" not in error.reason:
         return None
@@ -123,7 +105,7 @@ def _collapse(text: str, error: LayerStringError) -> dict | None:
     # the failing layer's numbers: read the string at a size that works, find the token, replay its input
     spec = parse_layer_string(with_input(text, f"{c}x{lo}x{lo}"))
     start = error.position - (len(text) - len(with_input(text, f"{c}x{lo}x{lo}")))
-    names = _module_names(spec.layers)
+    names = module_names(spec.layers)
     index = next((i for i, layer in enumerate(spec.layers) if layer.span[0] == start), None)
     found = {"smallest_input": f"{c}x{lo}x{lo}", "layer": None, "formula": None}
     m = re.search(r"a (\d+)x(\d+) map", error.reason)

@@ -17,7 +17,7 @@ from ..shapes import parse_input_size
 
 __all__ = ["router"]
 
-MAX_NAME = 4000  # a model name or a layer string (layerstring.MAX_STRING_LENGTH is 2,000)
+MAX_NAME = 4000  # a model name or a layer string (layershapes.MAX_STRING_LENGTH is 2,000)
 MAX_SIDE, MAX_CHANNELS = 4096, 64  # the analysis runs on the meta device: its cost does not grow with these
 
 router = APIRouter()
