@@ -1,7 +1,8 @@
 """Bad uploads to the web API: images that are not images, empty, truncated or decompression bombs, bodies
 over 10 MiB (by their declared length, or counted while a chunked body streams in), a missing or invalid form
 field, an unknown gallery image, and extreme aspect ratios each get a clear 4xx JSON error quickly, after
-which the server still answers a good request; long strips the decoder accepts are fitted in bounded memory."""
+which the server still answers a good request; long strips the decoder accepts are fitted in bounded
+memory."""
 
 from __future__ import annotations
 
