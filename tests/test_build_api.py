@@ -114,7 +114,7 @@ def test_starts_offer_the_seeds_and_zoo_nets_that_read_back(client):
 
 
 def test_train_start_refuses_a_bad_layer_string_in_one_line(client):
-    from test_web_api import FASHION
+    from webclient import FASHION
 
     if not FASHION.is_dir():
         pytest.skip("Fashion-MNIST not at /usr/share/datasets")

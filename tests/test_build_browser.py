@@ -185,7 +185,7 @@ def test_build_train_predict_and_neuron(browser, tmp_path):
 
     from playwright.sync_api import expect
     from test_train_page_browser import open_page, serving
-    from test_web_api import FASHION
+    from webclient import FASHION
 
     if not FASHION.is_dir():
         pytest.skip("Fashion-MNIST not at /usr/share/datasets")

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_reliability import assert_clear_error, cli
-from test_web_api import FASHION
+from cli_harness import assert_clear_error, cli
+from webclient import FASHION
 
 from cnnzoo.train.memory import check_train_memory
 from cnnzoo.train.snapshots import PROGRESS, SNAPSHOTS

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_harness import assert_clear_error, cli
 from PIL import Image
-from test_reliability import assert_clear_error, cli
 
 import cnnzoo
 from cnnzoo import checkpoint as ckpt

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cli_harness import assert_clear_error, cli
 from helpers import fashion_available
-from test_reliability import assert_clear_error, cli
 from test_reliability_origin import start_serve
 
 from cnnzoo import checkpoint as ckpt

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_reliability import MODEL, assert_clear_error, cli, run_cli
+from cli_harness import MODEL, assert_clear_error, cli, run_cli
 
 import cnnzoo
 from cnnzoo import checkpoint as ckpt

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_web_api import FASHION
+from webclient import FASHION
 
 import cnnzoo
 from cnnzoo.train.snapshots import PROGRESS, SNAPSHOTS

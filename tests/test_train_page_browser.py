@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_web_api import FASHION, FASHION_CLASSES
 from test_web_browser import CHROMIUM, shot_path  # its `browser` fixture is shared through conftest.py
+from webclient import FASHION, FASHION_CLASSES
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),

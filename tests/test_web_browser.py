@@ -32,7 +32,7 @@ DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 def server(tmp_path_factory):
     """A uvicorn server in a thread, on a free port of 127.0.0.1, serving a freshly trained checkpoint."""
     from helpers import serving
-    from test_web_api import FASHION, train_fashion_run
+    from webclient import FASHION, train_fashion_run
 
     from cnnzoo.web import create_app, load_session
 
@@ -95,7 +95,7 @@ def test_draw_and_predict(server, page, tmp_path):
         page.mouse.up()
 
     expect(page.get_by_test_id("prediction")).to_have_text(re.compile(r"\S+"))
-    from test_web_api import FASHION_CLASSES
+    from webclient import FASHION_CLASSES
 
     assert page.get_by_test_id("prediction").text_content() in FASHION_CLASSES
     expect(page.locator("#probs li")).to_have_count(10)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_web_api import FASHION
 from test_web_browser import CHROMIUM
+from webclient import FASHION
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
