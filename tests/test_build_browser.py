@@ -52,6 +52,17 @@ def test_seed_004_typed_edited_and_collapsed(server, page, tmp_path):  # noqa: F
     expect(page.get_by_test_id("net-diff")).to_contain_text("+512")
     expect(page.get_by_test_id("net-diff")).to_contain_text("conv1 k 3→5")
     expect(page).to_have_url(re.compile(r"net=1x28x28-32C5"))
+    # only the changed cells were redrawn, and each stayed in its column: every row's figures in one order,
+    # and the weighted rows' parameters are torch's for the edited net
+    order = (
+        "rows => rows.map(r => [...r.querySelectorAll('td[data-field]')].map(c => c.dataset.field).join())"
+    )
+    assert len(set(page.eval_on_selector_all("#rows tr", order))) == 1
+    shown = page.eval_on_selector_all(
+        '#rows td[data-field="params"]', "cells => cells.map(c => c.textContent)"
+    )
+    weighted = [m for m in keras_cnn(5) if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [p for p in shown if p != "0"] == [f"{sum(p.numel() for p in m.parameters()):,}" for m in weighted]
     # every figure is clickable for its formula, now for a typed net
     page.locator('td[data-layer="conv1"][data-field="params"]').click()
     expect(page.get_by_test_id("explanation")).to_contain_text("(5·5·1 + 1)·32 = 832")

@@ -15,7 +15,9 @@ import torch
 import torchvision
 
 import cnnzoo
-from cnnzoo.figures import FIGURE_KEYS as FIELDS
+from cnnzoo.figures import FIGURES
+
+FIELDS = [f.key for f in FIGURES]
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _CALLS = {"floor": math.floor, "ceil": math.ceil}

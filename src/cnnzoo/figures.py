@@ -8,6 +8,7 @@ here, its builder, and its section in docs/analyzer.md: the CLI's choices, the t
 tables, the JSON, the API and both pages' columns follow from this table.
 
 This module imports nothing heavy: the CLI reads it to build ``--field``'s choices without loading torch.
+Its users read ``FIGURES`` when they run, not when they are imported.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from .errors import CnnzooError
 
-__all__ = ["Figure", "FIGURES", "FIGURE_KEYS", "KINDS", "figure", "figures_json"]
+__all__ = ["Figure", "FIGURES", "KINDS", "figure", "figures_json"]
 
 KINDS = {
     "shape": "a shape without the batch: 16×5×5",
@@ -95,7 +96,6 @@ FIGURES: tuple[Figure, ...] = (
         terminal=False,
     ),
 )
-FIGURE_KEYS = tuple(f.key for f in FIGURES)
 
 
 def figure(key: str) -> Figure:
@@ -103,7 +103,7 @@ def figure(key: str) -> Figure:
     for f in FIGURES:
         if f.key == key:
             return f
-    raise CnnzooError(f"unknown figure {key!r}: choose from {', '.join(FIGURE_KEYS)}")
+    raise CnnzooError(f"unknown figure {key!r}: choose from {', '.join(f.key for f in FIGURES)}")
 
 
 def figures_json() -> list[dict]:

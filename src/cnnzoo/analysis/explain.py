@@ -20,8 +20,9 @@ from functools import partial
 import torch
 from torch import nn
 
+from .. import figures
 from ..errors import CnnzooError
-from ..figures import FIGURES, figure
+from ..figures import figure
 from .aliases import no_such_layer
 from .explain_formulas import BUILDERS, At, Built, Line, explains, kernel_word, line, output_lines
 from .explain_text import LANGS, msg, number, one_line, to_text
@@ -356,5 +357,5 @@ def explain_all(
 ) -> list[Explanation]:
     """Every figure of every layer (or of ``layer``; or only ``field``), in table order."""
     layers = [layer] if layer is not None else [r.name for r in summary.layers]
-    fields = [field] if field is not None else [f.key for f in FIGURES]
+    fields = [field] if field is not None else [f.key for f in figures.FIGURES]
     return [explain(summary, name, f, lang) for name in layers for f in fields]

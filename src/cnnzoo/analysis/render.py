@@ -15,19 +15,28 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..figures import FIGURES
+from .. import figures
 
-SHOWN = tuple(f for f in FIGURES if f.terminal)  # the figures the tables print, in FIGURES' order
-COLUMNS = ("layer", "type", "kernel", *(f.heading[0] for f in SHOWN))
-BLOCK_COLUMNS = ("block", "type", "layers", *(f.heading[0] for f in SHOWN))
-NUMERIC = tuple(f.heading[0] for f in SHOWN if f.kind in ("count", "ops", "bytes"))
-# Left out first when a terminal is too narrow: what the other columns imply or the other formats give.
-DROP_ORDER = (
-    *(f.heading[0] for f in sorted((f for f in SHOWN if f.drop), key=lambda f: -f.drop)),
-    "kernel",
-    "type",
-    "layers",
-)
+# The columns come from cnnzoo.figures.FIGURES (read at each call): the figures with terminal=True, in order.
+LEADING, BLOCK_LEADING = ("layer", "type", "kernel"), ("block", "type", "layers")
+
+
+def _shown() -> list:
+    return [f for f in figures.FIGURES if f.terminal]
+
+
+def _columns(leading: tuple[str, ...] = LEADING) -> tuple[str, ...]:
+    return (*leading, *(f.heading[0] for f in _shown()))
+
+
+def _numeric() -> tuple[str, ...]:
+    return tuple(f.heading[0] for f in _shown() if f.summed)
+
+
+def _drop_order() -> tuple[str, ...]:
+    """Left out first when a terminal is too narrow: what the other columns imply or the other formats give."""
+    dropped = sorted((f for f in _shown() if f.drop), key=lambda f: -f.drop)
+    return (*(f.heading[0] for f in dropped), "kernel", "type", "layers")
 
 
 def si_count(n: int) -> str:
@@ -46,7 +55,7 @@ def si_count(n: int) -> str:
 
 def print_table(s) -> None:
     """The summary's rich table on stdout: fitted to a terminal's width; to a pipe or a file, whole
-    (COLUMNS ignored), so that a log never cuts a name or a number."""
+    (its width ignored), so that a log never cuts a name or a number."""
     console = Console()
     if not console.is_terminal:
         console = Console(width=natural_width(s))
@@ -75,7 +84,7 @@ def _cell(f, row) -> str:
 
 
 def _cells(row) -> list[str]:
-    return [row.name + (" *" if row.note else ""), row.type, row.kernel, *(_cell(f, row) for f in SHOWN)]
+    return [row.name + (" *" if row.note else ""), row.type, row.kernel, *(_cell(f, row) for f in _shown())]
 
 
 def _totals(s) -> str:
@@ -108,7 +117,7 @@ def _fitting(
         return sum(widths[c] + 3 for c in keep) + 1
 
     dropped = []
-    for col in DROP_ORDER:
+    for col in _drop_order():
         if width is None or total() <= width:
             break
         if col in keep:
@@ -121,7 +130,7 @@ def _table(title: str | None, columns: tuple[str, ...], rows: list[list[str]], w
     keep, dropped = _fitting(columns, rows, width)
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in keep:
-        table.add_column(col, justify="right" if col in NUMERIC else "left", overflow="fold")
+        table.add_column(col, justify="right" if col in _numeric() else "left", overflow="fold")
     index = [columns.index(c) for c in keep]
     for r in rows:
         table.add_row(*(r[i] for i in index))
@@ -131,14 +140,14 @@ def _table(title: str | None, columns: tuple[str, ...], rows: list[list[str]], w
 def rich_table(s, width: int | None = None) -> Group:
     """The summary as rich renderables; ``width``: the columns available (None: everything, in full)."""
     rows = [_cells(row) for row in s.layers]
-    table, dropped = _table(f"{s.model} — input {_shape(s.input)}", COLUMNS, rows, width)
+    table, dropped = _table(f"{s.model} — input {_shape(s.input)}", _columns(), rows, width)
     parts = [table, Text(_totals(s), style="bold"), *(Text(n, style="dim") for n in footnotes(s))]
     if s.blocks:
         block_rows = [
-            [b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", *(_cell(f, b) for f in SHOWN)]
+            [b.name, b.type, f"{b.layers[0]} … {b.layers[1]}", *(_cell(f, b) for f in _shown())]
             for b in s.blocks
         ]
-        blocks, dropped_b = _table("blocks", BLOCK_COLUMNS, block_rows, width)
+        blocks, dropped_b = _table("blocks", _columns(BLOCK_LEADING), block_rows, width)
         dropped += [c for c in dropped_b if c not in dropped]
         parts.append(blocks)
     if dropped:
@@ -162,7 +171,7 @@ def footnotes(s) -> list[str]:
 def natural_width(s) -> int:
     """Columns the full table needs (its widest line), so that a non-terminal gets it uncut."""
     rows = [_cells(row) for row in s.layers]
-    widths = [max([cell_len(c)] + [cell_len(r[i]) for r in rows]) + 3 for i, c in enumerate(COLUMNS)]
+    widths = [max([cell_len(c)] + [cell_len(r[i]) for r in rows]) + 3 for i, c in enumerate(_columns())]
     return max(sum(widths) + 1, cell_len(_totals(s)), cell_len(f"{s.model} — input {_shape(s.input)}"))
 
 
@@ -187,7 +196,7 @@ def to_html(s) -> str:
 
     rows = [_cells(row) for row in s.layers]
     return html_table(
-        list(COLUMNS), rows, f"{s.model} — input {_shape(s.input)}", f"{_totals(s)}. {s.conventions}"
+        list(_columns()), rows, f"{s.model} — input {_shape(s.input)}", f"{_totals(s)}. {s.conventions}"
     )
 
 
@@ -195,8 +204,8 @@ def to_markdown(s) -> str:
     lines = [
         f"**{s.model}**, input {_shape(s.input)}",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        "| " + " | ".join(_columns()) + " |",
+        "|" + "---|" * len(_columns()),
     ]
     lines += ["| " + " | ".join(c or " " for c in _cells(row)) + " |" for row in s.layers]
     lines += ["", _totals(s), *footnotes(s), "", f"_{s.conventions}_"]
@@ -208,14 +217,14 @@ def to_csv(s) -> str:
     three columns (rf_size, rf_jump, rf_start)."""
     buf = io.StringIO()
     head = ["name", "type", "kernel"]
-    for f in FIGURES:
+    for f in figures.FIGURES:
         head += [f"rf_{k}" for k in ("size", "jump", "start")] if f.kind == "rf" else [f.key]
         head += ["trainable_params"] if f.key == "params" else []
     w = csv.writer(buf)
     w.writerow(head)
     for r in s.layers:
         cells = [r.name, r.type, r.kernel]
-        for f in FIGURES:
+        for f in figures.FIGURES:
             v = f.read(r)
             if f.kind == "rf":
                 cells += [v[k] for k in ("size", "jump", "start")] if v else ["", "", ""]

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
-from ..figures import FIGURES
+from .. import figures
 from .rules import CONVENTIONS, Window
 
 __all__ = ["ReceptiveField", "LayerInfo", "BlockInfo", "Summary"]
@@ -54,7 +54,7 @@ def _row_dict(row: LayerInfo | BlockInfo) -> dict:
             d[k] = list(v)
     d["receptive_field"] = row.receptive_field.to_dict() if row.receptive_field else None
     if isinstance(row, LayerInfo):  # figures computed from a row's own (cnnzoo.figures: Figure.value)
-        d |= {f.key: f.read(row) for f in FIGURES if f.value is not None}
+        d |= {f.key: f.read(row) for f in figures.FIGURES if f.value is not None}
     return d
 
 

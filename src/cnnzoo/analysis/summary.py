@@ -22,10 +22,10 @@ import copy
 import torch
 from torch import nn
 
+from .. import figures
 from .._torch_compat import PARAMETERS
 from ..card import card_of
 from ..errors import ShapeError
-from ..figures import FIGURES
 from ..models.source import check_model_arg, resolve_model
 from ..shapes import conv_output_size, parse_input_size, smallest_input
 from .inputs import parse_inputs
@@ -270,7 +270,7 @@ def _summary(
     rows = result.rows
     rows += _unused_parameters(probe, probe.tracer.seen_params)
     total = {"params": result.params, "trainable_params": result.trainable_params}
-    total |= {f.key: sum(f.read(r) for r in rows) for f in FIGURES if f.summed and f.key not in total}
+    total |= {f.key: sum(f.read(r) for r in rows) for f in figures.FIGURES if f.summed and f.key not in total}
     if batch != 1:
         total["batch"] = (
             batch  # the figures above are per sample; a batch multiplies MACs, FLOPs, activations

@@ -10,7 +10,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
-    from ..figures import FIGURE_KEYS
+    from .. import figures
     from ._model import MODEL_HELP
 
     p.add_argument("model", help=MODEL_HELP)
@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
         nargs="?",
         help="a layer or block name as in `cnnzoo summary`, or the paper's: C3, conv1_1, fc6, conv2_x (default: all)",
     )
-    p.add_argument("--field", choices=FIGURE_KEYS, help="one figure only (default: all)")
+    p.add_argument("--field", choices=[f.key for f in figures.FIGURES], help="one figure only (default: all)")
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 1x32x32 (default: the paper's)")
     p.add_argument("--lang", choices=["en", "zh"], default="en", help="English or 中文")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")

@@ -56,5 +56,5 @@ def explain(
 
 
 @router.get("/api/figures", summary="The figures of the layer table: key, kind and names in both languages")
-def figures() -> list[dict]:
+def figure_table() -> list[dict]:
     return figures_json()
