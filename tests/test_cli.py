@@ -30,7 +30,7 @@ def test_every_issue_command_is_there():
 def test_unknown_option_exits_2_without_traceback(command):
     proc = _run(command, "--no-such-option")
     assert proc.returncode == 2
-    # one line (#17: no usage dump); a command with a required argument names that first
+    # one line (no usage dump); a command with a required argument names that first
     assert "unrecognized arguments: --no-such-option" in proc.stderr or "are required" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and f"cnnzoo {command} --help" in proc.stderr
     assert "Traceback" not in proc.stderr

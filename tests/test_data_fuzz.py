@@ -1,4 +1,4 @@
-"""Fuzzing the file readers (reliability issue #10): random and mutated bytes give either a valid result or
+"""Fuzzing the file readers: random and mutated bytes give either a valid result or
 a DataError — never another exception, never a hang, never an allocation far beyond the input's size."""
 
 from __future__ import annotations

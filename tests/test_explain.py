@@ -1,4 +1,4 @@
-"""Every number explained (#18): each printed formula evaluates to its printed value, and that value is the
+"""Every number explained: each printed formula evaluates to its printed value, and that value is the
 analyzer's own figure, for every zoo model at its default input; the CLI and the HTTP API give the same."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""#18 in a real headless Chromium (the server, browser and page fixtures of test_web_browser.py: a real
+"""Explanations in a real headless Chromium (the server, browser and page fixtures of test_web_browser.py: a real
 uvicorn on a loopback port serving a briefly trained lenet5_modern; any console error fails a test):
 the explorer explains LeNet-5's C3 parameters (Table I), the predict page shows what a conv1 neuron sees,
 and the 中文 switch translates the pages. ``CNNZOO_SCREENSHOTS=docs`` writes docs/img/explain-explorer.png,

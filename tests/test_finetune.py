@@ -1,4 +1,4 @@
-"""Pretrained weights in use (#21 parts 3 and 4): predict with --weights, fine-tuning with frozen layers.
+"""Pretrained weights in use: predict with --weights, fine-tuning with frozen layers.
 
 The weights are torchvision's resnet18 with its random initialisation, saved by the test and imported into
 a temporary store: no network, and the comparison with torchvision's own model is exact.

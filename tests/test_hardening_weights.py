@@ -189,7 +189,8 @@ def test_hostile_weights_are_one_line_for_every_command(
 )
 @pytest.mark.parametrize("case", SPECIAL)
 def test_device_and_fifo_weights_end_at_once(root, good_run, image, case, command):
-    """In a subprocess: before the fix, /dev/zero was read until the OOM killer came, and a FIFO hung."""
+    """In a subprocess, so that a regression cannot take the test run down: /dev/zero would be read until the
+    OOM killer came, and a FIFO would hang."""
     run = SPECIAL[case](good_run, root / f"{command}-{case}")
     argv = [sys.executable, "-m", "cnnzoo", *map(str, _argv(command, run, image, root))]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT + 20)  # startup ~3 s

@@ -59,7 +59,7 @@ def test_pixel_cap_is_read_from_the_header():
 
 @pytest.mark.parametrize(
     "width, height",
-    [(1, 16_777_216), (16_777_216, 1), (16_385, 2), (8192, 64), (64, 8192)],  # issue #17: 1×16.7 M
+    [(1, 16_777_216), (16_777_216, 1), (16_385, 2), (8192, 64), (64, 8192)],  # 1×16.7 M
 )
 def test_extreme_shapes_are_refused_from_the_header(width, height):
     with pytest.raises(DataError, match="more than the limit"):

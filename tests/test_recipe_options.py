@@ -1,4 +1,4 @@
-"""The training options added for the recipe search (issue #20): their checks and that they reach training."""
+"""The training options of the recipe search: their checks and that they reach training."""
 
 from __future__ import annotations
 

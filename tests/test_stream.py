@@ -1,4 +1,4 @@
-"""The streaming input pipeline for image folders (cnnzoo.data.stream, issue #22): layouts, decoding, bad
+"""The streaming input pipeline for image folders (cnnzoo.data.stream): layouts, decoding, bad
 files, rank shares, resume, the CLI and torchrun. Small generated folders: 200 JPEGs of 64×64."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reliability (issue #10): kill -9 mid-run, NaN loss, unwritable output directory."""
+"""Reliability: kill -9 mid-run, NaN loss, unwritable output directory."""
 
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ def test_three_channel_checkpoint(tmp_path):
 
 def test_small_drawings_skip_the_thread_hop_once_the_net_is_known_fast(run_dir, monkeypatch):
     """A warmed-up LeNet answers a drawing on the event loop (a worker thread's time slice costs more than
-    the work when other processes keep the cores busy, #20); a big photo, or a net not yet timed, still goes
+    the work when other processes keep the cores busy); a big photo, or a net not yet timed, still goes
     to the thread pool, so the loop never blocks on a long decode."""
     import cnnzoo.web.app as web_app
 

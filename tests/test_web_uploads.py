@@ -120,8 +120,8 @@ def test_unknown_gallery_image(client):
 @pytest.mark.parametrize("fit", ["true", "false"])
 @pytest.mark.parametrize("width, height", [(1, 16_777_216), (16_777_216, 1), (16_384, 8)])
 def test_extreme_aspect_ratios_are_refused_from_the_header(client, fit, width, height):
-    """Issue #17: a 32 KB PNG of 1×16,777,216 pixels (under the pixel cap) made ``fit`` square it into an
-    18 M × 18 M image. The decoder refuses such shapes before decoding a pixel."""
+    """A 32 KB PNG of 1×16,777,216 pixels (under the pixel cap) would make ``fit`` square it into an
+    18 M × 18 M image: the decoder refuses such shapes before decoding a pixel."""
     t = time.perf_counter()
     r = post(client, png_declaring(width, height), fit=fit)
     assert r.status_code == 400 and "more than the limit" in r.json()["error"], r.text

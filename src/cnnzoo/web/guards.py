@@ -227,7 +227,7 @@ class HeadAsGet:
 # forever. The protocol below closes a connection whose request line and headers are not all in within
 # HEADER_SECONDS, counted from the connection or from the end of the previous response. It reads two
 # attributes of uvicorn's H11Protocol (`conn`, the h11 connection, and `loop`), stable since uvicorn 0.14;
-# tests/test_hardening.py pins the behaviour.
+# tests/test_hardening_web.py pins the behaviour.
 HEADER_SECONDS = 10.0
 
 
