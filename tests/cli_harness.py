@@ -85,8 +85,9 @@ def assert_clear_error_proc(proc: subprocess.CompletedProcess, command: str, *na
 # Imported by the test modules that use them; each module gets its own (module scope).
 
 
-def _meta(**kw) -> ckpt.CheckpointMeta:
-    return ckpt.CheckpointMeta(
+def _meta(**changes) -> ckpt.CheckpointMeta:
+    """MODEL's checkpoint record, with ``changes`` (any field, the model's too)."""
+    record = dict(
         model=MODEL,
         model_kwargs={"num_classes": 10, "in_channels": 1},
         input_size=[1, 28, 28],
@@ -95,8 +96,8 @@ def _meta(**kw) -> ckpt.CheckpointMeta:
         mean=[0.286],
         std=[0.353],
         epoch=1,
-        **kw,
     )
+    return ckpt.CheckpointMeta(**(record | changes))
 
 
 @pytest.fixture(scope="module", name="root")

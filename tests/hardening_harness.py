@@ -8,25 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_harness import MODEL, _meta  # noqa: F401 (re-exported to the hardening tests)
 
 import cnnzoo
 from cnnzoo import checkpoint as ckpt
-
-MODEL = "lenet5_modern"  # (1, 28, 28) -> 10 classes, 61k parameters
-
-
-def _meta(**changes) -> ckpt.CheckpointMeta:
-    record = dict(
-        model=MODEL,
-        model_kwargs={"num_classes": 10, "in_channels": 1},
-        input_size=[1, 28, 28],
-        dataset="fashion-mnist",
-        classes=[f"class{i}" for i in range(10)],
-        mean=[0.286],
-        std=[0.353],
-        epoch=1,
-    )
-    return ckpt.CheckpointMeta(**(record | changes))
 
 
 @pytest.fixture(scope="module", name="root")

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -29,6 +30,22 @@ def synthetic(n_train=512, n_test=256, channels=1, size=28, seed=0, name="synthe
     vx, vy = make(n_test)
     mean, std = channel_stats(tx)
     return ImageDataset(name, tx, ty, vx, vy, [f"c{i}" for i in range(10)], mean, std)
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
+# The class names of Zalando's README (github.com/zalandoresearch/fashion-mnist), written here, not read from us
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def fashion_available() -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import FASHION_CLASSES
 from PIL import Image, ImageDraw
 
 from cnnzoo.checkpoint import CheckpointMeta, save_checkpoint
@@ -18,18 +19,6 @@ from cnnzoo.inference import Predictor, load_image
 from cnnzoo.models import create_model
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
 
 
 def fashion_images(n: int) -> np.ndarray:

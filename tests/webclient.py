@@ -13,25 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
+from helpers import FASHION, FASHION_CLASSES  # noqa: F401 (the web tests import them from here)
 from PIL import Image, ImageDraw
 
 from cnnzoo.checkpoint import CheckpointMeta, save_checkpoint
 from cnnzoo.models import create_model
 from cnnzoo.web import create_app, load_session
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
 
 
 def _idx_images(name: str) -> torch.Tensor:
