@@ -115,4 +115,4 @@ def test_chinese_switch(server, page, tmp_path):  # noqa: F811
     page.goto(f"{server}/train")
     expect(page.locator('nav a[href="/train"]')).to_have_text("训练")
     page.goto(f"{server}/explore?lang=en")
-    expect(head).to_contain_text("receptive field")
+    expect(head).to_contain_text("RF (size/jump)")  # the English heading of cnnzoo.figures
