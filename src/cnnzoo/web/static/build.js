@@ -70,7 +70,7 @@ async function ask(text) {
   if (state.text !== text && !checked.has(state.text)) ask(state.text);
 }
 
-function show(r, text) {
+async function show(r, text) {
   const url = new URL(location.href);
   url.searchParams.set("net", text);
   url.searchParams.delete("input");
@@ -80,7 +80,7 @@ function show(r, text) {
     showNetError(null);
     if (!state.start) state.start = r;
     state.good = r;
-    renderSummary(r.summary);
+    await renderSummary(r.summary);
     renderControls(r);
     document.getElementById("net-diff").textContent = describeChange(state.start, r);
   } else {

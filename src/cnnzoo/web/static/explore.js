@@ -42,7 +42,7 @@ async function analyze() {
   try {
     const s = await api(`/api/summary/${encodeURIComponent(name)}?input=${encodeURIComponent(input)}`);
     showBanner("error", "");
-    renderSummary(s);
+    await renderSummary(s);
   } catch (err) {
     showBanner("error", err.message); // e.g. the analyzer's "input too small" naming the layer
     clear();
