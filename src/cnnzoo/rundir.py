@@ -3,8 +3,12 @@
 One writer per run: :func:`run_lock` holds an advisory lock (``fcntl.flock``) on ``RUN/.lock``, which holds
 the writer's pid, for as long as it trains. The kernel releases the lock when the process ends, however it
 ends (``kill -9`` included), so a lock is never stale; the pid in the file only names the holder.
-A second ``cnnzoo train --resume``, a second web trainer or a restarted server asks :func:`lock_holder` and
-gets the live pid instead of writing beside it.
+``fit`` takes it for as long as it writes a run directory, so the command line, the web trainer and a
+notebook's ``cnnzoo.fit(out=...)`` all go through it: a second writer gets :class:`RunBusyError`, and a
+restarted server asks :func:`lock_holder` and gets the live pid instead of writing beside it.
+:func:`lock_for_child` takes the lock before a child process starts and hands it over (the descriptor is
+inherited; the child's :func:`run_lock` holds that very lock), so a run has its holder from before its
+trainer exists until the trainer ends.
 
 :func:`new_run_name` gives ``BASE-YYYYmmdd-HHMMSS-XXXXXXXX``: the random tail (32 bits from ``secrets``)
 means a page that may not list the runs cannot guess one from the time it was started.
@@ -22,9 +26,11 @@ from pathlib import Path
 
 from .errors import CnnzooError
 
-__all__ = ["LOCK", "RunBusyError", "run_lock", "lock_holder", "new_run_name"]
+__all__ = ["LOCK", "RunBusyError", "HandedLock", "run_lock", "lock_for_child", "lock_holder", "new_run_name"]
 
 LOCK = ".lock"
+HANDED_ENV = "CNNZOO_RUN_LOCK_FD"  # the descriptor number of a lock handed to this process by its parent
+_handed: dict[tuple[int, int], int] | None = None  # (device, inode) of a handed lock file -> its descriptor
 
 
 class RunBusyError(CnnzooError):
@@ -81,23 +87,51 @@ def lock_holder(run: str | os.PathLike) -> int | None:
         os.close(fd)
 
 
-@contextmanager
-def run_lock(run: str | os.PathLike) -> Iterator[None]:
-    """Hold ``run``'s writer lock (creating the folder) while the block runs; :class:`RunBusyError` when a
-    live process holds it."""
+def _lock(run: Path) -> int:
+    """A descriptor of ``run``'s lock file that holds its lock (the folder created), or :class:`RunBusyError`."""
     import fcntl
 
-    run = Path(run)
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CnnzooError(f"cannot create output directory {run}: {e.strerror or e}") from None
-    fd = _open_lock(run, create=True)
+    fd = _take_handed(_open_lock(run, create=True))
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusyError(run, _read_pid(fd)) from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a handed descriptor holds it already: a no-op
+    except BlockingIOError:
+        pid = _read_pid(fd)
+        os.close(fd)
+        raise RunBusyError(run, pid) from None
+    return fd
+
+
+def _take_handed(fd: int) -> int:
+    """The descriptor this process's parent handed over for the same lock file as ``fd`` (which is then
+    closed), taken once; else ``fd``."""
+    global _handed
+    if _handed is None:
+        _handed, text = {}, os.environ.pop(HANDED_ENV, "")
+        if text.isdigit():
+            try:
+                st = os.fstat(int(text))
+                os.set_inheritable(int(text), False)  # for this process alone, not the ones it starts
+                _handed[(st.st_dev, st.st_ino)] = int(text)
+            except OSError:
+                pass
+    st = os.fstat(fd)
+    handed = _handed.pop((st.st_dev, st.st_ino), None)
+    if handed is None:
+        return fd
+    os.close(fd)
+    return handed
+
+
+@contextmanager
+def run_lock(run: str | os.PathLike) -> Iterator[None]:
+    """Hold ``run``'s writer lock (creating the folder) while the block runs; :class:`RunBusyError` when a
+    live process holds it (this one included, outside a lock its parent handed to it)."""
+    fd = _lock(Path(run))
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -106,3 +140,30 @@ def run_lock(run: str | os.PathLike) -> Iterator[None]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
+
+
+class HandedLock:
+    """A run's lock taken for a child process: start it with ``pass_fds=(handed.fd,)`` and ``env=... |
+    handed.env``, then call :meth:`started` with its pid."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.env = {HANDED_ENV: str(fd)}
+
+    def started(self, pid: int) -> None:
+        """Name the child as the holder (it writes its pid again when its :func:`run_lock` takes over)."""
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+
+
+@contextmanager
+def lock_for_child(run: str | os.PathLike) -> Iterator[HandedLock]:
+    """Take ``run``'s writer lock for a child process started in the block; this process's descriptor is
+    closed when the block ends, and the lock is the child's until it ends (or released at once if none was
+    started). :class:`RunBusyError` when a live process holds it."""
+    fd = _lock(Path(run))
+    try:
+        os.ftruncate(fd, 0)  # no pid yet: lock_holder says 0 until the child's is written
+        yield HandedLock(fd)
+    finally:
+        os.close(fd)

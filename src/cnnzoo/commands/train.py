@@ -176,7 +176,6 @@ def _train(args) -> int:
             flush=True,
         )
 
-    from ..rundir import run_lock
     from ..train.memory import check_train_memory
 
     batch = options.get("batch_size") or TrainConfig().batch_size
@@ -186,8 +185,7 @@ def _train(args) -> int:
     in_size = tuple(card.input_size) if card is not None else size or tuple(ds.image_size)
     check_train_memory(model, in_size, batch, options.get("device"), options.get("optimizer") or "sgd")
 
-    with run_lock(options["out"]) if main else contextlib.nullcontext():  # one writer per run directory
-        history = fit(model, ds, config=TrainConfig(), **options)
+    history = fit(model, ds, config=TrainConfig(), **options)  # fit holds the run's lock while it writes
     if main:
         r = history.result
         print(

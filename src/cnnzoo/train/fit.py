@@ -15,6 +15,7 @@ thread count: a sum over another number of threads rounds differently).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ..config import TrainConfig, config_from
 from ..device import resolve_device
 from ..errors import ShapeError
 from ..notebook import history_html, history_markdown
+from ..rundir import run_lock
 from ..tta import for_prediction
 from . import distributed as ddp
 from .data import resolve_data, subset
@@ -86,7 +88,9 @@ def fit(
     on data cnnzoo does not know there is no validation split, shift or flip unless asked, and the first
     line printed says every choice. With ``out`` the run directory gets config.json, summary.txt,
     metrics.jsonl, the checkpoint (every epoch, atomically), result.json and the plots. ``on_epoch(record)``
-    is called after every epoch. Under ``torchrun`` this runs DDP; rank 0 alone writes. The model is
+    is called after every epoch; while it writes ``out`` it holds the run's lock (:mod:`cnnzoo.rundir`): a
+    second writer of the same directory, in this process or another, gets a one-line ``RunBusyError``
+    naming the holder's pid. Under ``torchrun`` this runs DDP; rank 0 alone writes. The model is
     trained in place (channels_last while it trains, handed back contiguous) and gets its card."""
     if isinstance(
         model, str
@@ -109,14 +113,16 @@ def fit(
     info = ddp.setup(resolve_device(cfg.device).type)
     threads = torch.get_num_threads()  # the thread budget's choice is the run's: the caller's comes back
     try:
-        run = setup(model, x, cfg, info, pieces)
-        run.callbacks.call("on_train_begin", {})
-        try:
-            train_epochs(run, on_epoch)
-        finally:
-            run.progress.close()
-        history = _finish(run)
-        run.callbacks.call("on_train_end", {})
+        # one writer per run directory, from its first file to its last: the CLI, the web trainer, a notebook
+        with run_lock(cfg.out) if cfg.out and info.is_main else nullcontext():
+            run = setup(model, x, cfg, info, pieces)
+            run.callbacks.call("on_train_begin", {})
+            try:
+                train_epochs(run, on_epoch)
+            finally:
+                run.progress.close()
+            history = _finish(run)
+            run.callbacks.call("on_train_end", {})
         return history
     finally:
         torch.set_num_threads(threads)

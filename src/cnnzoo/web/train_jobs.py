@@ -27,7 +27,7 @@ from ..config import TrainConfig
 from ..errors import CnnzooError
 from ..models.source import check_model_arg, is_layer_string
 from ..options import OptionError, check
-from ..rundir import lock_holder, new_run_name
+from ..rundir import lock_for_child, lock_holder, new_run_name
 from ..train.memory import check_train_memory
 from ..train.recipes import RECIPE_NAMES, recipe_for
 from ..train.snapshots import PROGRESS, SNAPSHOTS
@@ -142,8 +142,10 @@ class Adopted:
         return 0 if (self.path / "result.json").is_file() else 1
 
     def send_signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
+        pid = self.pid or lock_holder(self.path)  # 0: the lock was seen before its trainer's pid was written
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -281,15 +283,18 @@ class Trainer:
             run_id = _new_id(runs_dir, params["model"], params["dataset"])
             path = Path(runs_dir) / run_id
             path.mkdir(parents=True)
-            with open(path / "train.log", "wb") as log:
+            # the run's lock is taken here and handed to the child: a restarted server sees it at once
+            with lock_for_child(path) as handed, open(path / "train.log", "wb") as log:
                 process = subprocess.Popen(
                     _command(params, path, data_dir),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=_child_env(),
+                    env=_child_env() | handed.env,
+                    pass_fds=(handed.fd,),
                     start_new_session=True,
                 )
+                handed.started(process.pid)
             self.job = Job(run_id, path, params, process)
             return self.job.to_dict()
 
