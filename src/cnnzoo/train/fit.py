@@ -14,6 +14,7 @@ thread count: a sum over another number of threads rounds differently).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -84,7 +85,7 @@ def fit(
     of one (``torch.optim.Adam``) given the trainable parameters; ``metrics``: ``metric(logits, labels)``
     callables or torchmetrics objects; ``callbacks``: Keras-style (:mod:`cnnzoo.train.callbacks`).
 
-    ``options`` are :class:`TrainConfig` fields (``epochs=15, lr=0.1, out="runs/x"``, ``progress=False``...);
+    ``options`` are :class:`TrainConfig` fields (``epochs=15, lr=0.1, out="runs/x"`` or a Path, ``progress=False``...);
     on data cnnzoo does not know there is no validation split, shift or flip unless asked, and the first
     line printed says every choice. With ``out`` the run directory gets config.json, summary.txt,
     metrics.jsonl, the checkpoint (every epoch, atomically), result.json and the plots. ``on_epoch(record)``
@@ -107,6 +108,8 @@ def fit(
         pieces.optimizer = optimizer
     elif optimizer is not None:
         options["optimizer"] = optimizer
+    if isinstance(options.get("out"), os.PathLike):  # a pathlib.Path as well as its text
+        options["out"] = os.fspath(options["out"])
     if config is None:
         options = user_defaults(options, x, pieces)
     cfg = config_from(options, base=config)  # every option's range: cnnzoo.config

@@ -215,6 +215,7 @@ def setup(model: nn.Module, data, cfg: TrainConfig, info: ddp.DistInfo, pieces: 
                 "are kept (train into another --out)"
             )
     if cfg.resume and (out.path / ckpt.TRAIN_STATE).exists():
+        _check_resume_settings(out, cfg)
         state = ckpt.load_train_state(out.path)
         ckpt.load_weights_into(model, out.path)
         optimizer.load_state_dict(state["optimizer"])
@@ -376,3 +377,22 @@ def _write_summary(model: nn.Module, input_size, out: RunDir) -> None:
         out.write_summary(str(summary(model, input_size=tuple(input_size))))
     except CnnzooError:
         pass
+
+
+# What shapes the optimizer's state and the schedule: a resumed run must keep them, or the saved state would
+# not fit (other parameter groups) or would fit and be wrong (an Adam restarted from SGD's buffers).
+RESUME_FIXED = ("optimizer", "muon_layers", "decay_all", "lr_backbone", "freeze", "freeze_until", "schedule")
+
+
+def _check_resume_settings(out: RunDir, cfg: TrainConfig) -> None:
+    """Refuse, in one line and before anything is written, to resume ``out`` with settings of
+    :data:`RESUME_FIXED` other than those it was trained with (its config.json)."""
+    from .. import checkpoint as ckpt
+
+    saved, now = out.read_config() or {}, asdict(cfg)
+    differ = [f"{k}={saved[k]!r} (now {now[k]!r})" for k in RESUME_FIXED if k in saved and saved[k] != now[k]]
+    if differ:
+        raise ckpt.CheckpointError(
+            f"{out.path} was trained with {', '.join(differ)}: resume it with the same settings (`cnnzoo "
+            "train --resume` reads them from its config.json); nothing was changed"
+        )
