@@ -17,7 +17,7 @@ __all__ = ["LANGS", "MESSAGES", "layer_error", "reason", "reasons"]
 LANGS = ("en", "zh")
 
 # The layer kinds as a message names them ({kind_name}); the web page's own names (i18n.js "build.kind.*")
-# are the same Chinese words (tests/test_layer_errors.py compares them).
+# are the same Chinese words (tests/test_build_api.py compares them).
 KIND_NAMES = {
     "en": {
         "conv": "convolution",
