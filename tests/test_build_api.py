@@ -17,6 +17,8 @@ import torch
 from fastapi.testclient import TestClient
 from torch import nn
 
+from cnnzoo.models.layererrors import MESSAGES
+
 SEED_004 = "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N"
 
 
@@ -183,7 +185,6 @@ BAD = {  # code -> a string that the Build page may send and that raises it
     "too_many_macs": "3x512x512-256C3p1*2-GAP-10N",
 }
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnzoo"
-from cnnzoo.models.layererrors import MESSAGES  # noqa: E402
 
 
 def test_every_error_is_made_from_the_table():
