@@ -188,6 +188,44 @@ def test_build_page_in_chinese(server, page, tmp_path):  # noqa: F811
     assert not re.search(r"\b(map|kernel|collapse)\b", error.inner_text())
 
 
+def test_a_bad_token_is_explained_in_chinese_over_the_last_net_that_worked(server, page):  # noqa: F811
+    from playwright.sync_api import expect
+    from test_web_i18n_browser import ALLOWED, english_words
+
+    page.goto(f"{server}/build?net={SEED_004}&lang=zh")
+    total = page.get_by_test_id("total-params")
+    expect(total).to_have_text("101,578")
+    stale = page.get_by_test_id("stale-note")
+    expect(stale).to_be_hidden()
+    page.get_by_test_id("net-string").fill(SEED_004.replace("MP2-64C3", "MQ2-64C3", 1))
+    error = page.get_by_test_id("net-error")
+    expect(page.get_by_test_id("net-error-token")).to_have_text("MQ2")
+    reason = page.get_by_test_id("net-error-reason")
+    expect(reason).to_contain_text("未知的层 'MQ2'：应为 kCs（卷积层）、MPs/APs（池化层）")
+    # no English UI word: the typed net, and the notation's own tokens (kCs, kN, Dp, Rk), are code
+    assert english_words(error.inner_text(), ALLOWED | {"kCs", "kN", "Dp", "Rk"}) == set()
+    # the panel below is still seed 004's, and says so
+    expect(stale).to_be_visible()
+    expect(stale).to_have_text("显示的是上一个可用的网络，不是上面的层字符串。")
+    expect(page.locator("#analysis")).to_have_class(re.compile(r"\bstale\b"))
+    expect(total).to_have_text("101,578")
+    opacity = page.eval_on_selector("#analysis > section", "s => getComputedStyle(s).opacity")
+    assert float(opacity) < 1
+    # the language switch redraws the message from the same answer, in English
+    page.get_by_test_id("lang-en").click()
+    expect(reason).to_have_text(re.compile(r"^unknown layer 'MQ2': expected kCs \(conv\)"))
+    expect(stale).to_have_text("Showing the last net that worked, not the string above.")
+    # a string that works again: the mark goes
+    page.get_by_test_id("net-string").fill(SEED_004)
+    expect(error).to_be_hidden()
+    expect(stale).to_be_hidden()
+    expect(page.locator("#analysis")).not_to_have_class(re.compile(r"\bstale\b"))
+    # a page opened on a bad string has no last net to mark
+    page.goto(f"{server}/build?net=1x28x28-32C3p1p2-10N&lang=zh")
+    expect(reason).to_have_text("填充（p）写了两次")
+    expect(stale).to_be_hidden()
+
+
 @pytest.mark.slow
 def test_build_train_predict_and_neuron(browser, tmp_path):
     """Build -> Train this -> epoch 1 finishes -> Use -> Predict shows its maps -> a pixel's neuron view."""

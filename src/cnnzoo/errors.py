@@ -43,10 +43,14 @@ class ConversionError(CnnzooError):
 
 class LayerStringError(CnnzooError, ValueError):
     """A layer string (``1x28x28-32C3-MP2-10N``) that cannot be read or built: one line saying why, then a
-    caret line under the offending token. ``position`` and ``length`` locate the token in ``text``."""
+    caret line under the offending token. ``position`` and ``length`` locate the token in ``text``; ``code`` and
+    ``values`` say what went wrong (cnnzoo.models.layererrors renders them in English and Chinese)."""
 
-    def __init__(self, reason: str, text: str, position: int, length: int = 1) -> None:
+    def __init__(
+        self, reason: str, text: str, position: int, length: int = 1, *, code: str = "", values=None
+    ) -> None:
         self.reason, self.text = reason, text
+        self.code, self.values = code, dict(values or {})
         self.position, self.length = max(0, position), max(1, length)
         if not text:  # a module that cannot be written as a string: no text to point into
             super().__init__(reason)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from torch import nn
 
-from ..errors import LayerStringError
+from .layererrors import layer_error
 from .layershapes import MAX_INPUT_SIDE, MAX_LAYERS, MAX_REPEAT, MAX_STRING_LENGTH, MAX_WIDTH, infer
 
 __all__ = [
@@ -94,7 +94,6 @@ _TOKENS = [  # (kind, pattern); matched against one token, whole, ignoring case
 ]
 _INPUT = re.compile(r"(\d{1,6})x(\d{1,6})x(\d{1,6})", re.I)
 _LOOKS_LIKE = re.compile(r"\s*\d+\s*x\s*\d+\s*x\s*\d+\s*(-|$)", re.I)
-EXPECTED = "kCs (conv), MPs/APs (pool), GAP/GMP, kN (fully connected), BN, Dp (dropout), Rk (residual), an activation"
 
 
 @dataclass(frozen=True)
@@ -166,13 +165,12 @@ def _options(kind: str, opts: str, text: str, start: int, kernel: int = 0) -> di
     for m in re.finditer(r"([a-z])(\d+)", opts, re.I):
         letter, pos = m.group(1).lower(), start + m.start()
         if letter not in letters:
-            allowed = ", ".join(f"{c} ({name})" for c, name in letters.items())
-            raise LayerStringError(
-                f"unknown option {letter!r}: a {kind} takes {allowed}", text, pos, len(m[0])
+            raise layer_error(
+                "unknown_option", text, pos, len(m[0]), letter=letter, kind=kind, options=dict(letters)
             )
         name = letters[letter]
         if name in found:
-            raise LayerStringError(f"{name} given twice", text, pos, len(m[0]))
+            raise layer_error("option_twice", text, pos, len(m[0]), field=name, letter=letter)
         found[name] = int(m.group(2))
     return {name: found.get(name, _default(kind, name, kernel)) for name in letters.values()}
 
@@ -202,8 +200,9 @@ def _layer(token: str, text: str, start: int) -> LayerSpec:
             opts = _options("res", m.group(2), text, start + m.start(2))
             return LayerSpec("res", out=int(m[1]), op=(m[3] or SHORTCUT).upper(), span=span, **opts)
         return LayerSpec("act", op=_PARSE_OP["act"][token.lower()], span=span)
-    what = "an empty layer (two '-' in a row?)" if not token else f"unknown layer {token!r}"
-    raise LayerStringError(f"{what}: expected {EXPECTED}", text, start, len(token) or 1)
+    if not token:
+        raise layer_error("empty_layer", text, start, 1)
+    raise layer_error("unknown_layer", text, start, len(token), token=token)
 
 
 def _hosts(layers) -> set[int]:
@@ -244,27 +243,28 @@ def parse_layer_string(s: str) -> NetSpec:
     ((1, 29, 29), 76040, (10,))
     """
     if not isinstance(s, str):
-        raise LayerStringError(f"a layer string must be text, not {type(s).__name__}", "", 0)
+        raise layer_error("not_text", "", 0, type=type(s).__name__)
     text = s.strip()
     if len(text) > MAX_STRING_LENGTH:
-        raise LayerStringError(
-            f"longer than {MAX_STRING_LENGTH} characters (MAX_STRING_LENGTH)", text[:60], 60
-        )
+        raise layer_error("too_long", text[:60], 60, max=MAX_STRING_LENGTH, chars=len(text))
     tokens = list(_tokens(text))
     head, _ = tokens[0]
     m = _INPUT.fullmatch(head)
     if m is None:
-        raise LayerStringError("the input must come first, as CxHxW (e.g. 1x28x28)", text, 0, len(head) or 1)
+        raise layer_error("input_first", text, 0, len(head) or 1, token=head)
     size = tuple(int(v) for v in m.groups())
     if min(size) < 1 or max(size[1:]) > MAX_INPUT_SIDE or size[0] > MAX_WIDTH:
-        raise LayerStringError(
-            f"input sides must be 1..{MAX_INPUT_SIDE} (MAX_INPUT_SIDE), channels 1..{MAX_WIDTH}",
+        raise layer_error(
+            "input_range",
             text,
             0,
             len(head),
+            input=list(size),
+            max_side=MAX_INPUT_SIDE,
+            max_channels=MAX_WIDTH,
         )
     if len(tokens) == 1:
-        raise LayerStringError("no layers after the input", text, len(text), 1)
+        raise layer_error("no_layers", text, len(text), 1)
     layers: list[LayerSpec] = []
     for token, start in tokens[1:]:
         body, times = token, 1
@@ -272,22 +272,17 @@ def parse_layer_string(s: str) -> NetSpec:
             body, _, count = token.partition("*")
             star = start + len(body)
             if not count.isdigit() or not 1 <= int(count) <= MAX_REPEAT:
-                raise LayerStringError(
-                    f"a repeat is *n with n in 1..{MAX_REPEAT} (MAX_REPEAT)",
-                    text,
-                    star,
-                    len(token) - len(body),
+                raise layer_error(
+                    "bad_repeat", text, star, len(token) - len(body), max=MAX_REPEAT, count=count
                 )
             times = int(count)
         layer = replace(_layer(body, text, start), span=(start, start + len(token)))
         layers += [layer] * times
         if len(layers) > MAX_LAYERS:
-            raise LayerStringError(f"more than {MAX_LAYERS} layers (MAX_LAYERS)", text, start, len(token))
+            raise layer_error("too_many_layers", text, start, len(token), max=MAX_LAYERS)
     layers = _with_activations(layers)
     if len(layers) > MAX_LAYERS:
-        raise LayerStringError(
-            f"more than {MAX_LAYERS} layers with the activations (MAX_LAYERS)", text, len(text), 1
-        )
+        raise layer_error("too_many_layers_with_activations", text, len(text), 1, max=MAX_LAYERS)
     inputs: list = []
     params, macs, output = infer(size, layers, text, inputs)
     for i, (layer, shape) in enumerate(zip(layers, inputs, strict=True)):

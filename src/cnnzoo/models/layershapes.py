@@ -4,8 +4,8 @@ with a caret under the token that causes it (:mod:`cnnzoo.models.layergrammar`).
 
 from __future__ import annotations
 
-from ..errors import LayerStringError
 from ..shapes import conv_output_size, pool_output_size
+from .layererrors import layer_error
 
 __all__ = ["infer", "has_bias"]
 
@@ -39,26 +39,26 @@ def infer(
         if inputs is not None:
             inputs.append(shape)
 
-        def fail(reason: str, _start=start, _end=end):
-            raise LayerStringError(reason, text, _start, _end - _start)
+        def fail(code: str, _start=start, _end=end, **values):
+            raise layer_error(code, text, _start, _end - _start, **values)
 
         k = layer.kind
         spatial = len(shape) == 3
         if k in ("conv", "pool", "gpool", "res") and not spatial:
-            fail(f"a {_NAMES[k]} needs feature maps, but a fully connected layer came before it")
+            fail("needs_maps", kind=k)
         if k in ("conv", "fc", "res") and not 1 <= layer.out <= MAX_WIDTH:
-            fail(f"width must be 1..{MAX_WIDTH} (MAX_WIDTH)")
+            fail("width_range", width=layer.out, max=MAX_WIDTH)
         if k == "conv":
             c, h, w = shape
             if layer.kernel < 1 or layer.stride < 1 or layer.dilation < 1 or layer.groups < 1:
-                fail("kernel, stride, dilation and groups must be at least 1")
+                fail("conv_at_least_1")
             if c % layer.groups or layer.out % layer.groups:
-                fail(f"groups={layer.groups} must divide the {c} input channels and the {layer.out} maps")
+                fail("groups_divide", groups=layer.groups, channels=c, out=layer.out)
             oh, ow = (
                 conv_output_size(n, layer.kernel, layer.stride, layer.padding, layer.dilation) for n in (h, w)
             )
             if min(oh, ow) < 1:
-                fail(f"a {h}x{w} map is too small for this kernel (the map would collapse)")
+                fail("conv_collapse", h=h, w=w)
             per = (c // layer.groups) * layer.kernel**2
             params += layer.out * per + (layer.out if has_bias(layers, i) else 0)
             macs += layer.out * oh * ow * per
@@ -66,12 +66,12 @@ def infer(
         elif k == "pool":
             c, h, w = shape
             if layer.kernel < 1 or layer.stride < 1:
-                fail("kernel and stride must be at least 1")
+                fail("pool_at_least_1")
             if 2 * layer.padding > layer.kernel:
-                fail(f"padding {layer.padding} is more than half the kernel {layer.kernel}")
+                fail("pool_padding", padding=layer.padding, kernel=layer.kernel)
             oh, ow = (pool_output_size(n, layer.kernel, layer.stride, layer.padding) for n in (h, w))
             if min(oh, ow) < 1:
-                fail(f"a {h}x{w} map is too small for this pooling window (the map would collapse)")
+                fail("pool_collapse", h=h, w=w)
             shape = (c, oh, ow)
         elif k == "gpool":
             shape = (shape[0], 1, 1)
@@ -85,13 +85,13 @@ def infer(
         elif k == "bn":
             params += 2 * shape[0]
         elif k == "drop" and not 0 <= layer.p < 1:
-            fail("a dropout probability is at least 0 and below 1")
+            fail("dropout_range", p=layer.p)
         elif k == "res":
             c, h, w = shape
             if layer.stride < 1:
-                fail("stride must be at least 1")
+                fail("res_stride")
             if layer.op == "A" and layer.out < c:
-                fail(f"shortcut A pads channels with zeros: it cannot go from {c} down to {layer.out}")
+                fail("shortcut_a", channels=c, out=layer.out)
             oh, ow = (conv_output_size(n, 3, layer.stride, 1) for n in (h, w))
             o = layer.out
             params += 9 * c * o + 9 * o * o + 4 * o
@@ -104,12 +104,9 @@ def infer(
         for v in shape:
             elements *= v
         if elements > MAX_FEATURE_ELEMENTS:
-            fail(f"its output has {elements:,} values, over {MAX_FEATURE_ELEMENTS:,} (MAX_FEATURE_ELEMENTS)")
+            fail("too_many_values", elements=elements, max=MAX_FEATURE_ELEMENTS)
         if params > MAX_PARAMS:
-            fail(f"the net passes {MAX_PARAMS:,} parameters here (MAX_PARAMS)")
+            fail("too_many_params", params=params, max=MAX_PARAMS)
         if macs > MAX_MACS:
-            fail(f"the net passes {MAX_MACS:,} multiply-accumulates here (MAX_MACS)")
+            fail("too_many_macs", macs=macs, max=MAX_MACS)
     return params, macs, shape
-
-
-_NAMES = {"conv": "convolution", "pool": "pooling layer", "gpool": "global pooling", "res": "residual block"}

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..card import ModelCard, attach_card, card_of
 from ..errors import LayerStringError, ShapeError
+from .layererrors import layer_error
 from .layergrammar import (
     ACTIVATIONS,
     GLOBAL_POOLS,
@@ -145,8 +146,7 @@ def _with_classes(spec: NetSpec, num_classes: int) -> NetSpec:
     if not fcs:
         if spec.output == (num_classes,):
             return spec
-        end = len(spec.text)
-        raise LayerStringError(f"num_classes={num_classes} needs a last kN layer to set", spec.text, end, 1)
+        raise layer_error("num_classes_needs_fc", spec.text, len(spec.text), 1, num_classes=num_classes)
     layers = list(spec.layers)
     layers[fcs[-1]] = replace(layers[fcs[-1]], out=int(num_classes))
     return parse_layer_string(spec_to_string(replace(spec, layers=tuple(layers))))
@@ -184,8 +184,9 @@ def _same(value) -> int | None:
     return None
 
 
-def _spec_layer(name: str, m: nn.Module) -> LayerSpec | None:
-    """The LayerSpec of one module; None for a flatten (implied); raises where the string cannot say it."""
+def _spec_layer(name: str, m: nn.Module, model: str) -> LayerSpec | None:
+    """The LayerSpec of one module (the child ``name`` of a ``model``); None for a flatten (implied); raises
+    where the string cannot say it."""
     for op, spelling in ACTIVATIONS.items():
         if _is(m, spelling):
             return LayerSpec("act", op=op)
@@ -216,7 +217,7 @@ def _spec_layer(name: str, m: nn.Module) -> LayerSpec | None:
             stride=m.stride,
             op="A" if isinstance(m.downsample, ZeroPadShortcut) else "B",
         )
-    raise LayerStringError(f"{name} ({type(m).__name__}) has no layer-string token", "", 0)
+    raise layer_error("no_token", "", 0, model=model, name=name, type=type(m).__name__)
 
 
 def spec_of_module(module: nn.Module, input_size: tuple[int, int, int] | None = None) -> NetSpec:
@@ -231,20 +232,15 @@ def spec_of_module(module: nn.Module, input_size: tuple[int, int, int] | None = 
     layers: list[LayerSpec] = []
     children = list(_flat_children(module)) if list(module.children()) else [("model", module)]
     for name, child in children:
-        try:
-            layer = _spec_layer(name, child)
-        except LayerStringError as e:
-            raise LayerStringError(f"{type(module).__name__}: {e.reason}", "", 0) from None
+        layer = _spec_layer(name, child, type(module).__name__)
         if layer is not None:
             layers.append(layer)
     convs_fcs = [c for _, c in children if type(c) in (nn.Conv2d, nn.Linear)]
     hosts = [i for i, layer in enumerate(layers) if layer.kind in ("conv", "fc")]
     for i, m in zip(hosts, convs_fcs, strict=True):
         if (m.bias is not None) != has_bias(layers, i):
-            where = "has a bias before its BN" if m.bias is not None else "has no bias and no BN after it"
-            raise LayerStringError(
-                f"{type(module).__name__}: its layer {i + 1} ({type(m).__name__}) {where}", "", 0
-            )
+            code = "bias_before_bn" if m.bias is not None else "no_bias_no_bn"  # (both in MESSAGES)
+            raise layer_error(code, "", 0, model=type(module).__name__, index=i + 1, type=type(m).__name__)
     spec = NetSpec(tuple(size), tuple(layers))
     return parse_layer_string(spec_to_string(spec))
 

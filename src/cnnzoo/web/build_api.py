@@ -2,8 +2,9 @@
 
     GET /api/build/check?net=STRING&input=CxHxW  the analyzer's table for the net, its tokens (one per token
                                                  of the text, with its fields and the rows it makes), or why
-                                                 it does not work: the message, the offending token, and for
-                                                 a map that collapses the output-size formula with its
+                                                 it does not work: its code and values, the message in
+                                                 English and Chinese (``reasons``), the offending token, and
+                                                 for a map that collapses the output-size formula with its
                                                  numbers and the smallest input that works
     GET /api/build/starts                        the nets a learner can start from: the zoo's (those a layer
                                                  string can write), the seeds' and an empty input
@@ -23,6 +24,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ..errors import CnnzooError, LayerStringError
+from ..models.layererrors import layer_error, reasons
 from ..shapes import conv_output_size
 
 __all__ = ["router", "analyze_layer_string", "SEED_NETS"]
@@ -37,7 +39,11 @@ SEED_NETS = {
     "seed004": "1x28x28-32C3-MP2-64C3-MP2-128C3-MP2-64N-10N",
     "seed004-lenet": "1x32x32-6C5-MP2-16C5-MP2-120N-84N-10N",
 }
-EMPTY_NET = "1x28x28-10N"  # the input and the 10 outputs: softmax regression, to grow from
+EMPTY_NET = "1x28x28-10N"
+_COLLAPSES = (
+    "conv_collapse",
+    "pool_collapse",
+)  # the error codes of a map that collapses  # the input and the 10 outputs: softmax regression, to grow from
 
 
 def with_input(net: str, size: str | None) -> str:
@@ -46,7 +52,7 @@ def with_input(net: str, size: str | None) -> str:
     if not size:
         return net.strip()
     if not _SIZE.match(size):
-        raise LayerStringError("the input must be CxHxW (e.g. 1x28x28)", size, 0, len(size) or 1)
+        raise layer_error("input_size", size, 0, len(size) or 1, input=size)
     rest = _INPUT.sub("", net.strip(), count=1).lstrip("-")
     return f"{size.strip()}-{rest}" if rest else size.strip()
 
@@ -85,7 +91,7 @@ def _collapse(text: str, error: LayerStringError) -> dict | None:
     square input that works (found by reading the string at other sizes: each read is ~0.1 ms)."""
     from ..models.layerstring import module_names, parse_layer_string
 
-    if "collapse" not in error.reason:
+    if error.code not in _COLLAPSES:
         return None
     c = int(_INPUT.match(text).group(0).split("x")[0]) if _INPUT.match(text) else 1
 
@@ -93,7 +99,7 @@ def _collapse(text: str, error: LayerStringError) -> dict | None:
         try:
             parse_layer_string(with_input(text, f"{c}x{side}x{side}"))
         except LayerStringError as e:
-            return "collapse" not in e.reason
+            return e.code not in _COLLAPSES
         return True
 
     lo, hi = 1, 1024
@@ -108,10 +114,9 @@ def _collapse(text: str, error: LayerStringError) -> dict | None:
     names = module_names(spec.layers)
     index = next((i for i, layer in enumerate(spec.layers) if layer.span[0] == start), None)
     found = {"smallest_input": f"{c}x{lo}x{lo}", "layer": None, "formula": None}
-    m = re.search(r"a (\d+)x(\d+) map", error.reason)
-    if index is None or m is None:
+    if index is None:
         return found
-    layer, (h, w) = spec.layers[index], (int(m.group(1)), int(m.group(2)))
+    layer, h, w = spec.layers[index], error.values["h"], error.values["w"]
     k, s, p, d = layer.kernel, layer.stride, layer.padding, layer.dilation
     n = h if conv_output_size(h, k, s, p, d) < 1 else w
     found["layer"] = names[index]
@@ -139,7 +144,10 @@ def analyze_layer_string(net: str, input: str | None = None) -> dict:
             "ok": False,
             "net": e.text,
             "error": {
+                "code": e.code,
+                "values": e.values,
                 "reason": e.reason,
+                "reasons": reasons(e),
                 "message": str(e).split("\n")[0],
                 "position": e.position,
                 "length": e.length,
@@ -155,7 +163,10 @@ def analyze_layer_string(net: str, input: str | None = None) -> dict:
             "ok": False,
             "net": text,
             "error": {
+                "code": "",
+                "values": {},
                 "reason": str(e),
+                "reasons": {"en": str(e)},
                 "message": str(e),
                 "position": 0,
                 "length": len(text),

@@ -7,6 +7,10 @@ const netBox = document.getElementById("net");
 const inputBox = document.getElementById("input");
 const startSelect = document.getElementById("start");
 const checked = new Map(); // text -> the server's answer (undo and retyping are instant)
+// While the text has an error, the panel below still shows the last net that worked: dimmed, and said so.
+const staleNote = el("p", { class: "stale-note", "data-testid": "stale-note", "data-i18n": "build.stale", text: t("build.stale") });
+staleNote.hidden = true;
+document.getElementById("error").after(staleNote);
 // asking: a request is in flight (at most one: an edit made meanwhile is sent when it returns)
 const state = { text: "", good: null, start: null, selected: -1, asking: false };
 
@@ -87,7 +91,13 @@ async function show(r, text) {
     showNetError(r);
     renderControls(null);
   }
+  markStale(!r.ok && state.good !== null);
   document.body.dataset.rendered = text; // the latency benchmark waits for this
+}
+
+function markStale(stale) {
+  staleNote.hidden = !stale;
+  document.getElementById("analysis").classList.toggle("stale", stale);
 }
 
 // --- a net that does not work: the message, the token underlined, a collapse worked out ----------------
@@ -101,8 +111,9 @@ function showNetError(r) {
     el("mark", { "data-testid": "net-error-token", text: text.slice(e.position, e.position + e.length) || " " }),
     text.slice(e.position + e.length))];
   const c = e.collapse;
-  // the parser's reason is English; for a collapse the translated lines below say the same, with the numbers
-  if (!(c && c.layer && LANG !== "en")) parts.push(el("div", { class: "reason", text: e.reason }));
+  // the server renders the reason in each language from its code and values; one it has no code for is English
+  const reason = (e.reasons && e.reasons[LANG]) || e.reason;
+  parts.push(el("div", { class: "reason", "data-testid": "net-error-reason", "data-code": e.code || "", text: reason }));
   if (c && c.layer) {
     parts.push(el("div", { text: t("build.collapse", { layer: c.layer, n: c.input_side }) }));
     parts.push(el("div", { class: "mono formula", text: c.formula }));

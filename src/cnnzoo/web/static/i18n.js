@@ -237,7 +237,7 @@ Object.assign(STRINGS.en, {
   "build.f.dilation": "dilation", "build.f.groups": "groups", "build.f.p": "p",
   "build.max": "max", "build.avg": "average", "build.shortcut.B": "1×1 conv shortcut (B)",
   "build.shortcut.A": "zero-padding shortcut (A)", "build.up": "move up", "build.down": "move down",
-  "build.remove": "remove",
+  "build.remove": "remove", "build.stale": "Showing the last net that worked, not the string above.",
 });
 Object.assign(STRINGS.zh, {
   "nav.build": "搭建", "brand.build": "搭建你自己的 CNN",
@@ -260,6 +260,7 @@ Object.assign(STRINGS.zh, {
   "build.f.dilation": "空洞", "build.f.groups": "分组", "build.f.p": "概率",
   "build.max": "最大", "build.avg": "平均", "build.shortcut.B": "1×1 卷积捷径（B）",
   "build.shortcut.A": "补零捷径（A）", "build.up": "上移", "build.down": "下移", "build.remove": "删除",
+  "build.stale": "显示的是上一个可用的网络，不是上面的层字符串。",
 });
 
 const LANG_KEY = "cnnzoo.lang";
