@@ -1,6 +1,6 @@
 """A run resumes with the settings that shape its optimizer state and its schedule, or not at all: another
-optimizer (whose state SGD's would not fit, or would fit wrongly), other parameter groups or another schedule
-is one line naming the settings, from Python and from the CLI, with every file of the run as it was."""
+optimizer (whose state SGD's would not fit, or would fit wrongly), other parameter groups, another schedule
+or another learning rate (which the restored state would overwrite) is one line naming the settings, from Python and from the CLI, with every file of the run as it was."""
 
 from __future__ import annotations
 
@@ -42,19 +42,17 @@ def test_python_resume_with_another_optimizer_is_refused(run):
 
 
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
-def test_cli_resume_with_another_schedule_is_one_line(tmp_path):
+@pytest.mark.parametrize("flag, value", [("--schedule", "cosine"), ("--lr", "0.001")])
+def test_cli_resume_with_another_schedule_or_lr_is_one_line(tmp_path, flag, value):
+    """A new schedule would run on the old one's counters; a new lr would be overwritten by the restored
+    optimizer state while config.json said otherwise."""
     run = tmp_path / "run"
     cli = [sys.executable, "-m", "cnnzoo", "train"]
     small = ["--epochs", "1", "--limit", "320", "--batch-size", "64", "--threads", "1", "--quiet"]
     subprocess.run([*cli, "lenet5_modern", "--out", str(run), *small], check=True, timeout=300)
     before = _files(run)
-    proc = subprocess.run(
-        [*cli, "--resume", "--out", str(run), "--schedule", "cosine"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = subprocess.run([*cli, "--resume", "--out", str(run), flag, value], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert "was trained with schedule=" in line and "(now 'cosine')" in line
+    assert f"was trained with {flag[2:]}=" in line and f"(now {value})" in line.replace("'", "")
     assert _files(run) == before

@@ -8,6 +8,7 @@ DataLoader) nothing is held out, shifted or mirrored unless asked (:func:`user_d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -379,9 +380,13 @@ def _write_summary(model: nn.Module, input_size, out: RunDir) -> None:
         pass
 
 
-# What shapes the optimizer's state and the schedule: a resumed run must keep them, or the saved state would
-# not fit (other parameter groups) or would fit and be wrong (an Adam restarted from SGD's buffers).
-RESUME_FIXED = ("optimizer", "muon_layers", "decay_all", "lr_backbone", "freeze", "freeze_until", "schedule")
+# What the optimizer's and the schedule's saved state hold or are shaped by: a resumed run must keep them, or
+# the state would not fit (other parameter groups), would fit and be wrong (an Adam restarted from SGD's
+# buffers), or would silently win over the new value (the learning rate and momentum live in that state).
+RESUME_FIXED = (
+    *("optimizer", "muon_layers", "decay_all", "lr_backbone", "freeze", "freeze_until", "schedule"),
+    *("lr", "muon_lr", "momentum", "nesterov", "betas", "weight_decay"),
+)
 
 
 def _check_resume_settings(out: RunDir, cfg: TrainConfig) -> None:
@@ -389,7 +394,7 @@ def _check_resume_settings(out: RunDir, cfg: TrainConfig) -> None:
     :data:`RESUME_FIXED` other than those it was trained with (its config.json)."""
     from .. import checkpoint as ckpt
 
-    saved, now = out.read_config() or {}, asdict(cfg)
+    saved, now = out.read_config() or {}, json.loads(json.dumps(asdict(cfg)))  # as config.json writes them
     differ = [f"{k}={saved[k]!r} (now {now[k]!r})" for k in RESUME_FIXED if k in saved and saved[k] != now[k]]
     if differ:
         raise ckpt.CheckpointError(
