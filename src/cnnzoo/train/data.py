@@ -28,6 +28,7 @@ class Data:
     val_y: torch.Tensor | None = None
     floats: bool = False  # float images, taken as they are (uint8 ones are scaled and normalised)
     layout: str = ""  # the layout a user's arrays came in (NCHW, NHWC, NHW); "" for a named dataset
+    how: str = ""  # a user's Dataset: read into memory, and why (fit's header)
 
 
 def resolve_data(data, data_dir: str | None = None) -> Data:

@@ -2,8 +2,10 @@
 
 - Arrays (numpy or torch): N×H×W, N×H×W×C (Keras) or N×C×H×W, the layout detected and said once; uint8
   images are scaled by cnnzoo (/255 and the card's normalisation), float images are taken as they are;
-  labels are integers of any dtype. A map-style ``Dataset`` that fits in memory is read into such arrays.
-  All of these run on the in-memory engine (:class:`~cnnzoo.train.sources.TensorBatches`).
+  labels are integers of any dtype. All of these run on the in-memory engine
+  (:class:`~cnnzoo.train.sources.TensorBatches`).
+- A map-style ``Dataset``: read into such arrays when it fits in memory, else streamed in the same batches
+  (:mod:`cnnzoo.train.mapstyle`; fit's header says which and why).
 - A ``DataLoader`` runs as its user built it (its batch size, workers, sampler): :class:`LoaderData`.
 - A dataset name, an ``ImageDataset`` or an image folder: as before (:func:`~cnnzoo.train.sources.resolve`).
 
@@ -15,22 +17,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import Dataset
 
+from ..config import TrainConfig
 from ..errors import ShapeError
 from .data import Data
+from .mapstyle import CHANNELS, Item, Streamed, batches_of, first_item, plan, read_items, stats_sample
 
 __all__ = ["LoaderData", "LoaderEval", "user_data", "as_images", "as_labels", "is_user_data", "loader_batch"]
 
-_CHANNELS = (1, 3, 4)
+TRAIN, VALIDATION = "the training Dataset", "the validation Dataset"
 
 
 @dataclass
 class LoaderData:
-    """A user's DataLoader: iterated as given every epoch; the card's input size from its first batch."""
+    """A user's DataLoader: iterated as given every epoch; the card's input size from its first batch. Or
+    a Dataset too large for memory (``loader`` is then a :class:`~cnnzoo.train.mapstyle.Streamed`)."""
 
     name: str
-    loader: object  # torch.utils.data.DataLoader (or any re-iterable of (images, labels) batches)
-    val: object  # (images, labels) tensors, a LoaderEval, or None
+    loader: object  # torch.utils.data.DataLoader (or any re-iterable of (images, labels) batches), Streamed
+    val: object  # (images, labels) tensors, a LoaderEval, a Streamed, or None
     channels: int
     size: tuple[int, int]
     classes: list[str]
@@ -39,6 +45,7 @@ class LoaderData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     test_x: None = None
+    how: str = ""  # a streamed Dataset: why (fit's header)
 
 
 class LoaderEval:
@@ -48,7 +55,7 @@ class LoaderEval:
         self.loader, self.device = loader, device
 
     def batches(self, batch_size: int | None = None):
-        for images, labels in self.loader:
+        for images, labels in batches_of(self.loader):
             x, _ = as_images(images)
             yield x.to(self.device), as_labels(labels, len(x)).to(self.device)
 
@@ -72,37 +79,50 @@ def loader_batch(images, labels, device: torch.device) -> tuple[torch.Tensor, to
 def is_user_data(data) -> bool:
     """Arrays, a Dataset or a DataLoader: data cnnzoo knows nothing about (no split, shift or flip unless
     asked)."""
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader
 
     if isinstance(data, (DataLoader, Dataset)) or _is_array(data):
         return True
     return isinstance(data, (tuple, list)) and len(data) == 2 and _is_array(data[0])
 
 
-def user_data(x, y=None, validation_data=None) -> Data | LoaderData:
+def user_data(x, y=None, validation_data=None, config: TrainConfig | None = None) -> Data | LoaderData:
     """``fit(model, x, y, validation_data=...)``'s data as a :class:`Data` (in memory) or a
     :class:`LoaderData`. ``x`` is arrays (with ``y``), an ``(images, labels)`` pair, a Dataset or a
-    DataLoader; ``validation_data`` is ``(images, labels)``, a Dataset or a DataLoader."""
-    from torch.utils.data import DataLoader, Dataset
+    DataLoader; ``validation_data`` is ``(images, labels)``, a Dataset or a DataLoader. With fit's
+    ``config`` a map-style Dataset (and a validation Dataset with it) is read into memory when it fits and
+    streamed when it does not (:mod:`cnnzoo.train.mapstyle`); without it (``evaluate``) it is read."""
+    from torch.utils.data import DataLoader
 
     if isinstance(x, DataLoader):
         return _loader_data(x, validation_data)
-    if isinstance(x, Dataset):
-        x, y = _read_dataset(x, "the training Dataset")
+    layout = how = ""
+    if _is_dataset(x):
+        first = first_item(x, TRAIN)
+        val = first_item(validation_data, VALIDATION) if _is_dataset(validation_data) else None
+        if val:
+            _same_shape(val.chw, first.chw)
+        if config is not None:
+            chosen = plan(len(x) + (len(validation_data) if val else 0), first, config)
+            if chosen.stream:
+                return _dataset_stream(x, first, validation_data, val, chosen.how)
+            how = chosen.how
+        x, y = read_items(x, range(len(x)), first, TRAIN)
+        layout = first.layout
+        if val:
+            validation_data = read_items(validation_data, range(len(validation_data)), val, VALIDATION)
+    elif isinstance(x, Dataset):
+        x, y = x.tensors
     elif y is None and isinstance(x, (tuple, list)) and len(x) == 2:
         x, y = x
     if y is None:
         raise ShapeError("fit(model, x, y): the labels y are missing (or pass an (images, labels) pair)")
-    images, layout = as_images(x)
+    images, found = as_images(x)
     labels = as_labels(y, len(images))
     val_x = val_y = None
     if validation_data is not None:
         val_x, val_y = _validation_tensors(validation_data)
-        if val_x.shape[1:] != images.shape[1:]:
-            raise ShapeError(
-                f"validation images are {tuple(val_x.shape[1:])} (C, H, W) but the training "
-                f"images are {tuple(images.shape[1:])}"
-            )
+        _same_shape(tuple(val_x.shape[1:]), tuple(images.shape[1:]))
     k = int(max(labels.max(), val_y.max() if val_y is not None and len(val_y) else 0)) + 1
     floats = images.dtype != torch.uint8
     mean, std = _stats(images)
@@ -118,17 +138,59 @@ def user_data(x, y=None, validation_data=None) -> Data | LoaderData:
         val_x=val_x,
         val_y=val_y,
         floats=floats,
-        layout=layout,
+        layout=layout or found,
+        how=how,
+    )
+
+
+def _is_dataset(data) -> bool:
+    """A map-style Dataset other than a TensorDataset of (images, labels), which is in memory already."""
+    from torch.utils.data import TensorDataset
+
+    tensors = isinstance(data, TensorDataset) and len(data.tensors) == 2
+    return isinstance(data, Dataset) and not tensors
+
+
+def _same_shape(val: tuple, train: tuple) -> None:
+    if tuple(val) != tuple(train):
+        raise ShapeError(
+            f"validation images are {tuple(val)} (C, H, W) but the training images are {tuple(train)}"
+        )
+
+
+def _dataset_stream(ds, first: Item, validation_data, val: Item | None, how: str) -> LoaderData:
+    """A Dataset too large for memory: its first item's size, a sample's statistics; make_sources builds
+    its DataLoader (and a validation Dataset's)."""
+    from torch.utils.data import DataLoader
+
+    from ..data import channel_stats
+
+    if val:
+        validation_data = Streamed(validation_data, val, VALIDATION)
+    elif isinstance(validation_data, DataLoader):
+        validation_data = LoaderEval(validation_data)
+    elif validation_data is not None:
+        validation_data = _validation_tensors(validation_data)
+        _same_shape(tuple(validation_data[0].shape[1:]), first.chw)
+    c = first.chw[0]
+    if first.dtype == torch.uint8:  # from a sample: all of a small Dataset, as the in-memory path has
+        mean, std = channel_stats(read_items(ds, stats_sample(len(ds)), first, TRAIN)[0])
+    else:
+        mean, std = (0.0,) * c, (1.0,) * c
+    floats = first.dtype != torch.uint8
+    streamed = Streamed(ds, first, TRAIN)
+    return LoaderData(
+        "Dataset", streamed, validation_data, c, first.chw[1:], [], first.layout, floats, mean, std, how=how
     )
 
 
 def _validation_tensors(validation_data) -> tuple[torch.Tensor, torch.Tensor]:
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader
 
     if isinstance(validation_data, DataLoader):
         validation_data = validation_data.dataset
     if isinstance(validation_data, Dataset):
-        validation_data = _read_dataset(validation_data, "the validation Dataset")
+        validation_data = _read_dataset(validation_data, VALIDATION)
     if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
         raise ShapeError(
             "validation_data must be (images, labels), a Dataset or a DataLoader, got "
@@ -142,7 +204,7 @@ def _loader_data(loader, validation_data) -> LoaderData:
     from torch.utils.data import DataLoader
 
     try:
-        first = next(iter(loader))
+        first = next(iter(batches_of(loader)))
     except StopIteration:
         raise ShapeError("the training DataLoader is empty") from None
     if not (isinstance(first, (tuple, list)) and len(first) == 2):
@@ -161,23 +223,11 @@ def _loader_data(loader, validation_data) -> LoaderData:
 
 
 def _read_dataset(ds, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A map-style Dataset's (images, labels), stacked: a TensorDataset's tensors directly."""
-    from torch.utils.data import TensorDataset
-
-    if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
+    """A map-style Dataset's (images, labels) in memory: a TensorDataset's tensors as they are."""
+    if not _is_dataset(ds):
         return ds.tensors
-    try:
-        n = len(ds)
-    except TypeError:
-        raise ShapeError(f"{what} has no length: wrap it in a DataLoader") from None
-    if n == 0:
-        raise ShapeError(f"{what} is empty")
-    items = [ds[i] for i in range(n)]
-    if not all(isinstance(it, (tuple, list)) and len(it) == 2 for it in items[:1]):
-        raise ShapeError(f"{what} must give (image, label) pairs")
-    xs = [torch.as_tensor(_numpy_ok(it[0])) for it in items]
-    ys = [int(it[1]) for it in items]
-    return torch.stack(xs), torch.tensor(ys)
+    first = first_item(ds, what)
+    return read_items(ds, range(len(ds)), first, what)
 
 
 def _numpy_ok(a):
@@ -214,9 +264,9 @@ def as_images(x) -> tuple[torch.Tensor, str]:
         return t[:, None], "NHW"
     if t.ndim != 4:
         raise ShapeError(f"images must be N×H×W, N×H×W×C or N×C×H×W, got shape {tuple(t.shape)}")
-    if t.shape[1] in _CHANNELS:
+    if t.shape[1] in CHANNELS:
         return t, "NCHW"
-    if t.shape[3] in _CHANNELS:
+    if t.shape[3] in CHANNELS:
         return t.permute(0, 3, 1, 2).contiguous(), "NHWC"
     raise ShapeError(f"images of shape {tuple(t.shape)} have neither 1, 3 nor 4 channels first or last")
 

@@ -304,8 +304,12 @@ def header(run: Run, pieces: Pieces, hflip: bool, channels_last: bool) -> str:
     """fit's one line: every choice it makes, the defaults included."""
     cfg, ds, card = run.cfg, run.data, run.card
     c, h, w = card.input_size
-    if isinstance(ds, LoaderData):
+    if isinstance(ds, LoaderData) and ds.how:
+        what = f"your Dataset, {ds.how} ({run.source.steps} batches of {run.batch}, {ds.layout} -> N×C×H×W)"
+    elif isinstance(ds, LoaderData):
         what = f"your DataLoader ({run.source.steps} batches of {run.batch or '?'}, {ds.layout})"
+    elif isinstance(ds, Data) and ds.how:
+        what = f"{len(run.train[0]):,} images from your Dataset, {ds.how} ({ds.layout} -> N×C×H×W)"
     elif isinstance(ds, Data) and ds.layout:
         what = f"{len(run.train[0]):,} images from your arrays ({ds.layout} -> N×C×H×W)"
     else:

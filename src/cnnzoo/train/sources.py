@@ -1,4 +1,5 @@
-"""Where the trainer's batches come from: the in-memory tensors, or an image folder streamed by workers.
+"""Where the trainer's batches come from: the in-memory tensors, an image folder streamed by workers, a
+user's DataLoader, or a user's Dataset too large for memory (streamed in the in-memory path's batches).
 
 Both give the epoch loop the same interface: ``steps`` (batches per epoch), ``epoch(e)`` (an iterator of
 this rank's (uint8 images, labels) batches on the device) and ``augment_generator(e)`` (the generator the
@@ -22,6 +23,7 @@ from . import distributed as ddp
 from .data import Data, epoch_generator, resolve_data, split, subset
 from .inputs import LoaderData, LoaderEval, is_user_data, loader_batch, user_data
 from .loop import evaluate_batches, evaluate_tensors, tensor_batches
+from .mapstyle import Streamed, batches_of, eval_loader, train_loader
 
 __all__ = [
     "TensorBatches",
@@ -59,16 +61,32 @@ class LoaderBatches:
         self.steps = max(1, len(loader)) if hasattr(loader, "__len__") else 1
 
     def epoch(self, epoch: int):
-        for images, labels in self.loader:
+        for images, labels in batches_of(self.loader):
             yield loader_batch(images, labels, self.device)
 
     def augment_generator(self, epoch: int) -> None:
         return None
 
 
+class DatasetBatches(LoaderBatches):
+    """A user's Dataset too large for memory, streamed in :class:`TensorBatches`'s batches (its loader's
+    :class:`~cnnzoo.train.mapstyle.EpochBatches`) with its augmentation draws: the same run as in memory."""
+
+    def __init__(self, loader, seed: int, info: ddp.DistInfo, device: torch.device):
+        super().__init__(loader, device)
+        self.seed, self.info = seed, info
+
+    def epoch(self, epoch: int):
+        self.loader.batch_sampler.set_epoch(epoch)
+        return super().epoch(epoch)
+
+    def augment_generator(self, epoch: int) -> torch.Generator:
+        return epoch_generator(self.seed, epoch, 1 + self.info.rank)
+
+
 @dataclass
 class Sources:
-    source: TensorBatches | StreamTrain | LoaderBatches  # the training batches
+    source: TensorBatches | StreamTrain | LoaderBatches | DatasetBatches  # the training batches
     train: tuple[torch.Tensor, torch.Tensor] | None  # the training tensors (None when streaming)
     val: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
     test: tuple[torch.Tensor, torch.Tensor] | StreamEval | None
@@ -81,7 +99,7 @@ def resolve(data, cfg: TrainConfig, y=None, validation_data=None) -> Data | Fold
     (:func:`~cnnzoo.train.inputs.user_data`); anything else in memory
     (:func:`~cnnzoo.train.data.resolve_data`)."""
     if y is not None or is_user_data(data):
-        return user_data(data, y, validation_data)
+        return user_data(data, y, validation_data, cfg)
     if validation_data is not None:
         raise CnnzooError(
             "validation_data is for your own arrays, Dataset or DataLoader; a named dataset "
@@ -125,6 +143,8 @@ def make_sources(
     ``--validation-split`` are the same seeded draws in memory and streaming."""
     if isinstance(ds, FolderStream):
         return _stream_sources(ds, card, cfg, info, device, hflip)
+    if isinstance(ds, LoaderData) and isinstance(ds.loader, Streamed):
+        return _dataset_sources(ds, cfg, info, device)
     if isinstance(ds, LoaderData):
         if isinstance(ds.val, LoaderEval):
             ds.val.device = device
@@ -186,6 +206,28 @@ def _stream_sources(
         return StreamEval(ds, items, size, info.rank, info.world_size, workers, device) if items else None
 
     return Sources(source, None, evaluation(val_items), evaluation(test_items), batch)
+
+
+def _dataset_sources(ds: LoaderData, cfg: TrainConfig, info: ddp.DistInfo, device: torch.device) -> Sources:
+    """A Dataset too large for memory: the in-memory path's ``--limit``, split and batches, on indices."""
+    train = ds.loader
+    idx = torch.arange(len(train.ds))
+    idx, _ = subset(idx, idx, cfg.limit, cfg.seed)
+    val = ds.val
+    if val is None:
+        idx, _, held, _ = split(idx, idx, cfg.validation_split, cfg.seed)
+        val = (
+            None if held is None else eval_loader(train.ds, held, train.first, train.what, cfg, info, device)
+        )
+    elif isinstance(val, Streamed):
+        val = eval_loader(val.ds, torch.arange(len(val.ds)), val.first, val.what, cfg, info, device)
+    if isinstance(val, LoaderEval):
+        val.device = device
+    elif val is not None and not isinstance(val, tuple):
+        val = LoaderEval(val, device)
+    batch = _global_batch(len(idx), cfg, info)
+    loader = train_loader(train.ds, idx, train.first, batch, cfg, info, device)
+    return Sources(DatasetBatches(loader, cfg.seed, info, device), None, val, None, batch)
 
 
 def evaluate_on(
