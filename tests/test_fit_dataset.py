@@ -6,7 +6,12 @@ The Dataset below counts its ``__getitem__`` calls and the images it handed out 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,7 +97,8 @@ def test_a_dataset_too_big_for_memory_is_streamed_in_the_same_batches(low_budget
 def test_a_streamed_split_and_validation_dataset_match_the_in_memory_ones(low_budget, monkeypatch):
     streamed, split = _fit(Counting(160), validation_split=0.2, limit=150)
     _, given = _fit(Counting(128), validation_data=Counting(64, seed=1))
-    assert "streamed" in split.result["header"] and "streamed" in given.result["header"]
+    assert "streamed" in split.result["header"]
+    assert "streamed: 128 + 64 images × 784 bytes" in given.result["header"]
     monkeypatch.undo()
     in_memory, split_read = _fit(Counting(160), validation_split=0.2, limit=150)
     _, given_read = _fit(Counting(128), validation_data=Counting(64, seed=1))
@@ -125,3 +131,40 @@ def test_the_budget_is_a_share_of_the_free_memory():
     budget, words = mapstyle.memory_budget("cpu")
     assert 0 < budget <= MEMORY_SHARE * available_memory() * 1.5  # the free memory moves between reads
     assert f"{MEMORY_SHARE:.0%} of the" in words
+
+
+# Two ranks streaming a Dataset (each its share of every global batch, of the validation set) must train
+# what one process trains reading it into memory.
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    sys.path.insert(0, sys.argv[2])
+    import cnnzoo.train.mapstyle as mapstyle
+    from test_fit_dataset import Counting, _fit
+
+    torch.set_num_threads(1)
+    mapstyle.memory_budget = lambda device: (1000, "1 kB")
+    model, history = _fit(Counting(128), validation_data=Counting(64, seed=1), epochs=2, bf16=False)
+    if os.environ["RANK"] == "0":
+        torch.save({"params": [p.detach() for p in model.parameters()], "history": history.history,
+                    "header": history.result["header"]}, sys.argv[1])
+    """
+)
+
+
+def test_two_ranks_streaming_train_what_one_process_reading_it_trains(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    args = [str(tmp_path / "ddp.pt"), str(Path(__file__).parent)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    assert "streamed" in ddp["header"]
+    torch.set_num_threads(1)
+    model, history = _fit(Counting(128), validation_data=Counting(64, seed=1), epochs=2, bf16=False)
+    for a, b in zip(ddp["params"], model.parameters(), strict=True):
+        torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=0)
+    assert ddp["history"]["val_accuracy"] == history.history["val_accuracy"]  # each image counted once
+    assert ddp["history"]["images"] == history.history["images"]

@@ -103,7 +103,7 @@ def user_data(x, y=None, validation_data=None, config: TrainConfig | None = None
         if val:
             _same_shape(val.chw, first.chw)
         if config is not None:
-            chosen = plan(len(x) + (len(validation_data) if val else 0), first, config)
+            chosen = plan((len(x), len(validation_data)) if val else (len(x),), first, config)
             if chosen.stream:
                 return _dataset_stream(x, first, validation_data, val, chosen.how)
             how = chosen.how

@@ -188,11 +188,11 @@ def memory_budget(device: str | None) -> tuple[int, str]:
     return int(MEMORY_SHARE * have), f"{MEMORY_SHARE:.0%} of the {_size(have)} {where}"
 
 
-def plan(n: int, first: Item, cfg: TrainConfig) -> Plan:
-    """Read ``n`` items like ``first`` into memory, or stream them: ``cfg.stream`` if set, else whether
-    they fit :func:`memory_budget`."""
-    need = n * first.nbytes
-    sizes = f"{n:,} images × {first.nbytes:,} bytes = {_size(need)}"
+def plan(counts: tuple[int, ...], first: Item, cfg: TrainConfig) -> Plan:
+    """Read the items (``counts``: the training Dataset's, and a validation Dataset's) into memory, or
+    stream them: ``cfg.stream`` if set, else whether they fit :func:`memory_budget`."""
+    need = sum(counts) * first.nbytes
+    sizes = f"{' + '.join(f'{n:,}' for n in counts)} images × {first.nbytes:,} bytes = {_size(need)}"
     if cfg.stream is not None:
         return Plan(
             cfg.stream, f"{'streamed' if cfg.stream else 'read into memory'}: stream={cfg.stream}, {sizes}"
