@@ -230,13 +230,13 @@ class TrainConfig:
         Rule(bool),
         help="per-epoch snapshots in DIR/snapshots/ (filters, feature maps, mistakes): `cnnzoo serve` replays them",
     )
-    # image folders: decode batches in worker processes instead of loading the folder into memory. None: only
-    # when the decoded folder would take more than a quarter of the available memory (cnnzoo.data.stream)
+    # image folders and fit's Datasets: read batches in worker processes instead of loading it all into memory.
+    # None: only when it would take more than a quarter of the available memory (data.stream, train.mapstyle)
     stream: bool | None = option(
         None,
         Rule(bool, optional=True),
-        help="image folders: decode batches in worker processes",
-        default_text="when the folder is too large for memory",
+        help="image folders (and fit's Datasets): decode batches in worker processes",
+        default_text="when the data is too large for memory",
     )
     # a streamed file that cannot be read (corrupt, truncated, empty) is an error naming it; off: skipped
     # with one warning line and counted in result.json's skipped_files
