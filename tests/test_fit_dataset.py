@@ -43,15 +43,15 @@ class Counting(Dataset):
         return image, int(self.y[i])
 
 
-def _net():
+def _net(channels=1):
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 4, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)
+        nn.Conv2d(channels, 4, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)
     )
 
 
-def _fit(data, y=None, **kw):
-    model = _net()
+def _fit(data, y=None, channels=1, **kw):
+    model = _net(channels)
     options = dict(epochs=1, batch_size=32, seed=0, workers=0, progress=False) | kw
     history = cnnzoo.fit(model, data, y, **options)
     return model, history
@@ -114,6 +114,33 @@ def test_worker_processes_give_the_same_run(low_budget):
     workers, history = _fit(Counting(96), workers=2)
     assert "streamed" in history.result["header"]
     assert _same(one, workers)
+
+
+class Items(Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+@pytest.mark.parametrize("kind", ["numpy H×W×C uint8", "float C×H×W"])
+def test_streamed_items_of_any_layout_train_as_their_arrays(kind, low_budget):
+    if kind.startswith("numpy"):
+        ds = synthetic(n_train=96, n_test=1, channels=3)
+        x, y = ds.train_images.permute(0, 2, 3, 1).numpy().copy(), ds.train_labels.numpy()
+    else:
+        x, y = (
+            torch.rand(96, 3, 28, 28, generator=torch.Generator().manual_seed(0)) * 4 - 2,
+            torch.arange(96) % 10,
+        )
+    streamed, history = _fit(Items(x, y), channels=3)
+    assert "streamed" in history.result["header"]
+    arrays, _ = _fit(x, y, channels=3)
+    assert _same(streamed, arrays)
 
 
 @pytest.mark.parametrize("stream, workers", [(False, 0), (True, 0), (True, 2)])

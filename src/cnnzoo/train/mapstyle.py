@@ -66,8 +66,7 @@ class Item:
         return math.prod(self.chw) * self.dtype.itemsize
 
 
-def _pair(ds, i: int, what: str):
-    item = ds[i]
+def _pair(item, i: int, what: str):
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
         raise ShapeError(f"{what} must give (image, label) pairs; item {i} is a {type(item).__name__}")
     return item
@@ -94,7 +93,7 @@ def first_item(ds, what: str) -> Item:
         raise ShapeError(f"{what} has no length: wrap it in a DataLoader") from None
     if n == 0:
         raise ShapeError(f"{what} is empty")
-    image, label = _pair(ds, 0, what)
+    image, label = _pair(ds[0], 0, what)
     t, shape = _tensor(image), tuple(_tensor(image).shape)
     if len(shape) == 2:
         layout, chw = "NHW", (1, *shape)
@@ -126,13 +125,13 @@ def _as_chw(first: Item, image, i: int, what: str) -> torch.Tensor:
             f"{what}'s item {i} is an image of shape {tuple(t.shape)} but item 0's is "
             f"{tuple(first.image.shape)}: every image must have the same shape"
         )
-    if first.dtype == torch.uint8 and t.dtype != torch.uint8:
-        if (
-            t.is_floating_point()
-            or t.dtype not in _INTEGERS
-            or (t.numel() and (t.min() < 0 or t.max() > 255))
-        ):
-            raise ShapeError(f"{what}'s item {i} is not an image of integers 0..255 as item 0 is")
+    if first.dtype == torch.float32:
+        ok, kind = t.is_floating_point(), "floats"
+    else:
+        small = t.dtype in _INTEGERS and (not t.numel() or (0 <= t.min() and t.max() <= 255))
+        ok, kind = t.dtype == torch.uint8 or small, "integers 0..255"
+    if not ok:
+        raise ShapeError(f"{what}'s item {i} is not an image of {kind}" + (" as item 0 is" if i else ""))
     if first.layout == "NHW":
         return t[None]
     return t.permute(2, 0, 1) if first.layout == "NHWC" else t
@@ -150,7 +149,9 @@ def read_items(ds, indices, first: Item, what: str) -> tuple[torch.Tensor, torch
     images = torch.empty((len(indices), *first.chw), dtype=first.dtype)
     labels = torch.empty(len(indices), dtype=torch.int64)
     for k, i in enumerate(indices):  # no name holds an item: it is freed as soon as it is copied
-        _fill(first, images, labels, k, i, (first.image, first.label) if i == 0 else _pair(ds, i, what), what)
+        _fill(
+            first, images, labels, k, i, (first.image, first.label) if i == 0 else _pair(ds[i], i, what), what
+        )
     return images, labels
 
 
@@ -257,11 +258,7 @@ class _Collate:
         labels = torch.empty(len(batch), dtype=torch.int64)
         try:
             for k, (i, item) in enumerate(batch):
-                if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                    raise ShapeError(
-                        f"{self.what} must give (image, label) pairs; item {i} is a {type(item).__name__}"
-                    )
-                _fill(self.first, images, labels, k, i, item, self.what)
+                _fill(self.first, images, labels, k, i, _pair(item, i, self.what), self.what)
         except ShapeError as e:
             return e
         return images, labels
@@ -275,14 +272,17 @@ def batches_of(loader):
         yield batch
 
 
-def _loader(ds, first: Item, what: str, cfg: TrainConfig, device: torch.device, **kw) -> DataLoader:
+def _loader(
+    ds, first: Item, what: str, cfg: TrainConfig, device: torch.device, train: bool, **kw
+) -> DataLoader:
+    """Training keeps its workers from epoch to epoch (as a streamed folder's do); evaluation starts them."""
     workers = default_workers() if cfg.workers is None else cfg.workers
     return DataLoader(
         _Indexed(ds),
         num_workers=workers,
         collate_fn=_Collate(first, what),
         pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
+        persistent_workers=train and workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),  # the workers' seeds: not the global RNG's draws
         **kw,
     )
@@ -300,7 +300,7 @@ def train_loader(
     """Items ``indices`` of ``ds`` in :class:`EpochBatches` of the global ``batch``, read by ``cfg.workers``
     worker processes (None: this process's share of the cores, at most 8; 0: read here)."""
     sampler = EpochBatches(indices, batch, cfg.seed, info)
-    return _loader(ds, first, "the training Dataset", cfg, device, batch_sampler=sampler)
+    return _loader(ds, first, "the training Dataset", cfg, device, True, batch_sampler=sampler)
 
 
 def eval_loader(
@@ -314,4 +314,4 @@ def eval_loader(
 ) -> DataLoader:
     """Items ``indices`` of ``ds`` in order, this rank's share, in batches of ``cfg.eval_batch_size``."""
     share = ddp.shard(indices, info).tolist()
-    return _loader(ds, first, what, cfg, device, batch_size=cfg.eval_batch_size, sampler=share)
+    return _loader(ds, first, what, cfg, device, False, batch_size=cfg.eval_batch_size, sampler=share)
