@@ -195,3 +195,12 @@ def test_two_ranks_streaming_train_what_one_process_reading_it_trains(tmp_path):
         torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=0)
     assert ddp["history"]["val_accuracy"] == history.history["val_accuracy"]  # each image counted once
     assert ddp["history"]["images"] == history.history["images"]
+
+
+def test_a_resumed_streamed_run_continues_it(low_budget, tmp_path):
+    steady = dict(schedule="constant", out=tmp_path / "run")  # a schedule that does not depend on epochs=
+    whole, _ = _fit(Counting(96), epochs=2, schedule="constant")
+    _fit(Counting(96), epochs=1, **steady)
+    resumed, history = _fit(Counting(96), epochs=2, resume=True, **steady)
+    assert "streamed" in history.result["header"] and len(history.epochs) == 2
+    assert _same(whole, resumed)

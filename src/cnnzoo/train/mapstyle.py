@@ -79,6 +79,8 @@ def _tensor(a) -> torch.Tensor:
 
 
 def _label(value, i: int, what: str) -> int:
+    if type(value) is int:
+        return value
     t = _tensor(value)
     if t.numel() != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ShapeError(f"{what}'s item {i} has label {value!r}: labels must be integer class indices")
