@@ -69,9 +69,11 @@ def test_random_stacks_match_the_gradient(steps):
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(p.abs() + 0.1)
-        out_shape = net(x).shape
-    if min(out_shape[2:]) < 1:
-        return
+        try:
+            out_shape = net(x).shape
+        except RuntimeError:  # torch's "output size is too small": a stack the input cannot go through
+            assume(False)
+    assume(min(out_shape[2:]) >= 1)
     s = summary(net, (C, side, side))
     rf = s.layers[-1].receptive_field.to_dict()
     i = out_shape[2] // 2

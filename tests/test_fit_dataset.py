@@ -179,6 +179,7 @@ DDP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_ranks_streaming_train_what_one_process_reading_it_trains(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)

@@ -41,6 +41,7 @@ def test_python_resume_with_another_optimizer_is_refused(run):
     assert len(history.epochs) == 2  # the same settings resume, after the epoch it had
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST files not found")
 @pytest.mark.parametrize("flag, value", [("--schedule", "cosine"), ("--lr", "0.001")])
 def test_cli_resume_with_another_schedule_or_lr_is_one_line(tmp_path, flag, value):

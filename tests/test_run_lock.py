@@ -70,6 +70,7 @@ def _one_line_refusal(done: subprocess.CompletedProcess, pid: int) -> None:
     assert len(lines) == 1 and f"is being trained by pid {pid}" in lines[0], done.stderr[-800:]
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_a_second_library_fit_is_refused_and_kill_9_frees_the_lock(tmp_path):
     out = tmp_path / "run"
@@ -90,6 +91,7 @@ def test_a_second_library_fit_is_refused_and_kill_9_frees_the_lock(tmp_path):
         assert lock_holder(out) == os.getpid()
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_cli_resume_is_refused_while_a_library_fit_holds_the_run(tmp_path):
     out = tmp_path / "run"
@@ -106,6 +108,7 @@ def test_cli_resume_is_refused_while_a_library_fit_holds_the_run(tmp_path):
     assert lock_holder(out) is None
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_library_fit_is_refused_while_the_cli_trains_the_run(tmp_path):
     out = tmp_path / "run"
