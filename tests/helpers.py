@@ -79,3 +79,31 @@ def serving(app) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(timeout=30)
+
+
+# i18n.js run as a browser would, with the few globals it touches at load stubbed: its two string tables.
+_I18N_NODE = """
+const vm = require("vm"), fs = require("fs");
+const none = () => null, nodes = () => [];
+const document = {querySelector: none, querySelectorAll: nodes, documentElement: {}, createElement: none};
+const ctx = {document, location: {search: "", href: "http://x/"}, URLSearchParams, URL, Node: {TEXT_NODE: 3},
+             localStorage: {getItem: none, setItem: none}, history: {}, CustomEvent: Object};
+vm.createContext(ctx);
+vm.runInContext(fs.readFileSync(process.argv[2], "utf8") + ";globalThis.__strings = STRINGS;", ctx);
+process.stdout.write(JSON.stringify(ctx.__strings));
+"""
+
+
+def i18n_strings(tmp_path: Path) -> dict[str, dict[str, str]]:
+    """The web pages' string tables (``STRINGS.en``, ``STRINGS.zh`` of i18n.js), read by Node."""
+    import json
+    import subprocess
+
+    from cnnzoo.web.pages import STATIC
+
+    script = tmp_path / "i18n-strings.js"
+    script.write_text(_I18N_NODE)
+    run = subprocess.run(
+        ["node", str(script), str(STATIC / "i18n.js")], capture_output=True, text=True, check=True
+    )
+    return json.loads(run.stdout)

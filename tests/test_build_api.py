@@ -5,16 +5,15 @@ numbers (cnnzoo.models.layererrors.MESSAGES)."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from helpers import i18n_strings
 from torch import nn
 
 from cnnzoo.models.layererrors import MESSAGES
@@ -238,28 +237,10 @@ def test_an_error_answers_its_code_values_and_both_languages(client):
     assert collapse["error"]["reasons"]["zh"] == "4×4 的特征图对这个卷积核太小（特征图会坍缩）"
 
 
-_NODE = """
-const vm = require("vm"), fs = require("fs");
-const none = () => null, nodes = () => [];
-const document = {querySelector: none, querySelectorAll: nodes, documentElement: {}, createElement: none};
-const ctx = {document, location: {search: "", href: "http://x/"}, URLSearchParams, URL, Node: {TEXT_NODE: 3},
-             localStorage: {getItem: none, setItem: none}, history: {}, CustomEvent: Object};
-vm.createContext(ctx);
-vm.runInContext(fs.readFileSync(process.argv[2], "utf8") + ";globalThis.__zh = STRINGS.zh;", ctx);
-process.stdout.write(JSON.stringify(ctx.__zh));
-"""
-
-
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_the_messages_name_the_kinds_and_fields_as_the_page_does(tmp_path):
     from cnnzoo.models.layererrors import FIELD_NAMES, KIND_NAMES
-    from cnnzoo.web.pages import STATIC
 
-    script = tmp_path / "zh.js"
-    script.write_text(_NODE)
-    run = subprocess.run(
-        ["node", str(script), str(STATIC / "i18n.js")], capture_output=True, text=True, check=True
-    )
-    page = json.loads(run.stdout)
+    page = i18n_strings(tmp_path)["zh"]
     assert {k: page[f"build.kind.{k}"] for k in KIND_NAMES["zh"]} == KIND_NAMES["zh"]
     assert {f: page[f"build.f.{f}"] for f in FIELD_NAMES["zh"]} == FIELD_NAMES["zh"]

@@ -8,28 +8,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers import i18n_strings
 
 from cnnzoo.web import create_app, load_session
 from cnnzoo.web.pages import STATIC, find_pages, page_router
 
 PAGES = find_pages()
-# i18n.js run as a browser would, with the few globals it touches at load stubbed: its two tables' keys.
-_NODE = """
-const vm = require("vm"), fs = require("fs");
-const none = () => null, nodes = () => [];
-const document = {querySelector: none, querySelectorAll: nodes, documentElement: {}, createElement: none};
-const ctx = {document, location: {search: "", href: "http://x/"}, URLSearchParams, URL, Node: {TEXT_NODE: 3},
-             localStorage: {getItem: none, setItem: none}, history: {}, CustomEvent: Object};
-vm.createContext(ctx);
-vm.runInContext(fs.readFileSync(process.argv[2], "utf8") + ";globalThis.__keys = {en: Object.keys(STRINGS.en), zh: Object.keys(STRINGS.zh)};", ctx);
-process.stdout.write(JSON.stringify(ctx.__keys));
-"""
 
 
 class _Header(HTMLParser):
@@ -76,12 +65,7 @@ def test_every_page_is_served_with_every_page_in_its_nav(client, page):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_every_page_has_its_strings_in_both_languages(tmp_path):
-    script = tmp_path / "keys.js"
-    script.write_text(_NODE)
-    out = subprocess.run(
-        ["node", str(script), str(STATIC / "i18n.js")], capture_output=True, text=True, check=True
-    )
-    keys = json.loads(out.stdout)
+    keys = i18n_strings(tmp_path)
     assert set(keys["en"]) == set(keys["zh"]) and len(keys["en"]) > 100
     for page in PAGES:
         needed = [f"nav.{page.id}"] + ([f"brand.{page.id}"] if page.file else [])
