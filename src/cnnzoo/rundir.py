@@ -126,14 +126,18 @@ def _take_handed(fd: int) -> int:
     return handed
 
 
+def _write_pid(fd: int, pid: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{pid}\n".encode(), 0)
+
+
 @contextmanager
 def run_lock(run: str | os.PathLike) -> Iterator[None]:
     """Hold ``run``'s writer lock (creating the folder) while the block runs; :class:`RunBusyError` when a
     live process holds it (this one included, outside a lock its parent handed to it)."""
     fd = _lock(Path(run))
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _write_pid(fd, os.getpid())
         try:
             yield
         finally:
@@ -152,8 +156,7 @@ class HandedLock:
 
     def started(self, pid: int) -> None:
         """Name the child as the holder (it writes its pid again when its :func:`run_lock` takes over)."""
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+        _write_pid(self.fd, pid)
 
 
 @contextmanager

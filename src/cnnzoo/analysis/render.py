@@ -129,8 +129,9 @@ def _fitting(
 def _table(title: str | None, columns: tuple[str, ...], rows: list[list[str]], width: int | None):
     keep, dropped = _fitting(columns, rows, width)
     table = Table(title=title, title_justify="left", header_style="bold")
+    numeric = _numeric()
     for col in keep:
-        table.add_column(col, justify="right" if col in _numeric() else "left", overflow="fold")
+        table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
     index = [columns.index(c) for c in keep]
     for r in rows:
         table.add_row(*(r[i] for i in index))

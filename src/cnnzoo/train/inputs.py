@@ -22,7 +22,17 @@ from torch.utils.data import Dataset
 from ..config import TrainConfig
 from ..errors import ShapeError
 from .data import Data
-from .mapstyle import CHANNELS, Item, Streamed, batches_of, first_item, plan, read_items, stats_sample
+from .mapstyle import (
+    Item,
+    Streamed,
+    batches_of,
+    first_item,
+    pixel_dtype,
+    pixel_layout,
+    plan,
+    read_items,
+    stats_sample,
+)
 
 __all__ = ["LoaderData", "LoaderEval", "user_data", "as_images", "as_labels", "is_user_data", "loader_batch"]
 
@@ -245,30 +255,21 @@ def as_images(x) -> tuple[torch.Tensor, str]:
     if not _is_array(x):
         raise ShapeError(f"images must be a numpy array or a torch tensor, got {type(x).__name__}")
     t = x if isinstance(x, torch.Tensor) else torch.from_numpy(_numpy_ok(x))
-    if t.dtype != torch.uint8:
-        if t.is_floating_point():
-            t = t.float()
-        elif (
-            t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)
-            and len(t)
-            and 0 <= t.min()
-            and t.max() <= 255
-        ):
-            t = t.to(torch.uint8)  # integer pixels in 0..255
-        else:
-            raise ShapeError(
-                f"images must be uint8 (0..255, scaled by cnnzoo) or float (taken as is), got "
-                f"{str(t.dtype).removeprefix('torch.')}"
-            )
-    if t.ndim == 3:
-        return t[:, None], "NHW"
-    if t.ndim != 4:
+    if t.ndim not in (3, 4):
         raise ShapeError(f"images must be N×H×W, N×H×W×C or N×C×H×W, got shape {tuple(t.shape)}")
-    if t.shape[1] in CHANNELS:
-        return t, "NCHW"
-    if t.shape[3] in CHANNELS:
-        return t.permute(0, 3, 1, 2).contiguous(), "NHWC"
-    raise ShapeError(f"images of shape {tuple(t.shape)} have neither 1, 3 nor 4 channels first or last")
+    layout, _ = pixel_layout(tuple(t.shape[1:]), "images")
+    if pixel_dtype(t, "images") == torch.float32:
+        t = t.float()
+    elif t.dtype != torch.uint8:
+        if len(t) and not (0 <= t.min() and t.max() <= 255):
+            kind = str(t.dtype).removeprefix("torch.")
+            raise ShapeError(
+                f"images must be uint8 (0..255, scaled by cnnzoo) or float, got {kind} beyond 0..255"
+            )
+        t = t.to(torch.uint8)  # integer pixels in 0..255
+    if layout == "NHW":
+        return t[:, None], layout
+    return (t.permute(0, 3, 1, 2).contiguous() if layout == "NHWC" else t), layout
 
 
 def as_labels(y, n: int) -> torch.Tensor:

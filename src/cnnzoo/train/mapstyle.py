@@ -33,6 +33,8 @@ from .memory import memory_limit
 __all__ = [
     "CHANNELS",
     "Item",
+    "pixel_dtype",
+    "pixel_layout",
     "Plan",
     "Streamed",
     "first_item",
@@ -87,6 +89,29 @@ def _label(value, i: int, what: str) -> int:
     return int(t)
 
 
+def pixel_layout(shape: tuple[int, ...], what: str) -> tuple[str, tuple[int, int, int]]:
+    """One image's layout, named as a batch of them is ("NHW", "NCHW", "NHWC"), and its C×H×W."""
+    if len(shape) == 2:
+        return "NHW", (1, *shape)
+    if len(shape) == 3 and shape[0] in CHANNELS:
+        return "NCHW", shape
+    if len(shape) == 3 and shape[2] in CHANNELS:
+        return "NHWC", (shape[2], shape[0], shape[1])
+    raise ShapeError(f"{what} must be H×W, H×W×C or C×H×W with 1, 3 or 4 channels, got {shape}")
+
+
+def pixel_dtype(t: torch.Tensor, what: str) -> torch.dtype:
+    """What images of ``t``'s dtype are held as: uint8 (integer pixels, 0..255) or float32 (taken as is)."""
+    if t.is_floating_point():
+        return torch.float32
+    if t.dtype == torch.uint8 or t.dtype in _INTEGERS:
+        return torch.uint8
+    raise ShapeError(
+        f"{what} must be uint8 (0..255, scaled by cnnzoo) or float (taken as is), got "
+        f"{str(t.dtype).removeprefix('torch.')}"
+    )
+
+
 def first_item(ds, what: str) -> Item:
     """Item 0 of ``ds``, checked: an (image, label) pair, an H×W, H×W×C or C×H×W image, uint8 or float."""
     try:
@@ -96,27 +121,10 @@ def first_item(ds, what: str) -> Item:
     if n == 0:
         raise ShapeError(f"{what} is empty")
     image, label = _pair(ds[0], 0, what)
-    t, shape = _tensor(image), tuple(_tensor(image).shape)
-    if len(shape) == 2:
-        layout, chw = "NHW", (1, *shape)
-    elif len(shape) == 3 and shape[0] in CHANNELS:
-        layout, chw = "NCHW", shape
-    elif len(shape) == 3 and shape[2] in CHANNELS:
-        layout, chw = "NHWC", (shape[2], shape[0], shape[1])
-    else:
-        raise ShapeError(
-            f"{what}'s images must be H×W, H×W×C or C×H×W (1, 3 or 4 channels), item 0 is {shape}"
-        )
-    if t.is_floating_point():
-        dtype = torch.float32
-    elif t.dtype == torch.uint8 or t.dtype in _INTEGERS:
-        dtype = torch.uint8
-    else:
-        raise ShapeError(
-            f"{what}'s images must be uint8 (0..255, scaled by cnnzoo) or float (taken as is), got "
-            f"{str(t.dtype).removeprefix('torch.')}"
-        )
-    return Item(t, _label(label, 0, what), layout, tuple(chw), dtype)
+    t = _tensor(image)
+    layout, chw = pixel_layout(tuple(t.shape), f"{what}'s images")
+    dtype = pixel_dtype(t, f"{what}'s images")
+    return Item(t, _label(label, 0, what), layout, chw, dtype)
 
 
 def _as_chw(first: Item, image, i: int, what: str) -> torch.Tensor:
